@@ -61,7 +61,11 @@ type Machine struct {
 	Port         int               `json:"port,omitempty"`
 	IdentityFile string            `json:"identity_file,omitempty"`
 	Labels       map[string]string `json:"labels,omitempty"`
-	Pos          Pos               `json:"-"`
+	// Local marks the machine adora runs on: it is managed directly (local
+	// processes and files), without SSH. The embedded default cluster has
+	// one such machine.
+	Local bool `json:"local,omitempty"`
+	Pos   Pos  `json:"-"`
 }
 
 // DataflowRef names a dataflow the cluster should run. Path is relative to
