@@ -1,0 +1,609 @@
+// Package wsconn runs one control-plane WebSocket connection: exactly one
+// reader and one writer goroutine, ping/pong deadlines, the 1 MiB frame
+// limit, request/reply correlation and the hello handshake. The
+// coordinator, the daemon and the client library all speak through it.
+//
+// A malformed or oversized frame closes the connection it arrived on and
+// nothing else.
+package wsconn
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/adora-rs/adora/internal/version"
+	"github.com/adora-rs/adora/runtime/proto"
+)
+
+// ErrClosed is returned by operations on a closed connection.
+var ErrClosed = errors.New("connection closed")
+
+// RemoteError is an error reply from the peer.
+type RemoteError struct{ Msg string }
+
+func (e *RemoteError) Error() string { return e.Msg }
+
+// Handler receives every request and event from the peer (replies are
+// routed to Request callers). It runs on the reader goroutine: it must not
+// block for long; work that takes time belongs on a goroutine the handler's
+// owner starts, which answers later with Conn.Reply.
+type Handler func(c *Conn, e *proto.Envelope)
+
+// Options tune a connection; zero values take the proto defaults.
+type Options struct {
+	PingInterval time.Duration
+	PongWait     time.Duration
+	WriteWait    time.Duration
+	// QueueLen is the outgoing frame queue length (default 256).
+	QueueLen int
+	Logger   *slog.Logger
+}
+
+func (o *Options) defaults() {
+	if o.PingInterval <= 0 {
+		o.PingInterval = proto.PingInterval
+	}
+	if o.PongWait <= 0 {
+		o.PongWait = proto.PongWait
+	}
+	if o.WriteWait <= 0 {
+		o.WriteWait = proto.WriteWait
+	}
+	if o.QueueLen <= 0 {
+		o.QueueLen = 256
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Conn is a running connection. Its methods are safe for concurrent use.
+type Conn struct {
+	ws      *websocket.Conn
+	opts    Options
+	handler Handler
+	out     chan []byte
+	done    chan struct{} // closed when the connection is finished
+	stop    chan struct{} // closed by Close
+	wg      sync.WaitGroup
+	nextID  atomic.Uint64
+
+	mu        sync.Mutex
+	pending   map[uint64]chan *proto.Envelope
+	err       error
+	closeOnce sync.Once
+	stopOnce  sync.Once
+}
+
+// Start wraps an upgraded (and handshaken) WebSocket and starts its reader
+// and writer goroutines. Close stops them and waits.
+func Start(ws *websocket.Conn, h Handler, opts Options) *Conn {
+	opts.defaults()
+	c := &Conn{
+		ws:      ws,
+		opts:    opts,
+		handler: h,
+		out:     make(chan []byte, opts.QueueLen),
+		done:    make(chan struct{}),
+		stop:    make(chan struct{}),
+		pending: make(map[uint64]chan *proto.Envelope),
+	}
+	ws.SetReadLimit(proto.MaxMessageSize)
+	c.wg.Add(2)
+	go c.readLoop()
+	go c.writeLoop()
+	return c
+}
+
+// RemoteAddr is the peer's network address.
+func (c *Conn) RemoteAddr() string { return c.ws.RemoteAddr().String() }
+
+// Done is closed when the connection has ended for any reason.
+func (c *Conn) Done() <-chan struct{} { return c.done }
+
+// Err says why the connection ended (nil while it runs or after Close).
+func (c *Conn) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// Close ends the connection and waits for its goroutines.
+func (c *Conn) Close() error {
+	c.stopOnce.Do(func() { close(c.stop) })
+	c.finish(nil)
+	c.wg.Wait()
+	return nil
+}
+
+// finish records the reason, closes the socket and fails pending requests.
+func (c *Conn) finish(reason error) {
+	c.closeOnce.Do(func() {
+		c.mu.Lock()
+		c.err = reason
+		pend := c.pending
+		c.pending = nil
+		c.mu.Unlock()
+		for _, ch := range pend {
+			close(ch)
+		}
+		close(c.done)
+		// Unblock the reader; the writer sees done.
+		c.ws.SetReadDeadline(time.Now())
+	})
+}
+
+func (c *Conn) readLoop() {
+	defer c.wg.Done()
+	c.ws.SetReadDeadline(time.Now().Add(c.opts.PongWait))
+	c.ws.SetPongHandler(func(string) error {
+		return c.ws.SetReadDeadline(time.Now().Add(c.opts.PongWait))
+	})
+	for {
+		mt, frame, err := c.ws.ReadMessage()
+		if err != nil {
+			c.finish(readError(err))
+			return
+		}
+		c.ws.SetReadDeadline(time.Now().Add(c.opts.PongWait))
+		if mt != websocket.TextMessage {
+			c.closeWith(websocket.CloseUnsupportedData, "binary frames are not supported")
+			return
+		}
+		e, err := proto.Decode(frame)
+		if err != nil {
+			c.closeWith(websocket.CloseProtocolError, err.Error())
+			return
+		}
+		if e.IsReply() {
+			c.deliver(e)
+			continue
+		}
+		if c.handler != nil {
+			c.handler(c, e)
+		}
+	}
+}
+
+func readError(err error) error {
+	if errors.Is(err, websocket.ErrReadLimit) {
+		return fmt.Errorf("peer sent a frame over %d bytes: %w", proto.MaxMessageSize, err)
+	}
+	var ce *websocket.CloseError
+	if errors.As(err, &ce) && (ce.Code == websocket.CloseNormalClosure || ce.Code == websocket.CloseGoingAway) {
+		return nil
+	}
+	return err
+}
+
+// closeWith sends a close frame (best effort) and ends the connection.
+func (c *Conn) closeWith(code int, text string) {
+	if len(text) > 120 {
+		text = text[:120]
+	}
+	c.opts.Logger.Warn("closing connection", "remote", c.RemoteAddr(), "reason", text)
+	msg := websocket.FormatCloseMessage(code, text)
+	_ = c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
+	c.finish(fmt.Errorf("%s", text))
+}
+
+func (c *Conn) deliver(e *proto.Envelope) {
+	c.mu.Lock()
+	ch, ok := c.pending[e.ReplyTo]
+	delete(c.pending, e.ReplyTo)
+	c.mu.Unlock()
+	if ok {
+		ch <- e // buffered 1
+	}
+}
+
+func (c *Conn) writeLoop() {
+	defer c.wg.Done()
+	defer c.ws.Close()
+	ping := time.NewTicker(c.opts.PingInterval)
+	defer ping.Stop()
+	for {
+		select {
+		case frame := <-c.out:
+			c.ws.SetWriteDeadline(time.Now().Add(c.opts.WriteWait))
+			if err := c.ws.WriteMessage(websocket.TextMessage, frame); err != nil {
+				c.finish(fmt.Errorf("write: %w", err))
+				return
+			}
+		case <-ping.C:
+			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.opts.WriteWait)); err != nil {
+				c.finish(fmt.Errorf("ping: %w", err))
+				return
+			}
+		case <-c.done:
+			c.drain()
+			return
+		}
+	}
+}
+
+// drain writes frames still queued (best effort) and a close frame, so a
+// reply sent just before Close reaches the peer.
+func (c *Conn) drain() {
+	deadline := time.Now().Add(time.Second)
+	for {
+		select {
+		case frame := <-c.out:
+			c.ws.SetWriteDeadline(deadline)
+			if c.ws.WriteMessage(websocket.TextMessage, frame) != nil {
+				return
+			}
+		default:
+			_ = c.ws.WriteControl(websocket.CloseMessage,
+				websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), deadline)
+			return
+		}
+	}
+}
+
+// enqueue queues a frame, waiting for room until ctx ends.
+func (c *Conn) enqueue(ctx context.Context, e *proto.Envelope) error {
+	frame, err := proto.Encode(e)
+	if err != nil {
+		return err
+	}
+	select {
+	case <-c.done:
+		return ErrClosed
+	default:
+	}
+	select {
+	case c.out <- frame:
+		return nil
+	case <-c.done:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Send sends an event (no reply expected).
+func (c *Conn) Send(ctx context.Context, t proto.Type, payload any) error {
+	e, err := proto.NewEnvelope(t, payload)
+	if err != nil {
+		return err
+	}
+	return c.enqueue(ctx, e)
+}
+
+// TrySend sends an event only if the outgoing queue has room; it reports
+// whether the event was queued. For fan-out to possibly slow peers.
+func (c *Conn) TrySend(t proto.Type, payload any) bool {
+	e, err := proto.NewEnvelope(t, payload)
+	if err != nil {
+		return false
+	}
+	frame, err := proto.Encode(e)
+	if err != nil {
+		return false
+	}
+	select {
+	case <-c.done:
+		return false
+	default:
+	}
+	select {
+	case c.out <- frame:
+		return true
+	default:
+		return false
+	}
+}
+
+// Reply answers request req: with err as an error reply when err != nil,
+// else with payload (nil for an empty proto.TypeReply).
+func (c *Conn) Reply(ctx context.Context, req *proto.Envelope, t proto.Type, payload any, err error) error {
+	if req.ID == 0 {
+		return nil // an event: nothing to answer
+	}
+	var e *proto.Envelope
+	if err != nil {
+		e = &proto.Envelope{Type: proto.TypeReply, Error: err.Error()}
+	} else {
+		if t == "" {
+			t = proto.TypeReply
+		}
+		var encErr error
+		e, encErr = proto.NewEnvelope(t, payload)
+		if encErr != nil {
+			e = &proto.Envelope{Type: proto.TypeReply, Error: encErr.Error()}
+		}
+	}
+	e.ReplyTo = req.ID
+	return c.enqueue(ctx, e)
+}
+
+// Request sends a request and waits for its reply, decoding the payload
+// into out (which may be nil). An error reply comes back as *RemoteError.
+func (c *Conn) Request(ctx context.Context, t proto.Type, payload, out any) error {
+	e, err := proto.NewEnvelope(t, payload)
+	if err != nil {
+		return err
+	}
+	e.ID = c.nextID.Add(1)
+	ch := make(chan *proto.Envelope, 1)
+	c.mu.Lock()
+	if c.pending == nil {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	c.pending[e.ID] = ch
+	c.mu.Unlock()
+	if err := c.enqueue(ctx, e); err != nil {
+		c.forget(e.ID)
+		return err
+	}
+	select {
+	case r, ok := <-ch:
+		if !ok {
+			return c.closedErr()
+		}
+		return replyResult(r, out)
+	case <-ctx.Done():
+		c.forget(e.ID)
+		return ctx.Err()
+	}
+}
+
+// StartRequest sends a request whose replies and follow-up events the
+// caller will watch itself; it returns the request ID and a channel that
+// receives the reply (closed if the connection ends first).
+func (c *Conn) StartRequest(ctx context.Context, t proto.Type, payload any) (uint64, <-chan *proto.Envelope, error) {
+	e, err := proto.NewEnvelope(t, payload)
+	if err != nil {
+		return 0, nil, err
+	}
+	e.ID = c.nextID.Add(1)
+	ch := make(chan *proto.Envelope, 1)
+	c.mu.Lock()
+	if c.pending == nil {
+		c.mu.Unlock()
+		return 0, nil, ErrClosed
+	}
+	c.pending[e.ID] = ch
+	c.mu.Unlock()
+	if err := c.enqueue(ctx, e); err != nil {
+		c.forget(e.ID)
+		return 0, nil, err
+	}
+	return e.ID, ch, nil
+}
+
+// Result decodes a reply envelope obtained from StartRequest.
+func Result(r *proto.Envelope, out any) error { return replyResult(r, out) }
+
+func replyResult(r *proto.Envelope, out any) error {
+	if r.Error != "" {
+		return &RemoteError{Msg: r.Error}
+	}
+	if out == nil {
+		return nil
+	}
+	return r.Into(out)
+}
+
+func (c *Conn) closedErr() error {
+	if err := c.Err(); err != nil {
+		return fmt.Errorf("%w: %w", ErrClosed, err)
+	}
+	return ErrClosed
+}
+
+func (c *Conn) forget(id uint64) {
+	c.mu.Lock()
+	if c.pending != nil {
+		delete(c.pending, id)
+	}
+	c.mu.Unlock()
+}
+
+// ---- handshake -----------------------------------------------------------
+
+// Endpoint is where a coordinator listens.
+type Endpoint struct {
+	Addr  string // IP address or hostname
+	Port  int
+	Token string // bearer token; empty when auth is off
+}
+
+// URL returns the ws:// URL of path on e.
+func (e Endpoint) URL(path string) string {
+	u := url.URL{Scheme: "ws", Host: joinHostPort(e.Addr, e.Port), Path: path}
+	return u.String()
+}
+
+// HTTPURL returns the http:// URL of path on e.
+func (e Endpoint) HTTPURL(path string) string {
+	u := url.URL{Scheme: "http", Host: joinHostPort(e.Addr, e.Port), Path: path}
+	return u.String()
+}
+
+func joinHostPort(host string, port int) string {
+	if host == "" {
+		host = "localhost"
+	}
+	if port == 0 {
+		port = 6013
+	}
+	if len(host) > 0 && host[0] != '[' && containsColon(host) {
+		host = "[" + host + "]"
+	}
+	return host + ":" + strconv.Itoa(port)
+}
+
+func containsColon(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] == ':' {
+			return true
+		}
+	}
+	return false
+}
+
+// AuthHeader returns the Authorization header for token (empty: none).
+func AuthHeader(token string) http.Header {
+	h := http.Header{}
+	if token != "" {
+		h.Set("Authorization", "Bearer "+token)
+	}
+	return h
+}
+
+// HTTPStatusError is a refused WebSocket upgrade.
+type HTTPStatusError struct {
+	URL    string
+	Status int
+	Body   string
+}
+
+func (e *HTTPStatusError) Error() string {
+	if e.Status == http.StatusUnauthorized {
+		return fmt.Sprintf("coordinator at %s refused the connection: 401 unauthorized (missing or wrong token; pass --token, set ADORA_AUTH_TOKEN, or copy the coordinator's token file)", e.URL)
+	}
+	if e.Body != "" {
+		return fmt.Sprintf("coordinator at %s refused the connection: %d %s", e.URL, e.Status, e.Body)
+	}
+	return fmt.Sprintf("coordinator at %s refused the connection: %d %s", e.URL, e.Status, http.StatusText(e.Status))
+}
+
+// Dial connects to path on ep, performs the hello handshake as role and
+// starts the connection. A protocol mismatch is returned as the
+// coordinator's error.
+func Dial(ctx context.Context, ep Endpoint, path string, role proto.Role, h Handler, opts Options) (*Conn, proto.HelloOK, error) {
+	u := ep.URL(path)
+	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second, ReadBufferSize: 4096, WriteBufferSize: 4096}
+	ws, resp, err := d.DialContext(ctx, u, AuthHeader(ep.Token))
+	if err != nil {
+		if resp != nil {
+			defer resp.Body.Close()
+			body := make([]byte, 512)
+			n, _ := resp.Body.Read(body)
+			return nil, proto.HelloOK{}, &HTTPStatusError{URL: u, Status: resp.StatusCode, Body: trimBody(body[:n])}
+		}
+		return nil, proto.HelloOK{}, fmt.Errorf("connect to coordinator at %s: %w", u, err)
+	}
+	ok, err := ClientHello(ctx, ws, role)
+	if err != nil {
+		ws.Close()
+		return nil, proto.HelloOK{}, err
+	}
+	return Start(ws, h, opts), ok, nil
+}
+
+func trimBody(b []byte) string {
+	s := string(b)
+	for len(s) > 0 && (s[len(s)-1] == '\n' || s[len(s)-1] == ' ') {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+// ClientHello sends Hello on a fresh socket and waits for HelloOK.
+func ClientHello(ctx context.Context, ws *websocket.Conn, role proto.Role) (proto.HelloOK, error) {
+	deadline := time.Now().Add(proto.RequestTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	e, _ := proto.NewEnvelope(proto.TypeHello, proto.Hello{Protocol: proto.ProtocolVersion, Version: version.Version, Role: role})
+	e.ID = 1
+	frame, err := proto.Encode(e)
+	if err != nil {
+		return proto.HelloOK{}, err
+	}
+	ws.SetWriteDeadline(deadline)
+	if err := ws.WriteMessage(websocket.TextMessage, frame); err != nil {
+		return proto.HelloOK{}, fmt.Errorf("send hello: %w", err)
+	}
+	ws.SetReadDeadline(deadline)
+	ws.SetReadLimit(proto.MaxMessageSize)
+	_, frame, err = ws.ReadMessage()
+	if err != nil {
+		return proto.HelloOK{}, fmt.Errorf("read hello reply: %w", err)
+	}
+	r, err := proto.Decode(frame)
+	if err != nil {
+		return proto.HelloOK{}, fmt.Errorf("read hello reply: %w", err)
+	}
+	if r.Error != "" {
+		return proto.HelloOK{}, &RemoteError{Msg: r.Error}
+	}
+	var ok proto.HelloOK
+	if r.Type != proto.TypeHelloOK || r.ReplyTo != 1 {
+		return ok, fmt.Errorf("read hello reply: unexpected %s", r.Type)
+	}
+	if err := r.Into(&ok); err != nil {
+		return ok, err
+	}
+	ws.SetReadDeadline(time.Time{})
+	ws.SetWriteDeadline(time.Time{})
+	return ok, nil
+}
+
+// ServerHello reads the peer's Hello on a fresh socket, checks role and
+// protocol version and answers HelloOK; on mismatch it answers an error
+// reply, closes the socket and returns the error.
+func ServerHello(ws *websocket.Conn, want proto.Role, timeout time.Duration) (proto.Hello, error) {
+	var h proto.Hello
+	ws.SetReadLimit(proto.MaxMessageSize)
+	ws.SetReadDeadline(time.Now().Add(timeout))
+	_, frame, err := ws.ReadMessage()
+	if err != nil {
+		ws.Close()
+		return h, fmt.Errorf("read hello: %w", err)
+	}
+	e, err := proto.Decode(frame)
+	if err == nil && e.Type != proto.TypeHello {
+		err = fmt.Errorf("expected hello, got %s", e.Type)
+	}
+	if err == nil {
+		err = e.Into(&h)
+	}
+	if err == nil {
+		err = proto.CheckHello(h)
+	}
+	if err == nil && h.Role != want {
+		err = fmt.Errorf("hello from a %q on the %s endpoint", h.Role, want)
+	}
+	id := uint64(1)
+	if e != nil && e.ID != 0 {
+		id = e.ID
+	}
+	var reply *proto.Envelope
+	if err != nil {
+		reply = &proto.Envelope{Type: proto.TypeReply, ReplyTo: id, Error: err.Error()}
+	} else {
+		reply, _ = proto.NewEnvelope(proto.TypeHelloOK, proto.HelloOK{Protocol: proto.ProtocolVersion, Version: version.Version})
+		reply.ReplyTo = id
+	}
+	b, _ := json.Marshal(reply)
+	ws.SetWriteDeadline(time.Now().Add(proto.WriteWait))
+	werr := ws.WriteMessage(websocket.TextMessage, b)
+	if err != nil {
+		_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.ClosePolicyViolation, "hello refused"), time.Now().Add(time.Second))
+		ws.Close()
+		return h, err
+	}
+	if werr != nil {
+		ws.Close()
+		return h, fmt.Errorf("answer hello: %w", werr)
+	}
+	ws.SetReadDeadline(time.Time{})
+	ws.SetWriteDeadline(time.Time{})
+	return h, nil
+}
