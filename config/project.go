@@ -1,0 +1,195 @@
+package config
+
+import (
+	"path/filepath"
+	"reflect"
+	"sort"
+)
+
+// CheckPlacement checks the _unstable_deploy of every node of df against
+// the cluster c: a machine must be a machine of c, and label requirements
+// must be met by at least one machine. It does not decide placement (see
+// package placement); it finds what can never be placed.
+func CheckPlacement(c *Cluster, df *Dataflow) Diagnostics {
+	var diags Diagnostics
+	ids := c.MachineIDs()
+	for _, n := range df.Nodes {
+		dep := n.Deploy
+		if dep.Machine != "" {
+			if c.Machine(dep.Machine) == nil {
+				hint := suggest(dep.Machine, ids)
+				if hint == "" {
+					hint = "machines are " + quoteList(ids)
+				}
+				diags.hintf(dep.Pos, hint, "node %q: unknown machine %q", n.ID, dep.Machine)
+			}
+			continue
+		}
+		if len(dep.Labels) > 0 && !anyMachineMatches(c, dep.Labels) {
+			diags.hintf(dep.Pos, "add the labels to a machine of "+clusterName(c)+" or change the requirement",
+				"node %q: no machine matches labels %s", n.ID, FormatLabels(dep.Labels))
+		}
+	}
+	return diags
+}
+
+func clusterName(c *Cluster) string {
+	if c.Source == "" {
+		return "the cluster"
+	}
+	return filepath.Base(c.Source)
+}
+
+func anyMachineMatches(c *Cluster, want map[string]string) bool {
+	for _, m := range c.Machines {
+		if LabelsMatch(m.Labels, want) {
+			return true
+		}
+	}
+	return false
+}
+
+// LabelsMatch reports whether have is a superset of want: every key of want
+// is in have with the same value.
+func LabelsMatch(have, want map[string]string) bool {
+	for k, v := range want {
+		if hv, ok := have[k]; !ok || hv != v {
+			return false
+		}
+	}
+	return true
+}
+
+func quoteList(ss []string) string {
+	out := ""
+	for i, s := range ss {
+		if i > 0 {
+			out += ", "
+		}
+		out += `"` + s + `"`
+	}
+	return out
+}
+
+// LoadProject loads a cluster file, the dataflows its dataflows: list names
+// (paths relative to the cluster file) and the extra dataflow files, and
+// cross-checks every dataflow against the cluster. A listed dataflow is
+// named by its list entry, an extra one by its file name without extension.
+// An empty clusterPath means DefaultCluster.
+//
+// The maps and cluster are returned even when there are errors, holding
+// whatever could be decoded; check HasErrors.
+func LoadProject(clusterPath string, extraDataflows ...string) (*Cluster, map[string]*Dataflow, Diagnostics) {
+	return LoadProjectOptions(clusterPath, Options{}, extraDataflows...)
+}
+
+// LoadProjectOptions is LoadProject with Options (HCL variables, applied to
+// every HCL file).
+func LoadProjectOptions(clusterPath string, opts Options, extraDataflows ...string) (*Cluster, map[string]*Dataflow, Diagnostics) {
+	var diags Diagnostics
+	var c *Cluster
+	if clusterPath == "" {
+		c = DefaultCluster()
+	} else {
+		var ds Diagnostics
+		c, ds = LoadClusterOptions(clusterPath, opts)
+		diags = append(diags, ds...)
+		if c == nil {
+			return nil, nil, diags
+		}
+	}
+	dfs := make(map[string]*Dataflow)
+	where := make(map[string]Pos)
+	add := func(name, path string, at Pos) {
+		if prev, dup := where[name]; dup {
+			diags.hintf(at, "first named at "+prev.String()+"; rename one file", "two dataflows are named %q", name)
+			return
+		}
+		where[name] = at
+		df, ds := LoadDataflowOptions(path, opts)
+		diags = append(diags, ds...)
+		if df == nil {
+			return
+		}
+		dfs[name] = df
+		diags = append(diags, CheckPlacement(c, df)...)
+	}
+	dir := filepath.Dir(clusterPath)
+	for _, r := range c.Dataflows {
+		if r.Name == "" || r.Path == "" {
+			continue
+		}
+		p := r.Path
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(dir, p)
+		}
+		add(r.Name, p, r.Pos)
+	}
+	for _, p := range extraDataflows {
+		name := nameFromPath(p)
+		if err := ValidID("dataflow name", name); err != nil {
+			diags.hintf(Pos{File: p}, "rename the file", "%v", err)
+			continue
+		}
+		add(name, p, Pos{File: p})
+	}
+	return c, dfs, diags
+}
+
+// DataflowNames returns the keys of dfs sorted.
+func DataflowNames(dfs map[string]*Dataflow) []string {
+	names := make([]string, 0, len(dfs))
+	for n := range dfs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// StripPositions zeroes, in place, every Pos field and every Source field
+// reachable from v (a *Cluster, *Dataflow, map[string]*Dataflow or any
+// pointer to such data), so values decoded from YAML and from HCL compare
+// equal with reflect.DeepEqual. It returns v.
+func StripPositions[T any](v T) T {
+	strip(reflect.ValueOf(v))
+	return v
+}
+
+var posType = reflect.TypeOf(Pos{})
+
+func strip(v reflect.Value) {
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Interface:
+		if !v.IsNil() {
+			strip(v.Elem())
+		}
+	case reflect.Struct:
+		if v.Type() == posType {
+			if v.CanSet() {
+				v.Set(reflect.Zero(posType))
+			}
+			return
+		}
+		for i := 0; i < v.NumField(); i++ {
+			f := v.Field(i)
+			if !v.Type().Field(i).IsExported() {
+				continue
+			}
+			if v.Type().Field(i).Name == "Source" && f.Kind() == reflect.String && f.CanSet() {
+				f.SetString("")
+				continue
+			}
+			strip(f)
+		}
+	case reflect.Slice, reflect.Array:
+		for i := 0; i < v.Len(); i++ {
+			strip(v.Index(i))
+		}
+	case reflect.Map:
+		if v.Type().Elem().Kind() == reflect.Pointer {
+			for _, k := range v.MapKeys() {
+				strip(v.MapIndex(k))
+			}
+		}
+	}
+}
