@@ -1,0 +1,444 @@
+// Package node is the Go SDK for adora node programs.
+//
+// A node is a process the daemon spawns with ADORA_NODE_CONFIG in its
+// environment. It connects to the daemon, then reads events and sends
+// outputs:
+//
+//	n, err := node.Init()
+//	if err != nil { log.Fatal(err) }
+//	defer n.Close()
+//	for ev := range n.Events() {
+//		if ev.Type == node.Input {
+//			n.SendOutput("out", transform(ev.Data), node.Metadata{})
+//		}
+//	}
+//
+// Payloads of at least the shared-memory threshold (4 KiB by default) travel
+// through memfd regions: the sender writes them once (AllocOutput +
+// SendBuffer writes directly into shared memory) and receivers map the same
+// pages read-only. Smaller payloads travel inline over the unix socket. The
+// wire protocol is described in docs/node-protocol.md.
+//
+// The package depends on the standard library, golang.org/x/sys and
+// transport/shm only.
+package node
+
+import (
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/adora-rs/adora/transport/shm"
+)
+
+// ackBatch is how many consumed events may be acknowledged in one frame.
+const ackBatch = 8
+
+// Node is a connection to the daemon. SendOutput, AllocOutput, SendBuffer
+// and CloseOutputs may be called from any goroutine; Events is meant for one
+// consumer.
+type Node struct {
+	cfg  Config
+	conn *shm.Conn
+	pool *pool
+
+	events    chan *Event
+	closeOnce sync.Once // closes events
+	done      chan struct{}
+	doneOnce  sync.Once
+	wg        sync.WaitGroup
+
+	mu         sync.Mutex
+	cond       *sync.Cond
+	backlog    []*Event
+	delivering bool
+	stopped    bool // a terminal event was queued; later events are discarded
+	readerDone bool
+	prev       *Event // last event the application took
+	pendingAck uint32
+	pendingRel []uint64
+
+	maps map[uint32][]byte // regions received from the daemon (reader goroutine only)
+
+	outputs map[string]bool
+}
+
+// Init connects to the daemon using ADORA_NODE_CONFIG and registers. It
+// returns once the daemon says every node of the dataflow on this machine
+// is connected.
+func Init() (*Node, error) {
+	cfg, err := ConfigFromEnv()
+	if err != nil {
+		return nil, err
+	}
+	return InitWith(cfg)
+}
+
+// InitWith is Init with an explicit configuration.
+func InitWith(cfg Config) (*Node, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("node config: %w", err)
+	}
+	if cfg.ShmThreshold <= 0 {
+		cfg.ShmThreshold = shm.DefaultThreshold
+	}
+	conn, err := shm.Dial(cfg.Socket)
+	if err != nil {
+		return nil, fmt.Errorf("connect to daemon at %s: %w", cfg.Socket, err)
+	}
+	reg := &shm.Msg{Type: shm.MsgRegister, Version: shm.ProtocolVersion, Dataflow: cfg.DataflowID, Node: cfg.NodeID, Secret: cfg.Secret}
+	if err := conn.WriteMsg(reg, nil); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("register node %s: %w", cfg.NodeID, err)
+	}
+	m, err := conn.ReadMsg()
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("register node %s: %w", cfg.NodeID, err)
+	}
+	if m.Type != shm.MsgReady {
+		conn.Close()
+		if m.Type == shm.MsgError {
+			return nil, fmt.Errorf("register node %s: daemon refused: %s", cfg.NodeID, m.Error)
+		}
+		return nil, fmt.Errorf("register node %s: unexpected %s", cfg.NodeID, m.Type)
+	}
+	n := &Node{
+		cfg:     cfg,
+		conn:    conn,
+		events:  make(chan *Event),
+		done:    make(chan struct{}),
+		maps:    map[uint32][]byte{},
+		outputs: map[string]bool{},
+	}
+	n.pool = newPool(n, cfg.ShmPoolBytes)
+	n.cond = sync.NewCond(&n.mu)
+	for _, o := range cfg.Outputs {
+		n.outputs[o] = true
+	}
+	n.wg.Add(2)
+	go n.readLoop()
+	go n.deliverLoop()
+	return n, nil
+}
+
+// Config returns the configuration the node started with (Secret cleared).
+func (n *Node) Config() Config {
+	c := n.cfg
+	c.Secret = ""
+	c.Inputs = slices.Clone(c.Inputs)
+	c.Outputs = slices.Clone(c.Outputs)
+	return c
+}
+
+// ID is the node's id in the dataflow.
+func (n *Node) ID() string { return n.cfg.NodeID }
+
+// Events returns the event stream. It is closed after Stop,
+// AllInputsClosed or Error, or when the node is closed.
+func (n *Node) Events() <-chan *Event { return n.events }
+
+// readLoop owns the read side of the connection.
+func (n *Node) readLoop() {
+	defer n.wg.Done()
+	var cause error
+	for {
+		if n.conn.Buffered() == 0 {
+			n.flush()
+		}
+		m, err := n.conn.ReadMsg()
+		if err != nil {
+			cause = err
+			break
+		}
+		if err := n.handle(m); err != nil {
+			cause = err
+			break
+		}
+	}
+	select {
+	case <-n.done:
+	default:
+		n.dispatch(&Event{Type: Error, Err: fmt.Sprintf("connection to daemon lost: %v", cause)})
+	}
+	n.mu.Lock()
+	n.readerDone = true
+	n.cond.Broadcast()
+	n.mu.Unlock()
+	n.pool.shutdown()
+}
+
+func (n *Node) handle(m *shm.Msg) error {
+	switch m.Type {
+	case shm.MsgRegion:
+		f, err := n.conn.TakeFile()
+		if err != nil {
+			return err
+		}
+		data, err := shm.MapRegion(f, m.Size)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("map region %d: %w", m.Region, err)
+		}
+		if old := n.maps[m.Region]; old != nil {
+			shm.Unmap(old)
+		}
+		n.maps[m.Region] = data
+	case shm.MsgRegionClosed:
+		shm.Unmap(n.maps[m.Region])
+		delete(n.maps, m.Region)
+	case shm.MsgDropped:
+		n.pool.dropped(m.Regions)
+	case shm.MsgReady:
+	case shm.MsgError:
+		n.dispatch(&Event{Type: Error, Err: m.Error})
+	default:
+		ev, err := n.toEvent(m)
+		if err != nil {
+			return err
+		}
+		n.dispatch(ev)
+	}
+	return nil
+}
+
+func (n *Node) toEvent(m *shm.Msg) (*Event, error) {
+	ev := &Event{n: n, ID: m.ID, Inputs: m.IDs, Err: m.Error}
+	switch m.Type {
+	case shm.MsgInput:
+		ev.Type = Input
+		ev.Metadata = metadataFromWire(m.Meta)
+		ev.Data = m.Data
+		if m.Shm != nil {
+			data := n.maps[m.Shm.Region]
+			end := m.Shm.Offset + m.Shm.Len
+			if data == nil || end > uint64(len(data)) || end < m.Shm.Offset {
+				return nil, fmt.Errorf("input %s references unknown region %d", m.ID, m.Shm.Region)
+			}
+			ev.Data = data[m.Shm.Offset:end:end]
+			ev.shared, ev.token = true, m.Token
+		}
+	case shm.MsgInputClosed:
+		ev.Type = InputClosed
+	case shm.MsgInputRecovered:
+		ev.Type = InputRecovered
+	case shm.MsgNodeRestarted:
+		ev.Type = NodeRestarted
+	case shm.MsgNodeFailed:
+		ev.Type = NodeFailed
+	case shm.MsgStop:
+		ev.Type = Stop
+	case shm.MsgAllInputsClosed:
+		ev.Type = AllInputsClosed
+	default:
+		return nil, fmt.Errorf("unexpected frame %s from daemon", m.Type)
+	}
+	return ev, nil
+}
+
+func terminal(t EventType) bool { return t == Stop || t == AllInputsClosed || t == Error }
+
+// dispatch hands ev to the application: directly when it is waiting and
+// nothing is queued, else through the backlog served by deliverLoop.
+func (n *Node) dispatch(ev *Event) {
+	n.mu.Lock()
+	if n.stopped {
+		if ev.Type == Input {
+			n.pendingAck++
+			if ev.shared {
+				ev.released.Store(true)
+				n.pendingRel = append(n.pendingRel, ev.token)
+			}
+		}
+		n.mu.Unlock()
+		return
+	}
+	if terminal(ev.Type) {
+		n.stopped = true
+	}
+	if len(n.backlog) == 0 && !n.delivering {
+		n.mu.Unlock()
+		select {
+		case n.events <- ev:
+			n.mu.Lock()
+			n.consumedLocked(ev)
+			n.mu.Unlock()
+			return
+		default:
+		}
+		n.mu.Lock()
+	}
+	n.backlog = append(n.backlog, ev)
+	n.cond.Signal()
+	n.mu.Unlock()
+}
+
+// consumedLocked records that the application took ev: it is acknowledged,
+// the previous event is auto-released, and the stream ends after a
+// terminal event.
+func (n *Node) consumedLocked(ev *Event) {
+	if ev.Type == Input {
+		n.pendingAck++
+	}
+	if p := n.prev; p != nil && p.shared && !p.retained.Load() && !p.released.Swap(true) {
+		n.pendingRel = append(n.pendingRel, p.token)
+	}
+	n.prev = ev
+	if terminal(ev.Type) {
+		n.closeOnce.Do(func() { close(n.events) })
+	}
+}
+
+// deliverLoop serves the backlog when the application is slower than the
+// daemon.
+func (n *Node) deliverLoop() {
+	defer n.wg.Done()
+	defer n.closeOnce.Do(func() { close(n.events) })
+	for {
+		n.mu.Lock()
+		for len(n.backlog) == 0 && !n.readerDone {
+			n.cond.Wait()
+		}
+		if len(n.backlog) == 0 {
+			n.mu.Unlock()
+			return
+		}
+		ev := n.backlog[0]
+		n.backlog = n.backlog[1:]
+		n.delivering = true
+		n.mu.Unlock()
+		select {
+		case n.events <- ev:
+		case <-n.done:
+			return
+		}
+		n.mu.Lock()
+		n.delivering = false
+		n.consumedLocked(ev)
+		more := len(n.backlog) > 0 && n.pendingAck < ackBatch
+		n.mu.Unlock()
+		if !more {
+			n.flush()
+		}
+	}
+}
+
+// release queues a drop token; now sends it at once.
+func (n *Node) release(token uint64, now bool) {
+	n.mu.Lock()
+	n.pendingRel = append(n.pendingRel, token)
+	n.mu.Unlock()
+	if now {
+		n.flush()
+	}
+}
+
+// flush sends pending acknowledgements and releases.
+func (n *Node) flush() {
+	n.mu.Lock()
+	ack, rel := n.pendingAck, n.pendingRel
+	n.pendingAck, n.pendingRel = 0, nil
+	n.mu.Unlock()
+	if ack == 0 && len(rel) == 0 {
+		return
+	}
+	var b []byte
+	if ack > 0 {
+		b = shm.AppendFrame(b, &shm.Msg{Type: shm.MsgAck, Count: ack})
+	}
+	if len(rel) > 0 {
+		b = shm.AppendFrame(b, &shm.Msg{Type: shm.MsgRelease, Tokens: rel})
+	}
+	n.conn.WriteFrames(b) // a write error surfaces through the read side
+}
+
+func (n *Node) checkOutput(id string) error {
+	if !n.outputs[id] {
+		return fmt.Errorf("send output %q: not an output of node %s (declare it under outputs in the dataflow)", id, n.cfg.NodeID)
+	}
+	return nil
+}
+
+// SendOutput sends data on output id. Data of at least the shared-memory
+// threshold is copied once into a shared region; smaller data goes inline.
+// The caller may reuse data when SendOutput returns.
+func (n *Node) SendOutput(id string, data []byte, meta Metadata) error {
+	if err := n.checkOutput(id); err != nil {
+		return err
+	}
+	if len(data) >= n.cfg.ShmThreshold {
+		buf, err := n.AllocOutput(len(data))
+		if err != nil {
+			return err
+		}
+		copy(buf.Data, data)
+		return n.SendBuffer(id, buf, meta)
+	}
+	w, err := meta.wire()
+	if err != nil {
+		return fmt.Errorf("send output %q: encode parameters: %w", id, err)
+	}
+	if err := n.conn.WriteMsg(&shm.Msg{Type: shm.MsgOutput, ID: id, Meta: w, Data: data}, nil); err != nil {
+		return fmt.Errorf("send output %q: %w", id, err)
+	}
+	return nil
+}
+
+// SendBuffer sends a buffer from AllocOutput on output id without copying.
+// The buffer belongs to adora afterwards: do not touch buf.Data again.
+func (n *Node) SendBuffer(id string, buf *Buffer, meta Metadata) error {
+	if err := n.checkOutput(id); err != nil {
+		return err
+	}
+	if buf == nil || buf.reg == nil {
+		return fmt.Errorf("send output %q: buffer already sent or freed", id)
+	}
+	w, err := meta.wire()
+	if err != nil {
+		return fmt.Errorf("send output %q: encode parameters: %w", id, err)
+	}
+	r := buf.reg
+	buf.reg, buf.Data = nil, nil
+	if err := n.pool.announce(r); err != nil {
+		n.pool.put(r)
+		return fmt.Errorf("send output %q: %w", id, err)
+	}
+	m := &shm.Msg{Type: shm.MsgOutput, ID: id, Meta: w, Shm: &shm.ShmRef{Region: r.id, Len: uint64(buf.n)}}
+	if err := n.conn.WriteMsg(m, nil); err != nil {
+		return fmt.Errorf("send output %q: %w", id, err)
+	}
+	return nil
+}
+
+// CloseOutputs tells the daemon that the given outputs (all when none is
+// given) will not send again; their receivers get InputClosed.
+func (n *Node) CloseOutputs(ids ...string) error {
+	if len(ids) == 0 {
+		ids = n.cfg.Outputs
+	}
+	for _, id := range ids {
+		if err := n.checkOutput(id); err != nil {
+			return err
+		}
+	}
+	if err := n.conn.WriteMsg(&shm.Msg{Type: shm.MsgCloseOutputs, IDs: ids}, nil); err != nil {
+		return fmt.Errorf("close outputs: %w", err)
+	}
+	return nil
+}
+
+// Close disconnects from the daemon and frees the node's shared memory. Events
+// taken from the stream must not be used afterwards. Outputs are closed for
+// receivers when the process exits.
+func (n *Node) Close() error {
+	n.doneOnce.Do(func() { close(n.done) })
+	n.flush()
+	err := n.conn.Close()
+	n.wg.Wait()
+	for id, data := range n.maps {
+		shm.Unmap(data)
+		delete(n.maps, id)
+	}
+	n.pool.closeAll()
+	return err
+}

@@ -1,0 +1,191 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/adora-rs/adora/transport/shm"
+)
+
+// DefaultShmPoolBytes caps the shared memory one node keeps for its
+// outputs. When every region is in use and the cap is reached, AllocOutput
+// waits until a receiver releases one.
+const DefaultShmPoolBytes = 256 << 20
+
+// Buffer is shared memory for one output message, from AllocOutput. Write
+// the payload into Data, then pass the buffer to SendBuffer (or Free it).
+type Buffer struct {
+	Data []byte
+	reg  *poolRegion
+	n    int
+	p    *pool
+}
+
+// Free returns an unsent buffer to the pool.
+func (b *Buffer) Free() {
+	if b.reg != nil {
+		b.p.put(b.reg)
+		b.reg, b.Data = nil, nil
+	}
+}
+
+type poolRegion struct {
+	id        uint32
+	r         *shm.Region
+	announced bool
+}
+
+// pool recycles the node's memfd regions. A region is either free or held
+// (by a Buffer, or by the daemon and receivers until DROPPED names it).
+type pool struct {
+	n    *Node
+	mu   sync.Mutex
+	cond *sync.Cond
+
+	regions map[uint32]*poolRegion
+	free    []*poolRegion
+	next    uint32
+	total   int64
+	max     int64
+	closed  bool
+}
+
+func newPool(n *Node, max int64) *pool {
+	if max <= 0 {
+		max = DefaultShmPoolBytes
+	}
+	p := &pool{n: n, regions: map[uint32]*poolRegion{}, max: max}
+	p.cond = sync.NewCond(&p.mu)
+	return p
+}
+
+// AllocOutput returns a shared-memory buffer of size bytes to fill and pass
+// to SendBuffer: the payload is written once and never copied again.
+func (n *Node) AllocOutput(size int) (*Buffer, error) {
+	if size < 0 {
+		return nil, errors.New("alloc output: negative size")
+	}
+	r, err := n.pool.get(size)
+	if err != nil {
+		return nil, fmt.Errorf("alloc output of %d bytes: %w", size, err)
+	}
+	return &Buffer{Data: r.r.Data[:size:size], reg: r, n: size, p: n.pool}, nil
+}
+
+func (p *pool) get(size int) (*poolRegion, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for {
+		if p.closed {
+			return nil, errors.New("node is closed")
+		}
+		if r := p.bestFitLocked(size); r != nil {
+			return r, nil
+		}
+		need := int64(size)
+		for p.total+need > p.max && len(p.free) > 0 {
+			p.retireLocked(p.free[0])
+			p.free = p.free[1:]
+		}
+		if p.total+need <= p.max || len(p.regions) == 0 {
+			return p.createLocked(size)
+		}
+		p.cond.Wait()
+	}
+}
+
+func (p *pool) bestFitLocked(size int) *poolRegion {
+	best := -1
+	for i, r := range p.free {
+		if r.r.Size() >= size && (best < 0 || r.r.Size() < p.free[best].r.Size()) {
+			best = i
+		}
+	}
+	if best < 0 {
+		return nil
+	}
+	r := p.free[best]
+	p.free = append(p.free[:best], p.free[best+1:]...)
+	return r
+}
+
+func (p *pool) createLocked(size int) (*poolRegion, error) {
+	reg, err := shm.NewRegion("adora-"+p.n.cfg.NodeID, size)
+	if err != nil {
+		return nil, err
+	}
+	p.next++
+	r := &poolRegion{id: p.next, r: reg}
+	p.regions[r.id] = r
+	p.total += int64(reg.Size())
+	return r, nil
+}
+
+// retireLocked unmaps a free region and tells the daemon to forget it.
+func (p *pool) retireLocked(r *poolRegion) {
+	if r.announced {
+		p.n.conn.WriteMsg(&shm.Msg{Type: shm.MsgRegionClosed, Region: r.id}, nil)
+	}
+	delete(p.regions, r.id)
+	p.total -= int64(r.r.Size())
+	r.r.Close()
+}
+
+func (p *pool) put(r *poolRegion) {
+	p.mu.Lock()
+	p.free = append(p.free, r)
+	p.cond.Broadcast()
+	p.mu.Unlock()
+}
+
+// announce sends the region's memfd to the daemon once.
+func (p *pool) announce(r *poolRegion) error {
+	if r.announced {
+		return nil
+	}
+	m := &shm.Msg{Type: shm.MsgRegion, Region: r.id, Size: uint64(r.r.Size())}
+	if err := p.n.conn.WriteMsg(m, r.r.File()); err != nil {
+		return fmt.Errorf("announce region: %w", err)
+	}
+	r.announced = true
+	return nil
+}
+
+// dropped returns regions the daemon reports unused.
+func (p *pool) dropped(ids []uint32) {
+	p.mu.Lock()
+	for _, id := range ids {
+		if r := p.regions[id]; r != nil {
+			p.free = append(p.free, r)
+		}
+	}
+	p.cond.Broadcast()
+	p.mu.Unlock()
+}
+
+// stats reports regions and bytes held, for tests.
+func (p *pool) stats() (regions, free int, bytes int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.regions), len(p.free), p.total
+}
+
+func (p *pool) shutdown() {
+	p.mu.Lock()
+	p.closed = true
+	p.cond.Broadcast()
+	p.mu.Unlock()
+}
+
+func (p *pool) closeAll() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closed = true
+	for id, r := range p.regions {
+		r.r.Close()
+		delete(p.regions, id)
+	}
+	p.free, p.total = nil, 0
+	p.cond.Broadcast()
+}

@@ -1,0 +1,340 @@
+package shm
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+)
+
+// ProtocolVersion is the node protocol version carried by Register. The
+// daemon refuses a node that speaks another version.
+const ProtocolVersion = 1
+
+// MaxFrame bounds the body of one frame (type byte included). Larger
+// payloads must travel through shared memory.
+const MaxFrame = 64 << 20
+
+// MsgType is the first byte of a frame body.
+type MsgType uint8
+
+// Frames a node sends to its daemon.
+const (
+	MsgRegister     MsgType = 0x01 // Version, Dataflow, Node, Secret
+	MsgOutput       MsgType = 0x02 // ID (output), Meta, payload
+	MsgRegion       MsgType = 0x03 // Region, Size; one fd attached (both directions)
+	MsgAck          MsgType = 0x04 // Count: events consumed by the application
+	MsgRelease      MsgType = 0x05 // Tokens: drop tokens of shared-memory inputs
+	MsgCloseOutputs MsgType = 0x06 // IDs: outputs that will not send again
+)
+
+// Frames a daemon sends to a node.
+const (
+	MsgReady           MsgType = 0x81 // registration accepted, all local nodes present
+	MsgInput           MsgType = 0x82 // ID (input), Meta, payload, Token (shm only)
+	MsgInputClosed     MsgType = 0x83 // ID (input)
+	MsgInputRecovered  MsgType = 0x84 // ID (input)
+	MsgNodeRestarted   MsgType = 0x85 // ID (source node), IDs (affected inputs)
+	MsgNodeFailed      MsgType = 0x86 // ID (source node), IDs (affected inputs), Error
+	MsgStop            MsgType = 0x87 // ID (cause: "MANUAL", ...)
+	MsgAllInputsClosed MsgType = 0x88 // no fields
+	MsgDropped         MsgType = 0x89 // Regions: the node's own regions no receiver uses any more
+	MsgRegionClosed    MsgType = 0x8A // Region: unmap it, it will not be referenced again
+	MsgError           MsgType = 0x8B // Error: registration refused or protocol violation
+)
+
+var msgNames = map[MsgType]string{
+	MsgRegister: "REGISTER", MsgOutput: "OUTPUT", MsgRegion: "REGION", MsgAck: "ACK",
+	MsgRelease: "RELEASE", MsgCloseOutputs: "CLOSE_OUTPUTS", MsgReady: "READY",
+	MsgInput: "INPUT", MsgInputClosed: "INPUT_CLOSED", MsgInputRecovered: "INPUT_RECOVERED",
+	MsgNodeRestarted: "NODE_RESTARTED", MsgNodeFailed: "NODE_FAILED", MsgStop: "STOP",
+	MsgAllInputsClosed: "ALL_INPUTS_CLOSED", MsgDropped: "DROPPED",
+	MsgRegionClosed: "REGION_CLOSED", MsgError: "ERROR",
+}
+
+func (t MsgType) String() string {
+	if s, ok := msgNames[t]; ok {
+		return s
+	}
+	return fmt.Sprintf("MsgType(0x%02x)", uint8(t))
+}
+
+// Payload kinds inside OUTPUT and INPUT.
+const (
+	payloadInline = 0
+	payloadShm    = 1
+)
+
+// Meta is message metadata on the wire: a timestamp (Unix nanoseconds), a
+// free-form type description and user parameters (JSON object bytes, empty
+// when there are none).
+type Meta struct {
+	Timestamp int64
+	TypeInfo  string
+	Params    []byte
+}
+
+// ShmRef points into a shared-memory region: the region id (scoped to the
+// connection that announced it), the byte offset and the length.
+type ShmRef struct {
+	Region uint32
+	Offset uint64
+	Len    uint64
+}
+
+// Msg is one decoded frame. Which fields are meaningful depends on Type;
+// see docs/node-protocol.md for the layout of each frame.
+type Msg struct {
+	Type     MsgType
+	Version  uint16
+	Dataflow string
+	Node     string
+	Secret   string
+	ID       string
+	Meta     Meta
+	Data     []byte // inline payload (nil when Shm is set)
+	Shm      *ShmRef
+	Token    uint64
+	Region   uint32
+	Size     uint64
+	Count    uint32
+	Tokens   []uint64
+	Regions  []uint32
+	IDs      []string
+	Error    string
+}
+
+// ErrMalformed wraps every decoding failure.
+var ErrMalformed = errors.New("malformed frame")
+
+// AppendFrame appends m as a complete frame (length prefix included) to b.
+func AppendFrame(b []byte, m *Msg) []byte {
+	start := len(b)
+	b = append(b, 0, 0, 0, 0, byte(m.Type))
+	switch m.Type {
+	case MsgRegister:
+		b = binary.LittleEndian.AppendUint16(b, m.Version)
+		b = appendStr(b, m.Dataflow)
+		b = appendStr(b, m.Node)
+		b = appendStr(b, m.Secret)
+	case MsgOutput, MsgInput:
+		b = appendStr(b, m.ID)
+		b = appendMeta(b, &m.Meta)
+		b = appendPayload(b, m)
+		if m.Type == MsgInput && m.Shm != nil {
+			b = binary.LittleEndian.AppendUint64(b, m.Token)
+		}
+	case MsgRegion:
+		b = binary.LittleEndian.AppendUint32(b, m.Region)
+		b = binary.LittleEndian.AppendUint64(b, m.Size)
+	case MsgAck:
+		b = binary.LittleEndian.AppendUint32(b, m.Count)
+	case MsgRelease:
+		b = binary.LittleEndian.AppendUint32(b, uint32(len(m.Tokens)))
+		for _, t := range m.Tokens {
+			b = binary.LittleEndian.AppendUint64(b, t)
+		}
+	case MsgDropped:
+		b = binary.LittleEndian.AppendUint32(b, uint32(len(m.Regions)))
+		for _, r := range m.Regions {
+			b = binary.LittleEndian.AppendUint32(b, r)
+		}
+	case MsgCloseOutputs:
+		b = appendStrs(b, m.IDs)
+	case MsgInputClosed, MsgInputRecovered, MsgStop:
+		b = appendStr(b, m.ID)
+	case MsgNodeRestarted, MsgNodeFailed:
+		b = appendStr(b, m.ID)
+		b = appendStrs(b, m.IDs)
+		b = appendStr(b, m.Error)
+	case MsgRegionClosed:
+		b = binary.LittleEndian.AppendUint32(b, m.Region)
+	case MsgError:
+		b = appendStr(b, m.Error)
+	case MsgReady, MsgAllInputsClosed:
+	}
+	binary.LittleEndian.PutUint32(b[start:], uint32(len(b)-start-4))
+	return b
+}
+
+func appendStr(b []byte, s string) []byte {
+	if len(s) > 0xffff {
+		s = s[:0xffff]
+	}
+	b = binary.LittleEndian.AppendUint16(b, uint16(len(s)))
+	return append(b, s...)
+}
+
+func appendStrs(b []byte, ss []string) []byte {
+	b = binary.LittleEndian.AppendUint16(b, uint16(len(ss)))
+	for _, s := range ss {
+		b = appendStr(b, s)
+	}
+	return b
+}
+
+func appendMeta(b []byte, m *Meta) []byte {
+	b = binary.LittleEndian.AppendUint64(b, uint64(m.Timestamp))
+	b = appendStr(b, m.TypeInfo)
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(m.Params)))
+	return append(b, m.Params...)
+}
+
+func appendPayload(b []byte, m *Msg) []byte {
+	if m.Shm != nil {
+		b = append(b, payloadShm)
+		b = binary.LittleEndian.AppendUint32(b, m.Shm.Region)
+		b = binary.LittleEndian.AppendUint64(b, m.Shm.Offset)
+		return binary.LittleEndian.AppendUint64(b, m.Shm.Len)
+	}
+	b = append(b, payloadInline)
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(m.Data)))
+	return append(b, m.Data...)
+}
+
+// Decode parses a frame body (the bytes after the length prefix). Byte
+// slices in the result (Data, Meta.Params) alias body.
+func Decode(body []byte) (*Msg, error) {
+	if len(body) == 0 {
+		return nil, fmt.Errorf("%w: empty body", ErrMalformed)
+	}
+	d := decoder{b: body[1:]}
+	m := &Msg{Type: MsgType(body[0])}
+	switch m.Type {
+	case MsgRegister:
+		m.Version = d.u16()
+		m.Dataflow, m.Node, m.Secret = d.str(), d.str(), d.str()
+	case MsgOutput, MsgInput:
+		m.ID = d.str()
+		d.meta(&m.Meta)
+		d.payload(m)
+		if m.Type == MsgInput && m.Shm != nil {
+			m.Token = d.u64()
+		}
+	case MsgRegion:
+		m.Region, m.Size = d.u32(), d.u64()
+	case MsgAck:
+		m.Count = d.u32()
+	case MsgRelease:
+		n := d.count(8)
+		for i := 0; i < n; i++ {
+			m.Tokens = append(m.Tokens, d.u64())
+		}
+	case MsgDropped:
+		n := d.count(4)
+		for i := 0; i < n; i++ {
+			m.Regions = append(m.Regions, d.u32())
+		}
+	case MsgCloseOutputs:
+		m.IDs = d.strs()
+	case MsgInputClosed, MsgInputRecovered, MsgStop:
+		m.ID = d.str()
+	case MsgNodeRestarted, MsgNodeFailed:
+		m.ID, m.IDs, m.Error = d.str(), d.strs(), d.str()
+	case MsgRegionClosed:
+		m.Region = d.u32()
+	case MsgError:
+		m.Error = d.str()
+	case MsgReady, MsgAllInputsClosed:
+	default:
+		return nil, fmt.Errorf("%w: unknown type 0x%02x", ErrMalformed, body[0])
+	}
+	if d.err != nil {
+		return nil, fmt.Errorf("%w: %s: %s", ErrMalformed, m.Type, d.err)
+	}
+	if len(d.b) != 0 {
+		return nil, fmt.Errorf("%w: %s: %d trailing bytes", ErrMalformed, m.Type, len(d.b))
+	}
+	return m, nil
+}
+
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) take(n int) []byte {
+	if d.err != nil {
+		return nil
+	}
+	if n < 0 || n > len(d.b) {
+		d.err = errors.New("truncated")
+		return nil
+	}
+	v := d.b[:n:n]
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) u8() uint8 {
+	if v := d.take(1); v != nil {
+		return v[0]
+	}
+	return 0
+}
+
+func (d *decoder) u16() uint16 {
+	if v := d.take(2); v != nil {
+		return binary.LittleEndian.Uint16(v)
+	}
+	return 0
+}
+
+func (d *decoder) u32() uint32 {
+	if v := d.take(4); v != nil {
+		return binary.LittleEndian.Uint32(v)
+	}
+	return 0
+}
+
+func (d *decoder) u64() uint64 {
+	if v := d.take(8); v != nil {
+		return binary.LittleEndian.Uint64(v)
+	}
+	return 0
+}
+
+func (d *decoder) str() string { return string(d.take(int(d.u16()))) }
+
+func (d *decoder) strs() []string {
+	n := int(d.u16())
+	if n*2 > len(d.b) {
+		d.take(-1)
+		return nil
+	}
+	ss := make([]string, 0, n)
+	for i := 0; i < n && d.err == nil; i++ {
+		ss = append(ss, d.str())
+	}
+	return ss
+}
+
+// count reads an element count and checks that n elements of size each fit.
+func (d *decoder) count(size int) int {
+	n := int(d.u32())
+	if n > len(d.b)/size {
+		d.take(-1)
+		return 0
+	}
+	return n
+}
+
+func (d *decoder) meta(m *Meta) {
+	m.Timestamp = int64(d.u64())
+	m.TypeInfo = d.str()
+	if p := d.take(int(d.u32())); len(p) > 0 {
+		m.Params = p
+	}
+}
+
+func (d *decoder) payload(m *Msg) {
+	switch d.u8() {
+	case payloadInline:
+		m.Data = d.take(int(d.u32()))
+	case payloadShm:
+		m.Shm = &ShmRef{Region: d.u32(), Offset: d.u64(), Len: d.u64()}
+	default:
+		if d.err == nil {
+			d.err = errors.New("unknown payload kind")
+		}
+	}
+}
