@@ -1,0 +1,259 @@
+package plan_test
+
+import (
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/adora-rs/adora/config"
+	"github.com/adora-rs/adora/plan"
+	"github.com/adora-rs/adora/plan/plantest"
+	"github.com/adora-rs/adora/state"
+)
+
+func scenario(t *testing.T, name string) plantest.Scenario {
+	t.Helper()
+	for _, s := range plantest.Scenarios() {
+		if s.Name == name {
+			return s
+		}
+	}
+	t.Fatalf("no scenario %s", name)
+	return plantest.Scenario{}
+}
+
+func compute(t *testing.T, s plantest.Scenario) *plan.Plan {
+	t.Helper()
+	p, err := plan.Compute(s.Prior, s.Observed, s.Desired)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// actions maps every non-no-op address to its action.
+func actions(p *plan.Plan) map[string]plan.Action {
+	out := map[string]plan.Action{}
+	for _, c := range p.Changes {
+		if c.Action != plan.NoOp {
+			out[c.Address] = c.Action
+		}
+	}
+	return out
+}
+
+func TestComputeScenarios(t *testing.T) {
+	tests := []struct {
+		name  string
+		want  map[string]plan.Action
+		waves [][]string
+		drift int
+	}{
+		{"first-deployment", map[string]plan.Action{
+			"machine.bot-01": plan.Install, "machine.bot-02": plan.Install, "machine.gpu-server": plan.Install,
+			"dataflow.my-app": plan.Start, "dataflow.my-app.node.camera": plan.Start,
+			"dataflow.my-app.node.detector": plan.Start, "dataflow.my-app.node.logger": plan.Start,
+		}, nil, 0},
+		{"label-change", map[string]plan.Action{
+			"machine.bot-02": plan.Reconfigure, "machine.gpu-server": plan.Reconfigure,
+			"dataflow.my-app": plan.Restart, "dataflow.my-app.node.detector": plan.Move,
+		}, [][]string{{"bot-02"}, {"gpu-server"}}, 0},
+		{"binary-upgrade", map[string]plan.Action{
+			"machine.bot-01": plan.Upgrade, "machine.bot-02": plan.Upgrade, "machine.gpu-server": plan.Upgrade,
+		}, [][]string{{"bot-01"}, {"bot-02"}, {"gpu-server"}}, 0},
+		{"machine-removed", map[string]plan.Action{"machine.bot-02": plan.Uninstall}, nil, 0},
+		{"dataflow-removed", map[string]plan.Action{
+			"dataflow.my-app": plan.Stop, "dataflow.my-app.node.camera": plan.Stop,
+			"dataflow.my-app.node.detector": plan.Stop, "dataflow.my-app.node.logger": plan.Stop,
+		}, nil, 0},
+		{"drift", map[string]plan.Action{
+			"machine.bot-02": plan.Reconfigure, "machine.gpu-server": plan.Upgrade,
+		}, [][]string{{"bot-02"}, {"gpu-server"}}, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := compute(t, scenario(t, tt.name))
+			if got := actions(p); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("actions = %v\nwant %v", got, tt.want)
+			}
+			var waves [][]string
+			for _, w := range p.Waves {
+				waves = append(waves, w.Machines)
+			}
+			if !reflect.DeepEqual(waves, tt.waves) {
+				t.Errorf("waves = %v; want %v", waves, tt.waves)
+			}
+			if len(p.Drift) != tt.drift {
+				t.Errorf("drift = %+v; want %d items", p.Drift, tt.drift)
+			}
+			if !slices.IsSortedFunc(p.Changes, func(a, b plan.Change) int { return strings.Compare(a.Address, b.Address) }) {
+				t.Error("changes are not sorted by address")
+			}
+		})
+	}
+}
+
+func TestNoChangesAfterDeployment(t *testing.T) {
+	st := plantest.Deployed()
+	desired := plantest.Desired(plantest.Cluster(), map[string]*config.Dataflow{"my-app": plantest.App()}, plantest.Binary010)
+	for name, p := range map[string]*plan.Plan{
+		"refreshed":     must(plan.Compute(st, plantest.Healthy(st), desired)),
+		"not refreshed": must(plan.Compute(st, nil, desired)),
+	} {
+		if !p.Empty() {
+			t.Errorf("%s: plan after deployment has changes: %v drift %v", name, actions(p), p.Drift)
+		}
+	}
+}
+
+func must(p *plan.Plan, err error) *plan.Plan {
+	if err != nil {
+		panic(err)
+	}
+	return p
+}
+
+func TestComputeIsDeterministic(t *testing.T) {
+	s := scenario(t, "label-change")
+	a := compute(t, s)
+	// The same desired state with machines and nodes listed in another
+	// order plans the same.
+	s.Desired.Cluster.Machines = []config.Machine{s.Desired.Cluster.Machines[2], s.Desired.Cluster.Machines[0], s.Desired.Cluster.Machines[1]}
+	b := compute(t, s)
+	a.Cluster, b.Cluster = nil, nil
+	if !reflect.DeepEqual(a, b) {
+		t.Fatal("plans differ when machines are listed in another order")
+	}
+}
+
+func TestUnsatisfiablePlacementIsAPlanError(t *testing.T) {
+	app := plantest.App()
+	app.Nodes[1].Deploy.Labels = map[string]string{"gpu": "h100"}
+	app.Nodes[0].Deploy.Machine = "robt"
+	_, err := plan.Compute(nil, nil, plantest.Desired(plantest.Cluster(), map[string]*config.Dataflow{"my-app": app}, plantest.Binary010))
+	if err == nil {
+		t.Fatal("Compute succeeded with unsatisfiable placements")
+	}
+	for _, want := range []string{"dataflow my-app", "node camera", "node detector"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %q", err, want)
+		}
+	}
+}
+
+func TestParallelismSizesWaves(t *testing.T) {
+	s := scenario(t, "binary-upgrade")
+	s.Desired.Parallelism = 2
+	p := compute(t, s)
+	if len(p.Waves) != 2 || !reflect.DeepEqual(p.Waves[0].Machines, []string{"bot-01", "bot-02"}) {
+		t.Fatalf("waves = %+v; want [bot-01 bot-02] [gpu-server]", p.Waves)
+	}
+	if c, _ := p.Change("machine.gpu-server"); c.Wave != 2 {
+		t.Fatalf("gpu-server wave = %d; want 2", c.Wave)
+	}
+}
+
+func TestPlacementReasonsPerNode(t *testing.T) {
+	p := compute(t, scenario(t, "label-change"))
+	c, _ := p.Change("dataflow.my-app.node.detector")
+	if c.Placement == nil || c.Placement.Machine != "bot-02" || c.Placement.Rule != "labels" {
+		t.Fatalf("detector placement = %+v", c.Placement)
+	}
+	refused := map[string]string{}
+	for _, r := range c.Placement.Refused {
+		refused[r.Machine] = r.Reason
+	}
+	if refused["gpu-server"] != "label gpu=true missing" || refused["bot-01"] != "label gpu=true missing" {
+		t.Fatalf("refusals = %v", refused)
+	}
+	if d, _ := p.Change("dataflow.my-app"); !strings.Contains(d.Reason, "node detector moves from gpu-server to bot-02") {
+		t.Fatalf("dataflow reason = %q", d.Reason)
+	}
+}
+
+func TestTargetsRestrictThePlan(t *testing.T) {
+	s := scenario(t, "first-deployment")
+	s.Desired.Targets = []string{"machine.bot-01", "dataflow.my-app"}
+	p := compute(t, s)
+	got := actions(p)
+	if _, ok := got["machine.bot-02"]; ok || got["machine.bot-01"] != plan.Install || got["dataflow.my-app.node.camera"] != plan.Start {
+		t.Fatalf("targeted plan = %v", got)
+	}
+}
+
+func TestFilterKeepsOnlyUpgradesAndRecomputesWaves(t *testing.T) {
+	s := scenario(t, "drift")
+	p := compute(t, s)
+	q := plan.Filter(p, plan.OnlyActions(plan.Upgrade))
+	if got := actions(q); !reflect.DeepEqual(got, map[string]plan.Action{"machine.gpu-server": plan.Upgrade}) {
+		t.Fatalf("filtered = %v", got)
+	}
+	if len(q.Waves) != 1 || q.Waves[0].Machines[0] != "gpu-server" {
+		t.Fatalf("filtered waves = %+v", q.Waves)
+	}
+	if len(p.Waves) != 2 {
+		t.Fatal("Filter modified the original plan")
+	}
+	for _, pc := range q.Preconditions {
+		if pc.Address != "machine.gpu-server" {
+			t.Fatalf("precondition %+v kept for a filtered-out change", pc)
+		}
+	}
+}
+
+func TestPreconditions(t *testing.T) {
+	s := scenario(t, "binary-upgrade")
+	p := compute(t, s)
+	if v := plan.CheckPreconditions(p, s.Observed); len(v) != 0 {
+		t.Fatalf("violations against the same observation: %v", v)
+	}
+	now := plantest.Healthy(s.Prior)
+	m := now.Machines["bot-02"]
+	m.BinarySHA256 = strings.Repeat("cc", 32)
+	now.Machines["bot-02"] = m
+	v := plan.CheckPreconditions(p, now)
+	if len(v) != 1 || v[0].Address != "machine.bot-02" || v[0].Field != "binary_sha256" {
+		t.Fatalf("violations = %v; want bot-02 binary_sha256", v)
+	}
+	if !strings.Contains(v[0].String(), strings.Repeat("cc", 32)) {
+		t.Fatalf("violation text %q does not say the new value", v[0])
+	}
+}
+
+func TestDestroyRemovesEverything(t *testing.T) {
+	p, err := plan.Compute(plantest.Deployed(), nil, plan.Desired{Destroy: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := p.Summarize()
+	if s.Uninstall != 3 || s.Stop != 1 || s.Install+s.Start+s.Upgrade != 0 {
+		t.Fatalf("destroy summary = %+v", s)
+	}
+}
+
+func TestRecordedPlanReplansToNothing(t *testing.T) {
+	// Recording every change of each scenario into its prior state leaves
+	// no work: a plan is exactly what Record needs to reach the desired
+	// state.
+	for _, s := range plantest.Scenarios() {
+		t.Run(s.Name, func(t *testing.T) {
+			p := compute(t, s)
+			st := s.Prior
+			if st == nil {
+				st = plantest.Deployed()
+				st.Machines, st.Dataflows = map[string]state.Machine{}, map[string]state.Dataflow{}
+			}
+			for _, c := range p.Changes {
+				plan.Record(st, c, "")
+			}
+			again, err := plan.Compute(st, nil, s.Desired)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if again.HasChanges() {
+				t.Fatalf("re-plan after recording has changes: %v", actions(again))
+			}
+		})
+	}
+}
