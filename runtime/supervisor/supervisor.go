@@ -95,7 +95,7 @@ type NodeState struct {
 // NodeSpec says how to run one node.
 type NodeSpec struct {
 	ID      string
-	Path    string   // resolved against Dir, see ResolvePath
+	Path    string // resolved against Dir, see ResolvePath
 	Args    []string
 	Dir     string   // working directory
 	Env     []string // KEY=VALUE; build it with BaseEnv, MapEnv and MergeEnv
