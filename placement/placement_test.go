@@ -34,7 +34,7 @@ func TestPlace(t *testing.T) {
 			name:    "labels superset, refusals in order",
 			nodes:   []config.Node{node("inference", "", map[string]string{"gpu": "true"})},
 			daemons: []Daemon{robot, gpu},
-			want: []Decision{{Node: "inference", DaemonID: "gpu-server", MachineID: "gpu-server", Rule: ByLabels}},
+			want:    []Decision{{Node: "inference", DaemonID: "gpu-server", MachineID: "gpu-server", Rule: ByLabels}},
 		},
 		{
 			name:    "unnamed daemons come first in label search",
