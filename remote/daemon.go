@@ -1,0 +1,165 @@
+package remote
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// InstallResult says what InstallDaemon changed.
+type InstallResult struct {
+	BinaryChanged bool
+	UnitChanged   bool
+	EnvChanged    bool
+	// Restarted is true when a running daemon was restarted to pick up a
+	// change; false when it was started fresh or left alone.
+	Restarted bool
+}
+
+// Changed reports whether anything on the machine changed.
+func (r InstallResult) Changed() bool { return r.BinaryChanged || r.UnitChanged || r.EnvChanged }
+
+// InstallDaemon installs s's daemon as the systemd service UnitName(id):
+// the binary at BinaryPath (checksum- and architecture-verified, atomic),
+// the environment file EnvPath(id) (0600, carrying the token), the unit
+// file, then daemon-reload and enable --now. A daemon already running is
+// restarted only when something changed. An ad hoc daemon of the same id
+// (from "cluster up") is stopped first so that only one runs. Idempotent.
+func InstallDaemon(ctx context.Context, m *Machine, s DaemonSpec, bin File) (InstallResult, error) {
+	var res InstallResult
+	if s.Binary != "" && s.Binary != BinaryPath {
+		return res, fmt.Errorf("install daemon %s: the systemd daemon runs %s", s.MachineID, BinaryPath)
+	}
+	unit, err := RenderUnit(s)
+	if err != nil {
+		return res, err
+	}
+	env, err := RenderEnv(s, DaemonHome(s.MachineID))
+	if err != nil {
+		return res, err
+	}
+	if err := CheckArch(ctx, m, bin); err != nil {
+		return res, err
+	}
+	dirs := Command("install", "-d", "-m", "0755", EnvDir, DaemonHomeDir, DaemonHome(s.MachineID), "/usr/local/bin")
+	if _, err := m.Run(ctx, m.Sudo(dirs)); err != nil {
+		return res, fmt.Errorf("install daemon %s: create directories: %w", s.MachineID, err)
+	}
+	if res.BinaryChanged, err = m.InstallFile(ctx, bin, BinaryPath); err != nil {
+		return res, err
+	}
+	if res.EnvChanged, err = m.InstallFile(ctx, BytesFile(env, 0o600), EnvPath(s.MachineID)); err != nil {
+		return res, err
+	}
+	if res.UnitChanged, err = m.InstallFile(ctx, BytesFile(unit, 0o644), UnitPath(s.MachineID)); err != nil {
+		return res, err
+	}
+	if _, err := StopAdhocDaemon(ctx, m, s.MachineID); err != nil {
+		return res, err
+	}
+	name := UnitName(s.MachineID)
+	cmd := "systemctl daemon-reload && systemctl enable --now " + Quote(name)
+	if res.Changed() {
+		// restart is start for a stopped unit.
+		cmd = "systemctl daemon-reload && systemctl enable " + Quote(name) + " && systemctl restart " + Quote(name)
+		res.Restarted = true
+	}
+	if _, err := m.Run(ctx, m.Sudo(cmd)); err != nil {
+		return res, fmt.Errorf("install daemon %s: start %s: %w", s.MachineID, name, err)
+	}
+	return res, nil
+}
+
+// UninstallDaemon stops, disables and removes machine id's systemd daemon
+// (unit and environment file), then reloads systemd. The shared binary and
+// the daemon's home directory are kept. Idempotent.
+func UninstallDaemon(ctx context.Context, m *Machine, id string) error {
+	if err := validID(id); err != nil {
+		return err
+	}
+	name := UnitName(id)
+	cmd := "systemctl disable --now " + Quote(name) + " >/dev/null 2>&1 || true; " +
+		"rm -f " + Quote(UnitPath(id)) + " " + Quote(EnvPath(id)) + " && systemctl daemon-reload && systemctl reset-failed " + Quote(name) + " >/dev/null 2>&1 || true; " +
+		"! systemctl is-active --quiet " + Quote(name)
+	if _, err := m.Run(ctx, m.Sudo(cmd)); err != nil {
+		return fmt.Errorf("uninstall daemon %s: %w", id, err)
+	}
+	return nil
+}
+
+// PushBinary installs bin as BinaryPath after checking that it is an
+// executable for the machine's architecture (temp path, checksum, atomic
+// rename). It reports whether the binary changed.
+func PushBinary(ctx context.Context, m *Machine, bin File) (bool, error) {
+	if err := CheckArch(ctx, m, bin); err != nil {
+		return false, err
+	}
+	if _, err := m.Run(ctx, m.Sudo("install -d -m 0755 /usr/local/bin")); err != nil {
+		return false, fmt.Errorf("push binary to %s: %w", m.Target.ID, err)
+	}
+	return m.InstallFile(ctx, bin, BinaryPath)
+}
+
+// RestartDaemon restarts machine id's systemd daemon.
+func RestartDaemon(ctx context.Context, m *Machine, id string) error {
+	if err := validID(id); err != nil {
+		return err
+	}
+	if _, err := m.Run(ctx, m.Sudo("systemctl restart "+Quote(UnitName(id)))); err != nil {
+		return fmt.Errorf("restart %s on %s: %w", UnitName(id), m.Target.ID, err)
+	}
+	return nil
+}
+
+// StopDaemon stops machine id's systemd daemon if it is installed (it stays
+// enabled and starts again at boot).
+func StopDaemon(ctx context.Context, m *Machine, id string) error {
+	if err := validID(id); err != nil {
+		return err
+	}
+	cmd := "if [ -e " + Quote(UnitPath(id)) + " ]; then systemctl stop " + Quote(UnitName(id)) + "; fi"
+	if _, err := m.Run(ctx, m.Sudo(cmd)); err != nil {
+		return fmt.Errorf("stop %s on %s: %w", UnitName(id), m.Target.ID, err)
+	}
+	return nil
+}
+
+// UpgradeBinary is PushBinary followed by RestartDaemon: the rolling
+// upgrade step of one machine, without the wait for the reconnect.
+func UpgradeBinary(ctx context.Context, m *Machine, id string, bin File) error {
+	if _, err := PushBinary(ctx, m, bin); err != nil {
+		return err
+	}
+	return RestartDaemon(ctx, m, id)
+}
+
+func validID(id string) error {
+	return DaemonSpec{MachineID: id, CoordinatorAddr: "x", CoordinatorPort: 1}.Validate()
+}
+
+// home returns the session user's home directory on the machine.
+func (m *Machine) home(ctx context.Context) (string, error) {
+	out, err := m.Run(ctx, `printf '%s' "$HOME"`)
+	if err != nil {
+		return "", fmt.Errorf("home directory on %s: %w", m.Target.ID, err)
+	}
+	h := strings.TrimSpace(out)
+	if !strings.HasPrefix(h, "/") {
+		return "", fmt.Errorf("home directory on %s: unexpected %q", m.Target.ID, firstLine(h))
+	}
+	return h, nil
+}
+
+// parsePID reads "word PID" lines such as "started 123".
+func parsePID(out, word string) (int, bool) {
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) == 2 && f[0] == word {
+			if p, err := strconv.Atoi(f[1]); err == nil && p > 0 {
+				return p, true
+			}
+		}
+	}
+	return 0, false
+}

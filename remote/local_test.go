@@ -1,0 +1,107 @@
+package remote
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func localMachine(t *testing.T) *Machine {
+	t.Helper()
+	m, err := NewDialer(nil).Dial(context.Background(), Target{ID: "local", Local: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+func TestLocalInstallFile(t *testing.T) {
+	ctx := context.Background()
+	m := localMachine(t)
+	dir := t.TempDir()
+	dst := filepath.Join(dir, "it's a file")
+
+	changed, err := m.InstallFile(ctx, BytesFile([]byte("one\n"), 0o640), dst)
+	if err != nil || !changed {
+		t.Fatalf("first install: changed=%v err=%v", changed, err)
+	}
+	b, _ := os.ReadFile(dst)
+	st, _ := os.Stat(dst)
+	if string(b) != "one\n" || st.Mode().Perm() != 0o640 {
+		t.Fatalf("installed %q mode %v", b, st.Mode().Perm())
+	}
+	changed, err = m.InstallFile(ctx, BytesFile([]byte("one\n"), 0o640), dst)
+	if err != nil || changed {
+		t.Fatalf("same content: changed=%v err=%v; want no change", changed, err)
+	}
+	changed, err = m.InstallFile(ctx, BytesFile([]byte("two\n"), 0o640), dst)
+	if err != nil || !changed {
+		t.Fatalf("new content: changed=%v err=%v", changed, err)
+	}
+	if b, _ := os.ReadFile(dst); string(b) != "two\n" {
+		t.Fatalf("content %q after update", b)
+	}
+	assertNoTemp(t, dir)
+}
+
+func TestLocalInstallFileRefusesChecksumMismatch(t *testing.T) {
+	ctx := context.Background()
+	m := localMachine(t)
+	dir := t.TempDir()
+	dst := filepath.Join(dir, "adora")
+	if err := os.WriteFile(dst, []byte("old"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f := BytesFile([]byte("new"), 0o755)
+	f.SHA256 = strings.Repeat("1", 64) // what the CLI expects, not what arrives
+	_, err := m.InstallFile(ctx, f, dst)
+	var mm *ChecksumMismatchError
+	if !errors.As(err, &mm) {
+		t.Fatalf("got %v, want ChecksumMismatchError", err)
+	}
+	if b, _ := os.ReadFile(dst); string(b) != "old" {
+		t.Fatalf("destination replaced despite the mismatch: %q", b)
+	}
+	assertNoTemp(t, dir)
+}
+
+func TestLocalRunExitError(t *testing.T) {
+	m := localMachine(t)
+	_, err := m.Run(context.Background(), "echo oops >&2; exit 3")
+	var ee *ExitError
+	if !errors.As(err, &ee) || ee.Status != 3 || !strings.Contains(err.Error(), "oops") {
+		t.Fatalf("got %v, want exit status 3 with stderr", err)
+	}
+}
+
+func TestPushArtifactLocal(t *testing.T) {
+	m := localMachine(t)
+	dir := filepath.Join(t.TempDir(), "work", "flow")
+	p, err := PushArtifact(context.Background(), m, BytesFile([]byte("#!/bin/sh\n"), 0o755), dir, "camera")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(p); err != nil || st.Mode().Perm() != 0o755 || p != filepath.Join(dir, "camera") {
+		t.Fatalf("artifact at %s: %v %v", p, st, err)
+	}
+	if _, err := PushArtifact(context.Background(), m, BytesFile(nil, 0o755), dir, "../escape"); err == nil {
+		t.Fatal("accepted a path-traversal artifact name")
+	}
+	if _, err := PushArtifact(context.Background(), m, BytesFile(nil, 0o755), "relative", "x"); err == nil {
+		t.Fatal("accepted a relative directory")
+	}
+}
+
+func assertNoTemp(t *testing.T, dir string) {
+	t.Helper()
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if strings.Contains(e.Name(), ".adora-tmp-") {
+			t.Fatalf("temporary file %s left behind", e.Name())
+		}
+	}
+}

@@ -1,0 +1,198 @@
+package remote
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+
+	"github.com/pkg/sftp"
+	"golang.org/x/crypto/ssh"
+)
+
+// Machine is an open connection to one machine of the fleet: an SSH client
+// (plus SFTP, opened on first use) or, for a local machine, this process.
+// Methods may be called from several goroutines; Close releases it.
+type Machine struct {
+	Target Target
+	exec   executor
+	log    *slog.Logger
+}
+
+// executor is what the operations need from a machine.
+type executor interface {
+	// run runs cmd with sh -c semantics.
+	run(ctx context.Context, cmd string, stdin io.Reader) (stdout, stderr []byte, err error)
+	// create creates (truncates) path with mode for writing.
+	create(path string, mode os.FileMode) (syncWriter, error)
+	close() error
+}
+
+type syncWriter interface {
+	io.WriteCloser
+	Sync() error
+}
+
+// Close ends the session.
+func (m *Machine) Close() error { return m.exec.close() }
+
+// ExitError is a remote command that ran and exited non-zero.
+type ExitError struct {
+	Status int
+	Stderr string
+}
+
+func (e *ExitError) Error() string {
+	msg := strings.TrimSpace(e.Stderr)
+	if len(msg) > 500 {
+		msg = msg[:500] + "..."
+	}
+	if msg == "" {
+		return fmt.Sprintf("exit status %d", e.Status)
+	}
+	return fmt.Sprintf("exit status %d: %s", e.Status, msg)
+}
+
+// Run runs a command line (built with Command/Quote) and returns its
+// standard output. A non-zero exit is an *ExitError carrying stderr.
+func (m *Machine) Run(ctx context.Context, cmd string) (string, error) {
+	return m.RunInput(ctx, cmd, nil)
+}
+
+// RunInput is Run with stdin.
+func (m *Machine) RunInput(ctx context.Context, cmd string, stdin io.Reader) (string, error) {
+	out, _, err := m.exec.run(ctx, cmd, stdin)
+	return string(out), err
+}
+
+// Sudo prefixes cmd with "sudo -n" unless the session user is root. The
+// command is run by sh so that it may contain && and redirections.
+func (m *Machine) Sudo(cmd string) string {
+	if m.isRoot() {
+		return cmd
+	}
+	return "sudo -n sh -c " + Quote(cmd)
+}
+
+func (m *Machine) isRoot() bool {
+	if m.Target.Local {
+		return os.Geteuid() == 0
+	}
+	return m.Target.User == "root"
+}
+
+// sshExec runs commands over one SSH client.
+type sshExec struct {
+	client *ssh.Client
+	mu     sync.Mutex
+	sftp   *sftp.Client
+}
+
+func (e *sshExec) run(ctx context.Context, cmd string, stdin io.Reader) ([]byte, []byte, error) {
+	s, err := e.client.NewSession()
+	if err != nil {
+		return nil, nil, fmt.Errorf("open ssh session: %w", err)
+	}
+	defer s.Close()
+	var out, errb bytes.Buffer
+	s.Stdout, s.Stderr, s.Stdin = &out, &errb, stdin
+	if err := s.Start(cmd); err != nil {
+		return nil, nil, fmt.Errorf("start remote command: %w", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Wait() }()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		_ = s.Signal(ssh.SIGKILL)
+		s.Close()
+		<-done
+		return out.Bytes(), errb.Bytes(), ctx.Err()
+	}
+	var ee *ssh.ExitError
+	if errors.As(err, &ee) {
+		return out.Bytes(), errb.Bytes(), &ExitError{Status: ee.ExitStatus(), Stderr: errb.String()}
+	}
+	if err != nil {
+		return out.Bytes(), errb.Bytes(), fmt.Errorf("remote command: %w", err)
+	}
+	return out.Bytes(), errb.Bytes(), nil
+}
+
+func (e *sshExec) sftpClient() (*sftp.Client, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.sftp != nil {
+		return e.sftp, nil
+	}
+	c, err := sftp.NewClient(e.client)
+	if err != nil {
+		return nil, fmt.Errorf("open sftp: %w", err)
+	}
+	e.sftp = c
+	return c, nil
+}
+
+func (e *sshExec) create(path string, mode os.FileMode) (syncWriter, error) {
+	c, err := e.sftpClient()
+	if err != nil {
+		return nil, err
+	}
+	f, err := c.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
+	if err != nil {
+		return nil, fmt.Errorf("sftp create %s: %w", path, err)
+	}
+	if err := f.Chmod(mode); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("sftp chmod %s: %w", path, err)
+	}
+	return f, nil
+}
+
+func (e *sshExec) close() error {
+	e.mu.Lock()
+	if e.sftp != nil {
+		e.sftp.Close()
+		e.sftp = nil
+	}
+	e.mu.Unlock()
+	return e.client.Close()
+}
+
+// localExec runs commands on this machine.
+type localExec struct{}
+
+func (localExec) run(ctx context.Context, cmd string, stdin io.Reader) ([]byte, []byte, error) {
+	c := exec.CommandContext(ctx, "sh", "-c", cmd)
+	var out, errb bytes.Buffer
+	c.Stdout, c.Stderr, c.Stdin = &out, &errb, stdin
+	err := c.Run()
+	if ctx.Err() != nil {
+		return out.Bytes(), errb.Bytes(), ctx.Err()
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return out.Bytes(), errb.Bytes(), &ExitError{Status: ee.ExitCode(), Stderr: errb.String()}
+	}
+	return out.Bytes(), errb.Bytes(), err
+}
+
+func (localExec) create(path string, mode os.FileMode) (syncWriter, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.Chmod(mode); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+func (localExec) close() error { return nil }
