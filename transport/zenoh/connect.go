@@ -1,0 +1,202 @@
+package zenoh
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/adora-rs/adora/transport/zenoh/wire"
+)
+
+const readBufferSize = 128 << 10
+
+func (s *Session) listen(ctx context.Context, ep string) error {
+	addr, err := parseEndpoint(ep)
+	if err != nil {
+		return fmt.Errorf("zenoh listen: %w", err)
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", addr)
+	if err != nil {
+		return fmt.Errorf("zenoh listen %s: %w", ep, err)
+	}
+	s.mu.Lock()
+	s.listeners = append(s.listeners, ln)
+	s.mu.Unlock()
+	s.wg.Add(1)
+	go s.acceptLoop(ln)
+	s.log.Info("zenoh: listening", "endpoint", formatEndpoint(ln.Addr()))
+	return nil
+}
+
+func (s *Session) acceptLoop(ln net.Listener) {
+	defer s.wg.Done()
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			if s.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			s.log.Warn("zenoh: accept", "err", err)
+			select {
+			case <-time.After(50 * time.Millisecond):
+			case <-s.ctx.Done():
+				return
+			}
+			continue
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.serve(conn, false)
+		}()
+	}
+}
+
+// Connect keeps a link to endpoint: it dials now and again with backoff
+// whenever the link is lost, until the session closes. Connecting twice
+// to the same endpoint is a no-op.
+func (s *Session) Connect(endpoint string) error {
+	addr, err := parseEndpoint(endpoint)
+	if err != nil {
+		return fmt.Errorf("zenoh connect: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	if s.dialing[addr] {
+		return nil
+	}
+	s.dialing[addr] = true
+	s.wg.Add(1)
+	go s.dialLoop(endpoint, addr)
+	return nil
+}
+
+func (s *Session) dialLoop(ep, addr string) {
+	defer s.wg.Done()
+	backoff := s.cfg.ReconnectMin
+	for s.ctx.Err() == nil {
+		d := net.Dialer{Timeout: s.cfg.HandshakeTimeout}
+		conn, err := d.DialContext(s.ctx, "tcp", addr)
+		if err == nil {
+			start := time.Now()
+			s.serve(conn, true)
+			if time.Since(start) > s.cfg.ReconnectMax {
+				backoff = s.cfg.ReconnectMin // the link lived: start over
+			}
+		} else if s.ctx.Err() == nil {
+			s.log.Debug("zenoh: dial", "endpoint", ep, "err", err)
+		}
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, s.cfg.ReconnectMax)
+	}
+}
+
+// serve runs the handshake on conn and, if it succeeds, the link until it
+// closes. When the link duplicates an existing one, it waits for the link
+// that was kept to close, so that a dial loop does not spin.
+func (s *Session) serve(conn net.Conn, initiator bool) {
+	if tc, ok := conn.(*net.TCPConn); ok {
+		tc.SetNoDelay(true)
+	}
+	r := bufio.NewReaderSize(conn, readBufferSize)
+	conn.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
+	var p *params
+	var err error
+	stop := context.AfterFunc(s.ctx, func() { conn.Close() })
+	if initiator {
+		p, err = s.handshakeInitiator(conn, r)
+	} else {
+		p, err = s.handshakeResponder(conn, r)
+	}
+	stop()
+	if err != nil {
+		s.log.Debug("zenoh: handshake", "remote", conn.RemoteAddr().String(), "err", err)
+		conn.Close()
+		return
+	}
+	conn.SetDeadline(time.Time{})
+	l := newLink(s, conn, r, p, initiator)
+	kept, ok := s.register(l)
+	if !ok {
+		if kept != nil {
+			select {
+			case <-kept.done:
+			case <-s.ctx.Done():
+			}
+		}
+		return
+	}
+	s.run(l)
+}
+
+// register adds l to the link table. Between two links to the same peer
+// the one dialled by the smaller ZID is kept (both sides agree on that);
+// between two in the same direction the existing one is kept. It returns
+// the kept link when l loses, and false.
+func (s *Session) register(l *link) (*link, bool) {
+	s.declMu.Lock()
+	defer s.declMu.Unlock()
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		l.close(wire.CloseGeneric, true, ErrClosed)
+		return nil, false
+	}
+	key := string(l.zid)
+	old := s.links[key]
+	if old != nil && !l.preferredOver(old) {
+		s.mu.Unlock()
+		l.replaced = true
+		l.close(wire.CloseMaxLinks, true, errors.New("duplicate link"))
+		return old, false
+	}
+	s.links[key] = l
+	s.mu.Unlock()
+	if old != nil {
+		old.replaced = true
+		old.close(wire.CloseMaxLinks, true, errors.New("replaced by a preferred link"))
+	}
+	s.stats.opened.Add(1)
+	l.log.Info("zenoh: link open", "initiator", l.initiator)
+	l.sendInitialDeclarationsLocked()
+	return nil, true
+}
+
+// preferredOver reports whether l should replace old (same peer).
+func (l *link) preferredOver(old *link) bool {
+	if l.initiator == old.initiator {
+		return false
+	}
+	ours := bytes.Compare(l.s.zid, l.zid) < 0 // we have the smaller ZID
+	return l.initiator == ours
+}
+
+// run serves an open link until it closes, then removes it.
+func (s *Session) run(l *link) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		l.keepAlive()
+	}()
+	l.readLoop()
+	<-l.done
+	s.mu.Lock()
+	if s.links[string(l.zid)] == l {
+		delete(s.links, string(l.zid))
+	}
+	s.mu.Unlock()
+	s.stats.closed.Add(1)
+	l.log.Info("zenoh: link closed", "err", l.closeErr)
+}

@@ -1,0 +1,204 @@
+package zenoh
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"time"
+
+	"github.com/adora-rs/adora/transport/zenoh/wire"
+)
+
+// params are what a handshake settles for one link.
+type params struct {
+	zid       []byte
+	whatami   wire.WhatAmI
+	snMask    uint64
+	batchSize int
+	peerLease time.Duration
+	txSN      uint64 // our initial SN
+	rxSN      uint64 // the peer's initial SN
+}
+
+func (s *Session) whatami() wire.WhatAmI {
+	if s.cfg.Mode == Client {
+		return wire.Client
+	}
+	return wire.Peer
+}
+
+// writeBatch writes one batch with its 2-byte little-endian length.
+func writeBatch(w io.Writer, batch []byte) error {
+	if len(batch) > wire.DefaultBatchSize {
+		return fmt.Errorf("batch of %d bytes exceeds %d", len(batch), wire.DefaultBatchSize)
+	}
+	b := make([]byte, 2, 2+len(batch))
+	binary.LittleEndian.PutUint16(b, uint16(len(batch)))
+	_, err := w.Write(append(b, batch...))
+	return err
+}
+
+// readBatch reads one length-prefixed batch into buf (grown as needed).
+func readBatch(r *bufio.Reader, buf []byte) ([]byte, error) {
+	var hdr [2]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return nil, err
+	}
+	n := int(binary.LittleEndian.Uint16(hdr[:]))
+	if cap(buf) < n {
+		buf = make([]byte, n)
+	}
+	buf = buf[:n]
+	_, err := io.ReadFull(r, buf)
+	return buf, err
+}
+
+// readHandshake reads one batch holding exactly one transport message.
+func readHandshake(r *bufio.Reader) (wire.TransportMessage, error) {
+	b, err := readBatch(r, nil)
+	if err != nil {
+		return nil, err
+	}
+	rd := wire.NewReader(b)
+	m := wire.ReadTransportMessage(rd)
+	if err := rd.Err(); err != nil {
+		return nil, err
+	}
+	if c, ok := m.(*wire.Close); ok {
+		return nil, &closeError{reason: c.Reason}
+	}
+	return m, nil
+}
+
+// closeError reports a CLOSE received from the peer.
+type closeError struct{ reason byte }
+
+func (e *closeError) Error() string { return fmt.Sprintf("peer closed the link (reason %d)", e.reason) }
+
+var errProtocol = errors.New("zenoh handshake: protocol error")
+
+func initialSN(mask uint64) uint64 {
+	var b [8]byte
+	rand.Read(b[:])
+	return binary.LittleEndian.Uint64(b[:]) & mask
+}
+
+// handshakeInitiator runs INIT/OPEN as the side that dialled.
+func (s *Session) handshakeInitiator(conn net.Conn, r *bufio.Reader) (*params, error) {
+	syn := &wire.Init{Version: wire.Version, WhatAmI: s.whatami(), ZID: s.zid,
+		Resolution: wire.DefaultResolution, BatchSize: wire.DefaultBatchSize}
+	if err := writeBatch(conn, wire.AppendInit(nil, syn)); err != nil {
+		return nil, fmt.Errorf("send INIT: %w", err)
+	}
+	m, err := readHandshake(r)
+	if err != nil {
+		return nil, fmt.Errorf("read INIT ack: %w", err)
+	}
+	ack, ok := m.(*wire.Init)
+	if !ok || !ack.Ack {
+		return nil, fmt.Errorf("%w: expected INIT ack, got %T", errProtocol, m)
+	}
+	if ack.Version != wire.Version {
+		return nil, fmt.Errorf("%w: peer speaks version 0x%02x, want 0x%02x", errProtocol, ack.Version, wire.Version)
+	}
+	p := &params{zid: bytes.Clone(ack.ZID), whatami: ack.WhatAmI}
+	p.negotiate(ack.Resolution, ack.BatchSize)
+	p.txSN = initialSN(p.snMask)
+	open := &wire.Open{Lease: s.cfg.Lease, InitialSN: p.txSN, Cookie: ack.Cookie}
+	if err := writeBatch(conn, wire.AppendOpen(nil, open)); err != nil {
+		return nil, fmt.Errorf("send OPEN: %w", err)
+	}
+	m, err = readHandshake(r)
+	if err != nil {
+		return nil, fmt.Errorf("read OPEN ack: %w", err)
+	}
+	oack, ok := m.(*wire.Open)
+	if !ok || !oack.Ack {
+		return nil, fmt.Errorf("%w: expected OPEN ack, got %T", errProtocol, m)
+	}
+	return p.finish(oack)
+}
+
+func (p *params) negotiate(res byte, batch uint16) {
+	fsn := min(res&0b11, wire.DefaultResolution&0b11)
+	p.snMask = wire.SNMask(fsn)
+	p.batchSize = int(min(batch, wire.DefaultBatchSize))
+}
+
+func (p *params) finish(o *wire.Open) (*params, error) {
+	if o.InitialSN > p.snMask {
+		return nil, fmt.Errorf("%w: initial SN %d out of range", errProtocol, o.InitialSN)
+	}
+	if o.Lease <= 0 {
+		return nil, fmt.Errorf("%w: zero lease", errProtocol)
+	}
+	if p.batchSize < 64 {
+		return nil, fmt.Errorf("%w: batch size %d too small", errProtocol, p.batchSize)
+	}
+	p.rxSN, p.peerLease = o.InitialSN, o.Lease
+	return p, nil
+}
+
+// handshakeResponder runs INIT/OPEN as the side that accepted.
+func (s *Session) handshakeResponder(conn net.Conn, r *bufio.Reader) (*params, error) {
+	m, err := readHandshake(r)
+	if err != nil {
+		return nil, fmt.Errorf("read INIT: %w", err)
+	}
+	syn, ok := m.(*wire.Init)
+	if !ok || syn.Ack {
+		return nil, fmt.Errorf("%w: expected INIT syn, got %T", errProtocol, m)
+	}
+	if syn.Version != wire.Version {
+		writeBatch(conn, wire.AppendClose(nil, &wire.Close{Session: true, Reason: wire.CloseUnsupported}))
+		return nil, fmt.Errorf("%w: peer speaks version 0x%02x, want 0x%02x", errProtocol, syn.Version, wire.Version)
+	}
+	if bytes.Equal(syn.ZID, s.zid) {
+		writeBatch(conn, wire.AppendClose(nil, &wire.Close{Session: true, Reason: wire.CloseConnectionSelf}))
+		return nil, errors.New("connection to self")
+	}
+	p := &params{zid: bytes.Clone(syn.ZID), whatami: syn.WhatAmI}
+	p.negotiate(syn.Resolution, syn.BatchSize)
+	cookie := make([]byte, 16)
+	rand.Read(cookie)
+	ack := &wire.Init{Ack: true, Version: wire.Version, WhatAmI: s.whatami(), ZID: s.zid,
+		Resolution: wire.DefaultResolution&^0b11 | byte(bitsOf(p.snMask)), BatchSize: uint16(p.batchSize), Cookie: cookie}
+	if err := writeBatch(conn, wire.AppendInit(nil, ack)); err != nil {
+		return nil, fmt.Errorf("send INIT ack: %w", err)
+	}
+	m, err = readHandshake(r)
+	if err != nil {
+		return nil, fmt.Errorf("read OPEN: %w", err)
+	}
+	open, ok := m.(*wire.Open)
+	if !ok || open.Ack {
+		return nil, fmt.Errorf("%w: expected OPEN syn, got %T", errProtocol, m)
+	}
+	if !bytes.Equal(open.Cookie, cookie) {
+		return nil, fmt.Errorf("%w: OPEN cookie does not match", errProtocol)
+	}
+	if _, err := p.finish(open); err != nil {
+		return nil, err
+	}
+	p.txSN = initialSN(p.snMask)
+	oack := &wire.Open{Ack: true, Lease: s.cfg.Lease, InitialSN: p.txSN}
+	if err := writeBatch(conn, wire.AppendOpen(nil, oack)); err != nil {
+		return nil, fmt.Errorf("send OPEN ack: %w", err)
+	}
+	return p, nil
+}
+
+// bitsOf maps an SN mask back to its resolution code.
+func bitsOf(mask uint64) int {
+	for c := 0; c < 4; c++ {
+		if wire.SNMask(byte(c)) == mask {
+			return c
+		}
+	}
+	return 2
+}

@@ -1,0 +1,517 @@
+package zenoh
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/adora-rs/adora/transport/zenoh/keyexpr"
+	"github.com/adora-rs/adora/transport/zenoh/wire"
+)
+
+// Lanes: one SN counter per reliability (no QoS negotiated).
+const (
+	laneBestEffort = 0
+	laneReliable   = 1
+)
+
+// maxTxAliases bounds the expression ids we declare on one link.
+const maxTxAliases = 4096
+
+// maxRemoteDecls bounds what one peer may declare to us.
+const maxRemoteDecls = 1 << 16
+
+// link is one established TCP link to a remote Zenoh node.
+type link struct {
+	s         *Session
+	conn      net.Conn
+	r         *bufio.Reader
+	log       *slog.Logger
+	zid       []byte
+	whatami   wire.WhatAmI
+	initiator bool
+	p         *params
+	done      chan struct{}
+	closeOnce sync.Once
+	closeErr  error
+	replaced  bool // closed because a preferred link to the same peer exists
+
+	// transmit side, under wmu
+	wmu    sync.Mutex
+	txSN   [2]uint64
+	wbuf   []byte
+	lastTx atomic.Int64 // unix nanos of the last write
+
+	// receive side, owned by the reader goroutine
+	rxSN    [2]uint64 // last accepted SN per lane
+	frag    [2][]byte
+	fragBad [2]bool
+	rxAlias map[uint16]string // expression ids the peer declared
+
+	// routing state, under mu
+	mu         sync.Mutex
+	remoteSubs map[uint32]string
+	matchCache map[string]bool
+	txAlias    map[string]uint16
+}
+
+func newLink(s *Session, conn net.Conn, r *bufio.Reader, p *params, initiator bool) *link {
+	l := &link{
+		s: s, conn: conn, r: r, zid: p.zid, whatami: p.whatami, initiator: initiator, p: p,
+		done:       make(chan struct{}),
+		rxAlias:    map[uint16]string{},
+		remoteSubs: map[uint32]string{},
+		matchCache: map[string]bool{},
+		txAlias:    map[string]uint16{},
+	}
+	l.log = s.log.With("peer", fmt.Sprintf("%x", p.zid), "whatami", p.whatami.String(), "remote", conn.RemoteAddr().String())
+	l.txSN = [2]uint64{p.txSN, p.txSN}
+	prev := (p.rxSN - 1) & p.snMask
+	l.rxSN = [2]uint64{prev, prev}
+	l.lastTx.Store(time.Now().UnixNano())
+	return l
+}
+
+// close ends the link once: it sends CLOSE with reason (when sendClose),
+// closes the socket and lets the reader goroutine finish.
+func (l *link) close(reason byte, sendClose bool, cause error) {
+	l.closeOnce.Do(func() {
+		l.closeErr = cause
+		if sendClose {
+			l.wmu.Lock()
+			l.conn.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+			writeBatch(l.conn, wire.AppendClose(nil, &wire.Close{Session: true, Reason: reason}))
+			l.wmu.Unlock()
+		}
+		l.conn.Close()
+		close(l.done)
+	})
+}
+
+// wants reports whether a publication on key should go to this link.
+func (l *link) wants(key string) bool {
+	if l.whatami == wire.Router {
+		return true // routers filter by themselves
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if v, ok := l.matchCache[key]; ok {
+		return v
+	}
+	v := false
+	for _, e := range l.remoteSubs {
+		if keyexpr.Intersects(e, key) {
+			v = true
+			break
+		}
+	}
+	if len(l.matchCache) > 4096 {
+		clear(l.matchCache)
+	}
+	l.matchCache[key] = v
+	return v
+}
+
+// writeDeadline bounds a write by ctx and by the peer's lease.
+func (l *link) writeDeadline(ctx context.Context) time.Time {
+	d := time.Now().Add(max(l.p.peerLease, time.Second))
+	if ctx != nil {
+		if cd, ok := ctx.Deadline(); ok && cd.Before(d) {
+			d = cd
+		}
+	}
+	return d
+}
+
+// sendNetwork sends small network messages (declarations, answers) in
+// one reliable FRAME. Errors close the link.
+func (l *link) sendNetwork(msgs ...any) {
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	b := l.frameStartLocked()
+	for _, m := range msgs {
+		switch m := m.(type) {
+		case *wire.Declare:
+			b = wire.AppendDeclare(b, m)
+		case *wire.ResponseFinal:
+			b = wire.AppendResponseFinal(b, m)
+		case *wire.Interest:
+			b = wire.AppendInterest(b, m)
+		}
+	}
+	if err := l.flushLocked(nil, b); err != nil {
+		go l.close(wire.CloseGeneric, false, err)
+	}
+}
+
+// frameStartLocked starts a batch in wbuf: 2 length bytes and a reliable
+// FRAME header with the next SN.
+func (l *link) frameStartLocked() []byte {
+	b := append(l.wbuf[:0], 0, 0)
+	b = wire.AppendFrameHeader(b, true, l.txSN[laneReliable])
+	l.txSN[laneReliable] = (l.txSN[laneReliable] + 1) & l.p.snMask
+	return b
+}
+
+// flushLocked fills in the batch length and writes it.
+func (l *link) flushLocked(ctx context.Context, b []byte) error {
+	n := len(b) - 2
+	if n > l.p.batchSize {
+		return fmt.Errorf("batch of %d bytes exceeds the negotiated %d", n, l.p.batchSize)
+	}
+	binary.LittleEndian.PutUint16(b, uint16(n))
+	l.wbuf = b
+	l.conn.SetWriteDeadline(l.writeDeadline(ctx))
+	_, err := l.conn.Write(b)
+	l.lastTx.Store(time.Now().UnixNano())
+	if err == nil {
+		l.s.stats.bytesSent.Add(uint64(len(b)))
+	}
+	return err
+}
+
+// sendPut publishes one PUT on this link, fragmenting when the message
+// does not fit one batch. The payload is written straight from the
+// caller's slice (no copy).
+func (l *link) sendPut(ctx context.Context, key string, payload, attachment []byte) error {
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	select {
+	case <-l.done:
+		return fmt.Errorf("link to %x closed", l.zid)
+	default:
+	}
+	var pre []byte
+	we := wire.WireExpr{Suffix: key}
+	id, fresh := l.aliasLocked(key)
+	if id != 0 {
+		we = wire.WireExpr{Scope: id, SenderMapping: true}
+	}
+	put := &wire.Put{Attachment: attachment, HasAttachment: attachment != nil}
+	if fresh {
+		pre = wire.AppendDeclare(pre, &wire.Declare{Kind: wire.DeclKeyExpr, ID: uint32(id), Key: wire.WireExpr{Suffix: key}, HasKey: true})
+	}
+	pre = wire.AppendPushPutHeader(pre, &we, put, len(payload))
+	var err error
+	if 2+5+len(pre)+len(payload) <= l.p.batchSize {
+		b := l.frameStartLocked()
+		b = append(b, pre...)
+		b = append(b, payload...)
+		err = l.flushLocked(ctx, b)
+	} else {
+		err = l.sendFragmentsLocked(ctx, pre, payload)
+	}
+	if err != nil {
+		go l.close(wire.CloseGeneric, false, err)
+		return fmt.Errorf("send to %x: %w", l.zid, err)
+	}
+	l.s.stats.sent.Add(1)
+	return nil
+}
+
+// aliasLocked returns the expression id declared for key on this link
+// (0 if none), and whether it is declared now (a D_KEYEXPR must precede
+// the message).
+func (l *link) aliasLocked(key string) (uint16, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if id, ok := l.txAlias[key]; ok {
+		return id, false
+	}
+	if len(l.txAlias) >= maxTxAliases || len(key) < 8 {
+		return 0, false
+	}
+	id := uint16(len(l.txAlias) + 1)
+	l.txAlias[key] = id
+	return id, true
+}
+
+// sendFragmentsLocked writes pre+payload as a run of reliable FRAGMENTs,
+// all in one vectored write.
+func (l *link) sendFragmentsLocked(ctx context.Context, pre, payload []byte) error {
+	total := len(pre) + len(payload)
+	var bufs net.Buffers
+	hdrs := make([]byte, 0, (total/(l.p.batchSize-16)+2)*16)
+	off := 0
+	for off < total {
+		sn := l.txSN[laneReliable]
+		l.txSN[laneReliable] = (sn + 1) & l.p.snMask
+		room := l.p.batchSize - wire.FragmentHeaderLen(sn)
+		n := min(room, total-off)
+		more := off+n < total
+		start := len(hdrs)
+		hdrs = append(hdrs, 0, 0)
+		hdrs = wire.AppendFragmentHeader(hdrs, true, more, sn)
+		h := hdrs[start:len(hdrs):len(hdrs)]
+		binary.LittleEndian.PutUint16(h, uint16(len(h)-2+n))
+		bufs = append(bufs, h)
+		bufs = appendRange(bufs, pre, payload, off, off+n)
+		off += n
+	}
+	l.conn.SetWriteDeadline(l.writeDeadline(ctx))
+	written, err := bufs.WriteTo(l.conn)
+	l.lastTx.Store(time.Now().UnixNano())
+	l.s.stats.bytesSent.Add(uint64(written))
+	return err
+}
+
+// appendRange appends the slices covering [from, to) of the virtual
+// concatenation a ++ b.
+func appendRange(bufs net.Buffers, a, b []byte, from, to int) net.Buffers {
+	if from < len(a) {
+		bufs = append(bufs, a[from:min(to, len(a))])
+	}
+	if to > len(a) {
+		bufs = append(bufs, b[max(from-len(a), 0):to-len(a)])
+	}
+	return bufs
+}
+
+// keepAlive sends KEEPALIVE when nothing was written for a quarter of the
+// smaller lease. It returns when the link closes.
+func (l *link) keepAlive() {
+	interval := min(l.p.peerLease, l.s.cfg.Lease) / 4
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.done:
+			return
+		case now := <-t.C:
+			if now.UnixNano()-l.lastTx.Load() < int64(interval) {
+				continue
+			}
+			l.wmu.Lock()
+			b := wire.AppendKeepAlive(append(l.wbuf[:0], 0, 0))
+			err := l.flushLocked(nil, b)
+			l.wmu.Unlock()
+			if err != nil {
+				l.close(wire.CloseGeneric, false, err)
+				return
+			}
+		}
+	}
+}
+
+// errLease is the cause of a link closed for silence.
+var errLease = errors.New("lease expired")
+
+// readLoop reads batches until the link fails, expires or closes.
+func (l *link) readLoop() {
+	var buf []byte
+	for {
+		l.conn.SetReadDeadline(time.Now().Add(l.s.cfg.leaseFor(l.p.peerLease)))
+		var err error
+		buf, err = l.readOne(buf)
+		if err == nil {
+			continue
+		}
+		switch {
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			l.close(wire.CloseExpired, true, errLease)
+		case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+			l.close(wire.CloseGeneric, false, err)
+		default:
+			var ce *closeError
+			if errors.As(err, &ce) {
+				l.close(0, false, err)
+			} else {
+				l.s.stats.dropped.Add(1)
+				l.close(wire.CloseInvalid, true, err)
+			}
+		}
+		return
+	}
+}
+
+func (c *Config) leaseFor(peer time.Duration) time.Duration { return peer }
+
+// readOne reads and handles one batch. Fragments are read straight into
+// the reassembly buffer.
+func (l *link) readOne(buf []byte) ([]byte, error) {
+	var hdr [2]byte
+	if _, err := io.ReadFull(l.r, hdr[:]); err != nil {
+		return buf, err
+	}
+	n := int(binary.LittleEndian.Uint16(hdr[:]))
+	l.s.stats.bytesReceived.Add(uint64(n + 2))
+	if first, err := l.r.Peek(1); err == nil && n > 1 && first[0]&^0x60 == wire.IDFragment {
+		return buf, l.readFragment(n)
+	}
+	if cap(buf) < n {
+		buf = make([]byte, n)
+	}
+	buf = buf[:n]
+	if _, err := io.ReadFull(l.r, buf); err != nil {
+		return buf, err
+	}
+	return buf, wire.DecodeBatch(buf, l.handleTransport)
+}
+
+// readFragment handles a batch that holds one FRAGMENT without
+// extensions: the header is parsed from the stream and the body appended
+// to the lane's reassembly buffer.
+func (l *link) readFragment(n int) error {
+	var hb [10]byte
+	h, _ := l.r.ReadByte()
+	hb[0] = h
+	k := 1
+	for k < len(hb) && k < n {
+		c, err := l.r.ReadByte()
+		if err != nil {
+			return err
+		}
+		hb[k] = c
+		k++
+		if c&0x80 == 0 {
+			break
+		}
+	}
+	rd := wire.NewReader(hb[1:k])
+	sn := rd.VLE()
+	if err := rd.Err(); err != nil {
+		return fmt.Errorf("fragment header: %w", err)
+	}
+	lane := laneBestEffort
+	if h&0x20 != 0 {
+		lane = laneReliable
+	}
+	bodyLen := n - k
+	ok := l.acceptSN(lane, sn)
+	cur := l.frag[lane]
+	if !ok || l.fragBad[lane] || len(cur)+bodyLen > l.s.cfg.MaxMessageSize {
+		if ok && !l.fragBad[lane] {
+			l.fragBad[lane] = true
+			l.s.stats.dropped.Add(1)
+			l.log.Warn("zenoh: message exceeds the size cap, dropped", "cap", l.s.cfg.MaxMessageSize)
+		}
+		if _, err := l.r.Discard(bodyLen); err != nil {
+			return err
+		}
+		if h&0x40 == 0 {
+			l.fragBad[lane] = false
+			l.frag[lane] = cur[:0]
+		}
+		return nil
+	}
+	cur = growTo(cur, len(cur)+bodyLen)
+	if _, err := io.ReadFull(l.r, cur[len(cur)-bodyLen:]); err != nil {
+		return err
+	}
+	l.frag[lane] = cur
+	if h&0x40 != 0 {
+		return nil // more fragments follow
+	}
+	err := l.handleReassembled(cur)
+	if cap(cur) > 16<<20 {
+		cur = nil // do not keep very large buffers
+	}
+	l.frag[lane] = cur[:0]
+	return err
+}
+
+func growTo(b []byte, n int) []byte {
+	if n <= cap(b) {
+		return b[:n]
+	}
+	nb := make([]byte, n, max(n, 2*cap(b)))
+	copy(nb, b)
+	return nb
+}
+
+func (l *link) handleReassembled(b []byte) error {
+	r := wire.NewReader(b)
+	m := wire.ReadNetworkMessage(r)
+	if err := r.Err(); err != nil {
+		return fmt.Errorf("reassembled message: %w", err)
+	}
+	if r.Len() != 0 {
+		return fmt.Errorf("reassembled message: %d trailing bytes", r.Len())
+	}
+	return l.handleNetwork(m)
+}
+
+// acceptSN reports whether sn is ahead of the lane's last SN within half
+// the window, and records it.
+func (l *link) acceptSN(lane int, sn uint64) bool {
+	mask := l.p.snMask
+	if sn > mask {
+		return false
+	}
+	gap := (sn - l.rxSN[lane]) & mask
+	if gap == 0 || gap > (mask+1)/2 {
+		l.s.stats.dropped.Add(1)
+		return false
+	}
+	l.rxSN[lane] = sn
+	return true
+}
+
+func (l *link) handleTransport(m wire.TransportMessage) error {
+	switch m := m.(type) {
+	case *wire.KeepAlive:
+	case *wire.Frame:
+		lane := laneBestEffort
+		if m.Reliable {
+			lane = laneReliable
+		}
+		if !l.acceptSN(lane, m.SN) {
+			return nil
+		}
+		if len(l.frag[lane]) > 0 || l.fragBad[lane] {
+			// a frame interrupts a fragmented message: drop the partial one
+			l.frag[lane], l.fragBad[lane] = l.frag[lane][:0], false
+			l.s.stats.dropped.Add(1)
+		}
+		for _, nm := range m.Msgs {
+			if err := l.handleNetwork(nm); err != nil {
+				return err
+			}
+		}
+	case *wire.Fragment:
+		return l.handleFragment(m)
+	case *wire.Close:
+		return &closeError{reason: m.Reason}
+	default:
+		return fmt.Errorf("%w: unexpected %T after open", errProtocol, m)
+	}
+	return nil
+}
+
+// handleFragment reassembles a FRAGMENT found inside a batch (one with
+// extensions, or following other messages).
+func (l *link) handleFragment(f *wire.Fragment) error {
+	lane := laneBestEffort
+	if f.Reliable {
+		lane = laneReliable
+	}
+	if !l.acceptSN(lane, f.SN) {
+		return nil
+	}
+	cur := l.frag[lane]
+	if l.fragBad[lane] || len(cur)+len(f.Body) > l.s.cfg.MaxMessageSize {
+		if !l.fragBad[lane] {
+			l.s.stats.dropped.Add(1)
+		}
+		l.fragBad[lane] = f.More
+		l.frag[lane] = cur[:0]
+		return nil
+	}
+	cur = append(cur, f.Body...)
+	if f.More {
+		l.frag[lane] = cur
+		return nil
+	}
+	err := l.handleReassembled(cur)
+	l.frag[lane] = cur[:0]
+	return err
+}

@@ -1,0 +1,397 @@
+// Package zenoh is a pure-Go implementation of the Zenoh 1.0 wire
+// protocol (version 0x09) over TCP unicast: enough of a Zenoh peer (or
+// client of a Zenoh router) to publish and subscribe with eclipse-zenoh
+// and with other adora daemons. It implements transport.Transport.
+//
+// A Session owns its listeners, its links (one per remote Zenoh id) and
+// the goroutines serving them; Close stops and waits for all of them.
+//
+//	 Open ──► listen (accept loop) ─┐
+//	      └─► Connect(ep) (dial loop, backoff) ─┤
+//	                                            ▼
+//	      handshake INIT/OPEN ──► link: reader goroutine (lease deadline)
+//	                                    keep-alive goroutine
+//	                                    declarations + D_FINAL(0) sent first
+//
+// Subscriptions can be declared before any peer exists; they are
+// declared on every link when it opens. Publications go only to links
+// whose remote declared a matching subscriber (or to routers, which
+// filter themselves), and to matching local subscriptions.
+package zenoh
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/adora-rs/adora/transport"
+	"github.com/adora-rs/adora/transport/zenoh/keyexpr"
+	"github.com/adora-rs/adora/transport/zenoh/wire"
+)
+
+// Mode is the role a Session announces.
+type Mode int
+
+// Modes: Peer between adora daemons and towards Zenoh peers; Client
+// towards a Zenoh router.
+const (
+	Peer Mode = iota
+	Client
+)
+
+func (m Mode) String() string {
+	if m == Client {
+		return "client"
+	}
+	return "peer"
+}
+
+// Config configures a Session. Zero values take the defaults noted.
+type Config struct {
+	Mode    Mode
+	Listen  []string // endpoints "tcp/HOST:PORT" to accept links on (port 0 picks one)
+	Connect []string // endpoints to keep a link to, reconnecting with backoff
+	ZID     []byte   // 1-16 bytes; default 16 random bytes
+	Lease   time.Duration
+	Logger  *slog.Logger
+
+	// MaxMessageSize caps a reassembled message (default 256 MiB);
+	// larger ones are dropped and counted.
+	MaxMessageSize int
+	// ReconnectMin and ReconnectMax bound the reconnect backoff
+	// (defaults 100 ms and 5 s).
+	ReconnectMin, ReconnectMax time.Duration
+	// HandshakeTimeout bounds INIT/OPEN (default 5 s).
+	HandshakeTimeout time.Duration
+}
+
+// Defaults.
+const (
+	DefaultLease          = 10 * time.Second
+	DefaultMaxMessageSize = 256 << 20
+)
+
+// Stats are the session's counters since Open.
+type Stats struct {
+	MessagesSent     uint64 // PUSH sent, per link
+	MessagesReceived uint64 // PUSH received
+	BytesSent        uint64 // bytes written to links, framing included
+	BytesReceived    uint64 // bytes read from links, framing included
+	Dropped          uint64 // messages lost: failed sends, oversize, bad SN or alias
+	LinksOpened      uint64
+	LinksClosed      uint64
+}
+
+type counters struct {
+	sent, received, bytesSent, bytesReceived, dropped, opened, closed atomic.Uint64
+}
+
+// Session is a Zenoh session. Its methods are safe for concurrent use.
+type Session struct {
+	cfg    Config
+	log    *slog.Logger
+	zid    []byte
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	stats  counters
+
+	mu        sync.RWMutex
+	links     map[string]*link // by remote ZID (string of bytes)
+	subs      map[uint32]*subscription
+	listeners []net.Listener
+	dialing   map[string]bool
+	closed    bool
+	nextID    uint32
+
+	// declMu orders declaration traffic (initial declarations, new and
+	// removed subscriptions, answers to interests) across links.
+	declMu sync.Mutex
+}
+
+var _ transport.Transport = (*Session)(nil)
+
+// ErrClosed is returned by operations on a closed Session.
+var ErrClosed = errors.New("zenoh session closed")
+
+// Open starts a session: it binds every Listen endpoint (failing if one
+// cannot be bound) and starts a dial loop for every Connect endpoint.
+// ctx bounds only the setup; the session lives until Close.
+func Open(ctx context.Context, cfg Config) (*Session, error) {
+	if err := cfg.fill(); err != nil {
+		return nil, err
+	}
+	s := &Session{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		zid:     cfg.ZID,
+		links:   map[string]*link{},
+		subs:    map[uint32]*subscription{},
+		dialing: map[string]bool{},
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	for _, ep := range cfg.Listen {
+		if err := s.listen(ctx, ep); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
+	for _, ep := range cfg.Connect {
+		if err := s.Connect(ep); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+func (c *Config) fill() error {
+	if c.Mode != Peer && c.Mode != Client {
+		return fmt.Errorf("zenoh config: unknown mode %d", c.Mode)
+	}
+	if c.Mode == Client && len(c.Listen) > 0 {
+		return errors.New("zenoh config: a client does not listen; use peer mode or drop Listen")
+	}
+	if c.ZID == nil {
+		c.ZID = newZID()
+	}
+	if len(c.ZID) == 0 || len(c.ZID) > wire.MaxZIDLen {
+		return fmt.Errorf("zenoh config: ZID must be 1-16 bytes, got %d", len(c.ZID))
+	}
+	if c.Lease <= 0 {
+		c.Lease = DefaultLease
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.MaxMessageSize <= 0 {
+		c.MaxMessageSize = DefaultMaxMessageSize
+	}
+	if c.ReconnectMin <= 0 {
+		c.ReconnectMin = 100 * time.Millisecond
+	}
+	if c.ReconnectMax < c.ReconnectMin {
+		c.ReconnectMax = max(5*time.Second, c.ReconnectMin)
+	}
+	if c.HandshakeTimeout <= 0 {
+		c.HandshakeTimeout = 5 * time.Second
+	}
+	return nil
+}
+
+// newZID returns 16 random bytes whose last (most significant, the id is
+// little-endian) byte is non-zero, so the id has one canonical length.
+func newZID() []byte {
+	b := make([]byte, 16)
+	rand.Read(b)
+	if b[15] == 0 {
+		b[15] = 1
+	}
+	return b
+}
+
+// ZID returns the session's Zenoh id (little-endian bytes).
+func (s *Session) ZID() []byte { return append([]byte(nil), s.zid...) }
+
+// ListenEndpoints returns the bound listen endpoints, with actual ports.
+func (s *Session) ListenEndpoints() []string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var out []string
+	for _, l := range s.listeners {
+		out = append(out, formatEndpoint(l.Addr()))
+	}
+	return out
+}
+
+// PeerInfo describes one open link.
+type PeerInfo struct {
+	ZID       []byte
+	WhatAmI   string
+	Remote    string // remote address
+	Initiator bool   // we dialled
+}
+
+// Peers lists the open links.
+func (s *Session) Peers() []PeerInfo {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var out []PeerInfo
+	for _, l := range s.links {
+		out = append(out, PeerInfo{ZID: l.zid, WhatAmI: l.whatami.String(), Remote: l.conn.RemoteAddr().String(), Initiator: l.initiator})
+	}
+	return out
+}
+
+// Stats returns a snapshot of the counters.
+func (s *Session) Stats() Stats {
+	c := &s.stats
+	return Stats{
+		MessagesSent: c.sent.Load(), MessagesReceived: c.received.Load(),
+		BytesSent: c.bytesSent.Load(), BytesReceived: c.bytesReceived.Load(),
+		Dropped: c.dropped.Load(), LinksOpened: c.opened.Load(), LinksClosed: c.closed.Load(),
+	}
+}
+
+// Close closes every link (sending CLOSE), stops listening and dialling,
+// and waits for all the session's goroutines.
+func (s *Session) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	ls := s.listeners
+	links := make([]*link, 0, len(s.links))
+	for _, l := range s.links {
+		links = append(links, l)
+	}
+	s.mu.Unlock()
+	s.cancel()
+	for _, l := range ls {
+		l.Close()
+	}
+	for _, l := range links {
+		l.close(wire.CloseGeneric, true, nil)
+	}
+	s.wg.Wait()
+	return nil
+}
+
+// Publish sends a PUT of payload (with attachment, if non-nil) on key to
+// every matching remote subscriber and local subscription. It returns
+// once the bytes are handed to the kernel for every link (bounded by ctx
+// and the lease); a link that fails is closed and the loss counted.
+func (s *Session) Publish(ctx context.Context, key string, payload, attachment []byte) error {
+	if err := keyexpr.Check(key); err != nil {
+		return fmt.Errorf("zenoh publish: %w", err)
+	}
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return ErrClosed
+	}
+	var targets []*link
+	for _, l := range s.links {
+		if l.wants(key) {
+			targets = append(targets, l)
+		}
+	}
+	var local []*subscription
+	for _, sub := range s.subs {
+		if keyexpr.Intersects(sub.expr, key) {
+			local = append(local, sub)
+		}
+	}
+	s.mu.RUnlock()
+
+	var errs []error
+	for _, l := range targets {
+		if err := l.sendPut(ctx, key, payload, attachment); err != nil {
+			s.stats.dropped.Add(1)
+			errs = append(errs, err)
+		}
+	}
+	if len(local) > 0 {
+		smp := transport.Sample{Key: key, Payload: payload, Attachment: attachment}
+		for _, sub := range local {
+			sub.deliver(smp)
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("zenoh publish %s: %w", key, errors.Join(errs...))
+	}
+	return nil
+}
+
+// Subscribe declares a subscriber on keyExpr (canonical, with `*` and
+// `**` allowed) to every current and future link. h is called from one
+// goroutine at a time; the Sample is valid only until h returns.
+func (s *Session) Subscribe(keyExpr string, h transport.Handler) (transport.Subscription, error) {
+	if err := keyexpr.Check(keyExpr); err != nil {
+		return nil, fmt.Errorf("zenoh subscribe: %w", err)
+	}
+	if h == nil {
+		return nil, errors.New("zenoh subscribe: nil handler")
+	}
+	s.declMu.Lock()
+	defer s.declMu.Unlock()
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, ErrClosed
+	}
+	s.nextID++
+	sub := &subscription{s: s, id: s.nextID, expr: keyExpr, h: h}
+	s.subs[sub.id] = sub
+	links := s.linkListLocked()
+	s.mu.Unlock()
+	d := declareSubscriber(sub.id, keyExpr, nil)
+	for _, l := range links {
+		l.sendNetwork(d)
+	}
+	return sub, nil
+}
+
+func (s *Session) linkListLocked() []*link {
+	out := make([]*link, 0, len(s.links))
+	for _, l := range s.links {
+		out = append(out, l)
+	}
+	return out
+}
+
+func declareSubscriber(id uint32, expr string, interest *uint32) *wire.Declare {
+	d := &wire.Declare{Kind: wire.DeclSubscriber, ID: id, Key: wire.WireExpr{Suffix: expr}, HasKey: true}
+	if interest != nil {
+		d.HasInterest, d.InterestID = true, *interest
+	}
+	return d
+}
+
+type subscription struct {
+	s    *Session
+	id   uint32
+	expr string
+	h    transport.Handler
+
+	mu     sync.Mutex // held while h runs: one call at a time
+	closed bool
+}
+
+func (sub *subscription) deliver(smp transport.Sample) {
+	sub.mu.Lock()
+	defer sub.mu.Unlock()
+	if !sub.closed {
+		sub.h(smp)
+	}
+}
+
+// Close undeclares the subscriber and waits for a handler call in flight.
+func (sub *subscription) Close() error {
+	s := sub.s
+	s.declMu.Lock()
+	s.mu.Lock()
+	_, ok := s.subs[sub.id]
+	delete(s.subs, sub.id)
+	links := s.linkListLocked()
+	s.mu.Unlock()
+	if ok {
+		u := &wire.Declare{Kind: wire.UndeclSubscribe, ID: sub.id, Key: wire.WireExpr{Suffix: sub.expr}, HasKey: true}
+		for _, l := range links {
+			l.sendNetwork(u)
+		}
+	}
+	s.declMu.Unlock()
+	sub.mu.Lock()
+	sub.closed = true
+	sub.mu.Unlock()
+	return nil
+}
