@@ -1,14 +1,11 @@
 // Package plantest holds the plan scenarios of the deployment guide
 // (first deployment, label change, binary upgrade, machine removed,
-// dataflow removed, drift) shared by the plan, render and apply tests, and
-// a small deterministic placer for them.
+// dataflow removed, drift) shared by the plan, render and apply tests.
 package plantest
 
 import (
-	"fmt"
 	"maps"
 	"slices"
-	"sort"
 	"strings"
 
 	"github.com/adora-rs/adora/config"
@@ -16,58 +13,8 @@ import (
 	"github.com/adora-rs/adora/state"
 )
 
-// Placer places a node on its deploy.machine, else on the first machine
-// (by ID) carrying all its deploy.labels, else on the first machine; it
-// names a reason for every machine it refuses.
-var Placer = plan.PlacerFunc(place)
-
-func place(nodes []config.Node, machines []config.Machine) ([]plan.Placement, error) {
-	ms := slices.Clone(machines)
-	sort.Slice(ms, func(i, j int) bool { return ms[i].ID < ms[j].ID })
-	out := make([]plan.Placement, 0, len(nodes))
-	var errs []string
-	for _, n := range nodes {
-		pl := plan.Placement{Node: n.ID}
-		for _, m := range ms {
-			why := refusal(n.Deploy, m)
-			if why == "" && pl.Machine == "" {
-				pl.Machine = m.ID
-				continue
-			}
-			if why == "" {
-				why = "another machine came first"
-			}
-			pl.Refused = append(pl.Refused, plan.Refusal{Machine: m.ID, Reason: why})
-		}
-		switch {
-		case pl.Machine == "":
-			errs = append(errs, fmt.Sprintf("node %s: no machine satisfies its placement", n.ID))
-		case n.Deploy.Machine != "":
-			pl.Rule = "machine"
-		case len(n.Deploy.Labels) > 0:
-			pl.Rule = "labels"
-		default:
-			pl.Rule = "default"
-		}
-		out = append(out, pl)
-	}
-	if errs != nil {
-		return nil, fmt.Errorf("%s", strings.Join(errs, "; "))
-	}
-	return out, nil
-}
-
-func refusal(d config.Deploy, m config.Machine) string {
-	if d.Machine != "" && d.Machine != m.ID {
-		return "not machine " + d.Machine
-	}
-	for _, k := range slices.Sorted(maps.Keys(d.Labels)) {
-		if m.Labels[k] != d.Labels[k] {
-			return fmt.Sprintf("label %s=%s missing", k, d.Labels[k])
-		}
-	}
-	return ""
-}
+// Placer is the placer of the scenarios: the real scheduler.
+var Placer = plan.DefaultPlacer
 
 // Scenario is one plan case: prior state, observation and desired config.
 type Scenario struct {
