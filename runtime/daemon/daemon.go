@@ -1,0 +1,361 @@
+// Package daemon is adora's per-machine agent: it registers with the
+// coordinator under a stable identity, spawns and supervises the nodes the
+// coordinator assigns (through runtime/supervisor and the data plane
+// router), streams their logs and metrics, and answers stop, logs and
+// destroy requests.
+//
+// The daemon keeps its nodes running while the coordinator is unreachable:
+// it reconnects with exponential backoff forever and reports what it runs
+// (StatusReport) after every registration, so the coordinator can rebuild
+// its view or re-spawn what is missing (auto-recovery).
+//
+//	Run --dial+hello+register--> connected --conn lost--> backoff --> dial ...
+//	  \                             |  (nodes keep running throughout)
+//	   \--duplicate machine id / protocol mismatch: Run returns the error
+//	    \-- Destroy request or ctx cancelled: stop all nodes, Run returns nil
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/adora-rs/adora/internal/paths"
+	"github.com/adora-rs/adora/internal/version"
+	"github.com/adora-rs/adora/runtime/proto"
+	"github.com/adora-rs/adora/runtime/proto/wsconn"
+	"github.com/adora-rs/adora/runtime/supervisor"
+)
+
+// Defaults of the reconnect backoff.
+const (
+	DefaultReconnectMin = 500 * time.Millisecond
+	DefaultReconnectMax = 10 * time.Second
+)
+
+// Config configures a Daemon.
+type Config struct {
+	MachineID string
+	Labels    map[string]string
+	// Coordinator is where to connect (with the bearer token, if any).
+	Coordinator wsconn.Endpoint
+	// Home is ADORA_HOME; "" means paths.Home().
+	Home      string
+	Logger    *slog.Logger
+	NewRouter RouterFactory // nil: nodes run without a data plane
+
+	// Intervals; zero values take the proto defaults.
+	HeartbeatInterval time.Duration
+	MetricsInterval   time.Duration
+	ReconnectMin      time.Duration
+	ReconnectMax      time.Duration
+}
+
+// ErrRefused wraps a registration the coordinator refused (for example a
+// duplicate machine id): retrying cannot help.
+var ErrRefused = errors.New("coordinator refused registration")
+
+// Daemon is one machine's agent. Create it with New, then call Run once.
+type Daemon struct {
+	cfg      Config
+	log      *slog.Logger
+	id       string
+	home     string
+	stateDir string
+
+	wg   sync.WaitGroup // request handlers and flow watchers
+	logs chan proto.LogLine
+
+	mu          sync.Mutex
+	conn        *wsconn.Conn
+	flows       map[string]*flowRun
+	finished    []proto.DataflowFinished // not yet delivered to a coordinator
+	destroyed   chan struct{}
+	destroyOnce sync.Once
+	stats       proto.FaultStats
+	cpu         map[cpuKey]cpuSample
+}
+
+type flowRun struct {
+	flow *Flow
+	name string
+	done chan struct{} // closed after the finished report is queued
+}
+
+// New loads (or creates) the daemon's identity and reaps node processes a
+// previous daemon with the same identity left behind.
+func New(cfg Config) (*Daemon, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	home := cfg.Home
+	if home == "" {
+		h, err := paths.Home()
+		if err != nil {
+			return nil, err
+		}
+		home = h
+	}
+	idName := cfg.MachineID
+	if idName == "" {
+		idName = "_unnamed"
+	}
+	d := &Daemon{
+		cfg:       cfg,
+		log:       cfg.Logger,
+		home:      home,
+		stateDir:  filepath.Join(home, "daemon", idName),
+		logs:      make(chan proto.LogLine, 4096),
+		flows:     map[string]*flowRun{},
+		destroyed: make(chan struct{}),
+		cpu:       map[cpuKey]cpuSample{},
+	}
+	idPath := filepath.Join(d.stateDir, "identity")
+	id, err := LoadIdentity(idPath)
+	if err != nil {
+		return nil, err
+	}
+	d.id = id
+	if n, err := supervisor.ReapStale(filepath.Join(d.stateDir, "pids"), d.log); err != nil {
+		d.log.Warn("reap leftover node processes", "err", err)
+	} else if n > 0 {
+		d.log.Warn("killed node processes left by a previous daemon", "groups", n)
+	}
+	return d, nil
+}
+
+// ID is the daemon's stable uuid.
+func (d *Daemon) ID() string { return d.id }
+
+// StateDir is where the daemon keeps its identity, node logs and pid files.
+func (d *Daemon) StateDir() string { return d.stateDir }
+
+func (d *Daemon) interval(v, def time.Duration) time.Duration {
+	if v > 0 {
+		return v
+	}
+	return def
+}
+
+// Run connects to the coordinator and serves it until ctx is cancelled or a
+// Destroy request arrives (both stop every node and return nil), or the
+// coordinator refuses the daemon (an ErrRefused error). Connection losses
+// are retried forever; nodes keep running meanwhile.
+func (d *Daemon) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var bg sync.WaitGroup
+	bg.Add(2)
+	go func() { defer bg.Done(); d.forwardLogs(ctx) }()
+	go func() { defer bg.Done(); d.tick(ctx) }()
+	err := d.connectLoop(ctx)
+	d.stopAll(proto.DefaultGrace, false)
+	cancel()
+	d.wg.Wait()
+	bg.Wait()
+	return err
+}
+
+func (d *Daemon) connectLoop(ctx context.Context) error {
+	minB := d.interval(d.cfg.ReconnectMin, DefaultReconnectMin)
+	maxB := d.interval(d.cfg.ReconnectMax, DefaultReconnectMax)
+	backoff := minB
+	for {
+		connected, err := d.session(ctx)
+		if errors.Is(err, ErrRefused) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-d.destroyed:
+			return nil
+		default:
+		}
+		if connected {
+			backoff = minB
+		}
+		wait := jitter(backoff)
+		d.log.Warn("coordinator unreachable, retrying", "err", err, "in", wait.Round(time.Millisecond))
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-d.destroyed:
+			return nil
+		case <-time.After(wait):
+		}
+		backoff = min(backoff*2, maxB)
+	}
+}
+
+// jitter spreads d by +-20%.
+func jitter(d time.Duration) time.Duration {
+	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+}
+
+// session runs one connection: dial, register, report, serve until the
+// connection ends. connected says whether registration succeeded.
+func (d *Daemon) session(ctx context.Context) (connected bool, err error) {
+	dctx, cancel := context.WithTimeout(ctx, proto.RequestTimeout)
+	defer cancel()
+	conn, _, err := wsconn.Dial(dctx, d.cfg.Coordinator, proto.PathDaemon, proto.RoleDaemon, d.handle, wsconn.Options{Logger: d.log})
+	if err != nil {
+		var re *wsconn.RemoteError
+		if errors.As(err, &re) {
+			return false, fmt.Errorf("%w: %s", ErrRefused, re.Msg)
+		}
+		return false, err
+	}
+	defer conn.Close()
+	var ok proto.RegisterOK
+	if err := conn.Request(dctx, proto.TypeRegister, d.register(), &ok); err != nil {
+		var re *wsconn.RemoteError
+		if errors.As(err, &re) {
+			return false, fmt.Errorf("%w: %s", ErrRefused, re.Msg)
+		}
+		return false, fmt.Errorf("register: %w", err)
+	}
+	d.log.Info("registered with coordinator", "daemon_id", ok.DaemonID, "machine_id", d.cfg.MachineID)
+	if err := conn.Send(ctx, proto.TypeStatusReport, d.statusReport()); err != nil {
+		return true, err
+	}
+	d.mu.Lock()
+	d.conn = conn
+	pending := d.finished
+	d.finished = nil
+	d.mu.Unlock()
+	for _, f := range pending {
+		d.sendFinished(f)
+	}
+	select {
+	case <-conn.Done():
+		err = conn.Err()
+		if err == nil {
+			err = errors.New("coordinator closed the connection")
+		}
+	case <-ctx.Done():
+	case <-d.destroyed:
+	}
+	d.mu.Lock()
+	d.conn = nil
+	d.mu.Unlock()
+	return true, err
+}
+
+func (d *Daemon) register() proto.Register {
+	host, _ := os.Hostname()
+	return proto.Register{
+		DaemonUUID: d.id,
+		MachineID:  d.cfg.MachineID,
+		Labels:     d.cfg.Labels,
+		Version:    version.Version,
+		Hostname:   host,
+		OS:         runtime.GOOS,
+		Arch:       runtime.GOARCH,
+		PID:        os.Getpid(),
+	}
+}
+
+// send delivers an event on the current connection; it reports false when
+// the daemon is not connected or the queue stayed full.
+func (d *Daemon) send(t proto.Type, payload any) bool {
+	d.mu.Lock()
+	c := d.conn
+	d.mu.Unlock()
+	if c == nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), proto.WriteWait)
+	defer cancel()
+	return c.Send(ctx, t, payload) == nil
+}
+
+// sendFinished delivers a finished report now or after the next
+// registration.
+func (d *Daemon) sendFinished(f proto.DataflowFinished) {
+	if d.send(proto.TypeDataflowFinished, f) {
+		return
+	}
+	d.mu.Lock()
+	d.finished = append(d.finished, f)
+	d.mu.Unlock()
+}
+
+// handle runs on the connection's reader goroutine: requests are served
+// on goroutines the daemon owns.
+func (d *Daemon) handle(c *wsconn.Conn, e *proto.Envelope) {
+	switch e.Type {
+	case proto.TypeSpawn, proto.TypeStop, proto.TypeLogs, proto.TypeDestroy:
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			d.serve(c, e)
+		}()
+	case proto.TypeHeartbeat:
+	default:
+		if e.IsRequest() {
+			c.Reply(context.Background(), e, "", nil, fmt.Errorf("daemon does not handle %s requests", e.Type))
+		}
+	}
+}
+
+func (d *Daemon) serve(c *wsconn.Conn, e *proto.Envelope) {
+	ctx := context.Background()
+	var (
+		t       proto.Type
+		payload any
+		err     error
+	)
+	switch e.Type {
+	case proto.TypeSpawn:
+		var m proto.Spawn
+		if err = e.Into(&m); err == nil {
+			err = d.spawn(&m)
+		}
+	case proto.TypeStop:
+		var m proto.Stop
+		if err = e.Into(&m); err == nil {
+			t, payload = proto.TypeStopReply, d.stop(m)
+		}
+	case proto.TypeLogs:
+		var m proto.Logs
+		if err = e.Into(&m); err == nil {
+			var r proto.LogsReply
+			r, err = d.readLogs(m)
+			t, payload = proto.TypeLogsReply, r
+		}
+	case proto.TypeDestroy:
+		var m proto.Destroy
+		_ = e.Into(&m)
+		d.stopAll(m.Grace, false)
+		c.Reply(ctx, e, "", nil, nil)
+		d.destroyOnce.Do(func() { close(d.destroyed) })
+		return
+	}
+	if rerr := c.Reply(ctx, e, t, payload, err); rerr != nil {
+		d.log.Warn("reply to coordinator", "type", e.Type, "err", rerr)
+	}
+}
+
+// stopAll stops every dataflow and waits for their nodes.
+func (d *Daemon) stopAll(grace time.Duration, force bool) {
+	d.mu.Lock()
+	runs := make([]*flowRun, 0, len(d.flows))
+	for _, r := range d.flows {
+		runs = append(runs, r)
+	}
+	d.mu.Unlock()
+	for _, r := range runs {
+		r.flow.Stop(grace, force)
+	}
+	for _, r := range runs {
+		<-r.done
+	}
+}

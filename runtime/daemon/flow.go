@@ -1,0 +1,263 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/adora-rs/adora/config"
+	"github.com/adora-rs/adora/runtime/proto"
+	"github.com/adora-rs/adora/runtime/supervisor"
+)
+
+// Router is the data plane of one dataflow on this machine: it connects the
+// node processes to each other (dataplane.Router satisfies it through an
+// adapter). The supervisor calls it around every spawn and exit.
+type Router interface {
+	PrepareNode(nodeID string, restartCount int) (env []string, files []*os.File, err error)
+	RequestStop(nodeID string)
+	NodeExited(nodeID string, restarting, failed bool)
+	// Drops returns messages dropped at each node's input queues.
+	Drops() map[string]uint64
+	Close() error
+}
+
+// RouterConfig is what a RouterFactory gets for one dataflow.
+type RouterConfig struct {
+	DataflowID string
+	Dataflow   *config.Dataflow
+	Local      []string // node ids on this machine
+	SocketDir  string   // a short private directory for unix sockets
+	Logger     *slog.Logger
+	// Spawn is the coordinator's request (placements and peers); nil in
+	// local mode.
+	Spawn *proto.Spawn
+}
+
+// RouterFactory creates the router of one dataflow.
+type RouterFactory func(RouterConfig) (Router, error)
+
+// FlowConfig describes the part of a dataflow that runs on this machine.
+type FlowConfig struct {
+	ID       string
+	Name     string
+	Dataflow *config.Dataflow
+	// Local lists the node ids to run here; nil means every node.
+	Local []string
+	// WorkingDir is the base working directory: relative node paths and
+	// relative deploy.working_dir values resolve against it.
+	WorkingDir string
+	// IgnoreDeploy drops _unstable_deploy.working_dir (local mode).
+	IgnoreDeploy bool
+	// StateDir receives logs/<id>/<node>.jsonl and pids/<id>/<node>.pid.
+	StateDir string
+	// Executables replaces Node.Path for some nodes (downloaded artifacts).
+	Executables map[string]string
+	NewRouter   RouterFactory // nil: no data plane (plain processes)
+	Spawn       *proto.Spawn
+	Logger      *slog.Logger
+	Clock       supervisor.Clock
+	OnEvent     func(supervisor.Event)
+	OnLog       func(supervisor.LogLine)
+}
+
+// Flow is one dataflow's nodes on this machine: a supervisor plus the
+// router. Close releases both.
+type Flow struct {
+	cfg       FlowConfig
+	local     []string
+	sup       *supervisor.Supervisor
+	router    Router
+	socketDir string
+}
+
+// StartFlow checks every local node (executable, working directory),
+// creates the router and spawns the nodes. Nothing is left running when it
+// fails.
+func StartFlow(cfg FlowConfig) (*Flow, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	local := cfg.Local
+	if local == nil {
+		for _, n := range cfg.Dataflow.Nodes {
+			local = append(local, n.ID)
+		}
+	}
+	specs, err := nodeSpecs(cfg, local)
+	if err != nil {
+		return nil, err
+	}
+	f := &Flow{cfg: cfg, local: local}
+	if cfg.NewRouter != nil {
+		dir, err := os.MkdirTemp("", "adora-")
+		if err != nil {
+			return nil, fmt.Errorf("start dataflow %s: %w", cfg.ID, err)
+		}
+		f.socketDir = dir
+		f.router, err = cfg.NewRouter(RouterConfig{
+			DataflowID: cfg.ID, Dataflow: cfg.Dataflow, Local: local, SocketDir: dir,
+			Logger: cfg.Logger.With("dataflow", cfg.ID), Spawn: cfg.Spawn,
+		})
+		if err != nil {
+			os.RemoveAll(dir)
+			return nil, fmt.Errorf("start dataflow %s: data plane: %w", cfg.ID, err)
+		}
+	}
+	scfg := supervisor.Config{
+		Logger:  cfg.Logger.With("dataflow", cfg.ID),
+		Clock:   cfg.Clock,
+		OnEvent: cfg.OnEvent,
+		OnLog:   cfg.OnLog,
+		PIDDir:  filepath.Join(cfg.StateDir, "pids", cfg.ID),
+	}
+	if f.router != nil {
+		scfg.Hooks = supervisor.Hooks{Prepare: f.router.PrepareNode, RequestStop: f.router.RequestStop, Exited: f.router.NodeExited}
+	}
+	f.sup = supervisor.New(scfg)
+	for _, s := range specs {
+		if err := f.sup.Start(s); err != nil {
+			f.sup.Stop(0, true)
+			f.Close()
+			return nil, fmt.Errorf("start dataflow %s: %w", cfg.ID, err)
+		}
+	}
+	return f, nil
+}
+
+// nodeSpecs builds and checks the spec of every local node, reporting all
+// problems together.
+func nodeSpecs(cfg FlowConfig, local []string) ([]supervisor.NodeSpec, error) {
+	byID := map[string]*config.Node{}
+	for i := range cfg.Dataflow.Nodes {
+		byID[cfg.Dataflow.Nodes[i].ID] = &cfg.Dataflow.Nodes[i]
+	}
+	base := supervisor.BaseEnv()
+	dfEnv := supervisor.MapEnv(cfg.Dataflow.Env)
+	var specs []supervisor.NodeSpec
+	var errs []error
+	for _, id := range local {
+		n := byID[id]
+		if n == nil {
+			errs = append(errs, fmt.Errorf("node %s is not in the dataflow", id))
+			continue
+		}
+		dir := cfg.WorkingDir
+		if wd := n.Deploy.WorkingDir; wd != "" && !cfg.IgnoreDeploy {
+			if filepath.IsAbs(wd) {
+				dir = wd
+			} else {
+				dir = filepath.Join(cfg.WorkingDir, wd)
+			}
+		}
+		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+			errs = append(errs, fmt.Errorf("node %s: working directory %s does not exist on this machine; create it or fix _unstable_deploy.working_dir", id, dir))
+			continue
+		}
+		path := n.Path
+		if p, ok := cfg.Executables[id]; ok {
+			path = p
+		}
+		if err := checkExecutable(dir, path); err != nil {
+			errs = append(errs, fmt.Errorf("node %s: %w", id, err))
+			continue
+		}
+		ids := []string{"ADORA_DATAFLOW_ID=" + cfg.ID, "ADORA_NODE_ID=" + id}
+		specs = append(specs, supervisor.NodeSpec{
+			ID:      id,
+			Path:    path,
+			Args:    n.Args,
+			Dir:     dir,
+			Env:     supervisor.MergeEnv(base, dfEnv, supervisor.MapEnv(n.Env), ids),
+			Restart: n.Restart,
+			LogPath: LogPath(cfg.StateDir, cfg.ID, id),
+		})
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("start dataflow %s: %w", cfg.ID, errors.Join(errs...))
+	}
+	return specs, nil
+}
+
+func checkExecutable(dir, path string) error {
+	p, err := supervisor.ResolvePath(dir, path)
+	if err != nil {
+		return err
+	}
+	st, err := os.Stat(p)
+	switch {
+	case err != nil:
+		return fmt.Errorf("executable %s not found (path %q resolves against %s); build it first or fix the node's path", p, path, dir)
+	case st.IsDir():
+		return fmt.Errorf("executable %s is a directory", p)
+	case st.Mode()&0o111 == 0:
+		return fmt.Errorf("%s is not executable; chmod +x it", p)
+	}
+	return nil
+}
+
+// LogPath is where the log of one node of a dataflow is kept under a
+// daemon's state directory.
+func LogPath(stateDir, dataflowID, nodeID string) string {
+	return filepath.Join(stateDir, "logs", dataflowID, nodeID+".jsonl")
+}
+
+// Local returns the ids of the nodes of this flow, sorted.
+func (f *Flow) Local() []string {
+	out := slices.Clone(f.local)
+	slices.Sort(out)
+	return out
+}
+
+// Stop stops every node (see supervisor.Supervisor.Stop); it does not wait.
+func (f *Flow) Stop(grace time.Duration, force bool) { f.sup.Stop(grace, force) }
+
+// Done is closed when every node has reached a final state.
+func (f *Flow) Done() <-chan struct{} { return f.sup.Done() }
+
+// Results returns the final outcome of every finished node.
+func (f *Flow) Results() []supervisor.Result { return f.sup.Results() }
+
+// Nodes returns a snapshot of every node.
+func (f *Flow) Nodes() []supervisor.NodeState { return f.sup.Nodes() }
+
+// Drops returns the router's per-node drop counters (nil without router).
+func (f *Flow) Drops() map[string]uint64 {
+	if f.router == nil {
+		return nil
+	}
+	return f.router.Drops()
+}
+
+// Close kills what still runs, then closes the router.
+func (f *Flow) Close() error {
+	err := f.sup.Close()
+	if f.router != nil {
+		if rerr := f.router.Close(); rerr != nil && err == nil {
+			err = rerr
+		}
+	}
+	if f.socketDir != "" {
+		os.RemoveAll(f.socketDir)
+	}
+	return err
+}
+
+// Failure summarises failed nodes as "node: reason; ..." ("" if none).
+func Failure(results []supervisor.Result) string {
+	var s string
+	for _, r := range results {
+		if !r.Failed {
+			continue
+		}
+		if s != "" {
+			s += "; "
+		}
+		s += r.Node + ": " + r.Error
+	}
+	return s
+}

@@ -1,0 +1,111 @@
+package daemon
+
+import (
+	"context"
+	"time"
+
+	"github.com/adora-rs/adora/runtime/proto"
+	"github.com/adora-rs/adora/runtime/supervisor"
+)
+
+type cpuKey struct{ flow, node string }
+
+type cpuSample struct {
+	pid  int
+	at   time.Time
+	used time.Duration
+}
+
+// tick sends heartbeats and node metrics while connected.
+func (d *Daemon) tick(ctx context.Context) {
+	hb := time.NewTicker(d.interval(d.cfg.HeartbeatInterval, proto.HeartbeatInterval))
+	defer hb.Stop()
+	mt := time.NewTicker(d.interval(d.cfg.MetricsInterval, proto.MetricsInterval))
+	defer mt.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hb.C:
+			d.mu.Lock()
+			st := d.stats
+			d.mu.Unlock()
+			d.send(proto.TypeHeartbeat, proto.Heartbeat{Stats: st})
+		case <-mt.C:
+			if m := d.metrics(time.Now()); len(m.Metrics) > 0 {
+				d.send(proto.TypeNodeMetrics, m)
+			}
+		}
+	}
+}
+
+// metrics samples every node: CPU from the change of its CPU time since
+// the last sample, RSS, restarts, status and router drops.
+func (d *Daemon) metrics(now time.Time) proto.NodeMetrics {
+	d.mu.Lock()
+	runs := make(map[string]*flowRun, len(d.flows))
+	for id, r := range d.flows {
+		runs[id] = r
+	}
+	d.mu.Unlock()
+	out := proto.NodeMetrics{Time: now.UTC()}
+	for id, r := range runs {
+		drops := r.flow.Drops()
+		for _, n := range r.flow.Nodes() {
+			m := proto.NodeMetric{DataflowID: id, NodeID: n.ID, PID: n.PID, Restarts: n.Restarts, Status: nodeStatus(n.Status), Drops: drops[n.ID]}
+			if n.PID > 0 {
+				if st, err := supervisor.ReadProcStat(n.PID); err == nil {
+					m.MemoryBytes = st.RSS
+					m.CPUPercent = d.cpuPercent(cpuKey{id, n.ID}, n.PID, now, st.CPUTime)
+				}
+			}
+			out.Metrics = append(out.Metrics, m)
+		}
+	}
+	return out
+}
+
+func (d *Daemon) cpuPercent(k cpuKey, pid int, now time.Time, used time.Duration) float64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	prev, ok := d.cpu[k]
+	d.cpu[k] = cpuSample{pid: pid, at: now, used: used}
+	if !ok || prev.pid != pid || !now.After(prev.at) {
+		return 0
+	}
+	return 100 * float64(used-prev.used) / float64(now.Sub(prev.at))
+}
+
+// forwardLogs batches node log lines to the coordinator: up to 200 lines
+// or every 100 ms. Lines are dropped while disconnected (the files keep
+// them).
+func (d *Daemon) forwardLogs(ctx context.Context) {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	var batch []proto.LogLine
+	flush := func() {
+		if len(batch) == 0 {
+			return
+		}
+		d.mu.Lock()
+		c := d.conn
+		d.mu.Unlock()
+		if c != nil {
+			c.TrySend(proto.TypeLog, proto.Log{Lines: batch})
+		}
+		batch = nil
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case l := <-d.logs:
+			batch = append(batch, l)
+			if len(batch) >= 200 {
+				flush()
+			}
+		case <-t.C:
+			flush()
+		}
+	}
+}

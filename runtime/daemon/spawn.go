@@ -1,0 +1,294 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/adora-rs/adora/runtime/proto"
+	"github.com/adora-rs/adora/runtime/supervisor"
+)
+
+// spawn starts the nodes of a Spawn request. A recovery spawn for a
+// dataflow that already runs here is accepted without change.
+func (d *Daemon) spawn(m *proto.Spawn) error {
+	d.mu.Lock()
+	_, running := d.flows[m.DataflowID]
+	d.mu.Unlock()
+	if running {
+		if m.Recovery {
+			return nil
+		}
+		return fmt.Errorf("dataflow %s already runs on this daemon", m.DataflowID)
+	}
+	base, err := d.workingDir(m)
+	if err != nil {
+		return err
+	}
+	exes, err := d.fetchArtifacts(m)
+	if err != nil {
+		return err
+	}
+	id, name := m.DataflowID, m.Name
+	flow, err := StartFlow(FlowConfig{
+		ID:          id,
+		Name:        name,
+		Dataflow:    &m.Dataflow,
+		Local:       slices.Clone(m.Nodes),
+		WorkingDir:  base,
+		StateDir:    d.stateDir,
+		Executables: exes,
+		NewRouter:   d.cfg.NewRouter,
+		Spawn:       m,
+		Logger:      d.log,
+		OnEvent:     func(ev supervisor.Event) { d.nodeEvent(id, ev) },
+		OnLog:       func(l supervisor.LogLine) { d.nodeLog(id, proto.Stream(l.Stream), l.Node, l.Time, l.Line) },
+	})
+	if err != nil {
+		return err
+	}
+	r := &flowRun{flow: flow, name: name, done: make(chan struct{})}
+	d.mu.Lock()
+	d.flows[id] = r
+	d.mu.Unlock()
+	d.log.Info("spawned dataflow nodes", "dataflow", id, "name", name, "nodes", m.Nodes, "recovery", m.Recovery)
+	d.wg.Add(1)
+	go d.watch(id, r)
+	return nil
+}
+
+// workingDir picks the base working directory of a spawn: the CLI's
+// directory when it exists on this machine, else ADORA_HOME/work/<uuid>.
+func (d *Daemon) workingDir(m *proto.Spawn) (string, error) {
+	if m.WorkingDir != "" {
+		if st, err := os.Stat(m.WorkingDir); err == nil && st.IsDir() {
+			return m.WorkingDir, nil
+		}
+	}
+	dir := filepath.Join(d.home, "work", m.DataflowID)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("dataflow %s: working directory: %w", m.DataflowID, err)
+	}
+	return dir, nil
+}
+
+// watch waits for a flow's nodes to end, reports the result and forgets
+// the flow.
+func (d *Daemon) watch(id string, r *flowRun) {
+	defer d.wg.Done()
+	<-r.flow.Done()
+	results := r.flow.Results()
+	r.flow.Close()
+	fin := proto.DataflowFinished{DataflowID: id, Nodes: resultStates(results)}
+	if msg := Failure(results); msg != "" {
+		fin.Failed, fin.Error = true, msg
+	}
+	d.mu.Lock()
+	delete(d.flows, id)
+	for k := range d.cpu {
+		if k.flow == id {
+			delete(d.cpu, k)
+		}
+	}
+	d.mu.Unlock()
+	d.log.Info("dataflow finished on this daemon", "dataflow", id, "failed", fin.Failed, "error", fin.Error)
+	d.sendFinished(fin)
+	close(r.done)
+}
+
+func resultStates(results []supervisor.Result) []proto.NodeState {
+	out := make([]proto.NodeState, 0, len(results))
+	for _, r := range results {
+		code := r.ExitCode
+		st := proto.NodeState{NodeID: r.Node, Restarts: r.Restarts, ExitCode: &code, Error: r.Error}
+		switch {
+		case r.Failed:
+			st.Status = proto.NodeFailed
+		case r.Stopped:
+			st.Status = proto.NodeStopped
+		default:
+			st.Status = proto.NodeExited
+		}
+		out = append(out, st)
+	}
+	return out
+}
+
+func nodeStatus(s supervisor.Status) proto.NodeStatus {
+	switch s {
+	case supervisor.Pending:
+		return proto.NodePending
+	case supervisor.Restarting:
+		return proto.NodeRestarting
+	case supervisor.Finished:
+		return proto.NodeExited
+	case supervisor.Failed:
+		return proto.NodeFailed
+	default:
+		return proto.NodeRunning
+	}
+}
+
+// statusReport lists every dataflow with a live node here.
+func (d *Daemon) statusReport() proto.StatusReport {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	rep := proto.StatusReport{Dataflows: []proto.DataflowReport{}}
+	ids := make([]string, 0, len(d.flows))
+	for id := range d.flows {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		r := d.flows[id]
+		dr := proto.DataflowReport{DataflowID: id, Name: r.name}
+		for _, n := range r.flow.Nodes() {
+			if n.Status == supervisor.Finished || n.Status == supervisor.Failed {
+				continue
+			}
+			dr.Nodes = append(dr.Nodes, proto.NodeState{NodeID: n.ID, PID: n.PID, Status: nodeStatus(n.Status), Restarts: n.Restarts})
+		}
+		if len(dr.Nodes) > 0 {
+			rep.Dataflows = append(rep.Dataflows, dr)
+		}
+	}
+	return rep
+}
+
+// nodeEvent turns a supervision event into a node status event and a
+// system log line.
+func (d *Daemon) nodeEvent(flowID string, ev supervisor.Event) {
+	st := proto.NodeState{NodeID: ev.Node, PID: ev.PID, Restarts: ev.Restarts}
+	var line string
+	switch ev.Kind {
+	case supervisor.EventStarted:
+		st.Status = proto.NodeRunning
+		line = fmt.Sprintf("spawned (pid %d, restarts %d)", ev.PID, ev.Restarts)
+	case supervisor.EventExited:
+		code := ev.ExitCode
+		st.ExitCode = &code
+		st.Status = proto.NodeRunning
+		line = "exited: " + exitText(ev)
+		if ev.Reason != "" {
+			line += " (" + ev.Reason + ")"
+		}
+	case supervisor.EventRestarting:
+		d.mu.Lock()
+		d.stats.Restarts++
+		d.mu.Unlock()
+		st.Status = proto.NodeRestarting
+		line = fmt.Sprintf("%s; next start in %v", ev.Reason, ev.Delay)
+	case supervisor.EventFailed:
+		st.Status, st.Error = proto.NodeFailed, ev.Reason
+		line = "failed: " + ev.Reason
+	case supervisor.EventFinished:
+		st.Status = proto.NodeExited
+		line = "finished"
+	}
+	d.nodeLog(flowID, proto.System, ev.Node, ev.Time, line)
+	if ev.Kind != supervisor.EventExited {
+		d.send(proto.TypeNodeStatus, proto.NodeStatusEvent{DataflowID: flowID, Node: st, Time: ev.Time})
+	}
+}
+
+func exitText(ev supervisor.Event) string {
+	if ev.Signal != "" {
+		return "killed by signal " + ev.Signal
+	}
+	return fmt.Sprintf("code %d", ev.ExitCode)
+}
+
+// nodeLog queues one line for the coordinator (dropped when the queue is
+// full: the node's log file keeps everything).
+func (d *Daemon) nodeLog(flowID string, stream proto.Stream, node string, t time.Time, line string) {
+	l := proto.LogLine{DataflowID: flowID, NodeID: node, Stream: stream, Time: t, Line: line}
+	if stream == proto.System {
+		d.log.Info("node "+line, "dataflow", flowID, "node", node)
+		d.writeSystemLine(l)
+	}
+	select {
+	case d.logs <- l:
+	default:
+	}
+}
+
+// writeSystemLine appends a daemon line about a node to that node's log.
+func (d *Daemon) writeSystemLine(l proto.LogLine) {
+	lf, err := supervisor.OpenLogFile(LogPath(d.stateDir, l.DataflowID, l.NodeID), 0, 0)
+	if err != nil {
+		return
+	}
+	defer lf.Close()
+	lf.Write(supervisor.LogLine{Time: l.Time, Node: l.NodeID, Stream: supervisor.Stream(l.Stream), Line: l.Line})
+}
+
+// stop stops one dataflow and waits for its nodes.
+func (d *Daemon) stop(m proto.Stop) proto.StopReply {
+	d.mu.Lock()
+	r := d.flows[m.DataflowID]
+	d.mu.Unlock()
+	rep := proto.StopReply{DataflowID: m.DataflowID, Status: proto.FlowStopped}
+	if r == nil {
+		return rep
+	}
+	rep.Name = r.name
+	r.flow.Stop(m.Grace, m.Force)
+	<-r.done
+	results := r.flow.Results()
+	rep.Nodes = resultStates(results)
+	if msg := Failure(results); msg != "" {
+		rep.Status, rep.Error = proto.FlowFailed, msg
+	}
+	return rep
+}
+
+// readLogs answers a Logs request from the node log files.
+func (d *Daemon) readLogs(m proto.Logs) (proto.LogsReply, error) {
+	rep := proto.LogsReply{DataflowID: m.Dataflow, Lines: []proto.LogLine{}}
+	dir := filepath.Join(d.stateDir, "logs", m.Dataflow)
+	if m.Dataflow == "" || filepath.Base(m.Dataflow) != m.Dataflow {
+		return rep, fmt.Errorf("logs: invalid dataflow id %q", m.Dataflow)
+	}
+	var nodes []string
+	if m.Node != "" {
+		if filepath.Base(m.Node) != m.Node {
+			return rep, fmt.Errorf("logs: invalid node id %q", m.Node)
+		}
+		nodes = []string{m.Node}
+	} else {
+		ents, err := os.ReadDir(dir)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return rep, fmt.Errorf("logs: %w", err)
+		}
+		for _, e := range ents {
+			if n, ok := cutSuffix(e.Name(), ".jsonl"); ok {
+				nodes = append(nodes, n)
+			}
+		}
+	}
+	for _, n := range nodes {
+		lines, err := supervisor.TailLog(LogPath(d.stateDir, m.Dataflow, n), m.Tail)
+		if err != nil {
+			return rep, fmt.Errorf("logs: %w", err)
+		}
+		for _, l := range lines {
+			rep.Lines = append(rep.Lines, proto.LogLine{DataflowID: m.Dataflow, NodeID: n, Stream: proto.Stream(l.Stream), Time: l.Time, Line: l.Line})
+		}
+	}
+	slices.SortStableFunc(rep.Lines, func(a, b proto.LogLine) int { return a.Time.Compare(b.Time) })
+	if m.Tail > 0 && len(rep.Lines) > m.Tail {
+		rep.Lines = rep.Lines[len(rep.Lines)-m.Tail:]
+	}
+	return rep, nil
+}
+
+func cutSuffix(s, suffix string) (string, bool) {
+	if len(s) > len(suffix) && s[len(s)-len(suffix):] == suffix {
+		return s[:len(s)-len(suffix)], true
+	}
+	return "", false
+}
