@@ -16,6 +16,10 @@ type Options struct {
 	// A value is converted to the variable's declared type, if any. YAML
 	// files ignore Vars.
 	Vars map[string]string
+
+	// allowUndeclared accepts Vars no variable block declares: LoadProject
+	// passes the same Vars to every file of a project.
+	allowUndeclared bool
 }
 
 // LoadCluster reads and decodes a cluster file: HCL when path ends in .hcl,

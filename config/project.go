@@ -88,6 +88,7 @@ func LoadProject(clusterPath string, extraDataflows ...string) (*Cluster, map[st
 func LoadProjectOptions(clusterPath string, opts Options, extraDataflows ...string) (*Cluster, map[string]*Dataflow, Diagnostics) {
 	var diags Diagnostics
 	var c *Cluster
+	opts.allowUndeclared = true
 	if clusterPath == "" {
 		c = DefaultCluster()
 	} else {
