@@ -90,7 +90,7 @@ var functions = map[string]function.Function{
 	"distinct": stdlib.DistinctFunc, "element": stdlib.ElementFunc, "zipmap": stdlib.ZipmapFunc,
 	"coalesce": stdlib.CoalesceFunc, "slice": stdlib.SliceFunc, "sort": stdlib.SortFunc,
 	"tostring": stdlib.MakeToFunc(cty.String), "tonumber": stdlib.MakeToFunc(cty.Number),
-	"tobool":   stdlib.MakeToFunc(cty.Bool), "toset": stdlib.MakeToFunc(cty.Set(cty.DynamicPseudoType)),
+	"tobool": stdlib.MakeToFunc(cty.Bool), "toset": stdlib.MakeToFunc(cty.Set(cty.DynamicPseudoType)),
 	"tolist": stdlib.MakeToFunc(cty.List(cty.DynamicPseudoType)), "tomap": stdlib.MakeToFunc(cty.Map(cty.DynamicPseudoType)),
 }
 
