@@ -6,7 +6,7 @@
 #   testbed.sh start NAME    boot one host again (after stop/powercut)
 #   testbed.sh stop NAME     clean poweroff (SIGTERM to systemd-nspawn)
 #   testbed.sh powercut NAME power loss (SIGKILL to systemd-nspawn)
-#   testbed.sh partition NAME / heal NAME   take the host's link down / up
+#   testbed.sh partition NAME / heal NAME   cut the host off the network / reconnect it
 #   testbed.sh status        print the state file
 #
 # Each host hI is a Debian bookworm system booted with systemd-nspawn over a
@@ -208,6 +208,9 @@ cmd_up() {
   echo "$COUNT" >"$RUN_DIR/count"
   ssh-keygen -q -t ed25519 -N '' -C adora-testbed -f "$RUN_DIR/id_ed25519"
   sysctl -qw net.ipv4.ip_forward=1
+  # Test traffic never leaves the bed: anything in 10.77/16 without a host
+  # route is dropped instead of following the default route.
+  ip route replace blackhole "$NET.0.0/16"
   for i in $(seq 1 "$COUNT"); do
     prepare_upper "$i"
     setup_net "$i"
@@ -241,8 +244,15 @@ cmd_down() {
   for l in $(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 | grep -E '^adtb-h[0-9]+$' || true); do
     ip link del "$l" 2>/dev/null || true
   done
+  ip route del blackhole "$NET.0.0/16" 2>/dev/null || true
   rm -rf "$HOSTS_DIR" "$RUN_DIR"
   log "test bed removed"
+}
+
+heal_host() {
+  local i=$1 ns=adtb-h$i
+  ip netns exec "$ns" ip link set host0 up
+  ip netns exec "$ns" ip route replace default via "$NET.$i.1"
 }
 
 cmd_host() { # verb name
@@ -255,8 +265,10 @@ cmd_host() { # verb name
     stop) stop_host "$i" TERM; write_state ;;
     powercut) stop_host "$i" KILL; write_state ;;
     reboot) stop_host "$i" TERM; start_host "$i"; write_state; wait_host "$i" ;;
-    partition) ip link set "adtb-h$i" down ;;
-    heal) ip link set "adtb-h$i" up ;;
+    # The guest's end goes down: packets to and from it are dropped (the
+    # connected route stays, so nothing falls through to another network).
+    partition) ip netns exec "adtb-h$i" ip link set host0 down ;;
+    heal) heal_host "$i" ;;
   esac
 }
 
