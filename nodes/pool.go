@@ -189,3 +189,7 @@ func (p *pool) closeAll() {
 	p.free, p.total = nil, 0
 	p.cond.Broadcast()
 }
+
+// PoolStats reports the node's shared-memory pool: regions held, how many
+// of them are free (not referenced by any receiver) and their total size.
+func (n *Node) PoolStats() (regions, free int, bytes int64) { return n.pool.stats() }

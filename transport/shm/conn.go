@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -211,3 +212,6 @@ func (c *Conn) writeLocked(b []byte, f *os.File) error {
 	}
 	return nil
 }
+
+// SetReadDeadline sets the deadline for reads (zero = none).
+func (c *Conn) SetReadDeadline(t time.Time) error { return c.uc.SetReadDeadline(t) }

@@ -338,3 +338,18 @@ func (d *decoder) payload(m *Msg) {
 		}
 	}
 }
+
+// AppendMeta appends the wire form of m (as inside OUTPUT and INPUT) to b.
+// Daemons use it to carry metadata to other machines.
+func AppendMeta(b []byte, m *Meta) []byte { return appendMeta(b, m) }
+
+// DecodeMeta parses metadata written by AppendMeta. Params alias b.
+func DecodeMeta(b []byte) (Meta, error) {
+	var m Meta
+	d := decoder{b: b}
+	d.meta(&m)
+	if d.err != nil || len(d.b) != 0 {
+		return Meta{}, fmt.Errorf("%w: metadata", ErrMalformed)
+	}
+	return m, nil
+}

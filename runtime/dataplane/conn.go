@@ -1,0 +1,355 @@
+package dataplane
+
+import (
+	"errors"
+	"fmt"
+	"iter"
+	"net"
+	"os"
+	"time"
+
+	"github.com/adora-rs/adora/transport/shm"
+)
+
+// registerTimeout bounds how long a fresh connection may take to register.
+const registerTimeout = 10 * time.Second
+
+// nodeConn is one registered connection of a node process. Its reader
+// goroutine handles the node's frames; its writer goroutine sends events
+// and inputs. Fields are guarded by Router.mu.
+type nodeConn struct {
+	node        *nodeState
+	c           *shm.Conn
+	ready       bool // the start barrier passed: READY may be sent
+	readySent   bool
+	closed      bool
+	inflight    int                // data items sent but not acknowledged
+	outstanding map[uint64]int     // drop tokens held by the node
+	owned       map[uint32]*region // regions the node announced, by its id
+	mapped      map[uint32]bool    // regions (router ids) already sent to it
+	control     []*shm.Msg         // frames sent ahead of the FIFO
+	dropped     []uint32           // owned regions to report in DROPPED
+	wake        chan struct{}
+}
+
+func (c *nodeConn) kick() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (r *Router) allConnsLocked() iter.Seq[*nodeConn] {
+	return func(yield func(*nodeConn) bool) {
+		for _, ns := range r.nodes {
+			if ns.conn != nil && !yield(ns.conn) {
+				return
+			}
+		}
+	}
+}
+
+func (r *Router) acceptLoop() {
+	defer r.wg.Done()
+	for {
+		uc, err := r.ln.AcceptUnix()
+		if err != nil {
+			if !errors.Is(err, net.ErrClosed) {
+				r.log.Error("dataplane accept", "err", err)
+			}
+			return
+		}
+		r.wg.Add(1)
+		go r.serve(shm.NewConn(uc))
+	}
+}
+
+// serve owns one connection: registration, then the read loop.
+func (r *Router) serve(sc *shm.Conn) {
+	defer r.wg.Done()
+	stop := closeOnQuit(r.quit, sc)
+	defer stop()
+	c, err := r.register(sc)
+	if err != nil {
+		r.log.Warn("node registration refused", "err", err)
+		sc.WriteMsg(&shm.Msg{Type: shm.MsgError, Error: err.Error()}, nil)
+		sc.Close()
+		return
+	}
+	r.wg.Add(1)
+	go r.writeLoop(c)
+	err = r.readLoop(c)
+	r.connClosed(c, err)
+}
+
+// closeOnQuit closes sc when quit closes; the returned func stops watching.
+func closeOnQuit(quit chan struct{}, sc *shm.Conn) func() {
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-quit:
+			sc.Close()
+		case <-done:
+		}
+	}()
+	return func() { close(done) }
+}
+
+func (r *Router) register(sc *shm.Conn) (*nodeConn, error) {
+	sc.SetReadDeadline(time.Now().Add(registerTimeout))
+	m, err := sc.ReadMsg()
+	if err != nil {
+		return nil, fmt.Errorf("read registration: %w", err)
+	}
+	sc.SetReadDeadline(time.Time{})
+	if m.Type != shm.MsgRegister {
+		return nil, fmt.Errorf("expected REGISTER, got %s", m.Type)
+	}
+	if m.Version != shm.ProtocolVersion {
+		return nil, fmt.Errorf("node %s speaks node protocol %d, this daemon speaks %d: rebuild the node with a matching SDK", m.Node, m.Version, shm.ProtocolVersion)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil, errors.New("router is closed")
+	}
+	if m.Dataflow != r.cfg.DataflowID {
+		return nil, fmt.Errorf("node %s registered for dataflow %q, this socket serves %q", m.Node, m.Dataflow, r.cfg.DataflowID)
+	}
+	ns := r.nodes[m.Node]
+	if ns == nil {
+		return nil, fmt.Errorf("node %q does not run on this daemon", m.Node)
+	}
+	if ns.secret == "" || m.Secret != ns.secret {
+		return nil, fmt.Errorf("node %s: registration secret does not match its latest spawn", m.Node)
+	}
+	ns.secret = "" // one registration per spawn
+	if old := ns.conn; old != nil {
+		r.dropConnLocked(old)
+		old.c.Close()
+	}
+	c := &nodeConn{node: ns, c: sc, outstanding: map[uint64]int{}, owned: map[uint32]*region{},
+		mapped: map[uint32]bool{}, wake: make(chan struct{}, 1)}
+	ns.conn = c
+	ns.everJoined = true
+	clear(ns.closedOut)
+	delete(r.waiting, ns.id)
+	r.checkBarrierLocked()
+	if len(r.waiting) == 0 {
+		c.ready = true
+	}
+	c.kick()
+	return c, nil
+}
+
+// checkBarrierLocked releases every waiting node once all local nodes have
+// registered or exited.
+func (r *Router) checkBarrierLocked() {
+	if len(r.waiting) > 0 {
+		return
+	}
+	for c := range r.allConnsLocked() {
+		if !c.ready {
+			c.ready = true
+			c.kick()
+		}
+	}
+}
+
+func (r *Router) readLoop(c *nodeConn) error {
+	for {
+		m, err := c.c.ReadMsg()
+		if err != nil {
+			return err
+		}
+		switch m.Type {
+		case shm.MsgOutput:
+			err = r.handleOutput(c, m)
+		case shm.MsgRegion:
+			var f *os.File
+			if f, err = c.c.TakeFile(); err == nil {
+				err = r.addRegion(c, m.Region, m.Size, f)
+			}
+		case shm.MsgRegionClosed:
+			r.retireOwned(c, m.Region)
+		case shm.MsgAck:
+			r.ack(c, int(m.Count))
+		case shm.MsgRelease:
+			r.releaseTokens(c, m.Tokens)
+		case shm.MsgCloseOutputs:
+			r.closeOutputs(c, m.IDs)
+		default:
+			err = fmt.Errorf("unexpected frame %s", m.Type)
+		}
+		if err != nil {
+			c.c.WriteMsg(&shm.Msg{Type: shm.MsgError, Error: err.Error()}, nil)
+			return err
+		}
+	}
+}
+
+// connClosed forgets a connection: the node's drop tokens are released and
+// its regions are retired once unused.
+func (r *Router) connClosed(c *nodeConn, cause error) {
+	r.mu.Lock()
+	r.dropConnLocked(c)
+	r.mu.Unlock()
+	c.c.Close()
+	r.log.Debug("node disconnected", "node", c.node.id, "cause", cause)
+}
+
+func (r *Router) dropConnLocked(c *nodeConn) {
+	if c.closed {
+		return
+	}
+	c.closed = true
+	c.kick()
+	if c.node.conn == c {
+		c.node.conn = nil
+	}
+	for tok, n := range c.outstanding {
+		if s := r.samples[tok]; s != nil {
+			for range n {
+				r.unrefSampleLocked(s)
+			}
+		}
+	}
+	clear(c.outstanding)
+	c.inflight = 0
+	for _, reg := range c.owned {
+		reg.ownerGone = true
+		if reg.live == 0 {
+			r.retireLocked(reg)
+		}
+	}
+	r.cond.Broadcast()
+}
+
+// ack frees window slots.
+func (r *Router) ack(c *nodeConn, n int) {
+	r.mu.Lock()
+	c.inflight = max(0, c.inflight-n)
+	c.kick()
+	r.mu.Unlock()
+}
+
+// writeLoop sends READY, control frames and FIFO items to the node.
+func (r *Router) writeLoop(c *nodeConn) {
+	defer r.wg.Done()
+	var buf []byte
+	for {
+		select {
+		case <-c.wake:
+		case <-r.quit:
+			return
+		}
+		for {
+			out, done := r.collect(c)
+			if done {
+				return
+			}
+			if len(out) == 0 {
+				break
+			}
+			var err error
+			buf, err = writeOut(c.c, buf[:0], out)
+			if err != nil {
+				c.c.Close() // the reader sees the error and cleans up
+				return
+			}
+		}
+	}
+}
+
+type outFrame struct {
+	m *shm.Msg
+	f *os.File
+}
+
+func writeOut(sc *shm.Conn, buf []byte, out []outFrame) ([]byte, error) {
+	for _, o := range out {
+		if o.f != nil {
+			if len(buf) > 0 {
+				if err := sc.WriteFrames(buf); err != nil {
+					return buf, err
+				}
+				buf = buf[:0]
+			}
+			if err := sc.WriteMsg(o.m, o.f); err != nil {
+				return buf, err
+			}
+			continue
+		}
+		buf = shm.AppendFrame(buf, o.m)
+	}
+	if len(buf) > 0 {
+		return buf, sc.WriteFrames(buf)
+	}
+	return buf, nil
+}
+
+// collect takes what may be sent to c now. done reports that the
+// connection is finished.
+func (r *Router) collect(c *nodeConn) (out []outFrame, done bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if c.closed || r.closed {
+		return nil, true
+	}
+	if !c.ready {
+		return nil, false
+	}
+	if !c.readySent {
+		c.readySent = true
+		out = append(out, outFrame{m: &shm.Msg{Type: shm.MsgReady}})
+	}
+	for _, m := range c.control {
+		out = append(out, outFrame{m: m})
+	}
+	c.control = nil
+	if len(c.dropped) > 0 {
+		out = append(out, outFrame{m: &shm.Msg{Type: shm.MsgDropped, Regions: c.dropped}})
+		c.dropped = nil
+	}
+	ns := c.node
+	popped := false
+	for e := ns.fifo.Front(); e != nil; e = ns.fifo.Front() {
+		it := e.Value.(*item)
+		if it.data && c.inflight >= ns.window {
+			break
+		}
+		ns.fifo.Remove(e)
+		if !it.data {
+			out = append(out, outFrame{m: it.msg})
+			continue
+		}
+		popped = true
+		it.in.items = it.in.items[1:]
+		c.inflight++
+		ns.metrics.MessagesIn++
+		out = r.appendInputLocked(out, c, it)
+	}
+	if popped {
+		r.cond.Broadcast()
+	}
+	return out, false
+}
+
+// appendInputLocked renders a data item; a shared-memory payload hands its
+// drop token to the node (and the region's memfd, the first time).
+func (r *Router) appendInputLocked(out []outFrame, c *nodeConn, it *item) []outFrame {
+	m := &shm.Msg{Type: shm.MsgInput, ID: it.in.spec.ID, Meta: it.msg.Meta, Data: it.msg.Data}
+	if s := it.sample; s != nil {
+		reg := s.region
+		if !c.mapped[reg.id] {
+			c.mapped[reg.id] = true
+			reg.sentTo[c] = true
+			out = append(out, outFrame{m: &shm.Msg{Type: shm.MsgRegion, Region: reg.id, Size: reg.size}, f: reg.file})
+		}
+		m.Data = nil
+		m.Shm = &shm.ShmRef{Region: reg.id, Offset: s.offset, Len: s.length}
+		m.Token = s.token
+		c.outstanding[s.token]++ // the queue's reference moves to the node
+	}
+	return out
+}
