@@ -169,7 +169,7 @@ func (s *Session) register(l *link) (*link, bool) {
 		old.close(wire.CloseMaxLinks, true, errors.New("replaced by a preferred link"))
 	}
 	s.stats.opened.Add(1)
-	l.log.Info("zenoh: link open", "initiator", l.initiator)
+	l.log.Info("zenoh: link open", "initiator", l.initiator, "batch", l.p.batchSize, "snmask", l.p.snMask)
 	l.sendInitialDeclarationsLocked()
 	return nil, true
 }

@@ -97,6 +97,11 @@ func (l *link) close(reason byte, sendClose bool, cause error) {
 	})
 }
 
+// maxBatch is the largest batch we send, not counting its 2-byte length.
+// Zenoh counts the length prefix of a streamed link within the negotiated
+// batch size (its receive buffer is exactly that large).
+func (l *link) maxBatch() int { return l.p.batchSize - 2 }
+
 // wants reports whether a publication on key should go to this link.
 func (l *link) wants(key string) bool {
 	if l.whatami == wire.Router {
@@ -165,8 +170,8 @@ func (l *link) frameStartLocked() []byte {
 // flushLocked fills in the batch length and writes it.
 func (l *link) flushLocked(ctx context.Context, b []byte) error {
 	n := len(b) - 2
-	if n > l.p.batchSize {
-		return fmt.Errorf("batch of %d bytes exceeds the negotiated %d", n, l.p.batchSize)
+	if n > l.maxBatch() {
+		return fmt.Errorf("batch of %d bytes exceeds %d", n, l.maxBatch())
 	}
 	binary.LittleEndian.PutUint16(b, uint16(n))
 	l.wbuf = b
@@ -190,25 +195,32 @@ func (l *link) sendPut(ctx context.Context, key string, payload, attachment []by
 		return fmt.Errorf("link to %x closed", l.zid)
 	default:
 	}
-	var pre []byte
 	we := wire.WireExpr{Suffix: key}
 	id, fresh := l.aliasLocked(key)
 	if id != 0 {
 		we = wire.WireExpr{Scope: id, SenderMapping: true}
 	}
-	put := &wire.Put{Attachment: attachment, HasAttachment: attachment != nil}
+	var decl []byte
 	if fresh {
-		pre = wire.AppendDeclare(pre, &wire.Declare{Kind: wire.DeclKeyExpr, ID: uint32(id), Key: wire.WireExpr{Suffix: key}, HasKey: true})
+		decl = wire.AppendDeclare(nil, &wire.Declare{Kind: wire.DeclKeyExpr, ID: uint32(id), Key: wire.WireExpr{Suffix: key}, HasKey: true})
 	}
-	pre = wire.AppendPushPutHeader(pre, &we, put, len(payload))
+	put := &wire.Put{Attachment: attachment, HasAttachment: attachment != nil}
+	pre := wire.AppendPushPutHeader(nil, &we, put, len(payload))
 	var err error
-	if 2+5+len(pre)+len(payload) <= l.p.batchSize {
+	if 5+len(decl)+len(pre)+len(payload) <= l.maxBatch() {
 		b := l.frameStartLocked()
+		b = append(b, decl...)
 		b = append(b, pre...)
 		b = append(b, payload...)
 		err = l.flushLocked(ctx, b)
 	} else {
-		err = l.sendFragmentsLocked(ctx, pre, payload)
+		if decl != nil {
+			// a fragmented message stands alone: declare the alias first
+			err = l.flushLocked(ctx, append(l.frameStartLocked(), decl...))
+		}
+		if err == nil {
+			err = l.sendFragmentsLocked(ctx, pre, payload)
+		}
 	}
 	if err != nil {
 		go l.close(wire.CloseGeneric, false, err)
@@ -240,12 +252,12 @@ func (l *link) aliasLocked(key string) (uint16, bool) {
 func (l *link) sendFragmentsLocked(ctx context.Context, pre, payload []byte) error {
 	total := len(pre) + len(payload)
 	var bufs net.Buffers
-	hdrs := make([]byte, 0, (total/(l.p.batchSize-16)+2)*16)
+	hdrs := make([]byte, 0, (total/(l.maxBatch()-16)+2)*16)
 	off := 0
 	for off < total {
 		sn := l.txSN[laneReliable]
 		l.txSN[laneReliable] = (sn + 1) & l.p.snMask
-		room := l.p.batchSize - wire.FragmentHeaderLen(sn)
+		room := l.maxBatch() - wire.FragmentHeaderLen(sn)
 		n := min(room, total-off)
 		more := off+n < total
 		start := len(hdrs)

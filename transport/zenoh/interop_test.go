@@ -1,0 +1,305 @@
+//go:build interop
+
+package zenoh
+
+// Interop tests against eclipse-zenoh (pip install eclipse-zenoh==1.10.2),
+// run with `make interop`. They fail, not skip, when python3 or the
+// zenoh module is missing.
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/adora-rs/adora/transport/zenoh/keyexpr"
+)
+
+func requirePythonZenoh(t *testing.T) {
+	t.Helper()
+	out, err := exec.Command("python3", "-c", "import zenoh; print('ok')").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "ok") {
+		t.Fatalf("python3 with eclipse-zenoh is required (pip install eclipse-zenoh==1.10.2): %v\n%s", err, out)
+	}
+}
+
+type pyProc struct {
+	t     *testing.T
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	lines chan string
+}
+
+// startPy runs testdata/zpeer.py with spec and waits for READY.
+func startPy(t *testing.T, spec map[string]any) *pyProc {
+	t.Helper()
+	js, _ := json.Marshal(spec)
+	cmd := exec.Command("python3", "testdata/zpeer.py", string(js))
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &pyProc{t: t, cmd: cmd, stdin: stdin, lines: make(chan string, 1024)}
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			p.lines <- sc.Text()
+		}
+		close(p.lines)
+	}()
+	t.Cleanup(func() {
+		stdin.Close()
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() && stderr.Len() > 0 {
+			t.Logf("python stderr:\n%s", stderr.String())
+		}
+	})
+	if l := p.next(20 * time.Second); l != `"READY"` {
+		t.Fatalf("python helper: want READY, got %q\n%s", l, stderr.String())
+	}
+	return p
+}
+
+func (p *pyProc) next(d time.Duration) string {
+	p.t.Helper()
+	select {
+	case l, ok := <-p.lines:
+		if !ok {
+			p.t.Fatalf("python helper exited")
+		}
+		return l
+	case <-time.After(d):
+		p.t.Fatalf("python helper: no output within %v", d)
+	}
+	return ""
+}
+
+type pySample struct {
+	Key  string  `json:"key"`
+	Len  int     `json:"len"`
+	Sha  string  `json:"sha"`
+	Head string  `json:"head"`
+	Att  *string `json:"att"`
+}
+
+func (p *pyProc) sample(d time.Duration) pySample {
+	p.t.Helper()
+	var s pySample
+	l := p.next(d)
+	if err := json.Unmarshal([]byte(l), &s); err != nil {
+		p.t.Fatalf("python helper line %q: %v", l, err)
+	}
+	return s
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return fmt.Sprintf("tcp/127.0.0.1:%d", ln.Addr().(*net.TCPAddr).Port)
+}
+
+func testPayload(i, n int) []byte {
+	p := make([]byte, n)
+	for j := range p {
+		p[j] = byte(i*31 + j*7)
+	}
+	return p
+}
+
+func sha(p []byte) string { s := sha256.Sum256(p); return hex.EncodeToString(s[:]) }
+
+// pyBody mirrors the payload zpeer.py publishes.
+func pyBody(i, size int) []byte {
+	head := []byte(fmt.Sprintf("%d:", i))
+	n := max(0, size-len(head))
+	b := append([]byte{}, head...)
+	for j := 0; j < n; j++ {
+		b = append(b, byte((j*7+i)%251))
+	}
+	return b[:max(size, len(head))]
+}
+
+func TestInteropPythonPeerPublishesGoSubscribes(t *testing.T) {
+	requirePythonZenoh(t)
+	for _, tc := range []struct {
+		name        string
+		count, size int
+	}{{"small", 50, 16}, {"large", 3, 3 << 20}} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := openT(t, Config{Listen: []string{"tcp/127.0.0.1:0"}})
+			c := newCollector()
+			if _, err := g.Subscribe("interop/py/**", c.handle); err != nil {
+				t.Fatal(err)
+			}
+			py := startPy(t, map[string]any{"mode": "peer", "connect": g.ListenEndpoints(),
+				"action": "pub", "key": "interop/py/data", "count": tc.count, "size": tc.size})
+			waitFor(t, "python link", func() bool { return len(g.Peers()) == 1 })
+			time.Sleep(200 * time.Millisecond)
+			io.WriteString(py.stdin, "go\n")
+			got := c.waitN(t, tc.count)
+			for i := 0; i < tc.count; i++ {
+				want := pyBody(i, tc.size)
+				if got[i].Key != "interop/py/data" || sha(got[i].Payload) != sha(want) || string(got[i].Attachment) != fmt.Sprintf("att-%d", i) {
+					t.Fatalf("sample %d: key %q, %d bytes, attachment %q", i, got[i].Key, len(got[i].Payload), got[i].Attachment)
+				}
+			}
+		})
+	}
+}
+
+func TestInteropGoPublishesPythonPeerSubscribes(t *testing.T) {
+	requirePythonZenoh(t)
+	for _, tc := range []struct {
+		name        string
+		count, size int
+	}{{"small", 50, 16}, {"large", 3, 5 << 20}} {
+		t.Run(tc.name, func(t *testing.T) {
+			ep := freePort(t)
+			py := startPy(t, map[string]any{"mode": "peer", "listen": []string{ep}, "action": "sub", "key": "interop/go/*"})
+			g := openT(t, Config{Connect: []string{ep}})
+			waitFor(t, "python subscriber", func() bool { return remoteSubscribed(g, "interop/go/data") })
+			for i := 0; i < tc.count; i++ {
+				if err := g.Publish(context.Background(), "interop/go/data", testPayload(i, tc.size), []byte(fmt.Sprintf("att-%d", i))); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for i := 0; i < tc.count; i++ {
+				s := py.sample(30 * time.Second)
+				if s.Key != "interop/go/data" || s.Len != tc.size || s.Sha != sha(testPayload(i, tc.size)) || s.Att == nil || *s.Att != fmt.Sprintf("att-%d", i) {
+					t.Fatalf("python got sample %d = %+v", i, s)
+				}
+			}
+		})
+	}
+}
+
+func TestInteropThroughRouter(t *testing.T) {
+	requirePythonZenoh(t)
+	rep := freePort(t)
+	startPy(t, map[string]any{"mode": "router", "listen": []string{rep}, "action": "serve"})
+
+	// Go client publishes, Python client subscribes through the router.
+	pysub := startPy(t, map[string]any{"mode": "client", "connect": []string{rep}, "action": "sub", "key": "routed/**"})
+	g := openT(t, Config{Mode: Client, Connect: []string{rep}})
+	waitFor(t, "router link", func() bool { return len(g.Peers()) == 1 })
+	if w := g.Peers()[0].WhatAmI; w != "router" {
+		t.Fatalf("remote is %s, want router", w)
+	}
+	// The router learns the python subscription asynchronously; publish
+	// until the first sample arrives, then check a numbered run.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		g.Publish(context.Background(), "routed/probe", []byte("probe"), nil)
+		select {
+		case l := <-pysub.lines:
+			if !strings.Contains(l, "routed/probe") {
+				t.Fatalf("unexpected line %q", l)
+			}
+		case <-time.After(100 * time.Millisecond):
+			if time.Now().After(deadline) {
+				t.Fatal("no sample through the router")
+			}
+			continue
+		}
+		break
+	}
+	for len(pysub.lines) > 0 {
+		<-pysub.lines
+	}
+	time.Sleep(200 * time.Millisecond)
+	for len(pysub.lines) > 0 {
+		<-pysub.lines
+	}
+	for i := 0; i < 10; i++ {
+		if err := g.Publish(context.Background(), "routed/go", testPayload(i, 100_000), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 10; i++ {
+		s := pysub.sample(20 * time.Second)
+		if s.Key != "routed/go" || s.Sha != sha(testPayload(i, 100_000)) {
+			t.Fatalf("python client got %+v", s)
+		}
+	}
+
+	// Python client publishes, Go client subscribes through the router.
+	c := newCollector()
+	if _, err := g.Subscribe("routed/py", c.handle); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	pypub := startPy(t, map[string]any{"mode": "client", "connect": []string{rep}, "action": "pub", "key": "routed/py", "count": 20, "size": 70_000})
+	time.Sleep(300 * time.Millisecond)
+	io.WriteString(pypub.stdin, "go\n")
+	got := c.waitN(t, 20)
+	for i, s := range got {
+		if sha(s.Payload) != sha(pyBody(i, 70_000)) {
+			t.Fatalf("go client sample %d differs (%d bytes)", i, len(s.Payload))
+		}
+	}
+}
+
+// wildcardTable pairs key expressions whose intersection we compare with
+// zenoh's own.
+var wildcardTable = [][2]string{
+	{"a/b/c", "a/b/c"}, {"a/b/c", "a/b/d"}, {"a/*/c", "a/b/c"}, {"a/*/c", "a/b/b/c"},
+	{"a/**/c", "a/c"}, {"a/**/c", "a/b/b/c"}, {"a/**", "a"}, {"a/**", "b/a"},
+	{"**", "a/b/c"}, {"*", "a/b"}, {"*", "a"}, {"a/*", "a/**"}, {"*/b", "a/*"},
+	{"**/b", "a/**"}, {"a/**/b/**/c", "a/x/b/y/c"}, {"a/**/b/**/c", "a/c/b"},
+	{"a/*/**", "a"}, {"a/*/**", "a/b"}, {"@a/b", "*/b"}, {"@a/b", "**"},
+	{"@a/b", "@a/*"}, {"a/@b", "a/**"}, {"a/@b", "a/@b"}, {"a/**/@b", "a/x/@b"},
+	{"**/@b", "@b"}, {"adora/n/d/output/*/*", "adora/n/d/output/cam/image"},
+	{"adora/n/d/output/cam/**", "adora/n/d/output/cam/image/@ack"},
+	{"x/*/z/**", "x/y/z"}, {"x/*/z/**", "x/y/q/z"}, {"**/x/**", "a/x"},
+}
+
+func TestInteropWildcardsMatchZenoh(t *testing.T) {
+	requirePythonZenoh(t)
+	js, _ := json.Marshal(map[string]any{"action": "intersect", "pairs": wildcardTable})
+	out, err := exec.Command("python3", "testdata/zpeer.py", string(js)).Output()
+	if err != nil {
+		t.Fatalf("python: %v", err)
+	}
+	var rows [][3]any
+	if err := json.Unmarshal(out, &rows); err != nil {
+		t.Fatalf("python output %q: %v", out, err)
+	}
+	if len(rows) != len(wildcardTable) {
+		t.Fatalf("got %d rows, want %d", len(rows), len(wildcardTable))
+	}
+	for _, r := range rows {
+		a, b, want := r[0].(string), r[1].(string), r[2].(bool)
+		if got := keyexpr.Intersects(a, b); got != want {
+			t.Errorf("Intersects(%q, %q) = %v, zenoh says %v", a, b, got, want)
+		}
+	}
+}

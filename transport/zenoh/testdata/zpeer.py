@@ -1,0 +1,88 @@
+#!/usr/bin/env python3
+"""Python Zenoh counterpart for the Go interop tests.
+
+Reads one JSON object from argv[1] and acts:
+  mode       "peer" | "client" | "router"
+  listen     list of endpoints (optional)
+  connect    list of endpoints (optional)
+  action     "sub"    print each sample as a JSON line on stdout
+             "pub"    publish count samples of size bytes on key
+             "serve"  just run (a router)
+             "intersect" print [a, b, intersects] for each pair in pairs
+Prints "READY" once the session is open and declared. Runs until stdin
+closes (sub/serve), or until done (pub/intersect).
+"""
+import hashlib
+import json
+import os
+import sys
+import time
+
+import zenoh
+
+
+def config(spec):
+    c = zenoh.Config()
+    c.insert_json5("mode", json.dumps(spec.get("mode", "peer")))
+    c.insert_json5("scouting/multicast/enabled", "false")
+    c.insert_json5("scouting/gossip/enabled", "false")
+    c.insert_json5("listen/endpoints", json.dumps(spec.get("listen", [])))
+    c.insert_json5("connect/endpoints", json.dumps(spec.get("connect", [])))
+    return c
+
+
+# Results go to the original stdout; zenoh's own logs (which go to fd 1)
+# are sent to stderr.
+OUT = os.fdopen(os.dup(1), "w")
+os.dup2(2, 1)
+
+
+def emit(obj):
+    OUT.write(json.dumps(obj) + "\n")
+    OUT.flush()
+
+
+def main():
+    spec = json.loads(sys.argv[1])
+    zenoh.init_log_from_env_or("error")
+    action = spec["action"]
+    if action == "intersect":
+        out = []
+        for a, b in spec["pairs"]:
+            out.append([a, b, zenoh.KeyExpr(a).intersects(zenoh.KeyExpr(b))])
+        emit(out)
+        return
+    session = zenoh.open(config(spec))
+    if action == "sub":
+        def on_sample(s):
+            p = s.payload.to_bytes()
+            att = s.attachment.to_bytes() if s.attachment is not None else None
+            emit({"key": str(s.key_expr), "len": len(p),
+                  "sha": hashlib.sha256(p).hexdigest(),
+                  "head": p[:32].decode("latin-1"),
+                  "att": att.decode("latin-1") if att is not None else None,
+                  "kind": str(s.kind)})
+        sub = session.declare_subscriber(spec["key"], on_sample)
+        emit("READY")
+        sys.stdin.read()
+        sub.undeclare()
+    elif action == "pub":
+        pub = session.declare_publisher(spec["key"])
+        emit("READY")
+        # wait for the go side to tell us it is subscribed
+        sys.stdin.readline()
+        size = spec.get("size", 0)
+        for i in range(spec.get("count", 1)):
+            head = ("%d:" % i).encode()
+            body = (head + bytes((j * 7 + i) % 251 for j in range(max(0, size - len(head)))))[:max(size, len(head))]
+            pub.put(body, attachment=("att-%d" % i).encode())
+        time.sleep(spec.get("linger", 0.5))
+        emit("DONE")
+    elif action == "serve":
+        emit("READY")
+        sys.stdin.read()
+    session.close()
+
+
+if __name__ == "__main__":
+    main()
