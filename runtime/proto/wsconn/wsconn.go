@@ -127,6 +127,11 @@ func (c *Conn) Close() error {
 	return nil
 }
 
+// Abort ends the connection without waiting for its goroutines: queued
+// frames are still written (best effort). Safe to call from a Handler;
+// the connection's owner still calls Close.
+func (c *Conn) Abort() { c.finish(nil) }
+
 // finish records the reason, closes the socket and fails pending requests.
 func (c *Conn) finish(reason error) {
 	c.closeOnce.Do(func() {

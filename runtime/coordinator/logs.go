@@ -1,0 +1,301 @@
+package coordinator
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/adora-rs/adora/runtime/proto"
+	"github.com/adora-rs/adora/runtime/proto/wsconn"
+)
+
+// follower is a CLI following a dataflow's logs. Guarded by Coordinator.mu.
+type follower struct {
+	conn   *wsconn.Conn
+	id     uint64 // the Logs request ID
+	flowID string
+	node   string
+	ready  bool            // history answered; lines go out directly
+	buf    []proto.LogLine // lines that arrived while history was fetched
+	ended  bool            // the dataflow ended before ready
+	end    proto.LogsEnd
+	lagged bool
+}
+
+func (fl *follower) wants(l proto.LogLine) bool {
+	return fl.flowID == l.DataflowID && (fl.node == "" || fl.node == l.NodeID)
+}
+
+// daemonLog records lines from daemon s and forwards them to followers.
+func (c *Coordinator) daemonLog(s *daemonSession, lines []proto.LogLine) {
+	out := map[*follower][]proto.LogLine{}
+	c.mu.Lock()
+	for _, l := range lines {
+		l.DaemonID = s.id
+		f, ok := c.flows[l.DataflowID]
+		if !ok {
+			continue
+		}
+		f.logs = append(f.logs, l)
+		if len(f.logs) > logRing {
+			f.logs = append(f.logs[:0:0], f.logs[len(f.logs)-logRing:]...)
+		}
+		for fl := range c.followers {
+			if !fl.wants(l) {
+				continue
+			}
+			if fl.ready {
+				out[fl] = append(out[fl], l)
+			} else {
+				fl.buf = append(fl.buf, l)
+			}
+		}
+	}
+	c.mu.Unlock()
+	for fl, ls := range out {
+		c.sendLines(fl, ls)
+	}
+}
+
+func (c *Coordinator) sendLines(fl *follower, ls []proto.LogLine) {
+	if fl.conn.TrySend(proto.TypeLog, proto.Log{Follow: fl.id, Lines: ls}) {
+		return
+	}
+	c.mu.Lock()
+	first := !fl.lagged
+	fl.lagged = true
+	c.mu.Unlock()
+	if first {
+		c.log.Warn("log follower is too slow; dropping lines", "remote", fl.conn.RemoteAddr(), "dataflow", fl.flowID)
+	}
+}
+
+// endFollowersLocked ends every follow of dataflow id.
+func (c *Coordinator) endFollowersLocked(id string, st proto.FlowStatus, errText string) {
+	for fl := range c.followers {
+		if fl.flowID != id {
+			continue
+		}
+		end := proto.LogsEnd{Follow: fl.id, DataflowID: id, Status: st, Error: errText}
+		if !fl.ready {
+			fl.ended, fl.end = true, end
+			continue
+		}
+		delete(c.followers, fl)
+		c.sendEndLocked(fl, end)
+	}
+}
+
+func (c *Coordinator) sendEndLocked(fl *follower, end proto.LogsEnd) {
+	if fl.conn.TrySend(proto.TypeLogsEnd, end) {
+		return
+	}
+	if c.closed {
+		return
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		ctx, cancel := context.WithTimeout(c.ctx, 5*time.Second)
+		defer cancel()
+		fl.conn.Send(ctx, proto.TypeLogsEnd, end)
+	}()
+}
+
+func (c *Coordinator) unfollow(conn *wsconn.Conn, id uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for fl := range c.followers {
+		if fl.conn == conn && fl.id == id {
+			delete(c.followers, fl)
+		}
+	}
+}
+
+func (c *Coordinator) dropFollowers(conn *wsconn.Conn) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for fl := range c.followers {
+		if fl.conn == conn {
+			delete(c.followers, fl)
+		}
+	}
+}
+
+// logs answers a Logs request: history from the daemons (the coordinator's
+// recent lines for daemons that cannot answer), then, with Follow, new
+// lines as Log events until the dataflow ends.
+func (c *Coordinator) logs(ctx context.Context, conn *wsconn.Conn, e *proto.Envelope, req proto.Logs) error {
+	var fl *follower
+	c.mu.Lock()
+	f := c.resolveLocked(req.Dataflow)
+	var id string
+	var daemonIDs []string
+	var ring []proto.LogLine
+	sessions := map[string]*daemonSession{}
+	if f != nil {
+		id, daemonIDs, ring = f.rec.ID, f.daemonIDs(), append([]proto.LogLine(nil), f.logs...)
+		if req.Follow {
+			fl = &follower{conn: conn, id: e.ID, flowID: id, node: req.Node}
+			c.followers[fl] = struct{}{}
+		}
+	}
+	c.mu.Unlock()
+	var endNow *proto.LogsEnd
+	if f == nil {
+		r, err := c.resolveRecord(req.Dataflow)
+		if err != nil {
+			return err
+		}
+		id = r.ID
+		seen := map[string]bool{}
+		for _, p := range r.Placements {
+			if !seen[p.DaemonID] {
+				seen[p.DaemonID] = true
+				daemonIDs = append(daemonIDs, p.DaemonID)
+			}
+		}
+		if req.Follow {
+			endNow = &proto.LogsEnd{Follow: e.ID, DataflowID: r.ID, Status: r.Status, Error: r.Error}
+		}
+	}
+	if req.Node != "" && !c.hasNode(id, req.Node) {
+		c.dropFollower(fl)
+		return fmt.Errorf("dataflow `%s` has no node `%s`", req.Dataflow, req.Node)
+	}
+	c.mu.Lock()
+	for _, did := range daemonIDs {
+		if s, ok := c.daemons[did]; ok {
+			sessions[did] = s
+		}
+	}
+	c.mu.Unlock()
+
+	lines := c.history(ctx, id, req, daemonIDs, sessions, ring)
+	if err := conn.Reply(ctx, e, proto.TypeLogsReply, proto.LogsReply{DataflowID: id, Lines: lines}, nil); err != nil {
+		c.dropFollower(fl)
+		return nil
+	}
+	if endNow != nil {
+		conn.Send(ctx, proto.TypeLogsEnd, *endNow)
+		return nil
+	}
+	if fl != nil {
+		c.startFollowing(fl, lines)
+	}
+	return nil
+}
+
+func (c *Coordinator) dropFollower(fl *follower) {
+	if fl == nil {
+		return
+	}
+	c.mu.Lock()
+	delete(c.followers, fl)
+	c.mu.Unlock()
+}
+
+// hasNode reports whether dataflow id (active or stored) has node.
+func (c *Coordinator) hasNode(id, node string) bool {
+	c.mu.Lock()
+	f, ok := c.flows[id]
+	c.mu.Unlock()
+	var pl []proto.Placement
+	if ok {
+		pl = f.rec.Placements
+	} else if r, err := c.store.Dataflow(id); err == nil {
+		pl = r.Placements
+	}
+	for _, p := range pl {
+		if p.NodeID == node {
+			return true
+		}
+	}
+	return false
+}
+
+type lineKey struct {
+	daemon, node string
+	t            time.Time
+	line         string
+}
+
+func keyOf(l proto.LogLine) lineKey { return lineKey{l.DaemonID, l.NodeID, l.Time, l.Line} }
+
+// startFollowing flushes lines buffered while history was fetched (minus
+// those history already had) and switches fl to direct delivery.
+func (c *Coordinator) startFollowing(fl *follower, history []proto.LogLine) {
+	seen := make(map[lineKey]bool, len(history))
+	for _, l := range history {
+		seen[keyOf(l)] = true
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.followers[fl]; !ok {
+		return // unfollowed or connection gone
+	}
+	var flush []proto.LogLine
+	for _, l := range fl.buf {
+		if !seen[keyOf(l)] {
+			flush = append(flush, l)
+		}
+	}
+	fl.buf, fl.ready = nil, true
+	if len(flush) > 0 {
+		fl.conn.TrySend(proto.TypeLog, proto.Log{Follow: fl.id, Lines: flush})
+	}
+	if fl.ended {
+		delete(c.followers, fl)
+		c.sendEndLocked(fl, fl.end)
+	}
+}
+
+// history gathers the last req.Tail lines of dataflow id from its daemons.
+func (c *Coordinator) history(ctx context.Context, id string, req proto.Logs, daemonIDs []string, sessions map[string]*daemonSession, ring []proto.LogLine) []proto.LogLine {
+	var mu sync.Mutex
+	var lines []proto.LogLine
+	var wg sync.WaitGroup
+	for _, did := range daemonIDs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var got []proto.LogLine
+			if s := sessions[did]; s != nil {
+				rctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+				var rep proto.LogsReply
+				err := s.conn.Request(rctx, proto.TypeLogs, proto.Logs{Dataflow: id, Node: req.Node, Tail: req.Tail}, &rep)
+				cancel()
+				if err == nil {
+					for _, l := range rep.Lines {
+						l.DaemonID = did
+						got = append(got, l)
+					}
+					mu.Lock()
+					lines = append(lines, got...)
+					mu.Unlock()
+					return
+				}
+				c.log.Warn("logs from daemon failed; using the coordinator's recent lines", "daemon", s.name(), "err", err)
+			}
+			for _, l := range ring {
+				if l.DaemonID == did && (req.Node == "" || l.NodeID == req.Node) {
+					got = append(got, l)
+				}
+			}
+			mu.Lock()
+			lines = append(lines, got...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	sort.SliceStable(lines, func(i, j int) bool { return lines[i].Time.Before(lines[j].Time) })
+	if req.Tail > 0 && len(lines) > req.Tail {
+		lines = lines[len(lines)-req.Tail:]
+	}
+	if lines == nil {
+		lines = []proto.LogLine{}
+	}
+	return lines
+}
