@@ -50,6 +50,8 @@ type Coordinator struct {
 type Machine struct {
 	ID              string            `json:"id"`
 	Host            string            `json:"host"`
+	User            string            `json:"user,omitempty"` // SSH user and port, to reach the machine after it left cluster.yml
+	Port            int               `json:"port,omitempty"`
 	DaemonMode      DaemonMode        `json:"daemon_mode"`
 	UnitHash        string            `json:"unit_hash,omitempty"`
 	BinaryVersion   string            `json:"binary_version"`
