@@ -72,7 +72,12 @@ func (d *yamlDecoder) node(n *yaml.Node) Node {
 		{"id", nil},
 		{"name", func(_, v *yaml.Node) { nd.Name, _ = d.str(v, what+": name") }},
 		{"description", func(_, v *yaml.Node) { nd.Description, _ = d.str(v, what+": description") }},
-		{"path", func(_, v *yaml.Node) { nd.Path = d.path(v, what+": path") }},
+		{"path", func(_, v *yaml.Node) {
+			nd.Path = d.path(v, what+": path")
+			if nd.Path == "" && isNull(resolve(v)) || resolve(v).Kind == yaml.ScalarNode && resolve(v).Value == "" {
+				d.diags.hintf(d.pos(resolve(v)), "set it to the executable to run", "%s: path must not be empty", what)
+			}
+		}},
 		{"args", func(_, v *yaml.Node) { nd.Args = d.args(v, what) }},
 		{"env", func(_, v *yaml.Node) { nd.Env = d.env(v) }},
 		{"build", func(_, v *yaml.Node) { nd.Build, _ = d.str(v, what+": build") }},
@@ -91,7 +96,7 @@ func (d *yamlDecoder) node(n *yaml.Node) Node {
 	if keys["id"] == nil {
 		d.diags.hintf(nd.Pos, "add id: NAME", "node id must not be empty")
 	}
-	if nd.Path == "" && !anyKey(keys, unsupportedNodeKeys) {
+	if keys["path"] == nil && !anyKey(keys, unsupportedNodeKeys) {
 		d.diags.hintf(nd.Pos, "add path: with the executable to run", "%s requires a path", what)
 	}
 	return nd
@@ -299,7 +304,7 @@ func (d *yamlDecoder) deploy(v *yaml.Node, what string) Deploy {
 			}
 		}},
 		{"labels", func(_, val *yaml.Node) {
-			dep.Labels = d.labels(val)
+			dep.Labels = d.stringMap(val, what+".labels", func(k string) error { return ValidID("label key", k) }, ValidLabelValue)
 			p := d.pos(resolve(val))
 			labelsPos = &p
 		}},
