@@ -101,7 +101,8 @@ func (c *Coordinator) handleDaemon(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s := &daemonSession{remote: r.RemoteAddr, metrics: map[string]map[string]proto.NodeMetric{}}
-	s.conn = wsconn.Start(ws, func(conn *wsconn.Conn, e *proto.Envelope) { c.daemonMessage(s, e) }, c.cfg.ConnOptions)
+	s.conn = wsconn.New(ws, func(conn *wsconn.Conn, e *proto.Envelope) { c.daemonMessage(s, e) }, c.cfg.ConnOptions)
+	s.conn.Start()
 	select {
 	case <-s.conn.Done():
 	case <-c.ctx.Done():

@@ -89,6 +89,14 @@ type Conn struct {
 // Start wraps an upgraded (and handshaken) WebSocket and starts its reader
 // and writer goroutines. Close stops them and waits.
 func Start(ws *websocket.Conn, h Handler, opts Options) *Conn {
+	c := New(ws, h, opts)
+	c.Start()
+	return c
+}
+
+// New wraps ws without starting it, so the owner can publish the *Conn
+// before its handler can run; call Start next.
+func New(ws *websocket.Conn, h Handler, opts Options) *Conn {
 	opts.defaults()
 	c := &Conn{
 		ws:      ws,
@@ -100,10 +108,14 @@ func Start(ws *websocket.Conn, h Handler, opts Options) *Conn {
 		pending: make(map[uint64]chan *proto.Envelope),
 	}
 	ws.SetReadLimit(proto.MaxMessageSize)
+	return c
+}
+
+// Start starts the reader and writer goroutines of a Conn made with New.
+func (c *Conn) Start() {
 	c.wg.Add(2)
 	go c.readLoop()
 	go c.writeLoop()
-	return c
 }
 
 // RemoteAddr is the peer's network address.

@@ -1,0 +1,396 @@
+package coordinator_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"go.uber.org/goleak"
+
+	"github.com/adora-rs/adora/config"
+	"github.com/adora-rs/adora/runtime/client"
+	"github.com/adora-rs/adora/runtime/coordinator"
+	"github.com/adora-rs/adora/runtime/coordinator/coordtest"
+	"github.com/adora-rs/adora/runtime/proto"
+	"github.com/adora-rs/adora/runtime/proto/wsconn"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+const token = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// logBuf collects log output for assertions.
+type logBuf struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *logBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+func (l *logBuf) Count(s string) int { return strings.Count(l.String(), s) }
+
+func newLogger() (*slog.Logger, *logBuf) {
+	b := &logBuf{}
+	return slog.New(slog.NewTextHandler(b, nil)), b
+}
+
+func dial(t *testing.T, ep wsconn.Endpoint) *client.Client {
+	t.Helper()
+	c, err := client.Dial(ctxT(t), client.Options{Addr: ep.Addr, Port: ep.Port, Token: ep.Token})
+	if err != nil {
+		t.Fatalf("client.Dial: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func daemon(t *testing.T, ep wsconn.Endpoint, cfg coordtest.DaemonConfig) *coordtest.Daemon {
+	t.Helper()
+	d, err := coordtest.StartDaemon(ctxT(t), ep, cfg)
+	if err != nil {
+		t.Fatalf("StartDaemon %s: %v", cfg.UUID, err)
+	}
+	t.Cleanup(d.Close)
+	return d
+}
+
+func twoNodeFlow() config.Dataflow {
+	return config.Dataflow{Nodes: []config.Node{
+		{ID: "camera", Path: "./camera", Deploy: config.Deploy{Machine: "robot"}},
+		{ID: "inference", Path: "./inference", Deploy: config.Deploy{Labels: map[string]string{"gpu": "true"}}},
+	}}
+}
+
+func startReq(name string) proto.Start {
+	return proto.Start{Name: name, Descriptor: []byte("nodes: [camera, inference]\n"), Dataflow: twoNodeFlow(), WorkingDir: "/home/me/app"}
+}
+
+func TestHealthWithoutTokenAndControlNeedsToken(t *testing.T) {
+	srv := coordtest.Start(t, coordinator.Config{Token: token})
+	daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
+
+	for _, path := range []string{proto.PathHealth, proto.PathHealthAlt} {
+		h, err := client.Health(ctxT(t), client.Options{Addr: srv.Endpoint.Addr, Port: srv.Endpoint.Port})
+		if err != nil {
+			t.Fatalf("health %s: %v", path, err)
+		}
+		if h.Status != "ok" || h.Protocol != proto.ProtocolVersion || !h.Auth || len(h.Daemons) != 1 || h.Daemons[0].MachineID != "robot" {
+			t.Fatalf("health = %+v", h)
+		}
+		resp, err := http.Get(srv.Endpoint.HTTPURL(path))
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("GET %s without token: %v %v", path, resp, err)
+		}
+		resp.Body.Close()
+	}
+
+	for _, p := range []string{proto.PathControl, proto.PathDaemon, proto.PathArtifacts + "b/n"} {
+		for _, hdr := range []string{"", "Bearer wrong", "Basic " + token} {
+			req, _ := http.NewRequest("GET", srv.Endpoint.HTTPURL(p), nil)
+			if hdr != "" {
+				req.Header.Set("Authorization", hdr)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusUnauthorized {
+				t.Errorf("GET %s with %q: %d, want 401", p, hdr, resp.StatusCode)
+			}
+		}
+	}
+
+	ep := srv.Endpoint
+	ep.Token = ""
+	_, err := client.Dial(ctxT(t), client.Options{Addr: ep.Addr, Port: ep.Port})
+	if err == nil || !strings.Contains(err.Error(), "401") {
+		t.Fatalf("Dial without token = %v, want 401", err)
+	}
+	if strings.Contains(err.Error(), token) {
+		t.Fatal("error leaks the token")
+	}
+	c := dial(t, srv.Endpoint)
+	if _, err := c.List(ctxT(t), false); err != nil {
+		t.Fatalf("List with token: %v", err)
+	}
+}
+
+func rawDial(t *testing.T, ep wsconn.Endpoint, path string) *websocket.Conn {
+	t.Helper()
+	ws, _, err := websocket.DefaultDialer.Dial(ep.URL(path), wsconn.AuthHeader(ep.Token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ws.Close() })
+	return ws
+}
+
+func TestHelloProtocolMismatch(t *testing.T) {
+	srv := coordtest.Start(t, coordinator.Config{})
+	for _, path := range []string{proto.PathControl, proto.PathDaemon} {
+		ws := rawDial(t, srv.Endpoint, path)
+		role := proto.RoleCLI
+		if path == proto.PathDaemon {
+			role = proto.RoleDaemon
+		}
+		e, _ := proto.NewEnvelope(proto.TypeHello, proto.Hello{Protocol: proto.ProtocolVersion + 1, Version: "9.0.0", Role: role})
+		e.ID = 1
+		b, _ := proto.Encode(e)
+		if err := ws.WriteMessage(websocket.TextMessage, b); err != nil {
+			t.Fatal(err)
+		}
+		_, frame, err := ws.ReadMessage()
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := proto.Decode(frame)
+		if err != nil || r.ReplyTo != 1 || !strings.Contains(r.Error, "protocol version mismatch") {
+			t.Fatalf("%s: reply %+v, %v", path, r, err)
+		}
+		if _, _, err := ws.ReadMessage(); err == nil {
+			t.Fatalf("%s: connection still open after refused hello", path)
+		}
+	}
+	// A matching hello works.
+	ws := rawDial(t, srv.Endpoint, proto.PathControl)
+	if _, err := wsconn.ClientHello(ctxT(t), ws, proto.RoleCLI); err != nil {
+		t.Fatalf("ClientHello: %v", err)
+	}
+}
+
+func TestBadOrOversizedMessageClosesOnlyThatConnection(t *testing.T) {
+	srv := coordtest.Start(t, coordinator.Config{})
+	good := dial(t, srv.Endpoint)
+	d := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u1", MachineID: "robot"})
+	for name, frame := range map[string][]byte{
+		"bad json":  []byte("{not json"),
+		"no type":   []byte(`{"id":5}`),
+		"oversized": append(append([]byte(`{"type":"list","id":9,"payload":"`), bytes.Repeat([]byte("x"), proto.MaxMessageSize+10)...), '"', '}'),
+	} {
+		t.Run(name, func(t *testing.T) {
+			ws := rawDial(t, srv.Endpoint, proto.PathControl)
+			if _, err := wsconn.ClientHello(ctxT(t), ws, proto.RoleCLI); err != nil {
+				t.Fatal(err)
+			}
+			ws.WriteMessage(websocket.TextMessage, frame)
+			ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+			_, _, err := ws.ReadMessage()
+			var ce *websocket.CloseError
+			if !errors.As(err, &ce) && !strings.Contains(err.Error(), "reset") && !strings.Contains(err.Error(), "EOF") {
+				t.Fatalf("read after %s: %v, want the connection closed", name, err)
+			}
+			if _, err := good.List(ctxT(t), false); err != nil {
+				t.Fatalf("other client broken after %s: %v", name, err)
+			}
+			select {
+			case <-d.Done():
+				t.Fatalf("daemon connection closed after %s", name)
+			default:
+			}
+		})
+	}
+	r, err := good.Daemons(ctxT(t))
+	if err != nil || len(r.Daemons) != 1 {
+		t.Fatalf("daemons after bad clients: %+v, %v", r, err)
+	}
+}
+
+func TestDuplicateMachineIDRefusedAndSameUUIDReplaces(t *testing.T) {
+	srv := coordtest.Start(t, coordinator.Config{})
+	first := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "uuid-1", MachineID: "robot"})
+
+	_, err := coordtest.StartDaemon(ctxT(t), srv.Endpoint, coordtest.DaemonConfig{UUID: "uuid-2", MachineID: "robot"})
+	if err == nil || !strings.Contains(err.Error(), `machine id "robot" is already in use by daemon uuid-1`) {
+		t.Fatalf("second daemon with machine id robot: %v", err)
+	}
+
+	// The same identity reconnecting replaces its stale connection, and
+	// the stale connection's close must not remove the new one.
+	again := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "uuid-1", MachineID: "robot"})
+	select {
+	case <-first.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("stale connection not closed")
+	}
+	c := dial(t, srv.Endpoint)
+	time.Sleep(50 * time.Millisecond) // let the stale handler finish
+	r, err := c.Daemons(ctxT(t))
+	if err != nil || len(r.Daemons) != 1 || r.Daemons[0].ID != "uuid-1" {
+		t.Fatalf("daemons after reconnect: %+v, %v", r, err)
+	}
+	select {
+	case <-again.Done():
+		t.Fatal("new connection closed")
+	default:
+	}
+}
+
+func TestStartPlacesNodesAndStops(t *testing.T) {
+	srv := coordtest.Start(t, coordinator.Config{})
+	robot := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
+	gpu := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-gpu", MachineID: "gpu-server", Labels: map[string]string{"gpu": "true"}})
+	c := dial(t, srv.Endpoint)
+
+	rep, err := c.Start(ctxT(t), startReq("my-app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Placements) != 2 || rep.Placements[0].DaemonID != "u-robot" || rep.Placements[1].DaemonID != "u-gpu" {
+		t.Fatalf("placements = %+v", rep.Placements)
+	}
+	if got := robot.Running(rep.DataflowID); len(got) != 1 || got[0] != "camera" {
+		t.Fatalf("robot runs %v", got)
+	}
+	if got := gpu.Running(rep.DataflowID); len(got) != 1 || got[0] != "inference" {
+		t.Fatalf("gpu runs %v", got)
+	}
+	sp := robot.Spawns()[0]
+	if sp.WorkingDir != "/home/me/app" || sp.Name != "my-app" || len(sp.Dataflow.Nodes) != 2 || len(sp.Peers) != 2 || sp.Recovery {
+		t.Fatalf("spawn = %+v", sp)
+	}
+
+	if _, err := c.Start(ctxT(t), startReq("my-app")); err == nil || !strings.Contains(err.Error(), "already a running dataflow with name `my-app`") {
+		t.Fatalf("duplicate name: %v", err)
+	}
+	bad := startReq("other")
+	bad.Dataflow.Nodes[0].Deploy.Machine = "robt"
+	if _, err := c.Start(ctxT(t), bad); err == nil || !strings.Contains(err.Error(), `no matching daemon for machine id "robt"`) {
+		t.Fatalf("unsatisfiable placement: %v", err)
+	}
+
+	list, err := c.List(ctxT(t), false)
+	if err != nil || len(list) != 1 || list[0].Status != proto.FlowRunning || list[0].Name != "my-app" {
+		t.Fatalf("list = %+v, %v", list, err)
+	}
+	dr, err := c.Daemons(ctxT(t))
+	if err != nil || dr.ActiveDataflows != 1 || len(dr.Daemons) != 2 || dr.Daemons[0].MachineID != "gpu-server" || dr.Daemons[0].Labels["gpu"] != "true" {
+		t.Fatalf("daemons = %+v, %v", dr, err)
+	}
+
+	st, err := c.Stop(ctxT(t), "my-app", 3*time.Second, false)
+	if err != nil || st.Error != "" || st.Status != proto.FlowStopped {
+		t.Fatalf("stop = %+v, %v", st, err)
+	}
+	if s := robot.Stops(); len(s) != 1 || s[0].Grace != 3*time.Second || s[0].DataflowID != rep.DataflowID {
+		t.Fatalf("robot stops = %+v", s)
+	}
+	if list, _ := c.List(ctxT(t), false); len(list) != 0 {
+		t.Fatalf("list after stop = %+v", list)
+	}
+	all, _ := c.List(ctxT(t), true)
+	if len(all) != 1 || all[0].Status != proto.FlowStopped {
+		t.Fatalf("list all = %+v", all)
+	}
+	if _, err := c.Stop(ctxT(t), "my-app", 0, false); err == nil || !strings.Contains(err.Error(), "is not running") {
+		t.Fatalf("second stop = %v", err)
+	}
+	if _, err := c.Stop(ctxT(t), "nope", 0, false); err == nil || !strings.Contains(err.Error(), "no dataflow with name or uuid `nope`") {
+		t.Fatalf("stop unknown = %v", err)
+	}
+}
+
+func TestStartRollsBackWhenOneDaemonFails(t *testing.T) {
+	srv := coordtest.Start(t, coordinator.Config{})
+	robot := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
+	daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-gpu", MachineID: "gpu-server", Labels: map[string]string{"gpu": "true"},
+		FailSpawn: func(proto.Spawn) error { return errors.New("binary ./inference not found") }})
+	c := dial(t, srv.Endpoint)
+
+	_, err := c.Start(ctxT(t), startReq("my-app"))
+	if err == nil || !strings.Contains(err.Error(), "spawn failed on daemon `gpu-server`: binary ./inference not found") ||
+		!strings.Contains(err.Error(), "rolled back 1 other daemon(s)") {
+		t.Fatalf("start = %v", err)
+	}
+	stops := robot.Stops()
+	if len(stops) != 1 || !stops[0].Force {
+		t.Fatalf("robot stops = %+v, want one forced stop", stops)
+	}
+	if n := len(robot.Running(stops[0].DataflowID)); n != 0 {
+		t.Fatalf("robot still runs %d nodes", n)
+	}
+	all, _ := c.List(ctxT(t), true)
+	if len(all) != 1 || all[0].Status != proto.FlowFailed || !strings.Contains(all[0].Error, "spawn failed") {
+		t.Fatalf("list = %+v", all)
+	}
+}
+
+func TestRestartUsesStoredDescriptor(t *testing.T) {
+	srv := coordtest.Start(t, coordinator.Config{})
+	robot := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
+	daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-gpu", MachineID: "gpu", Labels: map[string]string{"gpu": "true"}})
+	c := dial(t, srv.Endpoint)
+	first, err := c.Start(ctxT(t), startReq("my-app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ref := range []string{"my-app", ""} {
+		if ref == "" {
+			l, _ := c.List(ctxT(t), false)
+			ref = l[0].ID // by uuid the second time
+		}
+		r, err := c.Restart(ctxT(t), ref, 0, false)
+		if err != nil {
+			t.Fatalf("restart %s: %v", ref, err)
+		}
+		if r.OldID == r.NewID || r.Name != "my-app" {
+			t.Fatalf("restart = %+v", r)
+		}
+	}
+	spawns := robot.Spawns()
+	if len(spawns) != 3 || spawns[2].WorkingDir != "/home/me/app" || string(spawns[2].Descriptor) != "nodes: [camera, inference]\n" {
+		t.Fatalf("spawns = %d %+v", len(spawns), spawns)
+	}
+	info, err := c.Info(ctxT(t), first.DataflowID)
+	if err != nil || info.Status != proto.FlowStopped {
+		t.Fatalf("old info = %+v, %v", info, err)
+	}
+	list, _ := c.List(ctxT(t), false)
+	if len(list) != 1 || list[0].ID != spawns[2].DataflowID {
+		t.Fatalf("list = %+v", list)
+	}
+}
+
+func TestDestroyStopsEverythingAndDaemonsExit(t *testing.T) {
+	srv := coordtest.Start(t, coordinator.Config{})
+	robot := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
+	daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-gpu", MachineID: "gpu", Labels: map[string]string{"gpu": "true"}})
+	c := dial(t, srv.Endpoint)
+	if _, err := c.Start(ctxT(t), startReq("my-app")); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Destroy(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if len(robot.Stops()) != 1 || !robot.Destroyed() {
+		t.Fatalf("robot stops=%d destroyed=%v", len(robot.Stops()), robot.Destroyed())
+	}
+	select {
+	case <-srv.Destroyed():
+	case <-time.After(5 * time.Second):
+		t.Fatal("coordinator did not signal destroyed")
+	}
+}
