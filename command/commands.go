@@ -20,6 +20,10 @@ type Meta struct {
 // entries here.
 func Commands(m *Meta) map[string]cli.CommandFactory {
 	return map[string]cli.CommandFactory{
+		"daemon":  func() (cli.Command, error) { return &DaemonCommand{Meta: m}, nil },
+		"down":    func() (cli.Command, error) { return &DownCommand{Meta: m}, nil },
+		"run":     func() (cli.Command, error) { return &RunCommand{Meta: m}, nil },
+		"up":      func() (cli.Command, error) { return &UpCommand{Meta: m}, nil },
 		"version": func() (cli.Command, error) { return &VersionCommand{Meta: m}, nil },
 		// commands: keep sorted; one entry per command file
 	}

@@ -1,0 +1,203 @@
+package command
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+
+	"github.com/adora-rs/adora/config"
+	"github.com/adora-rs/adora/internal/auth"
+	"github.com/adora-rs/adora/runtime/daemon"
+	"github.com/adora-rs/adora/runtime/proto/wsconn"
+)
+
+// DaemonCommand runs the per-machine daemon in the foreground.
+type DaemonCommand struct{ Meta *Meta }
+
+func (c *DaemonCommand) Synopsis() string { return "Run the daemon that spawns and supervises nodes" }
+
+func (c *DaemonCommand) Help() string {
+	return strings.TrimSpace(`
+Usage: adora daemon [options]
+
+  Runs the daemon of this machine in the foreground: it registers with the
+  coordinator under a stable identity (kept in ADORA_HOME/daemon/<machine
+  id>/identity), spawns and supervises the nodes the coordinator assigns,
+  and reconnects forever when the coordinator goes away, keeping its nodes
+  running. Ctrl-C (or SIGTERM) stops the nodes gracefully and exits; a
+  second one exits at once.
+
+Options:
+  --machine-id ID          Machine id nodes are placed on (_unstable_deploy.machine).
+                           Without it the daemon is "unnamed".
+  --coordinator-addr ADDR  Coordinator IP address or hostname (default 127.0.0.1)
+  --coordinator-port PORT  Coordinator port (default 6013)
+  --labels k=v,...         Labels for label placement
+  --token TOKEN            Bearer token (default: $ADORA_AUTH_TOKEN, then ADORA_HOME/token)
+  --token-file PATH        Read the bearer token from PATH (mode 0600)
+  --quiet                  Log warnings and errors only
+
+Exit status: 0 after a stop or a destroy request, 1 when the coordinator
+refuses the daemon (for example: its machine id is already taken by a live
+daemon) or on a usage error.
+`)
+}
+
+type daemonFlags struct {
+	machineID string
+	addr      string
+	port      int
+	labels    string
+	token     string
+	tokenFile string
+	quiet     bool
+}
+
+func (c *DaemonCommand) Run(args []string) int {
+	var f daemonFlags
+	fs := flag.NewFlagSet("daemon", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&f.machineID, "machine-id", "", "")
+	fs.StringVar(&f.addr, "coordinator-addr", "127.0.0.1", "")
+	fs.IntVar(&f.port, "coordinator-port", config.DefaultCoordinatorPort, "")
+	fs.StringVar(&f.labels, "labels", "", "")
+	fs.StringVar(&f.token, "token", "", "")
+	fs.StringVar(&f.tokenFile, "token-file", "", "")
+	fs.BoolVar(&f.quiet, "quiet", false, "")
+	if err := fs.Parse(args); err != nil {
+		c.Meta.Ui.Error(fmt.Sprintf("adora daemon: %v\n\n%s", err, c.Help()))
+		return 1
+	}
+	if fs.NArg() > 0 {
+		c.Meta.Ui.Error(fmt.Sprintf("adora daemon: unexpected argument %q\n\n%s", fs.Arg(0), c.Help()))
+		return 1
+	}
+	cfg, err := f.config()
+	if err != nil {
+		c.Meta.Ui.Error("adora daemon: " + err.Error())
+		return 1
+	}
+	level := slog.LevelInfo
+	if f.quiet {
+		level = slog.LevelWarn
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	cfg.NewRouter = daemon.DataplaneRouter
+	d, err := daemon.New(cfg)
+	if err != nil {
+		c.Meta.Ui.Error("adora daemon: " + err.Error())
+		return 1
+	}
+	ctx, stop := signalContext()
+	defer stop()
+	cfg.Logger.Info("daemon starting", "daemon_id", d.ID(), "machine_id", f.machineID,
+		"coordinator", cfg.Coordinator.URL(""), "state", d.StateDir())
+	if err := d.Run(ctx); err != nil {
+		// daemon.ErrRefused (duplicate machine id, protocol mismatch) ends
+		// here: retrying cannot help.
+		c.Meta.Ui.Error("adora daemon: " + err.Error())
+		return 1
+	}
+	return 0
+}
+
+func (f daemonFlags) config() (daemon.Config, error) {
+	var cfg daemon.Config
+	if f.machineID != "" {
+		if err := config.ValidID("machine id", f.machineID); err != nil {
+			return cfg, fmt.Errorf("--machine-id: %w", err)
+		}
+	}
+	labels, err := parseLabels(f.labels)
+	if err != nil {
+		return cfg, err
+	}
+	if f.port <= 0 || f.port > 65535 {
+		return cfg, fmt.Errorf("--coordinator-port %d: must be 1-65535", f.port)
+	}
+	if f.addr == "" {
+		return cfg, errors.New("--coordinator-addr must not be empty")
+	}
+	token := f.token
+	if f.tokenFile != "" {
+		if token, err = auth.Read(f.tokenFile); err != nil {
+			return cfg, err
+		}
+	} else if token, err = auth.Resolve(f.token); err != nil {
+		return cfg, err
+	}
+	cfg.MachineID = f.machineID
+	cfg.Labels = labels
+	cfg.Coordinator = wsconn.Endpoint{Addr: f.addr, Port: f.port, Token: token}
+	return cfg, nil
+}
+
+// parseLabels parses "k=v,k2=v2" as given to --labels.
+func parseLabels(s string) (map[string]string, error) {
+	out := map[string]string{}
+	if strings.TrimSpace(s) == "" {
+		return out, nil
+	}
+	var problems []string
+	for _, kv := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
+		if !ok {
+			problems = append(problems, fmt.Sprintf("%q is not key=value", kv))
+			continue
+		}
+		if err := config.ValidID("label key", k); err != nil {
+			problems = append(problems, err.Error())
+			continue
+		}
+		if err := config.ValidLabelValue(v); err != nil {
+			problems = append(problems, err.Error())
+			continue
+		}
+		if _, dup := out[k]; dup {
+			problems = append(problems, fmt.Sprintf("label %q given twice", k))
+		}
+		out[k] = v
+	}
+	if len(problems) > 0 {
+		sort.Strings(problems)
+		return nil, fmt.Errorf("--labels: %s", strings.Join(problems, "; "))
+	}
+	return out, nil
+}
+
+// signalContext is cancelled by the first SIGINT or SIGTERM; a second one
+// exits the process at once (node processes then get SIGTERM from the
+// kernel, see runtime/supervisor).
+func signalContext() (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan os.Signal, 2)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-ch:
+			cancel()
+		case <-done:
+			return
+		}
+		select {
+		case <-ch:
+			fmt.Fprintln(os.Stderr, "adora: second interrupt, exiting now")
+			os.Exit(1)
+		case <-done:
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(ch)
+		close(done)
+		cancel()
+	}
+}
