@@ -31,7 +31,9 @@ const (
 // UpCommand starts a local coordinator and daemon in the background.
 type UpCommand struct{ Meta *Meta }
 
-func (c *UpCommand) Synopsis() string { return "Start a local coordinator and daemon in the background" }
+func (c *UpCommand) Synopsis() string {
+	return "Start a local coordinator and daemon in the background"
+}
 
 func (c *UpCommand) Help() string {
 	return strings.TrimSpace(`
