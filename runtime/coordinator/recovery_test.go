@@ -1,0 +1,276 @@
+package coordinator_test
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/adora-rs/adora/runtime/coordinator"
+	"github.com/adora-rs/adora/runtime/coordinator/coordtest"
+	"github.com/adora-rs/adora/runtime/coordinator/store"
+	"github.com/adora-rs/adora/runtime/proto"
+)
+
+var epoch = time.Date(2026, 11, 27, 3, 0, 0, 0, time.UTC)
+
+// quietTick keeps the background ticker out of the way; tests call Tick.
+const quietTick = time.Hour
+
+func TestCoordinatorRestartRebuildsRunningDataflows(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "coordinator.db")
+	st, err := store.OpenBolt(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := coordtest.Start(t, coordinator.Config{Store: st, TickInterval: quietTick})
+	robot := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
+	gpu := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-gpu", MachineID: "gpu", Labels: map[string]string{"gpu": "true"}})
+	c := dial(t, srv.Endpoint)
+	rep, err := c.Start(ctxT(t), startReq("my-app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := rep.DataflowID
+
+	// "kill -9": the coordinator goes away without stopping anything; the
+	// daemons keep their nodes.
+	c.Close()
+	srv.Stop()
+	st.Close()
+	robot.Close()
+	gpu.Close()
+
+	st2, err := store.OpenBolt(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st2.Close()
+	logger, logs := newLogger()
+	srv2 := coordtest.Start(t, coordinator.Config{Store: st2, TickInterval: quietTick, Logger: logger})
+	c2 := dial(t, srv2.Endpoint)
+	list, err := c2.List(ctxT(t), false)
+	if err != nil || len(list) != 1 || list[0].ID != id || list[0].Status != proto.FlowRecovering {
+		t.Fatalf("list before daemons report = %+v, %v", list, err)
+	}
+
+	running := map[string][]string{id: {"camera"}}
+	robot2 := daemon(t, srv2.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot", Running: running})
+	gpu2 := daemon(t, srv2.Endpoint, coordtest.DaemonConfig{UUID: "u-gpu", MachineID: "gpu", Labels: map[string]string{"gpu": "true"}, Running: map[string][]string{id: {"inference"}}})
+	ok := coordtest.Wait(5*time.Second, func() bool {
+		l, _ := c2.List(ctxT(t), false)
+		return len(l) == 1 && l[0].Status == proto.FlowRunning
+	})
+	if !ok {
+		t.Fatal("dataflow not running after the daemons reported it")
+	}
+	srv2.Tick()
+	if n := len(robot2.Spawns()) + len(gpu2.Spawns()); n != 0 {
+		t.Fatalf("%d spawns after coordinator restart; nodes must not be restarted", n)
+	}
+	if strings.Contains(logs.String(), "auto-recovery") {
+		t.Fatalf("unexpected auto-recovery:\n%s", logs)
+	}
+
+	if err := robot2.Log(ctxT(t), proto.LogLine{DataflowID: id, NodeID: "camera", Stream: proto.Stdout, Time: epoch, Line: "frame 1"}); err != nil {
+		t.Fatal(err)
+	}
+	lines, err := c2.Logs(ctxT(t), "my-app", "camera", 10)
+	if err != nil || len(lines) != 1 || lines[0].Line != "frame 1" {
+		t.Fatalf("logs after restart = %+v, %v", lines, err)
+	}
+	sr, err := c2.Stop(ctxT(t), "my-app", 0, false)
+	if err != nil || sr.Error != "" {
+		t.Fatalf("stop after restart = %+v, %v", sr, err)
+	}
+	if len(robot2.Stops()) != 1 || len(gpu2.Stops()) != 1 {
+		t.Fatalf("stops: robot %d gpu %d", len(robot2.Stops()), len(gpu2.Stops()))
+	}
+}
+
+func TestAutoRecoveryRespawnsWithBackoff(t *testing.T) {
+	clock := coordtest.NewClock(epoch)
+	logger, logs := newLogger()
+	srv := coordtest.Start(t, coordinator.Config{Clock: clock, TickInterval: quietTick, Logger: logger})
+	robot := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
+	gpu := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-gpu", MachineID: "gpu", Labels: map[string]string{"gpu": "true"}})
+	c := dial(t, srv.Endpoint)
+	rep, err := c.Start(ctxT(t), startReq("my-app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := rep.DataflowID
+	srv.Tick()
+	if n := len(robot.Spawns()); n != 1 {
+		t.Fatalf("spawns right after start = %d", n)
+	}
+
+	// The daemon process restarts: same identity, no nodes.
+	robot.Close()
+	robot2 := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
+	want := "auto-recovery: re-spawning dataflow my-app (" + id + ") nodes [camera] on daemon robot"
+	if !coordtest.Wait(5*time.Second, func() bool { return len(robot2.Spawns()) == 1 }) {
+		t.Fatalf("no recovery spawn; logs:\n%s", logs)
+	}
+	sp := robot2.Spawns()[0]
+	if !sp.Recovery || sp.DataflowID != id || len(sp.Nodes) != 1 || sp.Nodes[0] != "camera" {
+		t.Fatalf("recovery spawn = %+v", sp)
+	}
+	if !coordtest.Wait(time.Second, func() bool { return logs.Count(want) == 1 }) {
+		t.Fatalf("log line %q missing:\n%s", want, logs)
+	}
+
+	// The re-spawned node crashes at once: retried at most once per 30 s.
+	if err := robot2.Finish(ctxT(t), id, true, "camera: exited with code 1"); err != nil {
+		t.Fatal(err)
+	}
+	waitListed(t, srv, id)
+	beat := func() {
+		robot2.Heartbeat(ctxT(t))
+		gpu.Heartbeat(ctxT(t))
+		time.Sleep(10 * time.Millisecond)
+	}
+	for i := 0; i < 5; i++ {
+		clock.Advance(5 * time.Second) // 25 s in total
+		beat()
+		srv.Tick()
+	}
+	time.Sleep(50 * time.Millisecond)
+	if n := len(robot2.Spawns()); n != 1 {
+		t.Fatalf("%d spawns within the 30 s backoff, want 1", n)
+	}
+	clock.Advance(6 * time.Second)
+	beat()
+	srv.Tick()
+	if !coordtest.Wait(5*time.Second, func() bool { return len(robot2.Spawns()) == 2 }) {
+		t.Fatalf("no retry after the backoff; logs:\n%s", logs)
+	}
+	// The dataflow stayed running throughout.
+	l, _ := c.List(ctxT(t), false)
+	if len(l) != 1 || l[0].Status != proto.FlowRunning {
+		t.Fatalf("list = %+v", l)
+	}
+
+	// A report that includes the dataflow clears the backoff: the next
+	// loss is recovered at once.
+	if err := robot2.Report(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	robot2.Close()
+	robot3 := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
+	if !coordtest.Wait(5*time.Second, func() bool { return len(robot3.Spawns()) == 1 }) {
+		t.Fatal("backoff not cleared by the report")
+	}
+}
+
+func waitListed(t *testing.T, srv *coordtest.Server, id string) {
+	t.Helper()
+	time.Sleep(20 * time.Millisecond)
+	l, err := srv.List(proto.List{})
+	if err != nil || len(l.Dataflows) != 1 || l.Dataflows[0].ID != id {
+		t.Fatalf("dataflow %s no longer active: %+v, %v", id, l, err)
+	}
+}
+
+func TestRecoveryByMachineIDAfterIdentityReset(t *testing.T) {
+	srv := coordtest.Start(t, coordinator.Config{TickInterval: quietTick})
+	robot := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-old", MachineID: "robot"})
+	daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-gpu", MachineID: "gpu", Labels: map[string]string{"gpu": "true"}})
+	c := dial(t, srv.Endpoint)
+	rep, err := c.Start(ctxT(t), startReq("my-app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	robot.Close()
+	time.Sleep(50 * time.Millisecond) // the old connection must be gone first
+	fresh := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-new", MachineID: "robot"})
+	if !coordtest.Wait(5*time.Second, func() bool { return len(fresh.Spawns()) == 1 }) {
+		t.Fatal("machine robot's new daemon got no recovery spawn")
+	}
+	info, _ := c.Info(ctxT(t), rep.DataflowID)
+	for _, p := range info.Placements {
+		if p.NodeID == "camera" && p.DaemonID != "u-new" {
+			t.Fatalf("camera still placed on %s", p.DaemonID)
+		}
+	}
+}
+
+func TestWatchdogDisconnectsSilentDaemon(t *testing.T) {
+	clock := coordtest.NewClock(epoch)
+	srv := coordtest.Start(t, coordinator.Config{Clock: clock, TickInterval: quietTick})
+	quiet := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-quiet", MachineID: "quiet"})
+	alive := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-alive", MachineID: "alive"})
+	clock.Advance(20 * time.Second)
+	if err := alive.Heartbeat(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	clock.Advance(11 * time.Second) // quiet: 31 s silent, alive: 11 s
+	srv.Tick()
+	select {
+	case <-quiet.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("silent daemon not disconnected")
+	}
+	if !coordtest.Wait(time.Second, func() bool { return len(srv.Daemons().Daemons) == 1 }) {
+		t.Fatalf("daemons = %+v", srv.Daemons().Daemons)
+	}
+	if d := srv.Daemons().Daemons[0]; d.ID != "u-alive" || !d.LastHeartbeat.Equal(epoch.Add(20*time.Second)) {
+		t.Fatalf("remaining daemon = %+v", d)
+	}
+}
+
+func TestStopWithDisconnectedDaemonStopsItOnReconnect(t *testing.T) {
+	srv := coordtest.Start(t, coordinator.Config{TickInterval: quietTick})
+	robot := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
+	daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-gpu", MachineID: "gpu", Labels: map[string]string{"gpu": "true"}})
+	c := dial(t, srv.Endpoint)
+	rep, err := c.Start(ctxT(t), startReq("my-app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	robot.Close()
+	time.Sleep(50 * time.Millisecond)
+	sr, err := c.Stop(ctxT(t), "my-app", 0, false)
+	if err != nil || !strings.Contains(sr.Error, "u-robot is not connected") {
+		t.Fatalf("stop = %+v, %v", sr, err)
+	}
+	// The daemon comes back still running the nodes: they get stopped.
+	back := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot", Running: map[string][]string{rep.DataflowID: {"camera"}}})
+	if !coordtest.Wait(5*time.Second, func() bool { return len(back.Stops()) == 1 }) {
+		t.Fatal("orphaned nodes not stopped on reconnect")
+	}
+	if len(back.Spawns()) != 0 {
+		t.Fatal("a stopped dataflow was re-spawned")
+	}
+}
+
+func TestDataflowEndsWhenEveryDaemonFinished(t *testing.T) {
+	srv := coordtest.Start(t, coordinator.Config{TickInterval: quietTick})
+	robot := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
+	gpu := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-gpu", MachineID: "gpu", Labels: map[string]string{"gpu": "true"}})
+	c := dial(t, srv.Endpoint)
+	rep, err := c.Start(ctxT(t), startReq("my-app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	robot.Finish(ctxT(t), rep.DataflowID, false, "")
+	waitListed(t, srv, rep.DataflowID)
+	srv.Tick() // a finished part is not recovered
+	time.Sleep(20 * time.Millisecond)
+	if len(robot.Spawns()) != 1 {
+		t.Fatal("finished part was re-spawned")
+	}
+	gpu.Finish(ctxT(t), rep.DataflowID, true, "inference: max restarts (3) exceeded")
+	if !coordtest.Wait(5*time.Second, func() bool {
+		l, _ := c.List(ctxT(t), true)
+		return len(l) == 1 && l[0].Status == proto.FlowFailed
+	}) {
+		l, _ := c.List(ctxT(t), true)
+		t.Fatalf("list = %+v", l)
+	}
+	info, _ := c.Info(ctxT(t), "my-app")
+	if !strings.Contains(info.Error, "max restarts (3) exceeded") {
+		t.Fatalf("error = %q", info.Error)
+	}
+}
