@@ -20,11 +20,26 @@ type Meta struct {
 // entries here.
 func Commands(m *Meta) map[string]cli.CommandFactory {
 	return map[string]cli.CommandFactory{
-		"daemon":  func() (cli.Command, error) { return &DaemonCommand{Meta: m}, nil },
-		"down":    func() (cli.Command, error) { return &DownCommand{Meta: m}, nil },
-		"run":     func() (cli.Command, error) { return &RunCommand{Meta: m}, nil },
-		"up":      func() (cli.Command, error) { return &UpCommand{Meta: m}, nil },
-		"version": func() (cli.Command, error) { return &VersionCommand{Meta: m}, nil },
+		"apply":             func() (cli.Command, error) { return &ApplyCommand{Meta: m}, nil },
+		"cluster down":      func() (cli.Command, error) { return &ClusterDownCommand{Meta: m}, nil },
+		"cluster install":   func() (cli.Command, error) { return &ClusterInstallCommand{Meta: m}, nil },
+		"cluster uninstall": func() (cli.Command, error) { return &ClusterUninstallCommand{Meta: m}, nil },
+		"cluster up":        func() (cli.Command, error) { return &ClusterUpCommand{Meta: m}, nil },
+		"cluster upgrade":   func() (cli.Command, error) { return &ClusterUpgradeCommand{Meta: m}, nil },
+		"cluster":           func() (cli.Command, error) { return &ClusterCommand{Meta: m}, nil },
+		"daemon":            func() (cli.Command, error) { return &DaemonCommand{Meta: m}, nil },
+		"destroy":           func() (cli.Command, error) { return &DestroyCommand{Meta: m}, nil },
+		"down":              func() (cli.Command, error) { return &DownCommand{Meta: m}, nil },
+		"force-unlock":      func() (cli.Command, error) { return &ForceUnlockCommand{Meta: m}, nil },
+		"plan":              func() (cli.Command, error) { return &PlanCommand{Meta: m}, nil },
+		"refresh":           func() (cli.Command, error) { return &RefreshCommand{Meta: m}, nil },
+		"run":               func() (cli.Command, error) { return &RunCommand{Meta: m}, nil },
+		"show":              func() (cli.Command, error) { return &ShowCommand{Meta: m}, nil },
+		"state list":        func() (cli.Command, error) { return &StateListCommand{Meta: m}, nil },
+		"state show":        func() (cli.Command, error) { return &StateShowCommand{Meta: m}, nil },
+		"state":             func() (cli.Command, error) { return &StateCommand{Meta: m}, nil },
+		"up":                func() (cli.Command, error) { return &UpCommand{Meta: m}, nil },
+		"version":           func() (cli.Command, error) { return &VersionCommand{Meta: m}, nil },
 		// commands: keep sorted; one entry per command file
 	}
 }

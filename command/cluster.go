@@ -1,0 +1,267 @@
+package command
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/cli"
+
+	"github.com/adora-rs/adora/config"
+	"github.com/adora-rs/adora/internal/auth"
+	"github.com/adora-rs/adora/internal/paths"
+	"github.com/adora-rs/adora/internal/version"
+	"github.com/adora-rs/adora/remote"
+	"github.com/adora-rs/adora/runtime/client"
+	"github.com/adora-rs/adora/runtime/proto"
+)
+
+// ClusterCommand is the parent of the "adora cluster" subcommands.
+type ClusterCommand struct{ Meta *Meta }
+
+func (c *ClusterCommand) Synopsis() string { return "Manage a fleet of machines from a cluster.yml" }
+
+func (c *ClusterCommand) Help() string {
+	return strings.TrimSpace(`
+Usage: adora cluster <subcommand> [options] [args]
+
+  Manage the daemons of the machines listed in a cluster.yml over SSH
+  (BatchMode, 10 s connect timeout, known_hosts accept-new). Every command
+  exits 1 when any machine failed, naming it.
+
+"cluster status" and "cluster restart" talk to the coordinator only.
+
+Environment:
+  ADORA_KNOWN_HOSTS  known_hosts file to use (default ~/.ssh/known_hosts)
+  SSH_AUTH_SOCK      ssh-agent socket, used when a machine names no key
+`)
+}
+
+func (c *ClusterCommand) Run([]string) int { return cli.RunResultHelp }
+
+// clusterFlags are the options every fleet-wide cluster command shares.
+type clusterFlags struct {
+	parallelism int
+}
+
+func (f *clusterFlags) register(fs *flag.FlagSet) {
+	fs.IntVar(&f.parallelism, "parallelism", remote.DefaultParallelism, "machines handled at once")
+}
+
+// clusterFlagSet returns a flag set whose errors go to ui.
+func clusterFlagSet(ui cli.Ui, name string, help func() string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() { ui.Error(help()) }
+	return fs
+}
+
+// clusterParse parses args; on error it prints the problem and the usage.
+func clusterParse(ui cli.Ui, fs *flag.FlagSet, args []string) bool {
+	if err := fs.Parse(args); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			ui.Error(err.Error())
+		}
+		fs.Usage()
+		return false
+	}
+	return true
+}
+
+// clusterLoad reads and validates a cluster file, printing every
+// diagnostic.
+func clusterLoad(ui cli.Ui, path string) (*config.Cluster, bool) {
+	c, diags := config.LoadCluster(path)
+	for _, d := range diags {
+		if d.Severity == config.Warning {
+			ui.Warn(d.String())
+		} else {
+			ui.Error(d.String())
+		}
+	}
+	if diags.HasErrors() || c == nil {
+		return nil, false
+	}
+	return c, true
+}
+
+// clusterToken returns the coordinator token the daemons need: the one the
+// CLI resolves (flag, ADORA_AUTH_TOKEN, ADORA_HOME/token), created in
+// ADORA_HOME/token when none exists yet, so that a coordinator started
+// later (which reuses that file) and the daemons agree.
+func clusterToken() (string, error) {
+	tok, err := auth.Resolve("")
+	if err != nil || tok != "" {
+		return tok, err
+	}
+	p, err := paths.TokenFile()
+	if err != nil {
+		return "", err
+	}
+	tok, _, err = auth.LoadOrCreate(p)
+	return tok, err
+}
+
+// clusterFleet builds the fleet of c with the CLI's SSH settings.
+func clusterFleet(c *config.Cluster, token string, log *slog.Logger) *remote.Fleet {
+	return &remote.Fleet{Cluster: c, Dialer: remote.NewDialer(log), Token: token, Logger: log}
+}
+
+// clusterLogger discards library logs (the commands print their own lines);
+// ADORA_LOG=debug sends them to stderr.
+func clusterLogger() *slog.Logger {
+	if os.Getenv("ADORA_LOG") == "debug" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// clusterResult is one machine's outcome in a fleet-wide command.
+type clusterResult struct {
+	note string // appended after OK, e.g. "(already running)"
+	err  error
+}
+
+// forEachClusterMachine runs op on every machine, at most parallelism at once, and
+// prints "<label(m)>... OK" or "<label(m)>... FAILED: <err>" in machine
+// order as results arrive. It returns the ids of failed machines.
+func forEachClusterMachine(ctx context.Context, ui cli.Ui, machines []config.Machine, parallelism int,
+	label func(config.Machine) string, op func(context.Context, config.Machine) clusterResult) []string {
+	results := make([]chan clusterResult, len(machines))
+	for i := range results {
+		results[i] = make(chan clusterResult, 1)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		remote.ForEach(ctx, parallelism, clusterIndexes(len(machines)), func(ctx context.Context, i int) error {
+			results[i] <- op(ctx, machines[i])
+			return nil
+		})
+	}()
+	var failed []string
+	for i, m := range machines {
+		var r clusterResult
+		select {
+		case r = <-results[i]:
+		case <-done:
+			select {
+			case r = <-results[i]:
+			default:
+				r = clusterResult{err: ctx.Err()}
+			}
+		}
+		if r.err != nil {
+			ui.Error(fmt.Sprintf("%s... FAILED: %v", label(m), r.err))
+			failed = append(failed, m.ID)
+			continue
+		}
+		line := label(m) + "... OK"
+		if r.note != "" {
+			line += " " + r.note
+		}
+		ui.Output(line)
+	}
+	<-done
+	return failed
+}
+
+func clusterIndexes(n int) []int {
+	s := make([]int, n)
+	for i := range s {
+		s[i] = i
+	}
+	return s
+}
+
+// clusterSummary prints "N/M succeeded." and, when some failed, names them; it
+// returns the exit code.
+func clusterSummary(ui cli.Ui, total int, failed []string) int {
+	ui.Output(fmt.Sprintf("%d/%d succeeded.", total-len(failed), total))
+	if len(failed) > 0 {
+		ui.Error(fmt.Sprintf("Failed on %d machine(s): %s", len(failed), strings.Join(failed, ", ")))
+		return 1
+	}
+	return 0
+}
+
+// clusterSignalContext is cancelled on SIGINT/SIGTERM.
+func clusterSignalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
+
+// clusterCoordinatorOptions are the client options for c's coordinator.
+func clusterCoordinatorOptions(c *config.Cluster, token string) client.Options {
+	port := c.Coordinator.Port
+	if port == 0 {
+		port = config.DefaultCoordinatorPort
+	}
+	return client.Options{Addr: c.Coordinator.Addr, Port: port, Token: token}
+}
+
+// clusterHealthDaemons returns the connected daemons by machine id.
+func clusterHealthDaemons(ctx context.Context, opts client.Options) (map[string]proto.HealthDaemon, error) {
+	hctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	h, err := client.Health(hctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	byID := map[string]proto.HealthDaemon{}
+	for _, d := range h.Daemons {
+		if d.MachineID != "" {
+			byID[d.MachineID] = d
+		}
+	}
+	return byID, nil
+}
+
+// clusterPollInterval is how often the cluster commands ask the coordinator.
+const clusterPollInterval = 500 * time.Millisecond
+
+// waitClusterDaemons polls the coordinator until every id is connected (with
+// version when it is not ""), or timeout. It returns the ids still
+// missing.
+func waitClusterDaemons(ctx context.Context, opts client.Options, ids []string, version string, timeout time.Duration) []string {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	t := time.NewTicker(clusterPollInterval)
+	defer t.Stop()
+	for {
+		missing := missingClusterDaemons(ctx, opts, ids, version)
+		if len(missing) == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return missing
+		case <-t.C:
+		}
+	}
+}
+
+func missingClusterDaemons(ctx context.Context, opts client.Options, ids []string, version string) []string {
+	have, err := clusterHealthDaemons(ctx, opts)
+	if err != nil {
+		return ids
+	}
+	var missing []string
+	for _, id := range ids {
+		d, ok := have[id]
+		if !ok || version != "" && d.Version != version {
+			missing = append(missing, id)
+		}
+	}
+	return missing
+}
+
+// clusterCLIVersion is this binary's adora version.
+func clusterCLIVersion() string { return version.Version }

@@ -1,0 +1,197 @@
+package command
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/adora-rs/adora/config"
+	"github.com/adora-rs/adora/remote"
+	"github.com/adora-rs/adora/runtime/client"
+)
+
+// ClusterUpgradeCommand replaces the adora binary machine by machine.
+type ClusterUpgradeCommand struct{ Meta *Meta }
+
+func (c *ClusterUpgradeCommand) Synopsis() string {
+	return "Rolling upgrade of the adora binary, one machine at a time"
+}
+
+func (c *ClusterUpgradeCommand) Help() string {
+	return strings.TrimSpace(`
+Usage: adora cluster upgrade [options] PATH
+
+  Upgrade the daemons of the cluster file PATH one machine at a time: copy
+  the binary to a temporary path, verify its checksum and that it is an
+  executable for the machine's architecture, rename it over
+  ` + remote.BinaryPath + `, restart adora-daemon-<id>, and wait until the
+  daemon is connected to the coordinator again reporting the new version
+  (polling every 500 ms). The rollout stops at the first machine that fails;
+  the machines after it are left untouched. Daemons must be installed with
+  "adora cluster install".
+
+Options:
+  -binary FILE      the new adora binary (default: this executable)
+  -version V        the version FILE reports (default: asked by running
+                    "FILE version"; needed when FILE is for another
+                    architecture)
+  -timeout D        how long to wait for each daemon (default 30s)
+`)
+}
+
+func (c *ClusterUpgradeCommand) Run(args []string) int {
+	fs := clusterFlagSet(c.Meta.Ui, "cluster upgrade", c.Help)
+	binary := fs.String("binary", "", "the new adora binary")
+	want := fs.String("version", "", "the version the binary reports")
+	timeout := fs.Duration("timeout", 30*time.Second, "wait for each daemon")
+	if !clusterParse(c.Meta.Ui, fs, args) {
+		return 1
+	}
+	if fs.NArg() != 1 {
+		c.Meta.Ui.Error("adora cluster upgrade needs one argument: the cluster file")
+		return 1
+	}
+	cl, ok := clusterLoad(c.Meta.Ui, fs.Arg(0))
+	if !ok {
+		return 1
+	}
+	fleet := clusterFleet(cl, "", clusterLogger())
+	bin, err := fleet.BinaryFile(*binary)
+	if err != nil {
+		c.Meta.Ui.Error(err.Error())
+		return 1
+	}
+	ctx, cancel := clusterSignalContext()
+	defer cancel()
+	if *want == "" {
+		if *want, err = upgradeVersion(ctx, fleet, *binary, bin); err != nil {
+			c.Meta.Ui.Error(err.Error())
+			return 1
+		}
+	}
+	opts := clusterCoordinatorOptions(cl, "")
+	if _, err := client.Health(ctx, opts); err != nil {
+		c.Meta.Ui.Error(fmt.Sprintf("cannot reach the coordinator at %s:%d to watch the rollout: %v", opts.Addr, opts.Port, err))
+		return 1
+	}
+	u := clusterUpgrader{ui: c.Meta, fleet: fleet, bin: bin, version: *want, opts: opts, timeout: *timeout}
+	for i, m := range cl.Machines {
+		if err := u.machine(ctx, m); err != nil {
+			rest := make([]string, 0, len(cl.Machines)-i-1)
+			for _, r := range cl.Machines[i+1:] {
+				rest = append(rest, r.ID)
+			}
+			msg := fmt.Sprintf("Rollout stopped at %s: %v", m.ID, err)
+			if len(rest) > 0 {
+				msg += fmt.Sprintf("\nNot upgraded (untouched): %s", strings.Join(rest, ", "))
+			}
+			c.Meta.Ui.Error(msg)
+			c.Meta.Ui.Output(fmt.Sprintf("%d/%d succeeded.", i, len(cl.Machines)))
+			return 1
+		}
+	}
+	c.Meta.Ui.Output(fmt.Sprintf("%d/%d succeeded.", len(cl.Machines), len(cl.Machines)))
+	return 0
+}
+
+type clusterUpgrader struct {
+	ui      *Meta
+	fleet   *remote.Fleet
+	bin     remote.File
+	version string
+	opts    client.Options
+	timeout time.Duration
+}
+
+// machine upgrades one machine, printing the guide's step lines.
+func (u *clusterUpgrader) machine(ctx context.Context, m config.Machine) error {
+	ui := u.ui.Ui
+	ui.Output(fmt.Sprintf("Upgrading %s (%s)...", m.ID, u.fleet.Target(m)))
+	mc, err := u.fleet.Dial(ctx, m)
+	if err != nil {
+		ui.Error("  SCP binary... FAILED")
+		return err
+	}
+	defer mc.Close()
+	changed, err := remote.PushBinary(ctx, mc, u.bin)
+	if err != nil {
+		ui.Error("  SCP binary... FAILED")
+		return err
+	}
+	if changed {
+		ui.Output("  SCP binary... OK")
+	} else {
+		ui.Output("  SCP binary... OK (unchanged)")
+	}
+	if !changed && len(missingClusterDaemons(ctx, u.opts, []string{m.ID}, u.version)) == 0 {
+		ui.Output("  Restart service... skipped (already running " + u.version + ")")
+	} else {
+		if err := remote.RestartDaemon(ctx, mc, m.ID); err != nil {
+			ui.Error("  Restart service... FAILED")
+			return err
+		}
+		ui.Output("  Restart service... OK")
+	}
+	start := time.Now()
+	if missing := waitClusterDaemons(ctx, u.opts, []string{m.ID}, u.version, u.timeout); len(missing) > 0 {
+		ui.Error("  Waiting for reconnect... FAILED")
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("daemon did not reconnect with version %s within %s (see journalctl -u %s on the machine)", u.version, u.timeout, remote.UnitName(m.ID))
+	}
+	ui.Output(fmt.Sprintf("  Waiting for reconnect... OK (%.1fs)", time.Since(start).Seconds()))
+	return nil
+}
+
+// upgradeVersion runs "BIN version" to learn the version daemons will
+// report. It refuses binaries for another architecture (use -version).
+func upgradeVersion(ctx context.Context, fleet *remote.Fleet, path string, bin remote.File) (string, error) {
+	arch, err := remote.FileArch(bin)
+	if err != nil {
+		return "", fmt.Errorf("adora binary: %w", err)
+	}
+	if !remote.ArchMatches(arch, unameOfGOARCH(runtime.GOARCH)) {
+		return "", fmt.Errorf("the binary is built for %s and cannot run here to report its version: pass -version", arch)
+	}
+	if path == "" {
+		path = fleet.Binary
+	}
+	if path == "" {
+		return clusterCLIVersion(), nil
+	}
+	vctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(vctx, path, "version").Output()
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			err = fmt.Errorf("%w: %s", err, strings.TrimSpace(string(ee.Stderr)))
+		}
+		return "", fmt.Errorf("ask %s for its version: %v (pass -version to skip)", path, err)
+	}
+	v := remote.ParseVersion(strings.TrimSpace(string(out)))
+	if v == "" {
+		return "", fmt.Errorf("%s version printed %q, not \"adora VERSION ...\" (pass -version)", path, strings.TrimSpace(string(out)))
+	}
+	return v, nil
+}
+
+func unameOfGOARCH(goarch string) string {
+	switch goarch {
+	case "amd64":
+		return "x86_64"
+	case "arm64":
+		return "aarch64"
+	case "386":
+		return "i386"
+	case "arm":
+		return "armv7l"
+	default:
+		return goarch
+	}
+}
