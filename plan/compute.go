@@ -90,12 +90,7 @@ func Compute(prior *state.State, observed *state.Observed, desired Desired) (*Pl
 		p.Changes = slices.DeleteFunc(p.Changes, func(ch Change) bool { return !Targeted(ch.Address, desired.Targets) })
 	}
 	sort.Slice(p.Changes, func(i, j int) bool { return p.Changes[i].Address < p.Changes[j].Address })
-	sort.Slice(p.Drift, func(i, j int) bool {
-		if p.Drift[i].Address != p.Drift[j].Address {
-			return p.Drift[i].Address < p.Drift[j].Address
-		}
-		return p.Drift[i].Field < p.Drift[j].Field
-	})
+	sortDrift(p.Drift)
 	p.Preconditions = c.preconditions()
 	assignWaves(p, desired.Parallelism)
 	return p, nil
@@ -135,7 +130,7 @@ func (c *computer) desiredMachine(m config.Machine) state.Machine {
 		mode = state.AdHoc
 	}
 	return state.Machine{
-		ID: m.ID, Host: m.Host, DaemonMode: mode, UnitHash: c.desired.UnitHashes[m.ID],
+		ID: m.ID, Host: m.Host, User: m.User, Port: m.Port, DaemonMode: mode, UnitHash: c.desired.UnitHashes[m.ID],
 		BinaryVersion: c.desired.Binary.Version, BinarySHA256: c.desired.Binary.SHA256,
 		Labels: maps.Clone(m.Labels), CoordinatorAddr: c.coordAddr(),
 	}
@@ -310,4 +305,32 @@ func DescriptorHash(df *config.Dataflow) string {
 	}
 	sum := sha256.Sum256(data)
 	return hex.EncodeToString(sum[:])
+}
+
+// DriftOf lists what observed shows differing from prior, sorted by
+// address then field. It is the drift section of a plan, without planning.
+func DriftOf(prior *state.State, observed *state.Observed) []Drift {
+	if prior == nil || observed == nil {
+		return nil
+	}
+	c := &computer{prior: prior, observed: observed, p: &Plan{}}
+	for _, m := range prior.Machines {
+		if obs, ok := c.observedMachine(m.ID); ok {
+			c.machineDrift(m, obs)
+		}
+	}
+	for _, d := range prior.Dataflows {
+		c.dataflowDrift(d)
+	}
+	sortDrift(c.p.Drift)
+	return c.p.Drift
+}
+
+func sortDrift(d []Drift) {
+	sort.Slice(d, func(i, j int) bool {
+		if d[i].Address != d[j].Address {
+			return d[i].Address < d[j].Address
+		}
+		return d[i].Field < d[j].Field
+	})
 }

@@ -1,0 +1,550 @@
+package command
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/cli"
+
+	"github.com/adora-rs/adora/apply"
+	"github.com/adora-rs/adora/config"
+	"github.com/adora-rs/adora/internal/auth"
+	"github.com/adora-rs/adora/internal/paths"
+	"github.com/adora-rs/adora/internal/version"
+	"github.com/adora-rs/adora/plan"
+	"github.com/adora-rs/adora/plan/planfile"
+	"github.com/adora-rs/adora/plan/render"
+	"github.com/adora-rs/adora/remote"
+	"github.com/adora-rs/adora/runtime/client"
+	"github.com/adora-rs/adora/runtime/proto"
+	"github.com/adora-rs/adora/state"
+)
+
+// ApplyCommand carries out a plan.
+type ApplyCommand struct{ Meta *Meta }
+
+func (c *ApplyCommand) Synopsis() string { return "Make the fleet match the configuration" }
+
+func (c *ApplyCommand) Help() string {
+	return `Usage: adora apply [options] [PLANFILE | CLUSTER_OR_DATAFLOW_FILES...]
+
+  Carries out a plan: installs daemons, upgrades machines wave by wave,
+  starts, restarts and stops dataflows, and uninstalls removed machines,
+  recording the state after every step.
+
+  With PLANFILE (from adora plan -out), exactly that plan is carried out, and
+  refused if the state changed since or a live fact it relied on moved.
+  Otherwise a new plan is made, shown, and carried out after you type "yes".
+
+  The first Ctrl-C finishes the steps in progress, saves the state and
+  exits; run adora plan to see what is left. A second Ctrl-C aborts.
+
+Options:
+
+  -auto-approve         Do not ask for confirmation (required without a
+                        terminal).
+  -parallelism N        Machines per rolling wave (default 1).
+  -cluster, -state, -binary, -target, -refresh, -lock-timeout, -no-color:
+                        as for adora plan.
+`
+}
+
+func (c *ApplyCommand) Run(args []string) int {
+	var f deployFlags
+	fs := f.flagSet(c.Meta.Ui, "apply", c.Help, true)
+	var autoApprove bool
+	fs.BoolVar(&autoApprove, "auto-approve", false, "")
+	if !deployParse(c.Meta.Ui, fs, args) {
+		return 1
+	}
+	return runApply(c.Meta.Ui, &f, fs.Args(), autoApprove, false)
+}
+
+// runApply is apply and destroy: plan (or read the plan file), confirm,
+// execute.
+func runApply(ui cli.Ui, f *deployFlags, args []string, autoApprove, destroy bool) int {
+	ctx, interrupt, stop := deployInterrupts(ui)
+	defer stop()
+	op := "apply"
+	if destroy {
+		op = "destroy"
+	}
+	var s *deploySession
+	var p *plan.Plan
+	var err error
+	if len(args) == 1 && !destroy && isPlanFile(args[0]) {
+		s, p, err = savedPlanSession(ctx, ui, f, args[0])
+		autoApprove = true // the reviewed plan file is the approval
+	} else {
+		if s, err = f.session(ctx, ui, args, op); err == nil {
+			p, err = s.plan(ctx, f, destroy)
+			if err == nil {
+				err = f.print(ui, p)
+			}
+		}
+	}
+	if s != nil {
+		defer s.unlock()
+	}
+	if err != nil {
+		ui.Error(err.Error())
+		return 1
+	}
+	if !p.HasChanges() {
+		if autoApprove && len(args) == 1 {
+			ui.Output("No changes. The fleet matches the configuration.")
+		}
+		return 0
+	}
+	if !autoApprove {
+		if ok, err := confirmApply(ui, destroy); !ok {
+			if err != nil {
+				ui.Error(err.Error())
+			} else {
+				ui.Output("Apply cancelled.")
+			}
+			return 1
+		}
+	}
+	return execute(ctx, interrupt, ui, s, p, f)
+}
+
+func isPlanFile(path string) bool {
+	_, err := planfile.Read(path)
+	return err == nil
+}
+
+// savedPlanSession opens the state for a saved plan and refuses the plan
+// when it is stale.
+func savedPlanSession(ctx context.Context, ui cli.Ui, f *deployFlags, path string) (*deploySession, *plan.Plan, error) {
+	p, err := planfile.Read(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	if p.Cluster == nil {
+		return nil, nil, fmt.Errorf("plan file %s holds no cluster", path)
+	}
+	s := &deploySession{cluster: p.Cluster, dataflows: p.Dataflows}
+	clusterPath := p.Cluster.Source
+	if err := s.open(ctx, f, clusterPath, "apply"); err != nil {
+		return nil, nil, err
+	}
+	var now *state.Observed
+	if p.Refreshed && len(p.Preconditions) > 0 {
+		if now, err = s.observe(ctx); err != nil {
+			s.unlock()
+			return nil, nil, fmt.Errorf("refresh: %w", err)
+		}
+	}
+	if err := planfile.Check(p, s.prior, now, version.Version); err != nil {
+		s.unlock()
+		return nil, nil, err
+	}
+	if p.Binary.Path != "" {
+		sum, err := fileSHA256(p.Binary.Path)
+		if err != nil || sum != p.Binary.SHA256 {
+			s.unlock()
+			return nil, nil, fmt.Errorf("saved plan is stale: the binary %s is no longer the one planned (sha256 %s); run adora plan again", p.Binary.Path, p.Binary.SHA256)
+		}
+	}
+	s.ops.binPath = p.Binary.Path
+	return s, p, nil
+}
+
+// confirmApply asks for "yes" on the terminal.
+func confirmApply(ui cli.Ui, destroy bool) (bool, error) {
+	if !fdIsTerminal(os.Stdin) {
+		return false, errors.New("no terminal to confirm on: review the plan and run with -auto-approve, or apply a saved plan (adora plan -out FILE)")
+	}
+	q := "\nDo you want to perform these actions?\n  adora will perform the actions described above.\n  Only 'yes' will be accepted to approve.\n\n  Enter a value:"
+	if destroy {
+		q = "\nDo you really want to destroy everything adora deployed?\n  Only 'yes' will be accepted to confirm.\n\n  Enter a value:"
+	}
+	answer, err := ui.Ask(q)
+	if err != nil {
+		return false, err
+	}
+	return strings.TrimSpace(answer) == "yes", nil
+}
+
+// execute runs p, printing progress per machine with timings.
+func execute(ctx context.Context, interrupt <-chan struct{}, ui cli.Ui, s *deploySession, p *plan.Plan, f *deployFlags) int {
+	st := s.prior
+	if st == nil {
+		st = state.New(version.Version)
+	}
+	st.AdoraVersion = version.Version
+	var mu sync.Mutex
+	e := &apply.Executor{
+		Installer: s.ops, Upgrader: s.ops, Waiter: s.ops, Deployer: s.ops, Backend: s.backend,
+		Logger: s.ops.log,
+		Progress: func(ev apply.Event) {
+			mu.Lock()
+			defer mu.Unlock()
+			printEvent(ui, ev)
+		},
+	}
+	ui.Output("")
+	start := time.Now()
+	_, res, err := e.Apply(ctx, interrupt, p, st)
+	if err != nil {
+		ui.Error(fmt.Sprintf("\nError: %v", err))
+		if len(res.Remaining) > 0 {
+			ui.Error(fmt.Sprintf("Not done: %s\nThe state records every completed step; run adora plan to see the remaining work.", strings.Join(res.Remaining, ", ")))
+		}
+		return 1
+	}
+	sum := p.Summarize()
+	ui.Output(fmt.Sprintf("\nApply complete after %s! %s", time.Since(start).Round(time.Millisecond),
+		strings.Replace(render.SummaryLine(sum), "Plan: ", "Done: ", 1)))
+	return 0
+}
+
+func printEvent(ui cli.Ui, ev apply.Event) {
+	wave := ""
+	if ev.Wave > 0 {
+		wave = fmt.Sprintf(" [wave %d]", ev.Wave)
+	}
+	switch ev.Status {
+	case apply.Started:
+		ui.Output(fmt.Sprintf("%s: %s...%s", ev.Address, actionGerund(ev.Action), wave))
+	case apply.Done:
+		ui.Output(fmt.Sprintf("%s: %s complete after %s%s", ev.Address, ev.Action, ev.Elapsed.Round(time.Millisecond), wave))
+	case apply.Failed:
+		ui.Error(fmt.Sprintf("%s: %s FAILED after %s: %v", ev.Address, ev.Action, ev.Elapsed.Round(time.Millisecond), ev.Err))
+	}
+}
+
+func actionGerund(a plan.Action) string {
+	switch a {
+	case plan.Stop:
+		return "Stopping"
+	case plan.Upgrade:
+		return "Upgrading"
+	}
+	s := string(a)
+	s = strings.TrimSuffix(s, "e")
+	return strings.ToUpper(s[:1]) + s[1:] + "ing"
+}
+
+// deploySignalContext is cancelled on the first SIGINT/SIGTERM.
+func deploySignalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
+
+// deployInterrupts gives two levels of interruption: the first signal
+// closes interrupt (finish the steps in progress, save, exit); the second
+// cancels ctx (abort).
+func deployInterrupts(ui cli.Ui) (context.Context, <-chan struct{}, func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	interrupt := make(chan struct{})
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		select {
+		case <-sigs:
+		case <-done:
+			return
+		}
+		ui.Warn("\nInterrupt received: finishing the steps in progress and saving the state. Press Ctrl-C again to abort.")
+		close(interrupt)
+		select {
+		case <-sigs:
+			ui.Warn("\nSecond interrupt: aborting the steps in progress.")
+			cancel()
+		case <-done:
+		}
+	})
+	return ctx, interrupt, func() {
+		signal.Stop(sigs)
+		close(done)
+		wg.Wait()
+		cancel()
+	}
+}
+
+// fleetOps carries out apply's steps on real machines (SSH or local) and
+// through the coordinator. It implements apply's Installer, Upgrader,
+// DaemonWaiter, Deployer, MachineObserver and ClusterObserver.
+type fleetOps struct {
+	cluster     *config.Cluster
+	dialer      *remote.Dialer
+	token       string
+	coord       client.Options
+	binPath     string
+	log         *slog.Logger
+	waitTimeout time.Duration
+}
+
+func newFleetOps(c *config.Cluster) (*fleetOps, error) {
+	tok, err := deployToken()
+	if err != nil {
+		return nil, fmt.Errorf("coordinator token: %w", err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	if os.Getenv("ADORA_LOG") == "debug" {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	port := c.Coordinator.Port
+	if port == 0 {
+		port = config.DefaultCoordinatorPort
+	}
+	return &fleetOps{cluster: c, dialer: remote.NewDialer(log), token: tok, log: log, waitTimeout: 2 * time.Minute,
+		coord: client.Options{Addr: c.Coordinator.Addr, Port: port, Token: tok, Logger: log}}, nil
+}
+
+// deployToken is the coordinator token daemons are given: the configured
+// one, else ADORA_HOME/token (created when missing).
+func deployToken() (string, error) {
+	tok, err := auth.Resolve("")
+	if err != nil || tok != "" {
+		return tok, err
+	}
+	p, err := paths.TokenFile()
+	if err != nil {
+		return "", err
+	}
+	tok, _, err = auth.LoadOrCreate(p)
+	return tok, err
+}
+
+func (o *fleetOps) spec(id string, labels map[string]string) remote.DaemonSpec {
+	return remote.DaemonSpec{MachineID: id, CoordinatorAddr: o.coord.Addr, CoordinatorPort: o.coord.Port,
+		Labels: maps.Clone(labels), Token: o.token}
+}
+
+// unitHashes is the content hash of each systemd machine's desired unit.
+func (o *fleetOps) unitHashes(c *config.Cluster) map[string]string {
+	out := map[string]string{}
+	for _, m := range c.Machines {
+		if m.Local {
+			continue
+		}
+		s := o.spec(m.ID, m.Labels)
+		s.Token = ""
+		if unit, err := remote.RenderUnit(s); err == nil {
+			out[m.ID] = remote.ContentHash(unit)
+		}
+	}
+	return out
+}
+
+func (o *fleetOps) dial(ctx context.Context, m config.Machine) (*remote.Machine, error) {
+	return o.dialer.Dial(ctx, remote.TargetOf(o.cluster, m))
+}
+
+func (o *fleetOps) binary() (remote.File, error) {
+	return remote.LocalFile(o.binPath, 0o755)
+}
+
+func (o *fleetOps) Install(ctx context.Context, m config.Machine, after state.Machine, _ plan.Binary) error {
+	rm, err := o.dial(ctx, m)
+	if err != nil {
+		return err
+	}
+	defer rm.Close()
+	bin, err := o.binary()
+	if err != nil {
+		return err
+	}
+	if after.DaemonMode == state.AdHoc {
+		if _, err := remote.StopAdhocDaemon(ctx, rm, m.ID); err != nil {
+			return err
+		}
+		_, err := remote.StartAdhocDaemon(ctx, rm, o.spec(m.ID, after.Labels), bin)
+		return err
+	}
+	_, err = remote.InstallDaemon(ctx, rm, o.spec(m.ID, after.Labels), bin)
+	return err
+}
+
+func (o *fleetOps) Uninstall(ctx context.Context, m config.Machine) error {
+	rm, err := o.dial(ctx, m)
+	if err != nil {
+		return err
+	}
+	defer rm.Close()
+	if m.Local {
+		_, err := remote.StopAdhocDaemon(ctx, rm, m.ID)
+		return err
+	}
+	return remote.UninstallDaemon(ctx, rm, m.ID)
+}
+
+func (o *fleetOps) Upgrade(ctx context.Context, m config.Machine, after state.Machine, b plan.Binary) error {
+	if after.DaemonMode == state.AdHoc {
+		return o.Install(ctx, m, after, b)
+	}
+	rm, err := o.dial(ctx, m)
+	if err != nil {
+		return err
+	}
+	defer rm.Close()
+	bin, err := o.binary()
+	if err != nil {
+		return err
+	}
+	return remote.UpgradeBinary(ctx, rm, m.ID, bin)
+}
+
+// WaitDaemon polls the coordinator until machineID's daemon is connected
+// at version.
+func (o *fleetOps) WaitDaemon(ctx context.Context, machineID, ver string) error {
+	ctx, cancel := context.WithTimeout(ctx, o.waitTimeout)
+	defer cancel()
+	t := time.NewTicker(500 * time.Millisecond)
+	defer t.Stop()
+	last := "not connected"
+	for {
+		if h, err := client.Health(ctx, o.coord); err == nil {
+			last = "not connected"
+			for _, d := range h.Daemons {
+				if d.MachineID == machineID {
+					if d.Version == ver {
+						return nil
+					}
+					last = "connected at version " + d.Version
+				}
+			}
+		} else {
+			last = err.Error()
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("daemon %s did not come back at version %s within %s (%s)", machineID, ver, o.waitTimeout, last)
+		case <-t.C:
+		}
+	}
+}
+
+func (o *fleetOps) withClient(ctx context.Context, fn func(*client.Client) error) error {
+	cl, err := client.Dial(ctx, o.coord)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	return fn(cl)
+}
+
+func (o *fleetOps) Start(ctx context.Context, name string, df *config.Dataflow, _ map[string]string) (string, error) {
+	desc, err := descriptorBytes(df)
+	if err != nil {
+		return "", err
+	}
+	var id string
+	err = o.withClient(ctx, func(cl *client.Client) error {
+		reply, err := cl.Start(ctx, proto.Start{Name: name, Descriptor: desc, Dataflow: *df, WorkingDir: workingDir(df)})
+		id = reply.DataflowID
+		return err
+	})
+	return id, err
+}
+
+func (o *fleetOps) Stop(ctx context.Context, name, uuid string) error {
+	target := name
+	if uuid != "" {
+		target = uuid
+	}
+	return o.withClient(ctx, func(cl *client.Client) error {
+		_, err := cl.Stop(ctx, target, 10*time.Second, false)
+		return err
+	})
+}
+
+func (o *fleetOps) ObserveMachine(ctx context.Context, m config.Machine) (state.MachineObservation, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	rm, err := o.dial(ctx, m)
+	if err != nil {
+		return state.MachineObservation{}, err
+	}
+	defer rm.Close()
+	ob, err := remote.ObserveMachine(ctx, rm, m.ID)
+	if err != nil {
+		return state.MachineObservation{}, err
+	}
+	out := state.MachineObservation{ID: m.ID, Reachable: true, UnitPresent: ob.UnitPresent || ob.AdhocPID > 0,
+		UnitActive: ob.Active() || ob.AdhocPID > 0, UnitEnabled: ob.Enabled(), UnitHash: ob.UnitSHA256,
+		BinarySHA256: ob.BinarySHA256}
+	if v, err := parseVersionLine(ob.BinaryVer); err == nil {
+		out.BinaryVersion = v
+	}
+	if m.Local {
+		out.UnitHash = ""
+	}
+	return out, nil
+}
+
+func (o *fleetOps) ObserveCluster(ctx context.Context) (apply.ClusterView, error) {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	view := apply.ClusterView{Daemons: map[string]apply.DaemonView{}, Dataflows: map[string]state.DataflowObservation{}}
+	err := o.withClient(ctx, func(cl *client.Client) error {
+		ds, err := cl.Daemons(ctx)
+		if err != nil {
+			return err
+		}
+		for _, d := range ds.Daemons {
+			if d.Connected && d.MachineID != "" {
+				view.Daemons[d.MachineID] = apply.DaemonView{Version: d.Version, Labels: d.Labels}
+			}
+		}
+		flows, err := cl.List(ctx, false)
+		if err != nil {
+			return err
+		}
+		for _, f := range flows {
+			obs := state.DataflowObservation{Name: f.Name, UUID: f.ID, Placements: map[string]string{}}
+			for _, pl := range f.Placements {
+				obs.Placements[pl.NodeID] = pl.MachineID
+			}
+			view.Dataflows[f.Name] = obs
+		}
+		return nil
+	})
+	return view, err
+}
+
+// descriptorBytes is the dataflow file as written, or its JSON form when
+// the file is gone.
+func descriptorBytes(df *config.Dataflow) ([]byte, error) {
+	if df.Source != "" {
+		if data, err := os.ReadFile(df.Source); err == nil {
+			return data, nil
+		}
+	}
+	return json.Marshal(df)
+}
+
+func workingDir(df *config.Dataflow) string {
+	if df.Source == "" {
+		return ""
+	}
+	abs, err := filepath.Abs(filepath.Dir(df.Source))
+	if err != nil {
+		return ""
+	}
+	return abs
+}
+
+var (
+	_ apply.Installer       = (*fleetOps)(nil)
+	_ apply.Upgrader        = (*fleetOps)(nil)
+	_ apply.DaemonWaiter    = (*fleetOps)(nil)
+	_ apply.Deployer        = (*fleetOps)(nil)
+	_ apply.MachineObserver = (*fleetOps)(nil)
+	_ apply.ClusterObserver = (*fleetOps)(nil)
+)

@@ -1,0 +1,415 @@
+package command
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/cli"
+	"golang.org/x/sys/unix"
+	"gopkg.in/yaml.v3"
+
+	"github.com/adora-rs/adora/apply"
+	"github.com/adora-rs/adora/config"
+	"github.com/adora-rs/adora/internal/version"
+	"github.com/adora-rs/adora/plan"
+	"github.com/adora-rs/adora/plan/planfile"
+	"github.com/adora-rs/adora/plan/render"
+	"github.com/adora-rs/adora/state"
+	"github.com/adora-rs/adora/state/statefile"
+)
+
+// PlanCommand computes what apply would change.
+type PlanCommand struct{ Meta *Meta }
+
+func (c *PlanCommand) Synopsis() string { return "Show the changes apply would make to the fleet" }
+
+func (c *PlanCommand) Help() string {
+	return `Usage: adora plan [options] [CLUSTER_OR_DATAFLOW_FILES...]
+
+  Compares cluster.yml and its dataflows with the recorded state and the live
+  cluster, and prints the changes adora apply would make: daemon installs,
+  upgrades (as rolling waves), uninstalls, dataflow starts, restarts, stops
+  and node moves, each with its reason, and any drift found.
+
+  Files given as arguments are a cluster file (it has machines:) or dataflow
+  files. Without a cluster file, ./cluster.yml is used if present, else the
+  built-in one-machine cluster (this machine).
+
+Options:
+
+  -cluster FILE         Cluster file (default ./cluster.yml if present).
+  -out FILE             Save the plan; adora apply FILE carries out exactly it.
+  -detailed-exitcode    Exit 0 when there is nothing to change, 2 when there
+                        are changes or drift, 1 on error.
+  -refresh=false        Do not look at the live cluster; plan from the state.
+  -target ADDR          Plan only ADDR and what is below it (repeatable), e.g.
+                        machine.bot-01 or dataflow.my-app.
+  -parallelism N        Machines per rolling wave (default 1).
+  -binary PATH          adora binary to deploy (default this executable).
+  -state PATH           State file (default adora.state next to cluster.yml).
+  -lock-timeout D       Wait up to D for the state lock (default 0: fail).
+  -json                 Print the plan as JSON (format in docs/plans.md).
+  -markdown             Print the plan as Markdown for a pull-request comment.
+  -no-color             No colours in the output.
+`
+}
+
+func (c *PlanCommand) Run(args []string) int {
+	var f deployFlags
+	fs := f.flagSet(c.Meta.Ui, "plan", c.Help, true)
+	var out string
+	var detailed bool
+	fs.StringVar(&out, "out", "", "")
+	fs.BoolVar(&detailed, "detailed-exitcode", false, "")
+	if !deployParse(c.Meta.Ui, fs, args) {
+		return 1
+	}
+	ctx, stop := deploySignalContext()
+	defer stop()
+	s, err := f.session(ctx, c.Meta.Ui, fs.Args(), "plan")
+	if err != nil {
+		c.Meta.Ui.Error(err.Error())
+		return 1
+	}
+	defer s.unlock()
+	p, err := s.plan(ctx, &f, false)
+	if err != nil {
+		c.Meta.Ui.Error(err.Error())
+		return 1
+	}
+	if err := f.print(c.Meta.Ui, p); err != nil {
+		c.Meta.Ui.Error(err.Error())
+		return 1
+	}
+	if out != "" {
+		if err := planfile.Write(out, p); err != nil {
+			c.Meta.Ui.Error(err.Error())
+			return 1
+		}
+		if !f.json && !f.markdown {
+			c.Meta.Ui.Output(fmt.Sprintf("\nSaved the plan to: %s\nTo carry out exactly this plan, run: adora apply %s", out, out))
+		}
+	} else if p.HasChanges() && !f.json && !f.markdown {
+		c.Meta.Ui.Output("\nNote: no -out was given, so adora cannot guarantee that apply will do exactly this.")
+	}
+	if detailed && !p.Empty() {
+		return 2
+	}
+	return 0
+}
+
+// deployFlags are the options plan, apply, destroy and refresh share.
+type deployFlags struct {
+	cluster     string
+	statePath   string
+	binary      string
+	refresh     bool
+	targets     stringList
+	parallelism int
+	lockTimeout time.Duration
+	json        bool
+	markdown    bool
+	noColor     bool
+}
+
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, ",") }
+func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
+
+func (f *deployFlags) flagSet(ui cli.Ui, name string, help func() string, planning bool) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() { ui.Error(help()) }
+	fs.StringVar(&f.cluster, "cluster", "", "")
+	fs.StringVar(&f.statePath, "state", "", "")
+	fs.DurationVar(&f.lockTimeout, "lock-timeout", 0, "")
+	fs.BoolVar(&f.noColor, "no-color", false, "")
+	fs.BoolVar(&f.refresh, "refresh", true, "")
+	if planning {
+		fs.StringVar(&f.binary, "binary", "", "")
+		fs.Var(&f.targets, "target", "")
+		fs.IntVar(&f.parallelism, "parallelism", 1, "")
+		fs.BoolVar(&f.json, "json", false, "")
+		fs.BoolVar(&f.markdown, "markdown", false, "")
+	}
+	return fs
+}
+
+func deployParse(ui cli.Ui, fs *flag.FlagSet, args []string) bool {
+	if err := fs.Parse(args); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			ui.Error(err.Error())
+		}
+		fs.Usage()
+		return false
+	}
+	return true
+}
+
+// print renders p on stdout in the chosen format.
+func (f *deployFlags) print(ui cli.Ui, p *plan.Plan) error {
+	switch {
+	case f.json:
+		data, err := render.JSON(p)
+		if err != nil {
+			return err
+		}
+		ui.Output(strings.TrimRight(string(data), "\n"))
+	case f.markdown:
+		ui.Output(render.Markdown(p, 0))
+	default:
+		var buf bytes.Buffer
+		if err := render.Human(&buf, p, render.Options{Color: f.color()}); err != nil {
+			return err
+		}
+		ui.Output(strings.TrimRight(buf.String(), "\n"))
+	}
+	return nil
+}
+
+func (f *deployFlags) color() bool {
+	return !f.noColor && os.Getenv("NO_COLOR") == "" && fdIsTerminal(os.Stdout)
+}
+
+// fdIsTerminal reports whether f is a terminal.
+func fdIsTerminal(f *os.File) bool {
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}
+
+// deploySession is a loaded project with its state backend locked.
+type deploySession struct {
+	cluster   *config.Cluster
+	dataflows map[string]*config.Dataflow
+	backend   state.Backend
+	lock      state.LockInfo
+	locked    bool
+	prior     *state.State
+	ops       *fleetOps
+}
+
+// session loads the project from args and the flags, opens the state and
+// takes its lock for operation.
+func (f *deployFlags) session(ctx context.Context, ui cli.Ui, args []string, operation string) (*deploySession, error) {
+	clusterPath, dataflowFiles, err := splitDeployArgs(f.cluster, args)
+	if err != nil {
+		return nil, err
+	}
+	c, dfs, diags := config.LoadProject(clusterPath, dataflowFiles...)
+	for _, d := range diags.Warnings() {
+		ui.Warn(d.String())
+	}
+	if diags.HasErrors() {
+		return nil, diags.Err()
+	}
+	s := &deploySession{cluster: c, dataflows: dfs}
+	if err := s.open(ctx, f, clusterPath, operation); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// open opens the state backend, locks it and reads the state.
+func (s *deploySession) open(ctx context.Context, f *deployFlags, clusterPath, operation string) error {
+	b, err := openStateBackend(f.statePath, clusterPath)
+	if err != nil {
+		return err
+	}
+	s.backend = b
+	s.lock = state.NewLockInfo(operation, version.Version, time.Now())
+	if err := state.LockWait(ctx, b, s.lock, f.lockTimeout); err != nil {
+		return err
+	}
+	s.locked = true
+	if s.prior, err = b.Read(ctx); err != nil {
+		s.unlock()
+		return err
+	}
+	ops, err := newFleetOps(s.cluster)
+	if err != nil {
+		s.unlock()
+		return err
+	}
+	s.ops = ops
+	return nil
+}
+
+func (s *deploySession) unlock() {
+	if s.locked {
+		s.backend.Unlock(context.Background(), s.lock.ID)
+		s.locked = false
+	}
+}
+
+// observe refreshes the live view of the cluster and the state's machines.
+func (s *deploySession) observe(ctx context.Context) (*state.Observed, error) {
+	return apply.Refresh(ctx, s.ops, s.ops, s.cluster, s.prior, refreshParallelism)
+}
+
+// refreshParallelism bounds concurrent machine observations.
+const refreshParallelism = 10
+
+// plan refreshes (unless -refresh=false) and computes the plan.
+func (s *deploySession) plan(ctx context.Context, f *deployFlags, destroy bool) (*plan.Plan, error) {
+	var observed *state.Observed
+	if f.refresh {
+		var err error
+		if observed, err = s.observe(ctx); err != nil {
+			return nil, fmt.Errorf("refresh: %w", err)
+		}
+	}
+	bin, err := desiredBinary(f.binary)
+	if err != nil {
+		return nil, err
+	}
+	s.ops.binPath = bin.Path
+	desired := plan.Desired{
+		Cluster: s.cluster, Dataflows: s.dataflows, Binary: bin, Placer: plan.DefaultPlacer,
+		Parallelism: f.parallelism, Targets: f.targets, Destroy: destroy, AdoraVersion: version.Version,
+		UnitHashes: s.ops.unitHashes(s.cluster),
+	}
+	return plan.Compute(s.prior, observed, desired)
+}
+
+// openStateBackend selects the state backend: -state PATH, or adora.state
+// next to the cluster file (the current directory for the built-in
+// cluster).
+func openStateBackend(flagValue, clusterPath string) (state.Backend, error) {
+	if strings.HasPrefix(flagValue, "coordinator://") {
+		return nil, errors.New("-state coordinator:// is not available yet: the coordinator has no state API; use a state file (-state PATH)")
+	}
+	path := flagValue
+	if path == "" {
+		dir := "."
+		if clusterPath != "" {
+			dir = filepath.Dir(clusterPath)
+		}
+		path = filepath.Join(dir, statefile.DefaultName)
+	}
+	return statefile.New(path), nil
+}
+
+// splitDeployArgs sorts the positional files into one cluster file and
+// dataflow files. Without any cluster file, ./cluster.yml (or .hcl) is used
+// when present; "" selects the built-in cluster.
+func splitDeployArgs(clusterFlag string, args []string) (string, []string, error) {
+	cluster := clusterFlag
+	var dataflows []string
+	for _, a := range args {
+		isCluster, err := looksLikeCluster(a)
+		if err != nil {
+			return "", nil, err
+		}
+		if !isCluster {
+			dataflows = append(dataflows, a)
+			continue
+		}
+		if cluster != "" {
+			return "", nil, fmt.Errorf("two cluster files given (%s and %s): give one", cluster, a)
+		}
+		cluster = a
+	}
+	if cluster == "" {
+		for _, name := range []string{"cluster.yml", "cluster.yaml", "cluster.hcl"} {
+			if _, err := os.Stat(name); err == nil {
+				return name, dataflows, nil
+			}
+		}
+	}
+	return cluster, dataflows, nil
+}
+
+// looksLikeCluster reports whether a file is a cluster file: it declares
+// machines (YAML key or HCL block).
+func looksLikeCluster(path string) (bool, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return false, err
+	}
+	if config.IsHCL(path) {
+		for _, line := range strings.Split(string(data), "\n") {
+			if t := strings.TrimSpace(line); strings.HasPrefix(t, "machine ") || strings.HasPrefix(t, "machine{") {
+				return true, nil
+			}
+		}
+		return false, nil
+	}
+	var top map[string]any
+	if err := yaml.Unmarshal(data, &top); err != nil {
+		return false, nil // the loader reports the syntax error with its position
+	}
+	_, ok := top["machines"]
+	return ok, nil
+}
+
+// desiredBinary describes the adora binary to deploy: path, or this
+// executable.
+func desiredBinary(path string) (plan.Binary, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return plan.Binary{}, fmt.Errorf("find this executable: %w", err)
+	}
+	if path == "" {
+		path = self
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return plan.Binary{}, err
+	}
+	sum, err := fileSHA256(abs)
+	if err != nil {
+		return plan.Binary{}, fmt.Errorf("binary %s: %w", path, err)
+	}
+	v := version.Version
+	if abs != self {
+		if v, err = binaryVersion(abs); err != nil {
+			return plan.Binary{}, err
+		}
+	}
+	return plan.Binary{Version: v, SHA256: sum, Path: abs}, nil
+}
+
+func fileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// binaryVersion asks an adora binary its version ("adora 0.2.0 (...)").
+func binaryVersion(path string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, path, "version").Output()
+	if err != nil {
+		return "", fmt.Errorf("binary %s: run version: %w", path, err)
+	}
+	return parseVersionLine(string(out))
+}
+
+// parseVersionLine reads the version out of "adora VERSION (...)".
+func parseVersionLine(out string) (string, error) {
+	fields := strings.Fields(out)
+	if len(fields) < 2 || fields[0] != "adora" {
+		return "", fmt.Errorf("unexpected version output %q", strings.TrimSpace(out))
+	}
+	return fields[1], nil
+}
