@@ -158,14 +158,12 @@ func (s *Session) register(l *link) (*link, bool) {
 	old := s.links[key]
 	if old != nil && !l.preferredOver(old) {
 		s.mu.Unlock()
-		l.replaced = true
 		l.close(wire.CloseMaxLinks, true, errors.New("duplicate link"))
 		return old, false
 	}
 	s.links[key] = l
 	s.mu.Unlock()
 	if old != nil {
-		old.replaced = true
 		old.close(wire.CloseMaxLinks, true, errors.New("replaced by a preferred link"))
 	}
 	s.stats.opened.Add(1)

@@ -43,7 +43,6 @@ type link struct {
 	done      chan struct{}
 	closeOnce sync.Once
 	closeErr  error
-	replaced  bool // closed because a preferred link to the same peer exists
 
 	// transmit side, under wmu
 	wmu    sync.Mutex
@@ -321,7 +320,7 @@ var errLease = errors.New("lease expired")
 func (l *link) readLoop() {
 	var buf []byte
 	for {
-		l.conn.SetReadDeadline(time.Now().Add(l.s.cfg.leaseFor(l.p.peerLease)))
+		l.conn.SetReadDeadline(time.Now().Add(l.p.peerLease))
 		var err error
 		buf, err = l.readOne(buf)
 		if err == nil {
@@ -344,8 +343,6 @@ func (l *link) readLoop() {
 		return
 	}
 }
-
-func (c *Config) leaseFor(peer time.Duration) time.Duration { return peer }
 
 // readOne reads and handles one batch. Fragments are read straight into
 // the reassembly buffer.
