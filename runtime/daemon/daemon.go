@@ -76,6 +76,7 @@ type Daemon struct {
 	mu          sync.Mutex
 	conn        *wsconn.Conn
 	flows       map[string]*flowRun
+	starting    map[string]bool          // dataflow ids whose spawn is in progress
 	finished    []proto.DataflowFinished // not yet delivered to a coordinator
 	destroyed   chan struct{}
 	destroyOnce sync.Once
@@ -114,6 +115,7 @@ func New(cfg Config) (*Daemon, error) {
 		stateDir:  filepath.Join(home, "daemon", idName),
 		logs:      make(chan proto.LogLine, 4096),
 		flows:     map[string]*flowRun{},
+		starting:  map[string]bool{},
 		destroyed: make(chan struct{}),
 		cpu:       map[cpuKey]cpuSample{},
 	}

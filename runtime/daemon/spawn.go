@@ -18,13 +18,22 @@ import (
 func (d *Daemon) spawn(m *proto.Spawn) error {
 	d.mu.Lock()
 	_, running := d.flows[m.DataflowID]
+	starting := d.starting[m.DataflowID]
+	if !running && !starting {
+		d.starting[m.DataflowID] = true
+	}
 	d.mu.Unlock()
-	if running {
-		if m.Recovery {
-			return nil
-		}
+	switch {
+	case running && m.Recovery:
+		return nil
+	case running || starting:
 		return fmt.Errorf("dataflow %s already runs on this daemon", m.DataflowID)
 	}
+	defer func() {
+		d.mu.Lock()
+		delete(d.starting, m.DataflowID)
+		d.mu.Unlock()
+	}()
 	base, err := d.workingDir(m)
 	if err != nil {
 		return err
