@@ -72,15 +72,27 @@ func (fc *fakeCoordinator) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := wsconn.Start(ws, fc.handle, wsconn.Options{})
+	fc.track(c)
+}
+
+// track records c once (the register handler may run before serveWS
+// returns from wsconn.Start).
+func (fc *fakeCoordinator) track(c *wsconn.Conn) {
 	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	for _, have := range fc.conns {
+		if have == c {
+			return
+		}
+	}
 	fc.conns = append(fc.conns, c)
-	fc.mu.Unlock()
 }
 
 func (fc *fakeCoordinator) handle(c *wsconn.Conn, e *proto.Envelope) {
 	if e.Type == proto.TypeRegister {
 		var r proto.Register
 		e.Into(&r)
+		fc.track(c)
 		fc.registers <- r
 		if fc.refuse != "" {
 			c.Reply(context.Background(), e, "", nil, errors.New(fc.refuse))
