@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -158,7 +160,7 @@ func savedPlanSession(ctx context.Context, ui cli.Ui, f *deployFlags, path strin
 			return nil, nil, fmt.Errorf("saved plan is stale: the binary %s is no longer the one planned (sha256 %s); run adora plan again", p.Binary.Path, p.Binary.SHA256)
 		}
 	}
-	s.ops.binPath = p.Binary.Path
+	s.ops.Binary = p.Binary.Path
 	return s, p, nil
 }
 
@@ -276,17 +278,20 @@ func deployInterrupts(ui cli.Ui) (context.Context, <-chan struct{}, func()) {
 	}
 }
 
-// fleetOps carries out apply's steps on real machines (SSH or local) and
-// through the coordinator. It implements apply's Installer, Upgrader,
-// DaemonWaiter, Deployer, MachineObserver and ClusterObserver.
+// fleetOps carries out apply's steps on real machines and through the
+// coordinator. Machine operations go through remote.Fleet (the code the
+// cluster commands use); the machine adora runs on (Local, the built-in
+// cluster) gets an ad hoc daemon instead of a systemd one. It implements
+// apply's Installer, Upgrader, DaemonWaiter, Deployer, MachineObserver and
+// ClusterObserver.
 type fleetOps struct {
-	cluster     *config.Cluster
-	dialer      *remote.Dialer
-	token       string
+	*remote.Fleet
 	coord       client.Options
-	binPath     string
 	log         *slog.Logger
 	waitTimeout time.Duration
+
+	coordOnce sync.Once
+	coordErr  error
 }
 
 func newFleetOps(c *config.Cluster) (*fleetOps, error) {
@@ -302,7 +307,8 @@ func newFleetOps(c *config.Cluster) (*fleetOps, error) {
 	if port == 0 {
 		port = config.DefaultCoordinatorPort
 	}
-	return &fleetOps{cluster: c, dialer: remote.NewDialer(log), token: tok, log: log, waitTimeout: 2 * time.Minute,
+	fleet := &remote.Fleet{Cluster: c, Dialer: remote.NewDialer(log), Token: tok, Logger: log}
+	return &fleetOps{Fleet: fleet, log: log, waitTimeout: 2 * time.Minute,
 		coord: client.Options{Addr: c.Coordinator.Addr, Port: port, Token: tok, Logger: log}}, nil
 }
 
@@ -321,11 +327,6 @@ func deployToken() (string, error) {
 	return tok, err
 }
 
-func (o *fleetOps) spec(id string, labels map[string]string) remote.DaemonSpec {
-	return remote.DaemonSpec{MachineID: id, CoordinatorAddr: o.coord.Addr, CoordinatorPort: o.coord.Port,
-		Labels: maps.Clone(labels), Token: o.token}
-}
-
 // unitHashes is the content hash of each systemd machine's desired unit.
 func (o *fleetOps) unitHashes(c *config.Cluster) map[string]string {
 	out := map[string]string{}
@@ -333,7 +334,7 @@ func (o *fleetOps) unitHashes(c *config.Cluster) map[string]string {
 		if m.Local {
 			continue
 		}
-		s := o.spec(m.ID, m.Labels)
+		s := o.Spec(m)
 		s.Token = ""
 		if unit, err := remote.RenderUnit(s); err == nil {
 			out[m.ID] = remote.ContentHash(unit)
@@ -342,62 +343,103 @@ func (o *fleetOps) unitHashes(c *config.Cluster) map[string]string {
 	return out
 }
 
-func (o *fleetOps) dial(ctx context.Context, m config.Machine) (*remote.Machine, error) {
-	return o.dialer.Dial(ctx, remote.TargetOf(o.cluster, m))
-}
-
-func (o *fleetOps) binary() (remote.File, error) {
-	return remote.LocalFile(o.binPath, 0o755)
-}
-
-func (o *fleetOps) Install(ctx context.Context, m config.Machine, after state.Machine, _ plan.Binary) error {
-	rm, err := o.dial(ctx, m)
+// startAdhoc (re)starts the ad hoc daemon of a local machine.
+func (o *fleetOps) startAdhoc(ctx context.Context, m config.Machine, after state.Machine, b plan.Binary) error {
+	bin, err := o.BinaryFile(b.Path)
+	if err != nil {
+		return err
+	}
+	rm, err := o.Dial(ctx, m)
 	if err != nil {
 		return err
 	}
 	defer rm.Close()
-	bin, err := o.binary()
-	if err != nil {
+	if _, err := remote.StopAdhocDaemon(ctx, rm, m.ID); err != nil {
 		return err
 	}
-	if after.DaemonMode == state.AdHoc {
-		if _, err := remote.StopAdhocDaemon(ctx, rm, m.ID); err != nil {
-			return err
-		}
-		_, err := remote.StartAdhocDaemon(ctx, rm, o.spec(m.ID, after.Labels), bin)
-		return err
-	}
-	_, err = remote.InstallDaemon(ctx, rm, o.spec(m.ID, after.Labels), bin)
+	spec := o.Spec(m)
+	spec.Labels = maps.Clone(after.Labels)
+	_, err = remote.StartAdhocDaemon(ctx, rm, spec, bin)
 	return err
 }
 
-func (o *fleetOps) Uninstall(ctx context.Context, m config.Machine) error {
-	rm, err := o.dial(ctx, m)
-	if err != nil {
-		return err
+// ensureLocalCoordinator starts a coordinator on this machine, as adora up
+// does, when the cluster's coordinator is on loopback and not answering:
+// the built-in cluster's apply brings up its own control plane.
+func (o *fleetOps) ensureLocalCoordinator(ctx context.Context) error {
+	o.coordOnce.Do(func() {
+		if ip := net.ParseIP(o.coord.Addr); o.coord.Addr != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			return
+		}
+		if _, err := client.Health(ctx, o.coord); err == nil {
+			return
+		}
+		home, err := paths.EnsureHome()
+		if err != nil {
+			o.coordErr = err
+			return
+		}
+		args := []string{"coordinator", "--interface", o.coord.Addr, "--port", strconv.Itoa(o.coord.Port)}
+		pid, err := startDetached(home, "coordinator", args)
+		if err != nil {
+			o.coordErr = err
+			return
+		}
+		if _, err := waitHealth(ctx, o.coord, 10*time.Second, func(proto.Health) bool { return true }); err != nil {
+			o.coordErr = fmt.Errorf("coordinator (pid %d) did not answer: %w; see %s", pid, err, logFile(home, "coordinator"))
+		}
+	})
+	return o.coordErr
+}
+
+func (o *fleetOps) Install(ctx context.Context, m config.Machine, after state.Machine, b plan.Binary) error {
+	if after.DaemonMode == state.AdHoc {
+		if err := o.ensureLocalCoordinator(ctx); err != nil {
+			return err
+		}
+		return o.startAdhoc(ctx, m, after, b)
 	}
-	defer rm.Close()
-	if m.Local {
-		_, err := remote.StopAdhocDaemon(ctx, rm, m.ID)
-		return err
-	}
-	return remote.UninstallDaemon(ctx, rm, m.ID)
+	return o.Fleet.Install(ctx, m, after, b)
 }
 
 func (o *fleetOps) Upgrade(ctx context.Context, m config.Machine, after state.Machine, b plan.Binary) error {
 	if after.DaemonMode == state.AdHoc {
-		return o.Install(ctx, m, after, b)
+		return o.startAdhoc(ctx, m, after, b)
 	}
-	rm, err := o.dial(ctx, m)
+	return o.Fleet.Upgrade(ctx, m, after, b)
+}
+
+func (o *fleetOps) Uninstall(ctx context.Context, m config.Machine) error {
+	if !m.Local {
+		return o.Fleet.Uninstall(ctx, m)
+	}
+	rm, err := o.Dial(ctx, m)
 	if err != nil {
 		return err
 	}
 	defer rm.Close()
-	bin, err := o.binary()
-	if err != nil {
-		return err
+	_, err = remote.StopAdhocDaemon(ctx, rm, m.ID)
+	return err
+}
+
+func (o *fleetOps) ObserveMachine(ctx context.Context, m config.Machine) (state.MachineObservation, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if !m.Local {
+		return o.Fleet.ObserveMachine(ctx, m)
 	}
-	return remote.UpgradeBinary(ctx, rm, m.ID, bin)
+	rm, err := o.Dial(ctx, m)
+	if err != nil {
+		return state.MachineObservation{}, err
+	}
+	defer rm.Close()
+	ob, err := remote.ObserveMachine(ctx, rm, m.ID)
+	if err != nil {
+		return state.MachineObservation{}, err
+	}
+	running := ob.AdhocPID > 0
+	return state.MachineObservation{ID: m.ID, Reachable: true, UnitPresent: running, UnitActive: running,
+		BinarySHA256: ob.BinarySHA256, BinaryVersion: remote.ParseVersion(ob.BinaryVer)}, nil
 }
 
 // WaitDaemon polls the coordinator until machineID's daemon is connected
@@ -462,30 +504,6 @@ func (o *fleetOps) Stop(ctx context.Context, name, uuid string) error {
 		_, err := cl.Stop(ctx, target, 10*time.Second, false)
 		return err
 	})
-}
-
-func (o *fleetOps) ObserveMachine(ctx context.Context, m config.Machine) (state.MachineObservation, error) {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	rm, err := o.dial(ctx, m)
-	if err != nil {
-		return state.MachineObservation{}, err
-	}
-	defer rm.Close()
-	ob, err := remote.ObserveMachine(ctx, rm, m.ID)
-	if err != nil {
-		return state.MachineObservation{}, err
-	}
-	out := state.MachineObservation{ID: m.ID, Reachable: true, UnitPresent: ob.UnitPresent || ob.AdhocPID > 0,
-		UnitActive: ob.Active() || ob.AdhocPID > 0, UnitEnabled: ob.Enabled(), UnitHash: ob.UnitSHA256,
-		BinarySHA256: ob.BinarySHA256}
-	if v, err := parseVersionLine(ob.BinaryVer); err == nil {
-		out.BinaryVersion = v
-	}
-	if m.Local {
-		out.UnitHash = ""
-	}
-	return out, nil
 }
 
 func (o *fleetOps) ObserveCluster(ctx context.Context) (apply.ClusterView, error) {

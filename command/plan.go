@@ -274,7 +274,7 @@ func (s *deploySession) plan(ctx context.Context, f *deployFlags, destroy bool) 
 	if err != nil {
 		return nil, err
 	}
-	s.ops.binPath = bin.Path
+	s.ops.Binary = bin.Path
 	desired := plan.Desired{
 		Cluster: s.cluster, Dataflows: s.dataflows, Binary: bin, Placer: plan.DefaultPlacer,
 		Parallelism: f.parallelism, Targets: f.targets, Destroy: destroy, AdoraVersion: version.Version,
