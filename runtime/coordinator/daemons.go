@@ -151,6 +151,14 @@ func (c *Coordinator) daemonMessage(s *daemonSession, e *proto.Envelope) {
 		c.register(s, e)
 		return
 	}
+	if !c.isLive(s) {
+		// A replaced connection's late messages must not undo what the
+		// live connection reported.
+		if e.IsRequest() {
+			s.conn.Reply(c.ctx, e, "", nil, errors.New("connection replaced by a newer one"))
+		}
+		return
+	}
 	var err error
 	switch e.Type {
 	case proto.TypeRegister:
@@ -203,6 +211,12 @@ func (c *Coordinator) daemonMessage(s *daemonSession, e *proto.Envelope) {
 	if e.IsRequest() {
 		s.conn.Reply(c.ctx, e, "", nil, err)
 	}
+}
+
+func (c *Coordinator) isLive(s *daemonSession) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.daemons[s.id] == s
 }
 
 // register admits s under its stable identity.
@@ -294,6 +308,7 @@ func (c *Coordinator) statusReport(s *daemonSession, rep proto.StatusReport) {
 			continue
 		}
 		delete(c.recovery, recoveryKey{daemon: s.id, flow: f.rec.ID})
+		delete(f.recovering, s.id)
 		f.setNodesLocked(s.id, df.Nodes)
 		c.adoptLocked(f, s)
 		if f.rec.Status == proto.FlowRecovering || f.rec.Status == proto.FlowPending && !f.starting {

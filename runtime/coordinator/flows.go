@@ -640,6 +640,9 @@ func (c *Coordinator) recoverySpawn(s *daemonSession, j recoveryJob) {
 		c.log.Warn("auto-recovery: re-spawn failed; retrying after backoff", "dataflow", j.flow.rec.Name, "uuid", j.flow.rec.ID, "daemon", s.name(), "err", err)
 		return
 	}
+	if !j.flow.recovering[s.id] {
+		return // the re-spawned part already ended (dataflowFinished)
+	}
 	markReportedLocked(s, j.flow.rec.ID, j.nodes)
 	if c.flows[j.flow.rec.ID] == j.flow && j.flow.rec.Status == proto.FlowRecovering {
 		j.flow.rec.Status = proto.FlowRunning

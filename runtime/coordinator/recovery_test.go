@@ -157,9 +157,12 @@ func TestAutoRecoveryRespawnsWithBackoff(t *testing.T) {
 		t.Fatal(err)
 	}
 	robot2.Close()
+	if !coordtest.Wait(5*time.Second, func() bool { return len(srv.Daemons().Daemons) == 1 }) {
+		t.Fatal("robot2 still connected")
+	}
 	robot3 := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
 	if !coordtest.Wait(5*time.Second, func() bool { return len(robot3.Spawns()) == 1 }) {
-		t.Fatal("backoff not cleared by the report")
+		t.Fatalf("backoff not cleared by the report; logs:\n%s", logs)
 	}
 }
 

@@ -1,0 +1,239 @@
+package coordinator_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/adora-rs/adora/runtime/client"
+	"github.com/adora-rs/adora/runtime/coordinator"
+	"github.com/adora-rs/adora/runtime/coordinator/coordtest"
+	"github.com/adora-rs/adora/runtime/proto"
+)
+
+func line(df, node, text string, sec int) proto.LogLine {
+	return proto.LogLine{DataflowID: df, NodeID: node, Stream: proto.Stdout, Time: epoch.Add(time.Duration(sec) * time.Second), Line: text}
+}
+
+func TestLogsTailAndFollowUntilFinished(t *testing.T) {
+	srv := coordtest.Start(t, coordinator.Config{TickInterval: quietTick})
+	robot := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
+	gpu := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-gpu", MachineID: "gpu", Labels: map[string]string{"gpu": "true"}})
+	c := dial(t, srv.Endpoint)
+	rep, err := c.Start(ctxT(t), startReq("my-app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := rep.DataflowID
+	robot.Log(ctxT(t), line(id, "camera", "c1", 1), line(id, "camera", "c3", 3))
+	gpu.Log(ctxT(t), line(id, "inference", "i2", 2))
+	time.Sleep(20 * time.Millisecond)
+
+	all, err := c.Logs(ctxT(t), "my-app", "", 0)
+	if err != nil || texts(all) != "c1 i2 c3" {
+		t.Fatalf("logs = %q, %v", texts(all), err)
+	}
+	tail, _ := c.Logs(ctxT(t), id, "", 2)
+	if texts(tail) != "i2 c3" {
+		t.Fatalf("tail 2 = %q", texts(tail))
+	}
+	cam, _ := c.Logs(ctxT(t), "my-app", "camera", 0)
+	if texts(cam) != "c1 c3" {
+		t.Fatalf("camera logs = %q", texts(cam))
+	}
+	if _, err := c.Logs(ctxT(t), "my-app", "nope", 0); err == nil || !strings.Contains(err.Error(), "has no node `nope`") {
+		t.Fatalf("unknown node: %v", err)
+	}
+
+	got := make(chan string, 100)
+	type result struct {
+		end proto.LogsEnd
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		end, err := c.FollowLogs(ctxT(t), "my-app", "camera", 1, func(l proto.LogLine) { got <- l.Line })
+		done <- result{end, err}
+	}()
+	if l := <-got; l != "c3" {
+		t.Fatalf("first followed line = %q", l)
+	}
+	// Wait until the follower is live, then send more lines.
+	ok := coordtest.Wait(5*time.Second, func() bool {
+		robot.Log(ctxT(t), line(id, "camera", "probe", 4))
+		select {
+		case l := <-got:
+			return l == "probe"
+		case <-time.After(20 * time.Millisecond):
+			return false
+		}
+	})
+	if !ok {
+		t.Fatal("follower never received new lines")
+	}
+	gpu.Log(ctxT(t), line(id, "inference", "filtered out", 5))
+	robot.Log(ctxT(t), line(id, "camera", "c6", 6))
+	for l := range got {
+		if l == "c6" {
+			break
+		}
+		if l != "probe" {
+			t.Fatalf("unexpected line %q", l)
+		}
+	}
+	robot.Finish(ctxT(t), id, false, "")
+	gpu.Finish(ctxT(t), id, false, "")
+	select {
+	case r := <-done:
+		if r.err != nil || r.end.Status != proto.FlowSucceeded || r.end.DataflowID != id {
+			t.Fatalf("follow ended with %+v, %v", r.end, r.err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("follow did not end when the dataflow finished")
+	}
+
+	// Following a finished dataflow returns its history and ends at once.
+	end, err := c.FollowLogs(ctxT(t), "my-app", "", 0, func(proto.LogLine) {})
+	if err != nil || end.Status != proto.FlowSucceeded {
+		t.Fatalf("follow finished dataflow = %+v, %v", end, err)
+	}
+}
+
+func TestFollowCanceledByCaller(t *testing.T) {
+	srv := coordtest.Start(t, coordinator.Config{TickInterval: quietTick})
+	daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
+	daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-gpu", MachineID: "gpu", Labels: map[string]string{"gpu": "true"}})
+	c := dial(t, srv.Endpoint)
+	if _, err := c.Start(ctxT(t), startReq("my-app")); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	_, err := c.FollowLogs(ctx, "my-app", "", 0, func(proto.LogLine) {})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("follow = %v, want deadline exceeded", err)
+	}
+	// The connection still works afterwards.
+	if _, err := c.List(ctxT(t), false); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func texts(ls []proto.LogLine) string {
+	var out []string
+	for _, l := range ls {
+		out = append(out, l.Line)
+	}
+	return strings.Join(out, " ")
+}
+
+func TestTopReportsNodeMetrics(t *testing.T) {
+	srv := coordtest.Start(t, coordinator.Config{TickInterval: quietTick})
+	robot := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
+	daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-gpu", MachineID: "gpu", Labels: map[string]string{"gpu": "true"}})
+	c := dial(t, srv.Endpoint)
+	rep, err := c.Start(ctxT(t), startReq("my-app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	robot.Metrics(ctxT(t),
+		proto.NodeMetric{DataflowID: rep.DataflowID, NodeID: "camera", PID: 42, CPUPercent: 12.5, MemoryBytes: 1 << 20, Restarts: 2, Status: proto.NodeRunning, Drops: 7},
+		proto.NodeMetric{DataflowID: "unknown", NodeID: "x"})
+	var top proto.TopReply
+	coordtest.Wait(5*time.Second, func() bool {
+		top, err = c.Top(ctxT(t))
+		return err == nil && len(top.Nodes) > 0
+	})
+	if len(top.Nodes) != 1 {
+		t.Fatalf("top = %+v", top)
+	}
+	m := top.Nodes[0]
+	if m.NodeID != "camera" || m.PID != 42 || m.Restarts != 2 || m.Drops != 7 || m.DataflowName != "my-app" || m.MachineID != "robot" || m.DaemonID != "u-robot" {
+		t.Fatalf("metric = %+v", m)
+	}
+}
+
+func TestArtifacts(t *testing.T) {
+	dir := t.TempDir()
+	srv := coordtest.Start(t, coordinator.Config{Token: token, ArtifactsDir: dir})
+	opts := client.Options{Addr: srv.Endpoint.Addr, Port: srv.Endpoint.Port, Token: token}
+	body := []byte("\x7fELF pretend binary")
+	sum := sha256.Sum256(body)
+	good := hex.EncodeToString(sum[:])
+
+	if err := client.UploadArtifact(ctxT(t), opts, "build-1", "camera", bytes.NewReader(body), good); err != nil {
+		t.Fatalf("upload: %v", err)
+	}
+	var out bytes.Buffer
+	if err := client.DownloadArtifact(ctxT(t), opts, "build-1", "camera", good, &out); err != nil || !bytes.Equal(out.Bytes(), body) {
+		t.Fatalf("download = %q, %v", out.Bytes(), err)
+	}
+	out.Reset()
+	if err := client.DownloadArtifact(ctxT(t), opts, "build-1", "camera", strings.Repeat("0", 64), &out); !errors.Is(err, client.ErrChecksum) {
+		t.Fatalf("download with wrong expected sum = %v", err)
+	}
+
+	tests := []struct {
+		name, method, path, token, sha string
+		body                           []byte
+		want                           int
+	}{
+		{"get without token", "GET", "build-1/camera", "", "", nil, 401},
+		{"put without token", "PUT", "build-1/camera", "", good, body, 401},
+		{"get wrong token", "GET", "build-1/camera", "nope", "", nil, 401},
+		{"get ok", "GET", "build-1/camera", token, "", nil, 200},
+		{"missing", "GET", "build-1/lidar", token, "", nil, 404},
+		{"dotdot node", "GET", "build-1/..", token, "", nil, 404}, // ServeMux cleans the path first
+		{"dotdot inside", "GET", "build-1/a..b", token, "", nil, 400},
+		{"encoded slash", "GET", "build-1/..%2F..%2Fetc%2Fpasswd", token, "", nil, 400},
+		{"encoded backslash", "GET", "build-1/a%5Cb", token, "", nil, 400},
+		{"hidden", "GET", "build-1/.hidden", token, "", nil, 400},
+		{"bad build", "PUT", "..%2Fx/camera", token, good, body, 400},
+		{"sha mismatch", "PUT", "build-1/lidar", token, strings.Repeat("a", 64), body, 400},
+		{"sha missing", "PUT", "build-1/lidar", token, "", body, 400},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, _ := http.NewRequest(tt.method, srv.Endpoint.HTTPURL("/api/artifacts/")+tt.path, bytes.NewReader(tt.body))
+			if tt.token != "" {
+				req.Header.Set("Authorization", "Bearer "+tt.token)
+			}
+			if tt.sha != "" {
+				req.Header.Set(proto.HeaderSHA256, tt.sha)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tt.want {
+				t.Fatalf("%s %s = %d, want %d", tt.method, tt.path, resp.StatusCode, tt.want)
+			}
+			if tt.want == 200 && resp.Header.Get(proto.HeaderSHA256) != good {
+				t.Fatalf("sha header = %q", resp.Header.Get(proto.HeaderSHA256))
+			}
+		})
+	}
+	// The refused upload left nothing behind.
+	var lidar bytes.Buffer
+	if err := client.DownloadArtifact(ctxT(t), opts, "build-1", "lidar", "", &lidar); err == nil || !strings.Contains(err.Error(), "404") {
+		t.Fatalf("lidar after refused upload: %v", err)
+	}
+}
+
+func TestValidArtifactID(t *testing.T) {
+	for id, want := range map[string]bool{
+		"camera": true, "node_1.v2-x": true, "0190a": true,
+		"": false, "..": false, "a..b": false, ".x": false, "a/b": false, `a\b`: false, "a b": false, strings.Repeat("a", 129): false,
+	} {
+		if got := coordinator.ValidArtifactID(id); got != want {
+			t.Errorf("ValidArtifactID(%q) = %v, want %v", id, got, want)
+		}
+	}
+}
