@@ -157,3 +157,6 @@ func TestGoToGoLargePayloads(t *testing.T) {
 		}
 	}
 }
+
+// Sample shortens transport.Sample in tests.
+type Sample = transport.Sample

@@ -1,0 +1,310 @@
+package zenoh
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/adora-rs/adora/transport/zenoh/wire"
+)
+
+func listener(t *testing.T, cfg Config) *Session {
+	cfg.Listen = []string{"tcp/127.0.0.1:0"}
+	return openT(t, cfg)
+}
+
+func TestInitialDeclarationsThenFinal(t *testing.T) {
+	s := listener(t, Config{})
+	if _, err := s.Subscribe("x/**", func(smp Sample) {}); err != nil {
+		t.Fatal(err)
+	}
+	p := dialRaw(t, s)
+	p.handshake(1, 10*time.Second)
+	msgs := p.network(isFinal(0))
+	d, ok := msgs[0].(*wire.Declare)
+	if !ok || d.Kind != wire.DeclSubscriber || d.Key.Suffix != "x/**" || d.HasInterest {
+		t.Fatalf("first message %#v, want D_SUBSCRIBER x/**", msgs[0])
+	}
+	if len(msgs) != 2 {
+		t.Fatalf("got %d messages before D_FINAL(0), want 2", len(msgs))
+	}
+}
+
+func TestInterestAndRequestAnswered(t *testing.T) {
+	s := listener(t, Config{})
+	s.Subscribe("a/b", func(Sample) {})
+	s.Subscribe("c/d", func(Sample) {})
+	p := dialRaw(t, s)
+	p.handshake(1, 10*time.Second)
+	p.network(isFinal(0))
+
+	// Current interest restricted to a/**: only a/b, tagged with id 5.
+	p.frame(wire.AppendInterest(nil, &wire.Interest{ID: 5, Mode: wire.InterestCurrent, Options: wire.InterestSubscribers, Key: &wire.WireExpr{Suffix: "a/**"}}))
+	msgs := p.network(isFinal(5))
+	if len(msgs) != 2 {
+		t.Fatalf("got %d messages, want D_SUBSCRIBER + D_FINAL", len(msgs))
+	}
+	d := msgs[0].(*wire.Declare)
+	if d.Kind != wire.DeclSubscriber || d.Key.Suffix != "a/b" || !d.HasInterest || d.InterestID != 5 {
+		t.Fatalf("answer %#v", d)
+	}
+
+	// A query gets RESPONSE_FINAL at once.
+	req := []byte{wire.IDRequest | 0x20}
+	req = wire.AppendVLE(req, 9)
+	req = append(req, 0, 1, 'q', wire.IDQuery)
+	p.frame(req)
+	msgs = p.network(func(m wire.NetworkMessage) bool { _, ok := m.(*wire.ResponseFinal); return ok })
+	if rf := msgs[len(msgs)-1].(*wire.ResponseFinal); rf.RequestID != 9 {
+		t.Fatalf("RESPONSE_FINAL for %d, want 9", rf.RequestID)
+	}
+}
+
+// Aliases are per link: two peers declare the same expression id for
+// different prefixes, and each PUSH resolves against its own link.
+func TestAliasTablesPerLink(t *testing.T) {
+	s := listener(t, Config{})
+	c := newCollector()
+	s.Subscribe("al/**", c.handle)
+	p1, p2 := dialRaw(t, s), dialRaw(t, s)
+	p1.handshake(1, 10*time.Second)
+	p2.handshake(2, 10*time.Second)
+	p1.network(isFinal(0))
+	p2.network(isFinal(0))
+	decl := func(prefix string) []byte {
+		return wire.AppendDeclare(nil, &wire.Declare{Kind: wire.DeclKeyExpr, ID: 1, Key: wire.WireExpr{Suffix: prefix}, HasKey: true})
+	}
+	push := func(suffix, v string) []byte {
+		return wire.AppendPush(nil, &wire.Push{Key: wire.WireExpr{Scope: 1, Suffix: suffix, SenderMapping: true}, Put: &wire.Put{Payload: []byte(v)}})
+	}
+	p1.frame(decl("al/one/"))
+	p2.frame(decl("al/two/"))
+	p1.frame(push("x", "1"))
+	p2.frame(push("y", "2"))
+	got := c.waitN(t, 2)
+	keys := map[string]string{}
+	for _, smp := range got {
+		keys[smp.Key] = string(smp.Payload)
+	}
+	if keys["al/one/x"] != "1" || keys["al/two/y"] != "2" {
+		t.Fatalf("got %v", keys)
+	}
+	// An unknown alias is dropped and counted, the link stays.
+	before := s.Stats().Dropped
+	p1.frame(wire.AppendPush(nil, &wire.Push{Key: wire.WireExpr{Scope: 9, SenderMapping: true}, Put: &wire.Put{}}))
+	p1.frame(push("z", "3"))
+	c.waitN(t, 3)
+	if s.Stats().Dropped != before+1 {
+		t.Fatalf("dropped %d, want %d", s.Stats().Dropped, before+1)
+	}
+	// Our own side declares an alias for a long key and uses it.
+	p1.frame(wire.AppendDeclare(nil, &wire.Declare{Kind: wire.DeclSubscriber, ID: 1, Key: wire.WireExpr{Suffix: "out/**"}, HasKey: true}))
+	waitFor(t, "remote sub", func() bool { return remoteSubscribed(s, "out/long/key") })
+	s.Publish(context.Background(), "out/long/key", []byte("a"), nil)
+	s.Publish(context.Background(), "out/long/key", []byte("b"), nil)
+	msgs := p1.network(func(m wire.NetworkMessage) bool {
+		ps, ok := m.(*wire.Push)
+		return ok && string(ps.Put.Payload) == "b"
+	})
+	var sawDecl bool
+	for _, m := range msgs {
+		switch m := m.(type) {
+		case *wire.Declare:
+			sawDecl = sawDecl || (m.Kind == wire.DeclKeyExpr && m.Key.Suffix == "out/long/key")
+		case *wire.Push:
+			if m.Key.Scope == 0 || !m.Key.SenderMapping || !sawDecl {
+				t.Fatalf("PUSH %#v does not use a declared alias", m.Key)
+			}
+		}
+	}
+}
+
+func TestLeaseExpiry(t *testing.T) {
+	s := listener(t, Config{})
+	p := dialRaw(t, s)
+	p.handshake(1, 300*time.Millisecond) // then silence
+	waitFor(t, "link", func() bool { return len(s.Peers()) == 1 })
+	start := time.Now()
+	if r := p.closed(); r != wire.CloseExpired {
+		t.Fatalf("close reason %d, want %d (expired)", r, wire.CloseExpired)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("expired after %v", d)
+	}
+	waitFor(t, "link removed", func() bool { return len(s.Peers()) == 0 && s.Stats().LinksClosed == 1 })
+}
+
+func TestKeepAliveHoldsIdleLink(t *testing.T) {
+	a := openT(t, Config{Listen: []string{"tcp/127.0.0.1:0"}, Lease: 200 * time.Millisecond})
+	b := openT(t, Config{Connect: a.ListenEndpoints(), Lease: 200 * time.Millisecond})
+	waitFor(t, "link", func() bool { return len(a.Peers()) == 1 })
+	time.Sleep(time.Second) // five leases without data
+	if len(a.Peers()) != 1 || len(b.Peers()) != 1 || a.Stats().LinksClosed != 0 {
+		t.Fatalf("idle link dropped: %d/%d peers, %d closed", len(a.Peers()), len(b.Peers()), a.Stats().LinksClosed)
+	}
+}
+
+func TestHostilePeerDisconnectedOthersContinue(t *testing.T) {
+	s := listener(t, Config{MaxMessageSize: 4096})
+	good := openT(t, Config{Connect: s.ListenEndpoints()})
+	c := newCollector()
+	good.Subscribe("data", c.handle)
+	waitFor(t, "good subscriber", func() bool { return remoteSubscribed(s, "data") })
+
+	for _, tc := range []struct {
+		name  string
+		batch []byte
+	}{
+		{"truncated push", append(wire.AppendFrameHeader(nil, true, 100), 0x3d, 0x00, 0x09, 'a')},
+		{"unknown mandatory extension", append(wire.AppendFrameHeader(nil, true, 100), 0xbd, 0x00, 0x01, 'k', 0x3e, 0x00, 0x01, 0x00)},
+		{"INIT after open", wire.AppendInit(nil, &wire.Init{Version: 9, ZID: []byte{9}})},
+		{"unknown alias in declaration", append(wire.AppendFrameHeader(nil, true, 100), wire.AppendDeclare(nil, &wire.Declare{Kind: wire.DeclSubscriber, ID: 1, Key: wire.WireExpr{Scope: 7, SenderMapping: true}, HasKey: true})...)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := dialRaw(t, s)
+			p.handshake(3, 10*time.Second)
+			p.write(tc.batch)
+			if r := p.closed(); r != wire.CloseInvalid {
+				t.Fatalf("close reason %d, want %d (invalid)", r, wire.CloseInvalid)
+			}
+			n := len(c.samples())
+			s.Publish(context.Background(), "data", []byte("still"), nil)
+			c.waitN(t, n+1)
+		})
+	}
+
+	t.Run("garbage before handshake", func(t *testing.T) {
+		conn, err := net.Dial("tcp", s.ListenEndpoints()[0][4:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.Write([]byte{0x05, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff})
+		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := conn.Read(make([]byte, 16)); err == nil {
+			t.Fatal("garbage peer got an answer")
+		}
+	})
+
+	t.Run("oversized fragmented message dropped", func(t *testing.T) {
+		s.Subscribe("frag", func(Sample) {})
+		p := dialRaw(t, s)
+		p.handshake(4, 10*time.Second)
+		before := s.Stats().Dropped
+		chunk := make([]byte, 3000)
+		for i := 0; i < 3; i++ {
+			b := wire.AppendFragmentHeader(nil, true, i < 2, p.sn)
+			p.sn++
+			p.write(append(b, chunk...))
+		}
+		// the link survives: a later message is handled (its answer arrives)
+		p.frame(wire.AppendInterest(nil, &wire.Interest{ID: 8, Mode: wire.InterestCurrent, Options: wire.InterestSubscribers}))
+		p.network(isFinal(8))
+		if d := s.Stats().Dropped; d != before+1 {
+			t.Fatalf("dropped %d, want %d", d, before+1)
+		}
+	})
+}
+
+func TestReconnectRedeclares(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep := fmt.Sprintf("tcp/%s", ln.Addr())
+	ln.Close()
+	a, err := Open(context.Background(), Config{Listen: []string{ep}, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := openT(t, Config{Connect: []string{ep}, ReconnectMin: 20 * time.Millisecond, ReconnectMax: 100 * time.Millisecond})
+	c := newCollector()
+	b.Subscribe("re/*", c.handle)
+	waitFor(t, "subscription", func() bool { return remoteSubscribed(a, "re/x") })
+	a.Publish(context.Background(), "re/x", []byte("1"), nil)
+	c.waitN(t, 1)
+	a.Close()
+	waitFor(t, "b sees the link go", func() bool { return len(b.Peers()) == 0 })
+
+	a2 := openT(t, Config{Listen: []string{ep}})
+	waitFor(t, "re-declared subscription", func() bool { return remoteSubscribed(a2, "re/x") })
+	a2.Publish(context.Background(), "re/x", []byte("2"), nil)
+	got := c.waitN(t, 2)
+	if string(got[1].Payload) != "2" {
+		t.Fatalf("after reconnect got %q", got[1].Payload)
+	}
+}
+
+func TestSimultaneousDialKeepsOneLink(t *testing.T) {
+	a := openT(t, Config{Listen: []string{"tcp/127.0.0.1:0"}, ReconnectMin: 10 * time.Millisecond})
+	b := openT(t, Config{Listen: []string{"tcp/127.0.0.1:0"}, ReconnectMin: 10 * time.Millisecond})
+	a.Connect(b.ListenEndpoints()[0])
+	b.Connect(a.ListenEndpoints()[0])
+	c := newCollector()
+	b.Subscribe("sim", c.handle)
+	waitFor(t, "subscription", func() bool { return remoteSubscribed(a, "sim") })
+	time.Sleep(300 * time.Millisecond) // let both dial loops settle
+	if len(a.Peers()) != 1 || len(b.Peers()) != 1 {
+		t.Fatalf("peers: a %d, b %d, want 1 each", len(a.Peers()), len(b.Peers()))
+	}
+	if a.Peers()[0].Initiator == b.Peers()[0].Initiator {
+		t.Fatal("the two sides kept different links")
+	}
+	for i := 0; i < 20; i++ {
+		a.Publish(context.Background(), "sim", []byte{byte(i)}, nil)
+	}
+	got := c.waitN(t, 20)
+	for i, smp := range got {
+		if smp.Payload[0] != byte(i) {
+			t.Fatalf("sample %d = %d (order or loss)", i, smp.Payload[0])
+		}
+	}
+}
+
+func TestUnsubscribeStopsRemoteTraffic(t *testing.T) {
+	a, b := pair(t)
+	c := newCollector()
+	sub, _ := b.Subscribe("u/k", c.handle)
+	waitFor(t, "subscription", func() bool { return remoteSubscribed(a, "u/k") })
+	sub.Close()
+	waitFor(t, "undeclared", func() bool { return !remoteSubscribed(a, "u/k") })
+	a.Publish(context.Background(), "u/k", []byte("x"), nil)
+	if a.Stats().MessagesSent != 0 {
+		t.Fatalf("sent %d messages after undeclare", a.Stats().MessagesSent)
+	}
+}
+
+func TestLocalDeliveryAndValidation(t *testing.T) {
+	s := openT(t, Config{})
+	c := newCollector()
+	s.Subscribe("loc/**", c.handle)
+	if err := s.Publish(context.Background(), "loc/a/b", []byte("v"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.waitN(t, 1); got[0].Key != "loc/a/b" {
+		t.Fatalf("got %q", got[0].Key)
+	}
+	if err := s.Publish(context.Background(), "bad//key", nil, nil); err == nil {
+		t.Error("publish on an invalid key succeeded")
+	}
+	if _, err := s.Subscribe("a/b*", func(Sample) {}); err == nil {
+		t.Error("subscribe to an invalid expression succeeded")
+	}
+	for _, cfg := range []Config{
+		{Listen: []string{"udp/127.0.0.1:1"}},
+		{Connect: []string{"127.0.0.1:7447"}},
+		{Mode: Client, Listen: []string{"tcp/127.0.0.1:0"}},
+		{ZID: make([]byte, 17)},
+	} {
+		if s, err := Open(context.Background(), cfg); err == nil {
+			s.Close()
+			t.Errorf("Open(%+v) succeeded", cfg)
+		}
+	}
+	s.Close()
+	if err := s.Publish(context.Background(), "loc/x", nil, nil); err != ErrClosed {
+		t.Errorf("publish after close: %v", err)
+	}
+}
