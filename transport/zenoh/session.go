@@ -6,12 +6,12 @@
 // A Session owns its listeners, its links (one per remote Zenoh id) and
 // the goroutines serving them; Close stops and waits for all of them.
 //
-//	 Open ──► listen (accept loop) ─┐
-//	      └─► Connect(ep) (dial loop, backoff) ─┤
-//	                                            ▼
-//	      handshake INIT/OPEN ──► link: reader goroutine (lease deadline)
-//	                                    keep-alive goroutine
-//	                                    declarations + D_FINAL(0) sent first
+//	Open ──► listen (accept loop) ─┐
+//	     └─► Connect(ep) (dial loop, backoff) ─┤
+//	                                           ▼
+//	     handshake INIT/OPEN ──► link: reader goroutine (lease deadline)
+//	                                   keep-alive goroutine
+//	                                   declarations + D_FINAL(0) sent first
 //
 // Subscriptions can be declared before any peer exists; they are
 // declared on every link when it opens. Publications go only to links
