@@ -147,14 +147,31 @@ func (f *deployFlags) flagSet(ui cli.Ui, name string, help func() string, planni
 	return fs
 }
 
+// deployParse parses args, allowing flags after positional arguments
+// (adora plan cluster.yml -out p); "--" ends the flags. fs.Args() then
+// holds the positional arguments.
 func deployParse(ui cli.Ui, fs *flag.FlagSet, args []string) bool {
-	if err := fs.Parse(args); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			ui.Error(err.Error())
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if !errors.Is(err, flag.ErrHelp) {
+				ui.Error(err.Error())
+			}
+			fs.Usage()
+			return false
 		}
-		fs.Usage()
-		return false
+		rest := fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
+			positional = append(positional, rest...)
+			break
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
 	}
+	fs.Parse(append([]string{"--"}, positional...))
 	return true
 }
 
