@@ -1,0 +1,166 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+)
+
+const brokenDaemon = `package main
+
+import (
+	"fmt"
+	"os"
+)
+
+// A build that reports a version but cannot run as a daemon.
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "version" {
+		fmt.Println("adora e2e-broken (protocol 1, linux/amd64)")
+		return
+	}
+	fmt.Fprintln(os.Stderr, "this build is broken on purpose")
+	os.Exit(1)
+}
+`
+
+// TestClusterSystemdLifecycle: install creates active, enabled services;
+// a reboot brings a daemon back; a rolling upgrade ends with every host on
+// the new binary and version; a broken binary stops the rollout at the
+// first host leaving the others untouched; an unreachable host fails
+// alone; uninstall removes everything.
+func TestClusterSystemdLifecycle(t *testing.T) {
+	f := newFleet(t, 16013)
+	f.startCoordinator()
+	v1, v2 := adoraBinary(t, "e2e-1"), adoraBinary(t, "e2e-2")
+	names := hostNames()
+
+	out, code := f.adora(v1, "cluster", "install", f.file)
+	if code != 0 {
+		t.Fatalf("cluster install exit %d", code)
+	}
+	mustContain(t, out, "Installing adora-daemon-h1 on adora@10.77.1.2... OK", "3/3 succeeded.")
+	for _, n := range names {
+		if got := sh(t, n, "systemctl is-active adora-daemon-"+n+"; systemctl is-enabled adora-daemon-"+n+"; stat -c %a /etc/adora/daemon-"+n+".env"); got != "active\nenabled\n600" {
+			t.Fatalf("%s after install: %q", n, got)
+		}
+		if tok := sh(t, n, "grep -c "+f.token+" /etc/adora/daemon-"+n+".env"); tok != "1" {
+			t.Fatalf("%s: the token is not in the environment file", n)
+		}
+		if ps := sh(t, n, "ps -eo args | grep -c '[a]dora daemon.*"+f.token+"' || true"); ps != "0" {
+			t.Fatalf("%s: the token appears on a command line", n)
+		}
+	}
+	f.waitDaemons(30*time.Second, "e2e-1", names...)
+
+	// Idempotent: a second install changes nothing and restarts nothing.
+	pid := sh(t, "h1", "systemctl show -p MainPID --value adora-daemon-h1")
+	out, code = f.adora(v1, "cluster", "install", f.file)
+	if code != 0 || strings.Count(out, "OK (unchanged)") != 3 {
+		t.Fatalf("second install: exit %d\n%s", code, out)
+	}
+	if again := sh(t, "h1", "systemctl show -p MainPID --value adora-daemon-h1"); again != pid {
+		t.Fatalf("second install restarted the daemon (pid %s -> %s)", pid, again)
+	}
+
+	t.Run("reboot brings the daemon back", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if err := bed.Reboot(ctx, "h2"); err != nil {
+			t.Fatal(err)
+		}
+		if got := sh(t, "h2", "systemctl is-active adora-daemon-h2 || true"); got != "active" && got != "activating" {
+			t.Fatalf("after reboot adora-daemon-h2 is %q", got)
+		}
+		f.waitDaemons(40*time.Second, "e2e-1", names...)
+	})
+
+	t.Run("rolling upgrade", func(t *testing.T) {
+		out, code := f.adora(v1, "cluster", "upgrade", "-binary", v2, f.file)
+		if code != 0 {
+			t.Fatalf("cluster upgrade exit %d", code)
+		}
+		for _, n := range names {
+			mustContain(t, out, "Upgrading "+n+" (adora@")
+		}
+		mustContain(t, out, "  SCP binary... OK", "  Restart service... OK", "  Waiting for reconnect... OK (", "3/3 succeeded.")
+		// Sequential: each host's reconnect line comes before the next host starts.
+		if strings.Index(out, "Upgrading h2") < strings.Index(out, "Waiting for reconnect") {
+			t.Fatal("h2 started before h1 reconnected")
+		}
+		want := sha256Of(t, v2)
+		for _, n := range names {
+			if got := sh(t, n, "sha256sum /usr/local/bin/adora | cut -d' ' -f1; ls -A /usr/local/bin | grep -c adora-tmp || true"); got != want+"\n0" {
+				t.Fatalf("%s binary after upgrade: %q, want %s", n, got, want)
+			}
+		}
+		f.waitDaemons(10*time.Second, "e2e-2", names...)
+	})
+
+	t.Run("broken binary stops the rollout at the first host", func(t *testing.T) {
+		broken := goBinary(t, "adora-broken", brokenDaemon)
+		before := map[string]string{}
+		for _, n := range names[1:] {
+			before[n] = sh(t, n, "systemctl show -p MainPID --value adora-daemon-"+n)
+		}
+		out, code := f.adora(v2, "cluster", "upgrade", "-binary", broken, "-timeout", "6s", f.file)
+		if code == 0 {
+			t.Fatal("upgrade with a broken binary exited 0")
+		}
+		mustContain(t, out, "Upgrading h1", "Waiting for reconnect... FAILED", "Rollout stopped at h1", "Not upgraded (untouched): h2, h3", "0/3 succeeded.")
+		if strings.Contains(out, "Upgrading h2") {
+			t.Fatal("the rollout went on after h1 failed")
+		}
+		want := sha256Of(t, v2)
+		for _, n := range names[1:] {
+			if got := sh(t, n, "sha256sum /usr/local/bin/adora | cut -d' ' -f1"); got != want {
+				t.Fatalf("%s was touched: binary %s", n, got)
+			}
+			if pid := sh(t, n, "systemctl show -p MainPID --value adora-daemon-"+n); pid != before[n] {
+				t.Fatalf("%s daemon restarted (%s -> %s)", n, before[n], pid)
+			}
+		}
+		// Roll h1 forward again with the good binary.
+		if out, code := f.adora(v2, "cluster", "upgrade", "-binary", v2, f.file); code != 0 {
+			t.Fatalf("repair upgrade exit %d\n%s", code, out)
+		}
+		f.waitDaemons(10*time.Second, "e2e-2", names...)
+	})
+
+	t.Run("unreachable host fails alone", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := bed.PowerCut(ctx, "h3"); err != nil {
+			t.Fatal(err)
+		}
+		defer func() {
+			if err := bed.Start(context.Background(), "h3"); err != nil {
+				t.Error(err)
+			}
+		}()
+		out, code := f.adora(v2, "cluster", "install", f.file)
+		if code != 1 {
+			t.Fatalf("install with h3 powered off: exit %d, want 1", code)
+		}
+		mustContain(t, out, "Installing adora-daemon-h1 on adora@10.77.1.2... OK", "Installing adora-daemon-h2 on adora@10.77.2.2... OK",
+			"Installing adora-daemon-h3 on adora@10.77.3.2... FAILED: connect to h3", "2/3 succeeded.", "Failed on 1 machine(s): h3")
+	})
+
+	t.Run("uninstall", func(t *testing.T) {
+		f.waitDaemons(60*time.Second, "e2e-2", names...) // h3 is back after its power cut
+		out, code := f.adora(v2, "cluster", "uninstall", f.file)
+		if code != 0 {
+			t.Fatalf("cluster uninstall exit %d", code)
+		}
+		mustContain(t, out, "Uninstalling adora-daemon-h1 from adora@10.77.1.2... OK", "3/3 succeeded.")
+		for _, n := range names {
+			if got := sh(t, n, "systemctl is-active adora-daemon-"+n+" || true; ls /etc/systemd/system/adora-daemon-"+n+".service /etc/adora/daemon-"+n+".env 2>/dev/null | wc -l"); got != "inactive\n0" {
+				t.Fatalf("%s after uninstall: %q", n, got)
+			}
+		}
+		f.waitDaemons(30*time.Second, "")
+	})
+}
