@@ -303,9 +303,9 @@ func (d *yamlDecoder) deploy(v *yaml.Node, what string) Deploy {
 				machinePos = &p
 			}
 		}},
-		{"labels", func(_, val *yaml.Node) {
+		{"labels", func(key, val *yaml.Node) {
 			dep.Labels = d.stringMap(val, what+".labels", func(k string) error { return ValidID("label key", k) }, ValidLabelValue)
-			p := d.pos(resolve(val))
+			p := d.pos(key)
 			labelsPos = &p
 		}},
 		{"distribute", func(_, val *yaml.Node) {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/big"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -43,7 +44,63 @@ func parseHCL(src []byte, file string) (*hclDecoder, *hclsyntax.Body) {
 	if !ok {
 		return d, nil
 	}
+	w := &forDepth{d: d}
+	hclsyntax.Walk(body, w)
+	if w.nested {
+		return d, nil
+	}
 	return d, body
+}
+
+// forDepth finds for expressions nested in for expressions: they multiply
+// sizes (1024 x 1024 elements is seconds of work), so they are refused.
+type forDepth struct {
+	d      *hclDecoder
+	depth  int
+	nested bool
+}
+
+func (w *forDepth) Enter(n hclsyntax.Node) hcl.Diagnostics {
+	if _, ok := n.(*hclsyntax.ForExpr); ok {
+		w.depth++
+		if w.depth == 2 && !w.nested {
+			w.nested = true
+			w.d.diags.hintf(w.d.pos(n.Range()), "compute the inner list in a local first", "for expressions must not be nested")
+		}
+	}
+	return nil
+}
+
+func (w *forDepth) Exit(n hclsyntax.Node) hcl.Diagnostics {
+	if _, ok := n.(*hclsyntax.ForExpr); ok {
+		w.depth--
+	}
+	return nil
+}
+
+// MaxValueSize bounds the size of any evaluated HCL value (elements plus
+// string bytes), so expressions that double a value line after line stop
+// early instead of exhausting memory.
+const MaxValueSize = 1 << 20
+
+// valueSize returns the size of v, stopping once it passes limit.
+func valueSize(v cty.Value, limit int) int {
+	if v.IsNull() || !v.IsKnown() {
+		return 1
+	}
+	ty := v.Type()
+	switch {
+	case ty == cty.String:
+		return 1 + len(v.AsString())
+	case ty.IsListType() || ty.IsSetType() || ty.IsMapType() || ty.IsTupleType() || ty.IsObjectType():
+		n := 1
+		for it := v.ElementIterator(); it.Next() && n <= limit; {
+			k, e := it.Element()
+			n += valueSize(k, limit-n) + valueSize(e, limit-n)
+		}
+		return n
+	}
+	return 1
 }
 
 func (d *hclDecoder) pos(r hcl.Range) Pos {
@@ -80,7 +137,7 @@ func lowerFirst(s string) string {
 var functions = map[string]function.Function{
 	"abs": stdlib.AbsoluteFunc, "ceil": stdlib.CeilFunc, "floor": stdlib.FloorFunc,
 	"max": stdlib.MaxFunc, "min": stdlib.MinFunc, "parseint": stdlib.ParseIntFunc,
-	"format": stdlib.FormatFunc, "formatlist": stdlib.FormatListFunc,
+	"format": boundedFormat(stdlib.FormatFunc), "formatlist": boundedFormat(stdlib.FormatListFunc),
 	"join": stdlib.JoinFunc, "split": stdlib.SplitFunc, "lower": stdlib.LowerFunc,
 	"upper": stdlib.UpperFunc, "replace": stdlib.ReplaceFunc, "trimspace": stdlib.TrimSpaceFunc,
 	"trimprefix": stdlib.TrimPrefixFunc, "trimsuffix": stdlib.TrimSuffixFunc, "substr": stdlib.SubstrFunc,
@@ -92,6 +149,27 @@ var functions = map[string]function.Function{
 	"tostring": stdlib.MakeToFunc(cty.String), "tonumber": stdlib.MakeToFunc(cty.Number),
 	"tobool": stdlib.MakeToFunc(cty.Bool), "toset": stdlib.MakeToFunc(cty.Set(cty.DynamicPseudoType)),
 	"tolist": stdlib.MakeToFunc(cty.List(cty.DynamicPseudoType)), "tomap": stdlib.MakeToFunc(cty.Map(cty.DynamicPseudoType)),
+}
+
+// wideVerb matches a format verb with a width or precision of 5 digits or
+// more, which could make format allocate gigabytes.
+var wideVerb = regexp.MustCompile(`%[-+# 0]*(\[\d+\])?\d{5,}|%[^a-zA-Z%]*\.\d{5,}`)
+
+// boundedFormat refuses format strings with huge widths before calling f.
+func boundedFormat(f function.Function) function.Function {
+	return function.New(&function.Spec{
+		Params:   f.Params(),
+		VarParam: f.VarParam(),
+		Type: func(args []cty.Value) (cty.Type, error) {
+			return f.ReturnTypeForValues(args)
+		},
+		Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
+			if len(args) > 0 && args[0].IsKnown() && !args[0].IsNull() && args[0].Type() == cty.String && wideVerb.MatchString(args[0].AsString()) {
+				return cty.NilVal, fmt.Errorf("format widths are limited to 4 digits")
+			}
+			return f.Call(args)
+		},
+	})
 }
 
 // sortedAttrs returns a body's attributes in source order.
@@ -241,6 +319,9 @@ func (d *hclDecoder) locals(body *hclsyntax.Body) {
 			v, diags := a.Expr.Value(d.ctx)
 			d.addHCL(diags)
 			if diags.HasErrors() {
+				v = cty.DynamicVal
+			} else if valueSize(v, MaxValueSize) > MaxValueSize {
+				d.diags.errorf(d.pos(a.Expr.Range()), "local %q is too large (over %d elements and bytes)", name, MaxValueSize)
 				v = cty.DynamicVal
 			}
 			values[name] = v
@@ -404,6 +485,10 @@ func (d *hclDecoder) value(expr hcl.Expression, ctx *hcl.EvalContext) (cty.Value
 	}
 	if !v.IsWhollyKnown() {
 		d.diags.errorf(d.pos(expr.Range()), "value cannot be determined")
+		return cty.NilVal, false
+	}
+	if valueSize(v, MaxValueSize) > MaxValueSize {
+		d.diags.errorf(d.pos(expr.Range()), "value is too large (over %d elements and bytes)", MaxValueSize)
 		return cty.NilVal, false
 	}
 	v, _ = v.Unmark()

@@ -1,0 +1,124 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// addFixtures seeds a fuzz target with every fixture whose name ends in ext.
+func addFixtures(f *testing.F, ext string) {
+	f.Helper()
+	for _, glob := range []string{"../testfixtures/guide/*/*", "../testfixtures/hcl/*/*"} {
+		files, _ := filepath.Glob(glob)
+		for _, p := range files {
+			if strings.HasSuffix(p, ext) {
+				src, err := os.ReadFile(p)
+				if err != nil {
+					f.Fatal(err)
+				}
+				f.Add(src)
+			}
+		}
+	}
+}
+
+// checkDiags is the fuzz property: every diagnostic names the file and says
+// something, and decoding is deterministic.
+func checkDiags(t *testing.T, diags, again Diagnostics, file string) {
+	t.Helper()
+	for _, d := range diags {
+		if d.Pos.File != file || d.Summary == "" {
+			t.Fatalf("bad diagnostic %#v", d)
+		}
+		if strings.Contains(d.Summary, "%!") {
+			t.Fatalf("format error in diagnostic: %s", d)
+		}
+	}
+	if !reflect.DeepEqual(diags, again) {
+		t.Fatalf("not deterministic:\n%v\n---\n%v", diags, again)
+	}
+}
+
+func FuzzParseDataflow(f *testing.F) {
+	addFixtures(f, ".yml")
+	for _, tt := range malformed {
+		f.Add([]byte(tt.src))
+	}
+	f.Fuzz(func(t *testing.T, src []byte) {
+		df, diags := ParseDataflow(src, "f.yml")
+		_, again := ParseDataflow(src, "f.yml")
+		checkDiags(t, diags, again, "f.yml")
+		if df == nil && !diags.HasErrors() {
+			t.Fatal("nil dataflow without an error")
+		}
+	})
+}
+
+func FuzzParseCluster(f *testing.F) {
+	addFixtures(f, ".yml")
+	for _, tt := range malformed {
+		f.Add([]byte(tt.src))
+	}
+	f.Fuzz(func(t *testing.T, src []byte) {
+		c, diags := ParseCluster(src, "c.yml")
+		_, again := ParseCluster(src, "c.yml")
+		checkDiags(t, diags, again, "c.yml")
+		if c == nil && !diags.HasErrors() {
+			t.Fatal("nil cluster without an error")
+		}
+	})
+}
+
+// FuzzParseHCL feeds the same bytes to the HCL cluster and dataflow
+// decoders.
+func FuzzParseHCL(f *testing.F) {
+	addFixtures(f, ".hcl")
+	f.Add([]byte(`node "a" { path = format("%99999999d", 1) }`))
+	f.Add([]byte(`machine "m" { count = 1e12 }`))
+	f.Fuzz(func(t *testing.T, src []byte) {
+		c, diags := ParseCluster(src, "c.hcl")
+		_, again := ParseCluster(src, "c.hcl")
+		checkDiags(t, diags, again, "c.hcl")
+		if c == nil && !diags.HasErrors() {
+			t.Fatal("nil cluster without an error")
+		}
+		df, diags := ParseDataflow(src, "d.hcl")
+		_, again = ParseDataflow(src, "d.hcl")
+		checkDiags(t, diags, again, "d.hcl")
+		if df == nil && !diags.HasErrors() {
+			t.Fatal("nil dataflow without an error")
+		}
+	})
+}
+
+func TestBoundedFormat(t *testing.T) {
+	_, diags := ParseDataflow([]byte(`node "a" { path = format("%99999d", 1) }`), "d.hcl")
+	if !strings.Contains(diags.Error(), "format widths are limited to 4 digits") {
+		t.Fatalf("diagnostics:\n%v", diags)
+	}
+	df, diags := ParseDataflow([]byte(`node "a" { path = format("./bin-%03d", 7) }`), "d.hcl")
+	if len(diags) > 0 || df.Nodes[0].Path != "./bin-007" {
+		t.Fatalf("format broken: %v %v", diags, df)
+	}
+}
+
+func TestHCLSizeLimits(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("locals {\n  l0 = \"xxxxxxxxxxxxxxxx\"\n")
+	for i := 1; i <= 40; i++ {
+		fmt.Fprintf(&b, "  l%d = \"${local.l%d}${local.l%d}\"\n", i, i-1, i-1)
+	}
+	b.WriteString("}\nnode \"a\" { path = local.l40 }\n")
+	_, diags := ParseDataflow([]byte(b.String()), "d.hcl")
+	if !strings.Contains(diags.Error(), "is too large") {
+		t.Fatalf("doubling locals not stopped:\n%v", diags)
+	}
+	_, diags = ParseDataflow([]byte("locals {\n  x = [for i in range(1024) : [for j in range(1024) : j]]\n}\n"), "d.hcl")
+	if !strings.Contains(diags.Error(), "d.hcl:2:31: error: for expressions must not be nested") {
+		t.Fatalf("nested for not refused:\n%v", diags)
+	}
+}
