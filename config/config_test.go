@@ -62,14 +62,14 @@ func TestValidID(t *testing.T) {
 		}
 	}
 	bad := map[string]string{
-		"":                     "machine id must not be empty",
-		"-a":                   `machine id "-a" must not start with '-'`,
-		".a":                   `machine id ".a" must not start with '.'`,
-		"a b":                  `contains ' '`,
-		"a/b":                  `contains '/'`,
-		"a;b":                  `contains ';'`,
-		"é":                    `contains 'é'`,
-		"a\nb":                 `contains '\n'`,
+		"":                      "machine id must not be empty",
+		"-a":                    `machine id "-a" must not start with '-'`,
+		".a":                    `machine id ".a" must not start with '.'`,
+		"a b":                   `contains ' '`,
+		"a/b":                   `contains '/'`,
+		"a;b":                   `contains ';'`,
+		"é":                     `contains 'é'`,
+		"a\nb":                  `contains '\n'`,
 		strings.Repeat("a", 64): "is 64 characters long; the limit is 63",
 	}
 	for s, want := range bad {
@@ -258,7 +258,7 @@ func writeFiles(t *testing.T, files map[string]string) string {
 
 func TestLoadProject(t *testing.T) {
 	dir := writeFiles(t, map[string]string{
-		"cluster.yml": "coordinator: {addr: 10.0.0.1}\nmachines: [{id: robot, host: h}]\ndataflows:\n  - name: app\n    path: flows/app.yml\n",
+		"cluster.yml":   "coordinator: {addr: 10.0.0.1}\nmachines: [{id: robot, host: h}]\ndataflows:\n  - name: app\n    path: flows/app.yml\n",
 		"flows/app.yml": "nodes:\n  - id: a\n    path: ./a\n    _unstable_deploy: {machine: robot}\n",
 		"extra.yml":     "nodes:\n  - id: b\n    path: ./b\n    _unstable_deploy: {machine: robto}\n",
 	})
