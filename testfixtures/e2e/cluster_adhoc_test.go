@@ -1,0 +1,88 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestClusterUpDownAdhoc: cluster up starts a daemon per host (binary
+// pushed to ~/.adora/bin, token in a 0600 file), is idempotent, and
+// cluster down destroys them.
+func TestClusterUpDownAdhoc(t *testing.T) {
+	f := newFleet(t, 16014)
+	f.startCoordinator()
+	bin := adoraBinary(t, "e2e-1")
+	names := hostNames()
+
+	out, code := f.adora(bin, "cluster", "up", f.file)
+	if code != 0 {
+		t.Fatalf("cluster up exit %d", code)
+	}
+	mustContain(t, out, "Coordinator already running at 10.77.1.1:16014.",
+		"Starting daemon on h1 (adora@10.77.1.2)... OK", "Starting daemon on h3 (adora@10.77.3.2)... OK", "All 3 daemons connected.")
+	f.waitDaemons(5*time.Second, "e2e-1", names...)
+	pids := map[string]string{}
+	for _, n := range names {
+		got := sh(t, n, "cat /home/adora/.adora/daemon-"+n+"/daemon.pid; stat -c %a /home/adora/.adora/daemon-"+n+"/daemon.env")
+		pid, mode, _ := strings.Cut(got, "\n")
+		if mode != "600" {
+			t.Fatalf("%s: daemon.env mode %s", n, mode)
+		}
+		if args := sh(t, n, "tr '\\0' ' ' </proc/"+pid+"/cmdline"); strings.Contains(args, f.token) || !strings.Contains(args, "daemon --machine-id "+n) {
+			t.Fatalf("%s daemon command line %q (token must not appear)", n, args)
+		}
+		pids[n] = pid
+	}
+
+	out, code = f.adora(bin, "cluster", "up", f.file)
+	if code != 0 {
+		t.Fatalf("second cluster up exit %d", code)
+	}
+	for _, n := range names {
+		mustContain(t, out, "Starting daemon on "+n+" (adora@10.77."+n[1:]+".2)... OK (already running, pid "+pids[n]+")")
+	}
+	for _, n := range names {
+		if c := sh(t, n, "ps -eo args | grep -c '^/home/adora/.adora/bin/adora daemon' || true"); c != "1" {
+			t.Fatalf("%s runs %s daemons after a second up, want 1", n, c)
+		}
+	}
+
+	out, code = f.adora(bin, "cluster", "down", f.file)
+	if code != 0 {
+		t.Fatalf("cluster down exit %d", code)
+	}
+	mustContain(t, out, "Coordinator and daemons destroyed.", "Stopping daemon on h2 (adora@10.77.2.2)... OK")
+	select {
+	case <-f.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the coordinator still runs after cluster down")
+	}
+	f.stop = nil
+	for _, n := range names {
+		if c := sh(t, n, "ps -eo args | grep -c '^/home/adora/.adora/bin/adora daemon' || true"); c != "0" {
+			t.Fatalf("%s still runs %s daemon(s) after down", n, c)
+		}
+	}
+}
+
+// TestClusterUpUnreachableHost: a partitioned host fails alone, named,
+// and the command exits 1 while the other daemons connect.
+func TestClusterUpUnreachableHost(t *testing.T) {
+	f := newFleet(t, 16015)
+	f.startCoordinator()
+	bin := adoraBinary(t, "e2e-1")
+	if err := bed.Partition(t.Context(), "h2"); err != nil {
+		t.Fatal(err)
+	}
+	defer bed.Heal(t.Context(), "h2")
+	out, code := f.adora(bin, "cluster", "up", f.file)
+	if code != 1 {
+		t.Fatalf("cluster up with h2 cut off: exit %d, want 1", code)
+	}
+	mustContain(t, out, "Starting daemon on h1 (adora@10.77.1.2)... OK", "Starting daemon on h2 (adora@10.77.2.2)... FAILED: connect to h2",
+		"Starting daemon on h3 (adora@10.77.3.2)... OK", "2/3 daemons connected.", "Failed on 1 machine(s): h2")
+	f.waitDaemons(5*time.Second, "e2e-1", "h1", "h3")
+}
