@@ -1,0 +1,106 @@
+package command
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/adora-rs/adora/runtime/proto"
+)
+
+// ClusterStatusCommand shows the connected daemons.
+type ClusterStatusCommand struct{ Meta *Meta }
+
+func (c *ClusterStatusCommand) Synopsis() string {
+	return "Show connected daemons and the active dataflow count"
+}
+
+func (c *ClusterStatusCommand) Help() string {
+	return `Usage: adora cluster status [options]
+
+  Shows every daemon connected to the coordinator (id, last heartbeat,
+  machine, labels, version, running nodes) and the number of active
+  dataflows. Does not read cluster.yml.
+
+Options:
+
+  --json    Print JSON
+` + coordFlagsHelp
+}
+
+func (c *ClusterStatusCommand) Run(args []string) int {
+	var cf coordFlags
+	fs := coordFlagSet("cluster status")
+	cf.register(fs)
+	asJSON := fs.Bool("json", false, "")
+	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
+		c.Meta.Ui.Error(parseProblem(err, fs) + "\n\n" + c.Help())
+		return 1
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cl, err := cf.dial(ctx)
+	if err != nil {
+		c.Meta.Ui.Error(err.Error())
+		return 1
+	}
+	defer cl.Close()
+	r, err := cl.Daemons(ctx)
+	if err != nil {
+		c.Meta.Ui.Error("cluster status: " + err.Error())
+		return 1
+	}
+	if *asJSON {
+		b, _ := json.MarshalIndent(r, "", "  ")
+		c.Meta.Ui.Output(string(b))
+		return 0
+	}
+	c.Meta.Ui.Output(renderClusterStatus(r))
+	return 0
+}
+
+// renderClusterStatus renders the guide's table plus machine, labels,
+// version and nodes.
+func renderClusterStatus(r proto.DaemonsReply) string {
+	var b strings.Builder
+	if len(r.Daemons) == 0 {
+		b.WriteString("No daemons connected.\n")
+	} else {
+		w := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(w, "DAEMON ID\tLAST HEARTBEAT\tMACHINE\tVERSION\tLABELS\tNODES\tHOST")
+		for _, d := range r.Daemons {
+			machine := d.MachineID
+			if machine == "" {
+				machine = "-"
+			}
+			host := d.Hostname
+			if host == "" {
+				host = d.RemoteAddr
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", d.Name(), ago(r.Now, d.LastHeartbeat), machine, d.Version, renderLabels(d.Labels), d.NodesRunning, host)
+		}
+		w.Flush()
+	}
+	fmt.Fprintf(&b, "\nActive dataflows: %d", r.ActiveDataflows)
+	return b.String()
+}
+
+func renderLabels(l map[string]string) string {
+	if len(l) == 0 {
+		return "-"
+	}
+	keys := make([]string, 0, len(l))
+	for k := range l {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + "=" + l[k]
+	}
+	return strings.Join(parts, ",")
+}
