@@ -49,6 +49,7 @@ type link struct {
 	txSN   [2]uint64
 	wbuf   []byte
 	lastTx atomic.Int64 // unix nanos of the last write
+	lastRx atomic.Int64 // unix nanos of the last batch read
 
 	// receive side, owned by the reader goroutine
 	rxSN    [2]uint64 // last accepted SN per lane
@@ -77,6 +78,7 @@ func newLink(s *Session, conn net.Conn, r *bufio.Reader, p *params, initiator bo
 	prev := (p.rxSN - 1) & p.snMask
 	l.rxSN = [2]uint64{prev, prev}
 	l.lastTx.Store(time.Now().UnixNano())
+	l.lastRx.Store(time.Now().UnixNano())
 	return l
 }
 
@@ -288,7 +290,9 @@ func appendRange(bufs net.Buffers, a, b []byte, from, to int) net.Buffers {
 }
 
 // keepAlive sends KEEPALIVE when nothing was written for a quarter of the
-// smaller lease. It returns when the link closes.
+// smaller lease, and closes the link when nothing was read for the
+// peer's lease (checked at the same ticks). It returns when the link
+// closes.
 func (l *link) keepAlive() {
 	interval := min(l.p.peerLease, l.s.cfg.Lease) / 4
 	t := time.NewTicker(interval)
@@ -298,6 +302,10 @@ func (l *link) keepAlive() {
 		case <-l.done:
 			return
 		case now := <-t.C:
+			if now.UnixNano()-l.lastRx.Load() > int64(l.p.peerLease) {
+				l.close(wire.CloseExpired, true, errLease)
+				return
+			}
 			if now.UnixNano()-l.lastTx.Load() < int64(interval) {
 				continue
 			}
@@ -320,16 +328,13 @@ var errLease = errors.New("lease expired")
 func (l *link) readLoop() {
 	var buf []byte
 	for {
-		l.conn.SetReadDeadline(time.Now().Add(l.p.peerLease))
 		var err error
 		buf, err = l.readOne(buf)
 		if err == nil {
 			continue
 		}
 		switch {
-		case errors.Is(err, os.ErrDeadlineExceeded):
-			l.close(wire.CloseExpired, true, errLease)
-		case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+		case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), errors.Is(err, os.ErrDeadlineExceeded):
 			l.close(wire.CloseGeneric, false, err)
 		default:
 			var ce *closeError
@@ -353,6 +358,7 @@ func (l *link) readOne(buf []byte) ([]byte, error) {
 	}
 	n := int(binary.LittleEndian.Uint16(hdr[:]))
 	l.s.stats.bytesReceived.Add(uint64(n + 2))
+	l.lastRx.Store(time.Now().UnixNano())
 	if first, err := l.r.Peek(1); err == nil && n > 1 && first[0]&^0x60 == wire.IDFragment {
 		return buf, l.readFragment(n)
 	}

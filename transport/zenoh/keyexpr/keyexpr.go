@@ -46,7 +46,9 @@ func check(s string, dollar bool) error {
 		return errors.New("'#' and '?' are not allowed")
 	}
 	prev := ""
-	for i, c := range strings.Split(s, "/") {
+	for i, rest, more := 0, s, true; more; i++ {
+		var c string
+		c, rest, more = strings.Cut(rest, "/")
 		if err := checkChunk(c, i, dollar); err != nil {
 			return err
 		}

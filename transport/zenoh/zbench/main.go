@@ -1,0 +1,295 @@
+// Command zbench measures transport/zenoh against raw TCP on the same
+// link, in the same run: round-trip latency and one-way throughput by
+// payload size. Run "zbench serve" on one host (or network namespace) and
+// "zbench client" on the other; netns.sh does both across two namespaces
+// joined by a veth pair.
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"os"
+	"os/signal"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/adora-rs/adora/transport"
+	"github.com/adora-rs/adora/transport/zenoh"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: zbench serve|client [flags]")
+		os.Exit(2)
+	}
+	var err error
+	switch os.Args[1] {
+	case "serve":
+		err = serve(os.Args[2:])
+	case "client":
+		err = client(os.Args[2:])
+	default:
+		err = fmt.Errorf("unknown command %q", os.Args[1])
+	}
+	if err != nil {
+		log.Fatal(err)
+	}
+}
+
+// Raw TCP framing: 4-byte little-endian length with the top bit set for
+// "echo", then the payload. Length 0 asks for a 1-byte sync answer.
+const echoBit = 1 << 31
+
+func serve(args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ExitOnError)
+	host := fs.String("host", "127.0.0.1", "address to listen on")
+	tcpPort := fs.Int("tcp-port", 17000, "raw TCP port")
+	zPort := fs.Int("zenoh-port", 17001, "zenoh port")
+	fs.Parse(args)
+
+	ln, err := net.Listen("tcp", net.JoinHostPort(*host, strconv.Itoa(*tcpPort)))
+	if err != nil {
+		return err
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go rawServe(c)
+		}
+	}()
+	s, err := zenoh.Open(context.Background(), zenoh.Config{Listen: []string{fmt.Sprintf("tcp/%s:%d", *host, *zPort)}})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	ctx := context.Background()
+	s.Subscribe("bench/ping", func(smp transport.Sample) { s.Publish(ctx, "bench/pong", smp.Payload, nil) })
+	var sunk atomic.Int64
+	s.Subscribe("bench/sink", func(smp transport.Sample) { sunk.Add(int64(len(smp.Payload))) })
+	s.Subscribe("bench/sync", func(transport.Sample) {
+		var b [8]byte
+		binary.LittleEndian.PutUint64(b[:], uint64(sunk.Swap(0)))
+		s.Publish(ctx, "bench/synced", b[:], nil)
+	})
+	fmt.Println("READY")
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, os.Interrupt)
+	<-sig
+	ln.Close()
+	return nil
+}
+
+func rawServe(c net.Conn) {
+	defer c.Close()
+	c.(*net.TCPConn).SetNoDelay(true)
+	r := bufio.NewReaderSize(c, 256<<10)
+	var hdr [4]byte
+	buf := make([]byte, 0, 1<<20)
+	for {
+		if _, err := io.ReadFull(r, hdr[:]); err != nil {
+			return
+		}
+		v := binary.LittleEndian.Uint32(hdr[:])
+		n := int(v &^ echoBit)
+		if n == 0 {
+			c.Write([]byte{1})
+			continue
+		}
+		buf = slices.Grow(buf[:0], n)[:n]
+		if _, err := io.ReadFull(r, buf); err != nil {
+			return
+		}
+		if v&echoBit != 0 {
+			if _, err := (&net.Buffers{hdr[:], buf}).WriteTo(c); err != nil {
+				return
+			}
+		}
+	}
+}
+
+type result struct {
+	size             int
+	rawRTT, zRTT     time.Duration // median round trip
+	rawMBps, zMBps   float64
+	rounds, messages int
+}
+
+func client(args []string) error {
+	fs := flag.NewFlagSet("client", flag.ExitOnError)
+	host := fs.String("host", "127.0.0.1", "server address")
+	tcpPort := fs.Int("tcp-port", 17000, "raw TCP port")
+	zPort := fs.Int("zenoh-port", 17001, "zenoh port")
+	sizesFlag := fs.String("sizes", "8,1024,65536,1048576,4194304", "payload sizes in bytes")
+	volume := fs.Int("volume", 256<<20, "bytes sent per throughput run")
+	fs.Parse(args)
+
+	var sizes []int
+	for _, f := range strings.Split(*sizesFlag, ",") {
+		n, err := strconv.Atoi(f)
+		if err != nil {
+			return fmt.Errorf("-sizes: %w", err)
+		}
+		sizes = append(sizes, n)
+	}
+	raw, err := net.Dial("tcp", net.JoinHostPort(*host, strconv.Itoa(*tcpPort)))
+	if err != nil {
+		return err
+	}
+	defer raw.Close()
+	raw.(*net.TCPConn).SetNoDelay(true)
+	rr := bufio.NewReaderSize(raw, 256<<10)
+
+	s, err := zenoh.Open(context.Background(), zenoh.Config{Connect: []string{fmt.Sprintf("tcp/%s:%d", *host, *zPort)}})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	pong := make(chan int, 1)
+	synced := make(chan int64, 1)
+	s.Subscribe("bench/pong", func(smp transport.Sample) { pong <- len(smp.Payload) })
+	s.Subscribe("bench/synced", func(smp transport.Sample) { synced <- int64(binary.LittleEndian.Uint64(smp.Payload)) })
+	ctx := context.Background()
+	// Ping until one comes back: both sides then know each other's
+	// subscriptions.
+	deadline := time.Now().Add(10 * time.Second)
+	for ready := false; !ready; {
+		s.Publish(ctx, "bench/ping", []byte{0}, nil)
+		select {
+		case <-pong:
+			ready = true
+		case <-time.After(50 * time.Millisecond):
+			if time.Now().After(deadline) {
+				return fmt.Errorf("no zenoh answer from %s:%d", *host, *zPort)
+			}
+		}
+	}
+	time.Sleep(100 * time.Millisecond)
+	for len(pong) > 0 {
+		<-pong
+	}
+	fmt.Printf("| payload | raw TCP RTT p50 | zenoh RTT p50 | ratio | raw TCP MB/s | zenoh MB/s | zenoh/raw |\n")
+	fmt.Printf("|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, size := range sizes {
+		payload := make([]byte, size)
+		for i := range payload {
+			payload[i] = byte(i)
+		}
+		rounds := max(20, min(2000, (64<<20)/max(size, 1)/4))
+		res := result{size: size, rounds: rounds}
+		res.rawRTT = median(rounds, func() error { return rawPing(raw, rr, payload) })
+		res.zRTT = median(rounds, func() error {
+			if err := s.Publish(ctx, "bench/ping", payload, nil); err != nil {
+				return err
+			}
+			<-pong
+			return nil
+		})
+		n := max(1, *volume/max(size, 1))
+		n = min(n, 200000)
+		res.messages = n
+		res.rawMBps = throughput(n*size, func() error { return rawSink(raw, rr, payload, n) })
+		res.zMBps = throughput(n*size, func() error {
+			for i := 0; i < n; i++ {
+				if err := s.Publish(ctx, "bench/sink", payload, nil); err != nil {
+					return err
+				}
+			}
+			if err := s.Publish(ctx, "bench/sync", nil, nil); err != nil {
+				return err
+			}
+			if got := <-synced; got != int64(n*size) {
+				return fmt.Errorf("zenoh sink got %d bytes, want %d", got, n*size)
+			}
+			return nil
+		})
+		fmt.Printf("| %s | %s | %s | %.2fx | %.0f | %.0f | %.0f%% |\n", human(size), us(res.rawRTT), us(res.zRTT),
+			float64(res.zRTT)/float64(res.rawRTT), res.rawMBps, res.zMBps, 100*res.zMBps/res.rawMBps)
+	}
+	st := s.Stats()
+	fmt.Printf("\nzenoh client counters: sent %d, received %d, dropped %d\n", st.MessagesSent, st.MessagesReceived, st.Dropped)
+	return nil
+}
+
+func rawPing(c net.Conn, r *bufio.Reader, p []byte) error {
+	var hdr [4]byte
+	binary.LittleEndian.PutUint32(hdr[:], uint32(len(p))|echoBit)
+	if _, err := (&net.Buffers{hdr[:], p}).WriteTo(c); err != nil {
+		return err
+	}
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return err
+	}
+	_, err := r.Discard(int(binary.LittleEndian.Uint32(hdr[:]) &^ echoBit))
+	return err
+}
+
+func rawSink(c net.Conn, r *bufio.Reader, p []byte, n int) error {
+	var hdr [4]byte
+	binary.LittleEndian.PutUint32(hdr[:], uint32(len(p)))
+	for i := 0; i < n; i++ {
+		if _, err := (&net.Buffers{hdr[:], p}).WriteTo(c); err != nil {
+			return err
+		}
+	}
+	binary.LittleEndian.PutUint32(hdr[:], 0)
+	if _, err := c.Write(hdr[:]); err != nil {
+		return err
+	}
+	_, err := r.ReadByte()
+	return err
+}
+
+func median(rounds int, f func() error) time.Duration {
+	for i := 0; i < max(5, rounds/10); i++ { // warm up
+		if err := f(); err != nil {
+			log.Fatal(err)
+		}
+	}
+	d := make([]time.Duration, rounds)
+	for i := range d {
+		t0 := time.Now()
+		if err := f(); err != nil {
+			log.Fatal(err)
+		}
+		d[i] = time.Since(t0)
+	}
+	slices.Sort(d)
+	return d[len(d)/2]
+}
+
+func throughput(bytes int, f func() error) float64 {
+	best := 0.0
+	for i := 0; i < 3; i++ {
+		t0 := time.Now()
+		if err := f(); err != nil {
+			log.Fatal(err)
+		}
+		best = max(best, float64(bytes)/time.Since(t0).Seconds()/1e6)
+	}
+	return best
+}
+
+func human(n int) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+func us(d time.Duration) string { return fmt.Sprintf("%.1f µs", float64(d)/float64(time.Microsecond)) }
