@@ -8,9 +8,11 @@ import (
 	"time"
 )
 
-// TestClusterUpDownAdhoc: cluster up starts a daemon per host (binary
+// TestClusterUpDownAdhoc is the guide's Quick Start on three hosts:
+// cluster up starts a daemon per host (binary
 // pushed to ~/.adora/bin, token in a 0600 file), is idempotent, and
-// cluster down destroys them.
+// a dataflow placed by machine id and by labels runs across the hosts;
+// cluster down destroys it all.
 func TestClusterUpDownAdhoc(t *testing.T) {
 	f := newFleet(t, 16014)
 	f.startCoordinator()
@@ -50,6 +52,15 @@ func TestClusterUpDownAdhoc(t *testing.T) {
 		}
 	}
 
+	// The Quick Start's dataflow: placed by machine id and by labels.
+	placed := f.startFlow("quickstart", placedFlow)
+	for h, n := range nodeOf {
+		if placed[n.node] != h {
+			t.Fatalf("node %s placed on %q, want %s (placements %v)", n.node, placed[n.node], h, placed)
+		}
+	}
+	waitNodes(t, 20*time.Second, names...)
+
 	out, code = f.adora(bin, "cluster", "down", f.file)
 	if code != 0 {
 		t.Fatalf("cluster down exit %d", code)
@@ -64,6 +75,9 @@ func TestClusterUpDownAdhoc(t *testing.T) {
 	for _, n := range names {
 		if c := sh(t, n, "ps -eo args | grep -c '^/home/adora/.adora/bin/adora daemon' || true"); c != "0" {
 			t.Fatalf("%s still runs %s daemon(s) after down", n, c)
+		}
+		if p, err := nodePID(n); err != nil || p != "" {
+			t.Fatalf("%s still runs its node (%q, %v) after down", n, p, err)
 		}
 	}
 }
