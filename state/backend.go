@@ -58,10 +58,17 @@ func NewLockInfo(operation, adoraVersion string, now time.Time) LockInfo {
 // LockedError is returned when the state lock is held by someone else.
 type LockedError struct {
 	Holder LockInfo
+	// HolderGone is set when the holder ran on this machine and its
+	// process no longer exists: the lock was left by a killed operation.
+	HolderGone bool
 }
 
 func (e *LockedError) Error() string {
 	h := e.Holder
+	if e.HolderGone {
+		return fmt.Sprintf("state is locked by %s since %s for %q (lock ID %s), but its process %d on this machine is gone; release the lock with: adora force-unlock %s",
+			h.Who, h.Created.Format(time.RFC3339), h.Operation, h.ID, h.PID, h.ID)
+	}
 	return fmt.Sprintf("state is locked by %s since %s for %q (lock ID %s); if that operation is no longer running, run: adora force-unlock %s",
 		h.Who, h.Created.Format(time.RFC3339), h.Operation, h.ID, h.ID)
 }

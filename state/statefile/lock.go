@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"strings"
+	"syscall"
 
 	"github.com/adora-rs/adora/state"
 )
@@ -25,7 +27,7 @@ func (l *Local) Lock(ctx context.Context, info state.LockInfo) error {
 		if rerr != nil {
 			return fmt.Errorf("lock state: %s exists but cannot be read: %w", l.lockPath(), rerr)
 		}
-		return &state.LockedError{Holder: holder}
+		return &state.LockedError{Holder: holder, HolderGone: processGone(holder)}
 	}
 	if err != nil {
 		return fmt.Errorf("lock state: %w", err)
@@ -75,3 +77,13 @@ func (l *Local) Unlock(ctx context.Context, id string) error {
 }
 
 var _ state.Backend = (*Local)(nil)
+
+// processGone reports whether holder names a process of this machine that
+// no longer exists.
+func processGone(holder state.LockInfo) bool {
+	host, err := os.Hostname()
+	if err != nil || holder.PID <= 0 || !strings.HasSuffix(holder.Who, "@"+host) {
+		return false
+	}
+	return errors.Is(syscall.Kill(holder.PID, 0), syscall.ESRCH)
+}

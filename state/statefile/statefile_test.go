@@ -3,10 +3,13 @@ package statefile
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/adora-rs/adora/state"
 	"github.com/adora-rs/adora/state/statetest"
@@ -113,4 +116,47 @@ func mustRead(t *testing.T, path string) []byte {
 		t.Fatal(err)
 	}
 	return data
+}
+
+func TestLockOfAGoneProcessSaysSo(t *testing.T) {
+	l := New(filepath.Join(t.TempDir(), DefaultName))
+	info := state.NewLockInfo("apply", "test", time.Now())
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	info.PID = cmd.Process.Pid // exited and reaped
+	if err := l.Lock(context.Background(), info); err != nil {
+		t.Fatal(err)
+	}
+	err := l.Lock(context.Background(), state.NewLockInfo("plan", "test", time.Now()))
+	var locked *state.LockedError
+	if !errors.As(err, &locked) || !locked.HolderGone || !strings.Contains(err.Error(), "is gone") {
+		t.Fatalf("Lock = %v; want a LockedError saying the holder is gone", err)
+	}
+	live := state.NewLockInfo("apply", "test", time.Now()) // this test process
+	l2 := New(filepath.Join(t.TempDir(), DefaultName))
+	l2.Lock(context.Background(), live)
+	err = l2.Lock(context.Background(), state.NewLockInfo("plan", "test", time.Now()))
+	if !errors.As(err, &locked) || locked.HolderGone {
+		t.Fatalf("Lock = %v; a live holder must not be called gone", err)
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	f.Add([]byte(`{"format_version": 1, "lineage": "L", "serial": 3, "machines": {"a": {"id": "a"}}}`))
+	f.Add([]byte(`{"format_version": 0}`))
+	f.Add([]byte(`[]`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		st, err := Decode(data)
+		if err != nil {
+			return
+		}
+		if st.Lineage == "" || st.Machines == nil || st.Dataflows == nil {
+			t.Fatalf("Decode accepted an incomplete state: %+v", st)
+		}
+		if _, err := Encode(st); err != nil {
+			t.Fatal(err)
+		}
+	})
 }
