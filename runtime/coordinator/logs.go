@@ -216,20 +216,30 @@ func (c *Coordinator) hasNode(id, node string) bool {
 	return false
 }
 
-type lineKey struct {
-	daemon, node string
-	t            time.Time
-	line         string
-}
+// lineKey identifies a log line regardless of timestamp precision: a
+// daemon's history may carry coarser times than the line it streamed.
+type lineKey struct{ daemon, node, line string }
 
-func keyOf(l proto.LogLine) lineKey { return lineKey{l.DaemonID, l.NodeID, l.Time, l.Line} }
+// dupWindow is how far apart two equal lines may be and still count as
+// the same line.
+const dupWindow = time.Second
+
+func keyOf(l proto.LogLine) lineKey { return lineKey{l.DaemonID, l.NodeID, l.Line} }
 
 // startFollowing flushes lines buffered while history was fetched (minus
 // those history already had) and switches fl to direct delivery.
 func (c *Coordinator) startFollowing(fl *follower, history []proto.LogLine) {
-	seen := make(map[lineKey]bool, len(history))
+	seen := make(map[lineKey][]time.Time, len(history))
 	for _, l := range history {
-		seen[keyOf(l)] = true
+		seen[keyOf(l)] = append(seen[keyOf(l)], l.Time)
+	}
+	dup := func(l proto.LogLine) bool {
+		for _, t := range seen[keyOf(l)] {
+			if d := l.Time.Sub(t); d < dupWindow && d > -dupWindow {
+				return true
+			}
+		}
+		return false
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -238,7 +248,7 @@ func (c *Coordinator) startFollowing(fl *follower, history []proto.LogLine) {
 	}
 	var flush []proto.LogLine
 	for _, l := range fl.buf {
-		if !seen[keyOf(l)] {
+		if !dup(l) {
 			flush = append(flush, l)
 		}
 	}
