@@ -46,7 +46,8 @@ Usage: adora up [options]
 
 Options:
   --port PORT  Coordinator port (default 6013)
-  --auth       Start the coordinator with authentication (token in ADORA_HOME/token)
+  --auth=false Start the coordinator without authentication (default: on,
+               token in ADORA_HOME/token, found there by the CLI and daemon)
 `)
 }
 
@@ -54,7 +55,7 @@ func (c *UpCommand) Run(args []string) int {
 	fs := flag.NewFlagSet("up", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	port := fs.Int("port", config.DefaultCoordinatorPort, "")
-	withAuth := fs.Bool("auth", false, "")
+	withAuth := fs.Bool("auth", true, "")
 	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
 		if err == nil {
 			err = fmt.Errorf("unexpected argument %q", fs.Arg(0))
@@ -80,10 +81,8 @@ func (c *UpCommand) up(port int, withAuth bool) error {
 	if err == nil {
 		c.Meta.Ui.Output(fmt.Sprintf("coordinator already running on 127.0.0.1:%d (adora %s)", port, h.Version))
 	} else {
-		args := []string{"coordinator", "--interface", "127.0.0.1", "--port", strconv.Itoa(port)}
-		if withAuth {
-			args = append(args, "--auth")
-		}
+		args := []string{"coordinator", "--interface", "127.0.0.1", "--port", strconv.Itoa(port),
+			"--auth=" + strconv.FormatBool(withAuth), "--quiet"}
 		pid, err := startDetached(home, "coordinator", args)
 		if err != nil {
 			return err

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/adora-rs/adora/config"
+	"github.com/adora-rs/adora/internal/auth"
 	"github.com/adora-rs/adora/runtime/client"
 	"github.com/adora-rs/adora/runtime/proto"
 )
@@ -238,12 +239,21 @@ func (e *env) client() *client.Client {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := client.Dial(ctx, client.Options{Addr: "127.0.0.1", Port: e.port})
+	c, err := client.Dial(ctx, client.Options{Addr: "127.0.0.1", Port: e.port, Token: e.token()})
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	e.t.Cleanup(func() { c.Close() })
 	return c
+}
+
+// token is the coordinator's bearer token ("" when it has none yet).
+func (e *env) token() string {
+	tok, err := auth.Read(filepath.Join(e.home, "token"))
+	if err != nil {
+		return ""
+	}
+	return tok
 }
 
 func ctx(t *testing.T) context.Context {
