@@ -26,7 +26,6 @@ import (
 	"github.com/adora-rs/adora/internal/version"
 	"github.com/adora-rs/adora/plan"
 	"github.com/adora-rs/adora/plan/planfile"
-	"github.com/adora-rs/adora/plan/render"
 	"github.com/adora-rs/adora/remote"
 	"github.com/adora-rs/adora/runtime/client"
 	"github.com/adora-rs/adora/runtime/proto"
@@ -85,7 +84,8 @@ func runApply(ui cli.Ui, f *deployFlags, args []string, autoApprove, destroy boo
 	var s *deploySession
 	var p *plan.Plan
 	var err error
-	if len(args) == 1 && !destroy && isPlanFile(args[0]) {
+	fromFile := len(args) == 1 && !destroy && isPlanFile(args[0])
+	if fromFile {
 		s, p, err = savedPlanSession(ctx, ui, f, args[0])
 		autoApprove = true // the reviewed plan file is the approval
 	} else {
@@ -104,7 +104,7 @@ func runApply(ui cli.Ui, f *deployFlags, args []string, autoApprove, destroy boo
 		return 1
 	}
 	if !p.HasChanges() {
-		if autoApprove && len(args) == 1 {
+		if fromFile {
 			ui.Output("No changes. The fleet matches the configuration.")
 		}
 		return 0
@@ -208,8 +208,8 @@ func execute(ctx context.Context, interrupt <-chan struct{}, ui cli.Ui, s *deplo
 		return 1
 	}
 	sum := p.Summarize()
-	ui.Output(fmt.Sprintf("\nApply complete after %s! %s", time.Since(start).Round(time.Millisecond),
-		strings.Replace(render.SummaryLine(sum), "Plan: ", "Done: ", 1)))
+	ui.Output(fmt.Sprintf("\nApply complete after %s! Machines: %d installed, %d upgraded, %d reconfigured, %d uninstalled; dataflows: %d started, %d restarted, %d stopped.",
+		time.Since(start).Round(time.Millisecond), sum.Install, sum.Upgrade, sum.Reconfigure, sum.Uninstall, sum.Start, sum.Restart, sum.Stop))
 	return 0
 }
 
