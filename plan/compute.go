@@ -80,6 +80,11 @@ func Compute(prior *state.State, observed *state.Observed, desired Desired) (*Pl
 	if p.Coordinator.Port == 0 {
 		p.Coordinator.Port = config.DefaultCoordinatorPort
 	}
+	n := len(desired.Cluster.Machines) + len(prior.Machines) + len(prior.Dataflows)
+	for _, df := range desired.Dataflows {
+		n += 1 + len(df.Nodes)
+	}
+	p.Changes = make([]Change, 0, n)
 	c := &computer{prior: prior, observed: observed, desired: desired, p: p}
 	c.machines()
 	errs := c.dataflows()
@@ -89,7 +94,7 @@ func Compute(prior *state.State, observed *state.Observed, desired Desired) (*Pl
 	if len(desired.Targets) > 0 {
 		p.Changes = slices.DeleteFunc(p.Changes, func(ch Change) bool { return !Targeted(ch.Address, desired.Targets) })
 	}
-	sort.Slice(p.Changes, func(i, j int) bool { return p.Changes[i].Address < p.Changes[j].Address })
+	slices.SortFunc(p.Changes, func(a, b Change) int { return strings.Compare(a.Address, b.Address) })
 	sortDrift(p.Drift)
 	p.Preconditions = c.preconditions()
 	assignWaves(p, desired.Parallelism)
