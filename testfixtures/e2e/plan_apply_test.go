@@ -166,9 +166,18 @@ func TestPlanApplyFleet(t *testing.T) {
 			t.Fatal(err)
 		}
 		sc := bufio.NewScanner(stdout)
-		killed := false
+		killed, raced := false, false
 		for sc.Scan() {
 			t.Log(sc.Text())
+			if !raced && strings.HasPrefix(sc.Text(), "machine.h1: Upgrading") {
+				// A second apply while the first runs fails on the lock,
+				// naming the holder.
+				out, code := f.adora(v1, "apply", "-auto-approve", f.file)
+				if code != 1 || !strings.Contains(out, "state is locked by") || !strings.Contains(out, `for "apply"`) {
+					t.Errorf("concurrent apply: exit %d; want 1 naming the holder", code)
+				}
+				raced = true
+			}
 			if strings.HasPrefix(sc.Text(), "machine.h1: upgrade complete") {
 				cmd.Process.Signal(syscall.SIGKILL)
 				killed = true
