@@ -66,7 +66,14 @@ func TestClusterSystemdLifecycle(t *testing.T) {
 		t.Fatalf("second install restarted the daemon (pid %s -> %s)", pid, again)
 	}
 
-	t.Run("reboot brings the daemon back", func(t *testing.T) {
+	placed := f.startFlow("fleet", placedFlow)
+	if placed["camera"] != "h1" || placed["inference"] != "h2" || placed["edge"] != "h3" {
+		t.Fatalf("placements %v", placed)
+	}
+	waitNodes(t, 20*time.Second, names...)
+
+	t.Run("reboot brings the daemon and its nodes back", func(t *testing.T) {
+		before := waitNodes(t, 5*time.Second, names...)
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		if err := bed.Reboot(ctx, "h2"); err != nil {
@@ -76,10 +83,18 @@ func TestClusterSystemdLifecycle(t *testing.T) {
 			t.Fatalf("after reboot adora-daemon-h2 is %q", got)
 		}
 		f.waitDaemons(40*time.Second, "e2e-1", names...)
+		// Auto-recovery re-spawns the node of h2; the others never stopped.
+		after := waitNodes(t, 45*time.Second, names...)
+		if after["h1"] != before["h1"] || after["h3"] != before["h3"] {
+			t.Fatalf("nodes on h1/h3 restarted during h2's reboot: %v -> %v", before, after)
+		}
 	})
 
 	t.Run("rolling upgrade", func(t *testing.T) {
+		base := waitNodes(t, 5*time.Second, names...)
+		sampler := samplePIDs(base, names)
 		out, code := f.adora(v1, "cluster", "upgrade", "-binary", v2, f.file)
+		samples := sampler.Stop()
 		if code != 0 {
 			t.Fatalf("cluster upgrade exit %d", code)
 		}
@@ -98,6 +113,20 @@ func TestClusterSystemdLifecycle(t *testing.T) {
 			}
 		}
 		f.waitDaemons(10*time.Second, "e2e-2", names...)
+		// While one host is upgraded the nodes of the hosts after it keep
+		// running: the set of hosts whose node changed only ever grows in
+		// rollout order (h1, then h1+h2, ...).
+		seen, last := map[int]bool{}, 0
+		for _, s := range samples {
+			if want := names[:len(s)]; strings.Join(s, ",") != strings.Join(want, ",") || len(s) < last {
+				t.Fatalf("during the rollout nodes changed on %v (samples %v)", s, samples)
+			}
+			seen[len(s)], last = true, len(s)
+		}
+		if !seen[1] || !seen[2] {
+			t.Fatalf("never saw h1 upgraded while h2 and h3 kept their nodes, then h2 while h3 did (samples %v)", samples)
+		}
+		waitNodes(t, 45*time.Second, names...)
 	})
 
 	t.Run("broken binary stops the rollout at the first host", func(t *testing.T) {
@@ -106,6 +135,7 @@ func TestClusterSystemdLifecycle(t *testing.T) {
 		for _, n := range names[1:] {
 			before[n] = sh(t, n, "systemctl show -p MainPID --value adora-daemon-"+n)
 		}
+		nodesBefore := waitNodes(t, 45*time.Second, names...)
 		out, code := f.adora(v2, "cluster", "upgrade", "-binary", broken, "-timeout", "6s", f.file)
 		if code == 0 {
 			t.Fatal("upgrade with a broken binary exited 0")
@@ -121,6 +151,9 @@ func TestClusterSystemdLifecycle(t *testing.T) {
 			}
 			if pid := sh(t, n, "systemctl show -p MainPID --value adora-daemon-"+n); pid != before[n] {
 				t.Fatalf("%s daemon restarted (%s -> %s)", n, before[n], pid)
+			}
+			if p, _ := nodePID(n); p != nodesBefore[n] {
+				t.Fatalf("%s node restarted during the failed rollout (%s -> %s)", n, nodesBefore[n], p)
 			}
 		}
 		// Roll h1 forward again with the good binary.
