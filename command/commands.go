@@ -34,6 +34,7 @@ func Commands(m *Meta) map[string]cli.CommandFactory {
 		"destroy":           func() (cli.Command, error) { return &DestroyCommand{Meta: m}, nil },
 		"down":              func() (cli.Command, error) { return &DownCommand{Meta: m}, nil },
 		"force-unlock":      func() (cli.Command, error) { return &ForceUnlockCommand{Meta: m}, nil },
+		"graph":             func() (cli.Command, error) { return &GraphCommand{Meta: m}, nil },
 		"list":              func() (cli.Command, error) { return &ListCommand{Meta: m}, nil },
 		"logs":              func() (cli.Command, error) { return &LogsCommand{Meta: m}, nil },
 		"plan":              func() (cli.Command, error) { return &PlanCommand{Meta: m}, nil },
@@ -48,6 +49,7 @@ func Commands(m *Meta) map[string]cli.CommandFactory {
 		"stop":              func() (cli.Command, error) { return &StopCommand{Meta: m}, nil },
 		"top":               func() (cli.Command, error) { return &TopCommand{Meta: m}, nil },
 		"up":                func() (cli.Command, error) { return &UpCommand{Meta: m}, nil },
+		"validate":          func() (cli.Command, error) { return &ValidateCommand{Meta: m}, nil },
 		"version":           func() (cli.Command, error) { return &VersionCommand{Meta: m}, nil },
 		// commands: keep sorted; one entry per command file
 	}

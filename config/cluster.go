@@ -14,12 +14,29 @@ import (
 type Options struct {
 	// Vars overrides HCL `variable` defaults, like terraform's -var NAME=VALUE.
 	// A value is converted to the variable's declared type, if any. YAML
-	// files ignore Vars.
+	// files ignore Vars. A name no variable block of the file declares is an
+	// error, unless AllowUndeclaredVars is set.
 	Vars map[string]string
 
-	// allowUndeclared accepts Vars no variable block declares: LoadProject
-	// passes the same Vars to every file of a project.
-	allowUndeclared bool
+	// AllowUndeclaredVars accepts Vars a file does not declare: for loading
+	// several files with one set of -var flags. Use Declared and
+	// UndeclaredVars to report names no file declares.
+	AllowUndeclaredVars bool
+
+	// Declared, when not nil, collects the names of the variables declared
+	// by the HCL files decoded with these Options.
+	Declared map[string]bool
+}
+
+// UndeclaredVars returns the names of Vars missing from Declared, sorted.
+func (o Options) UndeclaredVars() []string {
+	var out []string
+	for _, n := range sortedKeys(o.Vars) {
+		if !o.Declared[n] {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 // LoadCluster reads and decodes a cluster file: HCL when path ends in .hcl,

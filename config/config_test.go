@@ -256,6 +256,19 @@ func writeFiles(t *testing.T, files map[string]string) string {
 	return dir
 }
 
+func writeFiles2(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	for name, body := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func TestLoadProject(t *testing.T) {
 	dir := writeFiles(t, map[string]string{
 		"cluster.yml":   "coordinator: {addr: 10.0.0.1}\nmachines: [{id: robot, host: h}]\ndataflows:\n  - name: app\n    path: flows/app.yml\n",
@@ -273,7 +286,12 @@ func TestLoadProject(t *testing.T) {
 		t.Fatalf("diagnostics:\n%v", diags)
 	}
 
-	_, _, diags = LoadProject(filepath.Join(dir, "cluster.yml"), filepath.Join(dir, "flows/app.yml"))
+	_, dfs, diags = LoadProject(filepath.Join(dir, "cluster.yml"), filepath.Join(dir, "flows", "..", "flows", "app.yml"))
+	if len(diags) > 0 || len(dfs) != 1 || dfs["app"] == nil {
+		t.Fatalf("a listed dataflow passed again must load once under its listed name: %v %v", DataflowNames(dfs), diags)
+	}
+	writeFiles2(t, dir, map[string]string{"other/app.yml": "nodes:\n  - id: z\n    path: ./z\n"})
+	_, _, diags = LoadProject(filepath.Join(dir, "cluster.yml"), filepath.Join(dir, "other/app.yml"))
 	if !strings.Contains(diags.Error(), `two dataflows are named "app"`) {
 		t.Fatalf("duplicate names not reported:\n%v", diags)
 	}
@@ -335,5 +353,29 @@ func TestYAMLAnchorsAndAliases(t *testing.T) {
 	}
 	if df.Node("a").Env["A"] != "1" {
 		t.Fatalf("alias not resolved: %+v", df.Node("a").Env)
+	}
+}
+
+func TestDetectKind(t *testing.T) {
+	tests := []struct {
+		file, src string
+		want      Kind
+	}{
+		{"c.yml", "coordinator: {addr: a}\n", KindCluster},
+		{"c.yaml", "machines: []\n", KindCluster},
+		{"d.yml", "nodes: []\n", KindDataflow},
+		{"d.yml", "env: {}\nnodes: []\n", KindDataflow},
+		{"x.yml", "foo: 1\n", KindUnknown},
+		{"x.yml", "[1, 2]\n", KindUnknown},
+		{"x.yml", "a: [\n", KindUnknown},
+		{"c.hcl", "machine \"a\" {}\n", KindCluster},
+		{"d.hcl", "env = {}\nnode \"a\" {}\n", KindDataflow},
+		{"x.hcl", "a = 1\n", KindUnknown},
+		{"x.hcl", "a = {\n", KindUnknown},
+	}
+	for _, tt := range tests {
+		if got := DetectKind([]byte(tt.src), tt.file); got != tt.want {
+			t.Errorf("DetectKind(%q, %q) = %q, want %q", tt.src, tt.file, got, tt.want)
+		}
 	}
 }

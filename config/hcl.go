@@ -200,6 +200,9 @@ func (d *hclDecoder) setup(body *hclsyntax.Body, opts Options) {
 			continue
 		}
 		declared[name] = b.LabelRanges[0]
+		if opts.Declared != nil {
+			opts.Declared[name] = true
+		}
 		if !hclsyntax.ValidIdentifier(name) {
 			d.diags.errorf(d.pos(b.LabelRanges[0]), "variable name %q is not a valid identifier", name)
 			continue
@@ -208,7 +211,7 @@ func (d *hclDecoder) setup(body *hclsyntax.Body, opts Options) {
 			vars[name] = v
 		}
 	}
-	if !opts.allowUndeclared {
+	if !opts.AllowUndeclaredVars {
 		names := make([]string, 0, len(declared))
 		for n := range declared {
 			names = append(names, n)

@@ -88,7 +88,10 @@ func LoadProject(clusterPath string, extraDataflows ...string) (*Cluster, map[st
 func LoadProjectOptions(clusterPath string, opts Options, extraDataflows ...string) (*Cluster, map[string]*Dataflow, Diagnostics) {
 	var diags Diagnostics
 	var c *Cluster
-	opts.allowUndeclared = true
+	opts.AllowUndeclaredVars = true
+	if opts.Declared == nil {
+		opts.Declared = make(map[string]bool)
+	}
 	if clusterPath == "" {
 		c = DefaultCluster()
 	} else {
@@ -116,6 +119,7 @@ func LoadProjectOptions(clusterPath string, opts Options, extraDataflows ...stri
 		diags = append(diags, CheckPlacement(c, df)...)
 	}
 	dir := filepath.Dir(clusterPath)
+	listed := make(map[string]bool)
 	for _, r := range c.Dataflows {
 		if r.Name == "" || r.Path == "" {
 			continue
@@ -124,9 +128,13 @@ func LoadProjectOptions(clusterPath string, opts Options, extraDataflows ...stri
 		if !filepath.IsAbs(p) {
 			p = filepath.Join(dir, p)
 		}
+		listed[sameFileKey(p)] = true
 		add(r.Name, p, r.Pos)
 	}
 	for _, p := range extraDataflows {
+		if listed[sameFileKey(p)] {
+			continue // already loaded under its listed name
+		}
 		name := nameFromPath(p)
 		if err := ValidID("dataflow name", name); err != nil {
 			diags.hintf(Pos{File: p}, "rename the file", "%v", err)
@@ -134,7 +142,19 @@ func LoadProjectOptions(clusterPath string, opts Options, extraDataflows ...stri
 		}
 		add(name, p, Pos{File: p})
 	}
+	for _, n := range opts.UndeclaredVars() {
+		diags.hintf(Pos{File: clusterPath}, suggest(n, sortedKeys(opts.Declared)), "-var %s: no file of the project declares variable %q", n, n)
+	}
 	return c, dfs, diags
+}
+
+// sameFileKey identifies a file path for de-duplication: absolute and
+// cleaned, or as given when it cannot be made absolute.
+func sameFileKey(p string) string {
+	if abs, err := filepath.Abs(p); err == nil {
+		return abs
+	}
+	return filepath.Clean(p)
 }
 
 // DataflowNames returns the keys of dfs sorted.

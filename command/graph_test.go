@@ -1,0 +1,118 @@
+package command
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/cli"
+)
+
+// updateGraphGolden rewrites the graph golden files: go test ./command -run
+// TestGraphGolden -update. The flag is shared with other golden tests of
+// this package if one of them registered it first.
+var updateGraphGolden = func() *bool {
+	if f := flag.Lookup("update"); f != nil {
+		if g, ok := f.Value.(flag.Getter); ok {
+			if b, ok := g.Get().(bool); ok {
+				return &b
+			}
+		}
+	}
+	return flag.Bool("update", false, "rewrite golden files")
+}()
+
+func updatingGolden() bool {
+	if f := flag.Lookup("update"); f != nil {
+		return f.Value.String() == "true"
+	}
+	return *updateGraphGolden
+}
+
+func runCfgCmd(t *testing.T, c cli.Command, args ...string) (code int, out, errOut string) {
+	t.Helper()
+	ui := cli.NewMockUi()
+	switch c := c.(type) {
+	case *GraphCommand:
+		c.Meta = &Meta{Ui: ui}
+	case *ValidateCommand:
+		c.Meta = &Meta{Ui: ui}
+	}
+	code = c.Run(args)
+	return code, ui.OutputWriter.String(), ui.ErrorWriter.String()
+}
+
+func TestGraphGolden(t *testing.T) {
+	const fx = "../testfixtures/"
+	tests := []struct {
+		name string
+		args []string
+	}{
+		{"edge-ai-mermaid", []string{fx + "guide/edge-ai/dataflow.yml", "-cluster", fx + "guide/edge-ai/cluster.yml"}},
+		{"edge-ai-dot", []string{"-format", "dot", "-cluster", fx + "guide/edge-ai/cluster.yml", fx + "guide/edge-ai/dataflow.yml"}},
+		{"fleet-mermaid", []string{"--cluster", fx + "guide/fleet/cluster.yml", fx + "guide/fleet/dataflow.yml"}},
+		{"full-mermaid", []string{fx + "hcl/full/dataflow.yml"}},
+		{"full-dot", []string{fx + "hcl/full/dataflow.hcl", "-format=dot"}},
+		{"full-fleet50-mermaid", []string{fx + "hcl/full/dataflow.hcl", "-cluster", fx + "hcl/fleet50/cluster.hcl", "-var", "robots=5"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, errOut := runCfgCmd(t, &GraphCommand{}, tt.args...)
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, errOut)
+			}
+			golden := filepath.Join("testdata", "graph", tt.name+".golden")
+			if updatingGolden() {
+				if err := os.MkdirAll(filepath.Dir(golden), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(golden, []byte(out), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run with -update to create it)", err)
+			}
+			if out != string(want) {
+				t.Fatalf("output differs from %s:\n%s", golden, out)
+			}
+		})
+	}
+}
+
+func TestGraphErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no file", nil, "want exactly one DATAFLOW file"},
+		{"two files", []string{"a.yml", "b.yml"}, "want exactly one DATAFLOW file"},
+		{"bad format", []string{"-format", "png", "../testfixtures/guide/fleet/dataflow.yml"}, `unknown -format "png"`},
+		{"missing file", []string{"nope.yml"}, "nope.yml: error: file not found"},
+		{"placement impossible", []string{"../testfixtures/guide/fleet/dataflow.yml", "-cluster", "../testfixtures/guide/edge-ai/cluster.yml"},
+			`no machine matches labels {"lidar": "true"}`},
+		{"bad flag", []string{"-nope"}, "flag provided but not defined: -nope"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, errOut := runCfgCmd(t, &GraphCommand{}, tt.args...)
+			if code != 1 || !strings.Contains(errOut, tt.want) {
+				t.Fatalf("exit %d, stderr:\n%s\nwant exit 1 and %q", code, errOut, tt.want)
+			}
+		})
+	}
+}
+
+func TestGraphEscaping(t *testing.T) {
+	g := &dataflowGraph{name: `a"b`, groups: []graphGroup{{machine: `m"1`, nodes: []string{"x"}}}}
+	if got := g.dot(); !strings.Contains(got, `digraph "a\"b"`) || !strings.Contains(got, `label="m\"1"`) {
+		t.Fatalf("dot escaping:\n%s", got)
+	}
+	if got := g.mermaid(); !strings.Contains(got, `subgraph m0["m#quot;1"]`) {
+		t.Fatalf("mermaid escaping:\n%s", got)
+	}
+}

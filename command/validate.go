@@ -1,0 +1,214 @@
+package command
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/adora-rs/adora/config"
+)
+
+// ValidateCommand checks cluster and dataflow files and prints every
+// diagnostic.
+type ValidateCommand struct{ Meta *Meta }
+
+func (c *ValidateCommand) Synopsis() string { return "Check cluster and dataflow files" }
+
+func (c *ValidateCommand) Help() string {
+	return strings.TrimSpace(`
+Usage: adora validate [options] [FILES...]
+
+  Checks cluster files (cluster.yml, cluster.hcl) and dataflow files
+  (YAML or HCL) and prints every problem found, with file:line:col.
+  Each file is recognised as a cluster or a dataflow by its top-level keys.
+
+  With a cluster file, the dataflows its dataflows: list names and the
+  dataflow files given are checked against it: machines named in
+  _unstable_deploy must exist and label requirements must be met by a
+  machine. At most one cluster file may be given.
+
+  Without FILES, validates ./cluster.yml (or ./cluster.hcl) and its
+  dataflows.
+
+  Exit status: 0 when there are no errors (warnings allowed), 1 otherwise.
+
+Options:
+
+  -var NAME=VALUE  Set an HCL variable; repeatable.
+`)
+}
+
+// cfgVars is a repeatable -var NAME=VALUE flag.
+type cfgVars map[string]string
+
+func (v cfgVars) String() string { return "" }
+
+func (v cfgVars) Set(s string) error {
+	name, value, ok := strings.Cut(s, "=")
+	if !ok || name == "" {
+		return fmt.Errorf("want NAME=VALUE, got %q", s)
+	}
+	v[name] = value
+	return nil
+}
+
+// cfgParseArgs parses flags that may come before, between or after
+// the positional arguments, and returns the positional ones.
+func cfgParseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return positional, nil
+		}
+		if args[0] == "--" {
+			return append(positional, args[1:]...), nil
+		}
+		positional = append(positional, args[0])
+		args = args[1:]
+	}
+}
+
+func (c *ValidateCommand) Run(args []string) int {
+	vars := cfgVars{}
+	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
+	fs.SetOutput(&cfgErrWriter{ui: c.Meta.Ui})
+	fs.Var(vars, "var", "HCL variable NAME=VALUE")
+	fs.Usage = func() { c.Meta.Ui.Error(c.Help()) }
+	files, err := cfgParseArgs(fs, args)
+	if err != nil {
+		return 1
+	}
+	opts := config.Options{Vars: vars}
+	if len(files) == 0 {
+		def := cfgDefaultClusterFile()
+		if def == "" {
+			c.Meta.Ui.Error("adora validate: no cluster.yml or cluster.hcl in the current directory; pass the files to check")
+			return 1
+		}
+		files = []string{def}
+	}
+	var clusterFile string
+	var dataflows []string
+	for _, f := range files {
+		kind, err := cfgFileKind(f)
+		if err != nil {
+			c.Meta.Ui.Error(err.Error())
+			return 1
+		}
+		if kind != config.KindCluster {
+			dataflows = append(dataflows, f)
+			continue
+		}
+		if clusterFile != "" {
+			c.Meta.Ui.Error(fmt.Sprintf("adora validate: %s and %s are both cluster files; pass one", clusterFile, f))
+			return 1
+		}
+		clusterFile = f
+	}
+	return c.check(clusterFile, dataflows, opts)
+}
+
+func (c *ValidateCommand) check(clusterFile string, dataflows []string, opts config.Options) int {
+	var diags config.Diagnostics
+	var summary []string
+	if clusterFile != "" {
+		cl, dfs, ds := config.LoadProjectOptions(clusterFile, opts, dataflows...)
+		diags = ds
+		if cl != nil {
+			summary = append(summary, fmt.Sprintf("cluster %s: %s", clusterFile, cfgPlural(len(cl.Machines), "machine")))
+		}
+		for _, name := range config.DataflowNames(dfs) {
+			summary = append(summary, fmt.Sprintf("dataflow %s (%s): %s", name, dfs[name].Source, cfgPlural(len(dfs[name].Nodes), "node")))
+		}
+	} else {
+		for _, f := range dataflows {
+			df, ds := config.LoadDataflowOptions(f, opts)
+			diags = append(diags, ds...)
+			if df != nil {
+				summary = append(summary, fmt.Sprintf("dataflow %s: %s", f, cfgPlural(len(df.Nodes), "node")))
+			}
+		}
+	}
+	cfgPrintDiagnostics(c.Meta, diags)
+	if diags.HasErrors() {
+		n := 0
+		for _, d := range diags {
+			if d.Severity == config.Error {
+				n++
+			}
+		}
+		c.Meta.Ui.Error(fmt.Sprintf("%s found.", cfgPlural(n, "error")))
+		return 1
+	}
+	for _, s := range summary {
+		c.Meta.Ui.Output("OK  " + s)
+	}
+	return 0
+}
+
+// cfgPrintDiagnostics writes errors and warnings to the error stream.
+func cfgPrintDiagnostics(m *Meta, diags config.Diagnostics) {
+	for _, d := range diags {
+		if d.Severity == config.Warning {
+			m.Ui.Warn(d.String())
+		} else {
+			m.Ui.Error(d.String())
+		}
+	}
+}
+
+func cfgPlural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
+}
+
+// cfgDefaultClusterFile is ./cluster.yml, ./cluster.yaml or ./cluster.hcl,
+// whichever exists first, or "".
+func cfgDefaultClusterFile() string {
+	for _, f := range []string{"cluster.yml", "cluster.yaml", "cluster.hcl"} {
+		if _, err := os.Stat(f); err == nil {
+			return f
+		}
+	}
+	return ""
+}
+
+// cfgFileKind reads f and tells whether it is a cluster or a dataflow file.
+// Files it cannot classify are treated as dataflows, whose diagnostics then
+// say what is wrong.
+func cfgFileKind(f string) (config.Kind, error) {
+	src, err := os.ReadFile(f)
+	if err != nil {
+		if os.IsNotExist(err) {
+			return "", fmt.Errorf("%s: error: file not found", f)
+		}
+		return "", fmt.Errorf("%s: error: %v", f, err)
+	}
+	switch filepath.Ext(f) {
+	case ".yml", ".yaml", ".hcl":
+	default:
+		return "", fmt.Errorf("%s: error: unknown file type; use .yml, .yaml or .hcl", f)
+	}
+	if k := config.DetectKind(src, f); k != config.KindUnknown {
+		return k, nil
+	}
+	return config.KindDataflow, nil
+}
+
+// cfgErrWriter sends flag package output to the Ui's error stream.
+type cfgErrWriter struct {
+	ui interface{ Error(string) }
+}
+
+func (w *cfgErrWriter) Write(p []byte) (int, error) {
+	w.ui.Error(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
