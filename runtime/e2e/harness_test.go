@@ -334,3 +334,8 @@ func flowStatus(t *testing.T, c *client.Client, name string) proto.FlowStatus {
 	}
 	return info.Status
 }
+
+func readFile(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	return string(b), err
+}
