@@ -1,0 +1,341 @@
+package command
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/cli"
+
+	"github.com/adora-rs/adora/runtime/coordinator"
+	"github.com/adora-rs/adora/runtime/coordinator/coordtest"
+	"github.com/adora-rs/adora/runtime/proto"
+)
+
+const coordTestToken = "feedfacefeedfacefeedfacefeedfacefeedfacefeedfacefeedfacefeedface"
+
+type coordEnv struct {
+	t     *testing.T
+	srv   *coordtest.Server
+	flags []string
+	dir   string
+}
+
+func newCoordEnv(t *testing.T) *coordEnv {
+	t.Helper()
+	t.Setenv("ADORA_HOME", t.TempDir())
+	t.Setenv("ADORA_AUTH_TOKEN", "")
+	art := t.TempDir()
+	srv := coordtest.Start(t, coordinator.Config{Token: coordTestToken, ArtifactsDir: art, TickInterval: time.Hour})
+	return &coordEnv{t: t, srv: srv, dir: t.TempDir(), flags: []string{
+		"--coordinator-addr", "127.0.0.1", "--coordinator-port", strconv.Itoa(srv.Endpoint.Port), "--token", coordTestToken,
+	}}
+}
+
+func (e *coordEnv) daemon(cfg coordtest.DaemonConfig) *coordtest.Daemon {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	d, err := coordtest.StartDaemon(ctx, e.srv.Endpoint, cfg)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(d.Close)
+	return d
+}
+
+// run runs a command with the coordinator flags appended.
+func (e *coordEnv) run(c interface{ Run([]string) int }, args ...string) int {
+	return c.Run(append(args, e.flags...))
+}
+
+func (e *coordEnv) writeFlow(name, body string) string {
+	e.t.Helper()
+	p := filepath.Join(e.dir, name)
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		e.t.Fatal(err)
+	}
+	return p
+}
+
+const robotFlow = `nodes:
+  - id: camera
+    path: ./camera
+    _unstable_deploy:
+      machine: robot
+  - id: detector
+    path: ./detector
+    _unstable_deploy:
+      labels:
+        gpu: "true"
+`
+
+func TestStartListStatusLogsTopRestartStopCommands(t *testing.T) {
+	e := newCoordEnv(t)
+	robot := e.daemon(coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
+	e.daemon(coordtest.DaemonConfig{UUID: "u-gpu", MachineID: "gpu-server", Labels: map[string]string{"gpu": "true"}})
+	file := e.writeFlow("dataflow.yml", robotFlow)
+
+	ui := cli.NewMockUi()
+	m := &Meta{Ui: ui}
+	// Flags after the file work too.
+	if code := (&StartCommand{Meta: m}).Run(append([]string{file, "--name", "my-app", "--detach"}, e.flags...)); code != 0 {
+		t.Fatalf("start = %d: %s", code, ui.ErrorWriter.String())
+	}
+	out := ui.OutputWriter.String()
+	if !strings.Contains(out, "dataflow `my-app` started: ") || !strings.Contains(out, "camera -> u-robot (machine robot): requested machine") {
+		t.Fatalf("start output:\n%s", out)
+	}
+	sp := robot.Spawns()
+	if len(sp) != 1 || sp[0].WorkingDir != e.dir || sp[0].Nodes[0] != "camera" {
+		t.Fatalf("spawns = %+v", sp)
+	}
+	id := sp[0].DataflowID
+
+	ui = cli.NewMockUi()
+	m.Ui = ui
+	if code := e.run(&ListCommand{Meta: m}); code != 0 {
+		t.Fatal(ui.ErrorWriter.String())
+	}
+	if out := ui.OutputWriter.String(); !strings.Contains(out, id) || !strings.Contains(out, "my-app") || !strings.Contains(out, "running") || !strings.Contains(out, "gpu-server,robot") {
+		t.Fatalf("list:\n%s", out)
+	}
+
+	ui = cli.NewMockUi()
+	m.Ui = ui
+	if code := e.run(&ClusterStatusCommand{Meta: m}); code != 0 {
+		t.Fatal(ui.ErrorWriter.String())
+	}
+	out = ui.OutputWriter.String()
+	for _, want := range []string{"DAEMON ID", "LAST HEARTBEAT", "gpu-server", "gpu=true", "robot", "Active dataflows: 1"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("cluster status lacks %q:\n%s", want, out)
+		}
+	}
+
+	ctx := context.Background()
+	robot.Log(ctx, proto.LogLine{DataflowID: id, NodeID: "camera", Time: time.Now(), Line: "frame 1"},
+		proto.LogLine{DataflowID: id, NodeID: "camera", Time: time.Now(), Line: "frame 2"})
+	time.Sleep(20 * time.Millisecond)
+	ui = cli.NewMockUi()
+	m.Ui = ui
+	if code := e.run(&LogsCommand{Meta: m}, "my-app", "--tail", "1"); code != 0 {
+		t.Fatal(ui.ErrorWriter.String())
+	}
+	if out := ui.OutputWriter.String(); out != "camera: frame 2\n" {
+		t.Fatalf("logs --tail 1 = %q", out)
+	}
+	ui = cli.NewMockUi()
+	m.Ui = ui
+	if code := e.run(&LogsCommand{Meta: m}, "my-app", "camera"); code != 0 || ui.OutputWriter.String() != "frame 1\nframe 2\n" {
+		t.Fatalf("logs NODE = %d %q %s", code, ui.OutputWriter.String(), ui.ErrorWriter.String())
+	}
+
+	robot.Metrics(ctx, proto.NodeMetric{DataflowID: id, NodeID: "camera", PID: 77, Status: proto.NodeRunning, MemoryBytes: 2048})
+	var top proto.TopReply
+	coordtest.Wait(5*time.Second, func() bool {
+		ui = cli.NewMockUi()
+		m.Ui = ui
+		if code := e.run(&TopCommand{Meta: m}, "--once"); code != 0 {
+			t.Fatal(ui.ErrorWriter.String())
+		}
+		if err := json.Unmarshal(ui.OutputWriter.Bytes(), &top); err != nil {
+			t.Fatalf("top --once is not JSON: %v\n%s", err, ui.OutputWriter.String())
+		}
+		return len(top.Nodes) == 1
+	})
+	if len(top.Nodes) != 1 || top.Nodes[0].PID != 77 || top.Nodes[0].DataflowName != "my-app" {
+		t.Fatalf("top = %+v", top)
+	}
+
+	ui = cli.NewMockUi()
+	m.Ui = ui
+	if code := e.run(&RestartCommand{Meta: m, Cluster: true}, "my-app"); code != 0 {
+		t.Fatal(ui.ErrorWriter.String())
+	}
+	out = ui.OutputWriter.String()
+	if !strings.HasPrefix(out, "Restarting dataflow `my-app`\ndataflow restarted: "+id+" -> ") {
+		t.Fatalf("cluster restart output:\n%s", out)
+	}
+	newID := strings.TrimSpace(out[strings.LastIndex(out, "-> ")+3:])
+
+	// cluster restart CLUSTER_FILE NAME takes the coordinator from the file.
+	cluster := e.writeFlow("cluster.yml", "coordinator:\n  addr: 127.0.0.1\n  port: "+strconv.Itoa(e.srv.Endpoint.Port)+"\nmachines:\n  - id: robot\n    host: 127.0.0.1\n")
+	ui = cli.NewMockUi()
+	m.Ui = ui
+	if code := (&RestartCommand{Meta: m, Cluster: true}).Run([]string{"--token", coordTestToken, cluster, newID}); code != 0 {
+		t.Fatalf("cluster restart FILE NAME = %d: %s", code, ui.ErrorWriter.String())
+	}
+
+	ui = cli.NewMockUi()
+	m.Ui = ui
+	if code := e.run(&StopCommand{Meta: m}, "my-app", "--grace-duration", "2s"); code != 0 {
+		t.Fatal(ui.ErrorWriter.String())
+	}
+	if !strings.Contains(ui.OutputWriter.String(), "dataflow `my-app` (") || !strings.Contains(ui.OutputWriter.String(), ") stopped") {
+		t.Fatalf("stop output: %s", ui.OutputWriter.String())
+	}
+	stops := robot.Stops()
+	if last := stops[len(stops)-1]; last.Grace != 2*time.Second {
+		t.Fatalf("stop grace = %v", last.Grace)
+	}
+
+	ui = cli.NewMockUi()
+	m.Ui = ui
+	if code := e.run(&StopCommand{Meta: m}, "my-app"); code != 1 || !strings.Contains(ui.ErrorWriter.String(), "is not running") {
+		t.Fatalf("second stop = %d %s", code, ui.ErrorWriter.String())
+	}
+}
+
+func TestStartFailuresExitNonZero(t *testing.T) {
+	e := newCoordEnv(t)
+	e.daemon(coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
+	m := &Meta{}
+	tests := []struct {
+		name string
+		body string
+		want string
+	}{
+		{"unknown machine", "nodes:\n  - id: a\n    path: /bin/true\n    _unstable_deploy:\n      machine: robt\n", `no matching daemon for machine id "robt"`},
+		{"no label match", "nodes:\n  - id: a\n    path: /bin/true\n    _unstable_deploy:\n      labels:\n        gpu: \"true\"\n", `no daemon matches labels {"gpu": "true"}`},
+		{"bad file", "nodes: [", "dataflow.yml"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ui := cli.NewMockUi()
+			m.Ui = ui
+			file := e.writeFlow("dataflow.yml", tt.body)
+			if code := e.run(&StartCommand{Meta: m}, "--detach", file); code != 1 {
+				t.Fatalf("start = %d", code)
+			}
+			if !strings.Contains(ui.ErrorWriter.String(), tt.want) {
+				t.Fatalf("error %q lacks %q", ui.ErrorWriter.String(), tt.want)
+			}
+		})
+	}
+}
+
+func TestStartAttachEndsWithDataflow(t *testing.T) {
+	e := newCoordEnv(t)
+	robot := e.daemon(coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
+	file := e.writeFlow("df.yml", "nodes:\n  - id: camera\n    path: /bin/true\n    _unstable_deploy:\n      machine: robot\n")
+	ui := cli.NewMockUi()
+	done := make(chan int, 1)
+	go func() { done <- e.run(&StartCommand{Meta: &Meta{Ui: ui}}, "--attach", "--name", "att", file) }()
+	if !coordtest.Wait(5*time.Second, func() bool { return len(robot.Spawns()) == 1 }) {
+		t.Fatal("not started")
+	}
+	id := robot.Spawns()[0].DataflowID
+	// Keep logging until the follower sees a line, then fail the node.
+	coordtest.Wait(5*time.Second, func() bool {
+		robot.Log(context.Background(), proto.LogLine{DataflowID: id, NodeID: "camera", Time: time.Now(), Line: "hello"})
+		time.Sleep(20 * time.Millisecond)
+		return strings.Contains(ui.OutputWriter.String(), "camera: hello")
+	})
+	robot.Finish(context.Background(), id, true, "camera: exited with code 3")
+	select {
+	case code := <-done:
+		if code != 1 || !strings.Contains(ui.ErrorWriter.String(), "dataflow `att` failed: camera: exited with code 3") {
+			t.Fatalf("attach = %d, stderr %q", code, ui.ErrorWriter.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("attach did not return when the dataflow ended")
+	}
+	if !strings.Contains(ui.OutputWriter.String(), "camera: hello") {
+		t.Fatalf("attach printed no logs: %q", ui.OutputWriter.String())
+	}
+}
+
+func TestStartUploadsHTTPArtifacts(t *testing.T) {
+	e := newCoordEnv(t)
+	robot := e.daemon(coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
+	bin := []byte("#!/bin/sh\necho hi\n")
+	if err := os.WriteFile(filepath.Join(e.dir, "camera"), bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	file := e.writeFlow("df.yml", "nodes:\n  - id: camera\n    path: ./camera\n    _unstable_deploy:\n      machine: robot\n      distribute: http\n")
+	ui := cli.NewMockUi()
+	if code := e.run(&StartCommand{Meta: &Meta{Ui: ui}}, "--detach", file); code != 0 {
+		t.Fatalf("start = %d: %s", code, ui.ErrorWriter.String())
+	}
+	sum := sha256.Sum256(bin)
+	a := robot.Spawns()[0].Artifacts["camera"]
+	if a.SHA256 != hex.EncodeToString(sum[:]) || a.BuildID == "" || a.NodeID != "camera" || a.Size != int64(len(bin)) {
+		t.Fatalf("artifact = %+v", a)
+	}
+}
+
+func TestCoordinatorCommandsReportUnreachableCoordinator(t *testing.T) {
+	t.Setenv("ADORA_HOME", t.TempDir())
+	flags := []string{"--coordinator-addr", "127.0.0.1", "--coordinator-port", "1"}
+	for name, c := range map[string]interface{ Run([]string) int }{
+		"list":           &ListCommand{},
+		"cluster status": &ClusterStatusCommand{},
+		"stop":           &StopCommand{},
+		"top":            &TopCommand{},
+	} {
+		ui := cli.NewMockUi()
+		setMeta(c, &Meta{Ui: ui})
+		args := flags
+		if name == "stop" {
+			args = append([]string{"x"}, flags...)
+		}
+		if code := c.Run(args); code != 1 || !strings.Contains(ui.ErrorWriter.String(), "could not connect to coordinator") {
+			t.Errorf("%s = %d: %q", name, code, ui.ErrorWriter.String())
+		}
+	}
+}
+
+func setMeta(c any, m *Meta) {
+	switch v := c.(type) {
+	case *ListCommand:
+		v.Meta = m
+	case *ClusterStatusCommand:
+		v.Meta = m
+	case *StopCommand:
+		v.Meta = m
+	case *TopCommand:
+		v.Meta = m
+	}
+}
+
+func TestReorderArgs(t *testing.T) {
+	fs := coordFlagSet("x")
+	fs.String("name", "", "")
+	fs.Bool("detach", false, "")
+	got := reorderArgs([]string{"df.yml", "--name", "a", "--detach", "--name=b", "--", "-odd"}, fs)
+	want := "--name a --detach --name=b -- df.yml -odd"
+	if strings.Join(got, " ") != want {
+		t.Fatalf("reorderArgs = %q, want %q", strings.Join(got, " "), want)
+	}
+}
+
+func TestCoordFlagsEnvDefaults(t *testing.T) {
+	t.Setenv("ADORA_COORDINATOR_ADDR", "10.0.0.1")
+	t.Setenv("ADORA_COORDINATOR_PORT", "7000")
+	t.Setenv("ADORA_AUTH_TOKEN", "envtoken")
+	var cf coordFlags
+	fs := coordFlagSet("x")
+	cf.register(fs)
+	if err := fs.Parse(nil); err != nil {
+		t.Fatal(err)
+	}
+	o, err := cf.options()
+	if err != nil || o.Addr != "10.0.0.1" || o.Port != 7000 || o.Token != "envtoken" {
+		t.Fatalf("options = %+v, %v", o, err)
+	}
+}
+
+func TestRenderClusterStatusNoDaemons(t *testing.T) {
+	got := renderClusterStatus(proto.DaemonsReply{ActiveDataflows: 2})
+	if got != "No daemons connected.\n\nActive dataflows: 2" {
+		t.Fatalf("render = %q", got)
+	}
+}
