@@ -1,9 +1,12 @@
 package config
 
 import (
+	"fmt"
 	"path/filepath"
 	"reflect"
 	"sort"
+	"strconv"
+	"strings"
 )
 
 // CheckPlacement checks the _unstable_deploy of every node of df against
@@ -60,15 +63,21 @@ func LabelsMatch(have, want map[string]string) bool {
 	return true
 }
 
+// quoteList renders up to 8 quoted strings, then how many more there are.
 func quoteList(ss []string) string {
-	out := ""
+	const show = 8
+	var b strings.Builder
 	for i, s := range ss {
-		if i > 0 {
-			out += ", "
+		if i == show {
+			fmt.Fprintf(&b, " and %d more", len(ss)-show)
+			break
 		}
-		out += `"` + s + `"`
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(strconv.Quote(s))
 	}
-	return out
+	return b.String()
 }
 
 // LoadProject loads a cluster file, the dataflows its dataflows: list names
