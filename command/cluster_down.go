@@ -114,11 +114,16 @@ func (c *ClusterDownCommand) Run(args []string) int {
 	return code
 }
 
+// clusterDestroyTimeout bounds the whole Destroy request.
+const clusterDestroyTimeout = time.Minute
+
 // clusterDestroy sends Destroy and then makes sure a coordinator that "cluster
 // up" started here (pid file in ADORA_HOME) is gone.
 func clusterDestroy(ctx context.Context, opts client.Options) error {
 	hostport := net.JoinHostPort(opts.Addr, strconv.Itoa(opts.Port))
-	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	// Stopping the dataflows takes up to their grace period (10 s by
+	// default), then each daemon has up to 10 s to answer.
+	dctx, cancel := context.WithTimeout(ctx, clusterDestroyTimeout)
 	defer cancel()
 	cl, err := client.Dial(dctx, opts)
 	if err != nil {

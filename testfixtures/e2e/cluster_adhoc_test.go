@@ -63,6 +63,9 @@ func TestClusterUpDownAdhoc(t *testing.T) {
 
 	out, code = f.adora(bin, "cluster", "down", f.file)
 	if code != 0 {
+		for _, n := range names {
+			t.Logf("%s daemon.log:\n%s", n, sh(t, n, "tail -n 20 /home/adora/.adora/daemon-"+n+"/daemon.log"))
+		}
 		t.Fatalf("cluster down exit %d", code)
 	}
 	mustContain(t, out, "Coordinator and daemons destroyed.", "Stopping daemon on h2 (adora@10.77.2.2)... OK")
