@@ -12,7 +12,6 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/adora-rs/adora/config"
 	"github.com/adora-rs/adora/placement"
 	"github.com/adora-rs/adora/runtime/coordinator/store"
 	"github.com/adora-rs/adora/runtime/proto"
@@ -648,14 +647,4 @@ func (c *Coordinator) recoverySpawn(s *daemonSession, j recoveryJob) {
 		j.flow.rec.Status = proto.FlowRunning
 		c.persistLocked(j.flow)
 	}
-}
-
-// nodesOf lists the node ids of a dataflow model, sorted.
-func nodesOf(df config.Dataflow) []string {
-	out := make([]string, len(df.Nodes))
-	for i, n := range df.Nodes {
-		out[i] = n.ID
-	}
-	sort.Strings(out)
-	return out
 }
