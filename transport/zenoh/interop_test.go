@@ -36,6 +36,7 @@ type pyProc struct {
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
 	lines chan string
+	openMS float64 // how long zenoh.open took
 }
 
 // startPy runs testdata/zpeer.py with spec and waits for READY.
@@ -79,10 +80,19 @@ func startPy(t *testing.T, spec map[string]any) *pyProc {
 			t.Logf("python stderr:\n%s", stderr.String())
 		}
 	})
-	if l := p.next(20 * time.Second); l != `"READY"` {
-		t.Fatalf("python helper: want READY, got %q\n%s", l, stderr.String())
+	for {
+		l := p.next(20 * time.Second)
+		if l == `"READY"` {
+			return p
+		}
+		var o struct {
+			OpenMS *float64 `json:"open_ms"`
+		}
+		if json.Unmarshal([]byte(l), &o) != nil || o.OpenMS == nil {
+			t.Fatalf("python helper: want READY, got %q\n%s", l, stderr.String())
+		}
+		p.openMS = *o.OpenMS
 	}
-	return p
 }
 
 func (p *pyProc) next(d time.Duration) string {
@@ -153,15 +163,24 @@ func TestInteropPythonPeerPublishesGoSubscribes(t *testing.T) {
 	for _, tc := range []struct {
 		name        string
 		count, size int
-	}{{"small", 50, 16}, {"large", 3, 3 << 20}} {
+		goDials     bool
+	}{{"small", 50, 16, false}, {"large", 3, 3 << 20, false}, {"small go dials", 50, 16, true}, {"large go dials", 2, 2 << 20, true}} {
 		t.Run(tc.name, func(t *testing.T) {
-			g := openT(t, Config{Listen: []string{"tcp/127.0.0.1:0"}})
+			spec := map[string]any{"mode": "peer", "action": "pub", "key": "interop/py/data", "count": tc.count, "size": tc.size}
+			var g *Session
+			if tc.goDials {
+				ep := freePort(t)
+				spec["listen"] = []string{ep}
+				g = openT(t, Config{Connect: []string{ep}})
+			} else {
+				g = openT(t, Config{Listen: []string{"tcp/127.0.0.1:0"}})
+				spec["connect"] = g.ListenEndpoints()
+			}
 			c := newCollector()
 			if _, err := g.Subscribe("interop/py/**", c.handle); err != nil {
 				t.Fatal(err)
 			}
-			py := startPy(t, map[string]any{"mode": "peer", "connect": g.ListenEndpoints(),
-				"action": "pub", "key": "interop/py/data", "count": tc.count, "size": tc.size})
+			py := startPy(t, spec)
 			waitFor(t, "python link", func() bool { return len(g.Peers()) == 1 })
 			time.Sleep(200 * time.Millisecond)
 			io.WriteString(py.stdin, "go\n")
@@ -181,11 +200,28 @@ func TestInteropGoPublishesPythonPeerSubscribes(t *testing.T) {
 	for _, tc := range []struct {
 		name        string
 		count, size int
-	}{{"small", 50, 16}, {"large", 3, 5 << 20}} {
+		goDials     bool
+	}{{"small", 50, 16, true}, {"large", 3, 5 << 20, true}, {"small python dials", 50, 16, false}, {"large python dials", 2, 4 << 20, false}} {
 		t.Run(tc.name, func(t *testing.T) {
-			ep := freePort(t)
-			py := startPy(t, map[string]any{"mode": "peer", "listen": []string{ep}, "action": "sub", "key": "interop/go/*"})
-			g := openT(t, Config{Connect: []string{ep}})
+			spec := map[string]any{"mode": "peer", "action": "sub", "key": "interop/go/*"}
+			var g *Session
+			var py *pyProc
+			if tc.goDials {
+				ep := freePort(t)
+				spec["listen"] = []string{ep}
+				py = startPy(t, spec)
+				g = openT(t, Config{Connect: []string{ep}})
+			} else {
+				g = openT(t, Config{Listen: []string{"tcp/127.0.0.1:0"}})
+				spec["connect"] = g.ListenEndpoints()
+				py = startPy(t, spec)
+				// A Zenoh peer that dials us waits for our D_FINAL before
+				// open returns; without it, open takes the 500 ms scouting delay.
+				t.Logf("python open took %.0f ms", py.openMS)
+				if py.openMS > 400 {
+					t.Errorf("python open took %.0f ms: our initial D_FINAL was not seen", py.openMS)
+				}
+			}
 			waitFor(t, "python subscriber", func() bool { return remoteSubscribed(g, "interop/go/data") })
 			for i := 0; i < tc.count; i++ {
 				if err := g.Publish(context.Background(), "interop/go/data", testPayload(i, tc.size), []byte(fmt.Sprintf("att-%d", i))); err != nil {
@@ -199,6 +235,49 @@ func TestInteropGoPublishesPythonPeerSubscribes(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Python decides what to send us from the subscriber we declared: only
+// keys our wildcard matches arrive; a DEL is counted, not delivered.
+func TestInteropPythonFiltersByOurWildcard(t *testing.T) {
+	requirePythonZenoh(t)
+	g := openT(t, Config{Listen: []string{"tcp/127.0.0.1:0"}})
+	c := newCollector()
+	g.Subscribe("interop/w/*/x", c.handle)
+	keys := []string{"interop/w/a/x", "interop/w/a/y", "interop/w/a/b/x", "interop/w/@v/x", "interop/w/b/x"}
+	py := startPy(t, map[string]any{"mode": "peer", "connect": g.ListenEndpoints(), "action": "keys", "keys": keys})
+	waitFor(t, "python link", func() bool { return len(g.Peers()) == 1 })
+	time.Sleep(200 * time.Millisecond)
+	io.WriteString(py.stdin, "go\n")
+	if l := py.next(20 * time.Second); l != `"DONE"` {
+		t.Fatalf("python: %q", l)
+	}
+	got := c.samples()
+	if len(got) != 2 || got[0].Key != "interop/w/a/x" || got[1].Key != "interop/w/b/x" {
+		t.Fatalf("got %v, want interop/w/a/x and interop/w/b/x", got)
+	}
+	if r := g.Stats().MessagesReceived; r != 3 {
+		t.Errorf("received %d PUSH, want 3 (two PUT and the DEL)", r)
+	}
+}
+
+// A Python get on our session ends at once: we answer RESPONSE_FINAL.
+func TestInteropQueryAnsweredAtOnce(t *testing.T) {
+	requirePythonZenoh(t)
+	g := openT(t, Config{Listen: []string{"tcp/127.0.0.1:0"}})
+	py := startPy(t, map[string]any{"mode": "peer", "connect": g.ListenEndpoints(), "action": "get", "key": "interop/q/**"})
+	waitFor(t, "python link", func() bool { return len(g.Peers()) == 1 })
+	io.WriteString(py.stdin, "go\n")
+	var r struct {
+		GetMS   float64 `json:"get_ms"`
+		Replies int     `json:"replies"`
+	}
+	if err := json.Unmarshal([]byte(py.next(20*time.Second)), &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Replies != 0 || r.GetMS > 2000 {
+		t.Fatalf("get took %.0f ms with %d replies, want a prompt empty answer", r.GetMS, r.Replies)
 	}
 }
 

@@ -44,6 +44,8 @@ type link struct {
 	closeOnce sync.Once
 	closeErr  error
 
+	finalTimer *time.Timer // pending initial D_FINAL (accepting side), under mu
+
 	// transmit side, under wmu
 	wmu    sync.Mutex
 	txSN   [2]uint64
@@ -87,6 +89,11 @@ func newLink(s *Session, conn net.Conn, r *bufio.Reader, p *params, initiator bo
 func (l *link) close(reason byte, sendClose bool, cause error) {
 	l.closeOnce.Do(func() {
 		l.closeErr = cause
+		l.mu.Lock()
+		if t := l.finalTimer; t != nil && t.Stop() {
+			l.s.wg.Done()
+		}
+		l.mu.Unlock()
 		if sendClose {
 			l.wmu.Lock()
 			l.conn.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
@@ -143,6 +150,11 @@ func (l *link) writeDeadline(ctx context.Context) time.Time {
 func (l *link) sendNetwork(msgs ...any) {
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
+	select {
+	case <-l.done:
+		return
+	default:
+	}
 	b := l.frameStartLocked()
 	for _, m := range msgs {
 		switch m := m.(type) {

@@ -1,7 +1,10 @@
 package zenoh
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
+	"time"
 
 	"github.com/adora-rs/adora/transport"
 	"github.com/adora-rs/adora/transport/zenoh/keyexpr"
@@ -12,6 +15,9 @@ import (
 // error closes the link (a peer that breaks the protocol); messages that
 // are merely useless are counted and dropped.
 func (l *link) handleNetwork(m wire.NetworkMessage) error {
+	if l.log.Enabled(context.Background(), slog.LevelDebug) {
+		l.log.Debug("zenoh: received", "msg", fmt.Sprintf("%T%+v", m, m))
+	}
 	switch m := m.(type) {
 	case *wire.Push:
 		return l.handlePush(m)
@@ -172,8 +178,28 @@ func (l *link) sendInitialDeclarationsLocked() {
 		msgs = append(msgs, declareSubscriber(sub.id, sub.expr, nil))
 	}
 	s.mu.RUnlock()
-	if l.whatami == wire.Peer {
-		msgs = append(msgs, &wire.Declare{HasInterest: true, InterestID: 0, Kind: wire.DeclFinal})
-	}
 	l.sendChunked(msgs)
+	if l.whatami != wire.Peer {
+		return
+	}
+	final := &wire.Declare{HasInterest: true, InterestID: 0, Kind: wire.DeclFinal}
+	if l.initiator {
+		l.sendNetwork(final)
+		return
+	}
+	// A Zenoh peer that dialled us records our Zenoh id for its pending
+	// connection only after its handshake returns; a D_FINAL that arrives
+	// before that is lost and its open() then waits for its scouting
+	// delay (500 ms). So, as the accepting side, send it a little later.
+	s.wg.Add(1)
+	l.mu.Lock()
+	l.finalTimer = time.AfterFunc(initialFinalDelay, func() {
+		defer s.wg.Done()
+		l.sendNetwork(final)
+	})
+	l.mu.Unlock()
 }
+
+// initialFinalDelay is how long the accepting side waits before its
+// initial D_FINAL.
+const initialFinalDelay = 50 * time.Millisecond

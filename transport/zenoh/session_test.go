@@ -160,3 +160,25 @@ func TestGoToGoLargePayloads(t *testing.T) {
 
 // Sample shortens transport.Sample in tests.
 type Sample = transport.Sample
+
+func BenchmarkPingPong(b *testing.B) {
+	for _, size := range []int{8, 1024, 64 << 10, 1 << 20} {
+		b.Run(fmt.Sprint(size), func(b *testing.B) {
+			a := openT(b, Config{Listen: []string{"tcp/127.0.0.1:0"}})
+			c := openT(b, Config{Connect: a.ListenEndpoints()})
+			ctx := context.Background()
+			a.Subscribe("bench/ping", func(s transport.Sample) { a.Publish(ctx, "bench/pong", s.Payload, nil) })
+			pong := make(chan struct{}, 1)
+			c.Subscribe("bench/pong", func(transport.Sample) { pong <- struct{}{} })
+			waitFor(b, "links", func() bool { return remoteSubscribed(a, "bench/pong") && remoteSubscribed(c, "bench/ping") })
+			p := make([]byte, size)
+			b.SetBytes(int64(size))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				c.Publish(ctx, "bench/ping", p, nil)
+				<-pong
+			}
+		})
+	}
+}

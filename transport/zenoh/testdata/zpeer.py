@@ -7,9 +7,14 @@ Reads one JSON object from argv[1] and acts:
   connect    list of endpoints (optional)
   action     "sub"    print each sample as a JSON line on stdout
              "pub"    publish count samples of size bytes on key
+             "keys"   after a line on stdin, put one sample per key in keys
+                      (payload: the key), then delete keys[0]
+             "get"    after a line on stdin, query key and print the time
+                      it took and the number of replies
              "serve"  just run (a router)
              "intersect" print [a, b, intersects] for each pair in pairs
-Prints "READY" once the session is open and declared. Runs until stdin
+Prints {"open_ms": N} and then "READY" once the session is open and
+declared. Runs until stdin
 closes (sub/serve), or until done (pub/intersect).
 """
 import hashlib
@@ -52,7 +57,9 @@ def main():
             out.append([a, b, zenoh.KeyExpr(a).intersects(zenoh.KeyExpr(b))])
         emit(out)
         return
+    t0 = time.monotonic()
     session = zenoh.open(config(spec))
+    emit({"open_ms": (time.monotonic() - t0) * 1000})
     if action == "sub":
         def on_sample(s):
             p = s.payload.to_bytes()
@@ -78,6 +85,20 @@ def main():
             pub.put(body, attachment=("att-%d" % i).encode())
         time.sleep(spec.get("linger", 0.5))
         emit("DONE")
+    elif action == "keys":
+        emit("READY")
+        sys.stdin.readline()
+        for k in spec["keys"]:
+            session.put(k, k.encode())
+        session.delete(spec["keys"][0])
+        time.sleep(spec.get("linger", 0.5))
+        emit("DONE")
+    elif action == "get":
+        emit("READY")
+        sys.stdin.readline()
+        t0 = time.monotonic()
+        replies = list(session.get(spec["key"], timeout=10.0))
+        emit({"get_ms": (time.monotonic() - t0) * 1000, "replies": len(replies)})
     elif action == "serve":
         emit("READY")
         sys.stdin.read()
