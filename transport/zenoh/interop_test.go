@@ -32,10 +32,10 @@ func requirePythonZenoh(t *testing.T) {
 }
 
 type pyProc struct {
-	t     *testing.T
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-	lines chan string
+	t      *testing.T
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	lines  chan string
 	openMS float64 // how long zenoh.open took
 }
 
