@@ -347,6 +347,66 @@ func TestInteropThroughRouter(t *testing.T) {
 	}
 }
 
+// Our peer (not client) through a Python router, and a Python client
+// dialling our peer directly (we then stand in for its router).
+func TestInteropPeerModeWithRouterAndClient(t *testing.T) {
+	requirePythonZenoh(t)
+	t.Run("go peer via router", func(t *testing.T) {
+		rep := freePort(t)
+		startPy(t, map[string]any{"mode": "router", "listen": []string{rep}, "action": "serve"})
+		g := openT(t, Config{Connect: []string{rep}})
+		c := newCollector()
+		g.Subscribe("viarouter/**", c.handle)
+		waitFor(t, "router link", func() bool { return len(g.Peers()) == 1 })
+		pysub := startPy(t, map[string]any{"mode": "client", "connect": []string{rep}, "action": "sub", "key": "viarouter/go"})
+		pypub := startPy(t, map[string]any{"mode": "client", "connect": []string{rep}, "action": "pub", "key": "viarouter/py", "count": 5, "size": 100})
+		time.Sleep(300 * time.Millisecond)
+		io.WriteString(pypub.stdin, "go\n")
+		c.waitN(t, 5)
+		probeUntil(t, g, "viarouter/go", pysub)
+	})
+	t.Run("python client dials go peer", func(t *testing.T) {
+		g := openT(t, Config{Listen: []string{"tcp/127.0.0.1:0"}})
+		c := newCollector()
+		g.Subscribe("direct/py", c.handle)
+		pysub := startPy(t, map[string]any{"mode": "client", "connect": g.ListenEndpoints(), "action": "sub", "key": "direct/go"})
+		waitFor(t, "client subscription", func() bool { return remoteSubscribed(g, "direct/go") })
+		if w := g.Peers()[0].WhatAmI; w != "client" {
+			t.Fatalf("remote is %s, want client", w)
+		}
+		probeUntil(t, g, "direct/go", pysub)
+		pypub := startPy(t, map[string]any{"mode": "client", "connect": g.ListenEndpoints(), "action": "pub", "key": "direct/py", "count": 5, "size": 200_000})
+		time.Sleep(300 * time.Millisecond)
+		io.WriteString(pypub.stdin, "go\n")
+		got := c.waitN(t, 5)
+		for i, s := range got {
+			if sha(s.Payload) != sha(pyBody(i, 200_000)) {
+				t.Fatalf("sample %d differs", i)
+			}
+		}
+	})
+}
+
+// probeUntil publishes on key until py reports a sample on it.
+func probeUntil(t *testing.T, g *Session, key string, py *pyProc) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		g.Publish(context.Background(), key, []byte("probe"), nil)
+		select {
+		case l := <-py.lines:
+			if !strings.Contains(l, key) {
+				t.Fatalf("unexpected line %q", l)
+			}
+			return
+		case <-time.After(100 * time.Millisecond):
+			if time.Now().After(deadline) {
+				t.Fatalf("no sample on %s reached python", key)
+			}
+		}
+	}
+}
+
 // wildcardTable pairs key expressions whose intersection we compare with
 // zenoh's own.
 var wildcardTable = [][2]string{
