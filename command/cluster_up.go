@@ -189,7 +189,7 @@ func spawnClusterCoordinator(opts client.Options) (int, string, error) {
 	if err != nil {
 		return 0, "", err
 	}
-	args := []string{"coordinator", "--interface", opts.Addr, "--port", strconv.Itoa(opts.Port), "--auth"}
+	args := []string{"coordinator", "--interface", opts.Addr, "--port", strconv.Itoa(opts.Port), "--auth", "--quiet"}
 	pid, err := startDetached(home, "coordinator", args)
 	return pid, logFile(home, "coordinator"), err
 }

@@ -3,27 +3,35 @@
 package e2e
 
 import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/adora-rs/adora/testfixtures/testbed"
 )
 
-// TestClusterUpDownAdhoc is the guide's Quick Start on three hosts:
-// cluster up starts a daemon per host (binary
-// pushed to ~/.adora/bin, token in a 0600 file), is idempotent, and
-// a dataflow placed by machine id and by labels runs across the hosts;
-// cluster down destroys it all.
-func TestClusterUpDownAdhoc(t *testing.T) {
+// TestQuickStart is the guide's Quick Start on three hosts, through the
+// CLI only: cluster up starts the coordinator here and a daemon per host
+// (binary pushed to ~/.adora/bin, token in a 0600 file, never on a command
+// line), a second up changes nothing, adora start runs a dataflow placed by
+// machine id and by labels across the hosts, cluster status shows the
+// daemons, cluster down destroys it all.
+func TestQuickStart(t *testing.T) {
 	f := newFleet(t, 16014)
-	f.startCoordinator()
 	bin := adoraBinary(t, "e2e-1")
 	names := hostNames()
+	coord := []string{"--coordinator-addr", bed.CoordinatorAddr, "--coordinator-port", "16014"}
 
 	out, code := f.adora(bin, "cluster", "up", f.file)
 	if code != 0 {
 		t.Fatalf("cluster up exit %d", code)
 	}
-	mustContain(t, out, "Coordinator already running at 10.77.1.1:16014.",
+	mustContain(t, out, "Starting coordinator on 10.77.1.1:16014...",
 		"Starting daemon on h1 (adora@10.77.1.2)... OK", "Starting daemon on h3 (adora@10.77.3.2)... OK", "All 3 daemons connected.")
 	f.waitDaemons(5*time.Second, "e2e-1", names...)
 	pids := map[string]string{}
@@ -43,23 +51,45 @@ func TestClusterUpDownAdhoc(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("second cluster up exit %d", code)
 	}
+	mustContain(t, out, "Coordinator already running at 10.77.1.1:16014.")
 	for _, n := range names {
 		mustContain(t, out, "Starting daemon on "+n+" (adora@10.77."+n[1:]+".2)... OK (already running, pid "+pids[n]+")")
-	}
-	for _, n := range names {
 		if c := sh(t, n, "ps -eo args | grep -c '^/home/adora/.adora/bin/adora daemon' || true"); c != "1" {
 			t.Fatalf("%s runs %s daemons after a second up, want 1", n, c)
 		}
 	}
 
-	// The Quick Start's dataflow: placed by machine id and by labels.
-	placed := f.startFlow("quickstart", placedFlow)
-	for h, n := range nodeOf {
-		if placed[n.node] != h {
-			t.Fatalf("node %s placed on %q, want %s (placements %v)", n.node, placed[n.node], h, placed)
-		}
+	flow := filepath.Join(f.home, "dataflow.yml")
+	if err := os.WriteFile(flow, []byte(placedFlow), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, code = f.adora(bin, append([]string{"start", flow, "--name", "my-app", "--detach"}, coord...)...)
+	if code != 0 {
+		t.Fatalf("adora start exit %d", code)
 	}
 	waitNodes(t, 20*time.Second, names...)
+	out, code = f.adora(bin, append([]string{"cluster", "status", "--json"}, coord...)...)
+	if code != 0 {
+		t.Fatalf("cluster status exit %d", code)
+	}
+	var st struct {
+		Daemons []struct {
+			MachineID string `json:"machine_id"`
+			Version   string `json:"version"`
+		} `json:"daemons"`
+		ActiveDataflows int `json:"active_dataflows"`
+	}
+	if err := json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &st); err != nil {
+		t.Fatalf("cluster status --json: %v", err)
+	}
+	if len(st.Daemons) != 3 || st.ActiveDataflows != 1 {
+		t.Fatalf("cluster status shows %d daemons and %d dataflows, want 3 and 1", len(st.Daemons), st.ActiveDataflows)
+	}
+	out, code = f.adora(bin, append([]string{"cluster", "status"}, coord...)...)
+	if code != 0 {
+		t.Fatalf("cluster status exit %d", code)
+	}
+	mustContain(t, out, "h1", "h2", "h3", "Active dataflows: 1")
 
 	out, code = f.adora(bin, "cluster", "down", f.file)
 	if code != 0 {
@@ -69,12 +99,16 @@ func TestClusterUpDownAdhoc(t *testing.T) {
 		t.Fatalf("cluster down exit %d", code)
 	}
 	mustContain(t, out, "Coordinator and daemons destroyed.", "Stopping daemon on h2 (adora@10.77.2.2)... OK")
-	select {
-	case <-f.done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the coordinator still runs after cluster down")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := testbed.WaitFor(ctx, 200*time.Millisecond, func() error {
+		if _, err := f.daemons(); err == nil {
+			return fmt.Errorf("the coordinator still answers")
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
-	f.stop = nil
 	for _, n := range names {
 		if c := sh(t, n, "ps -eo args | grep -c '^/home/adora/.adora/bin/adora daemon' || true"); c != "0" {
 			t.Fatalf("%s still runs %s daemon(s) after down", n, c)

@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -58,7 +59,7 @@ func newFleet(t *testing.T, port int) *fleet {
 	if err := os.WriteFile(f.file, []byte(yml), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { f.stopCoordinator(); resetHosts(t) })
+	t.Cleanup(func() { f.stopCoordinator(); f.killSpawnedCoordinator(); resetHosts(t) })
 	return f
 }
 
@@ -86,6 +87,22 @@ func (f *fleet) stopCoordinator() {
 		f.stop()
 		<-f.done
 		f.stop = nil
+	}
+}
+
+// killSpawnedCoordinator ends a coordinator "cluster up" started for this
+// test (pid file in its ADORA_HOME) if the test did not tear it down.
+func (f *fleet) killSpawnedCoordinator() {
+	b, err := os.ReadFile(filepath.Join(f.home, "up", "coordinator.pid"))
+	if err != nil {
+		return
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 {
+		return
+	}
+	if cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err == nil && strings.Contains(string(cmdline), "coordinator") {
+		syscall.Kill(pid, syscall.SIGKILL)
 	}
 }
 
