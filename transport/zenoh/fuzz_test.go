@@ -1,0 +1,76 @@
+package zenoh
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"log/slog"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/adora-rs/adora/transport"
+	"github.com/adora-rs/adora/transport/zenoh/wire"
+)
+
+// fuzzConn feeds a fixed byte stream to a link and swallows its writes.
+type fuzzConn struct{ r *bytes.Reader }
+
+func (c fuzzConn) Read(p []byte) (int, error)         { return c.r.Read(p) }
+func (c fuzzConn) Write(p []byte) (int, error)        { return len(p), nil }
+func (c fuzzConn) Close() error                       { return nil }
+func (c fuzzConn) LocalAddr() net.Addr                { return &net.TCPAddr{} }
+func (c fuzzConn) RemoteAddr() net.Addr               { return &net.TCPAddr{} }
+func (c fuzzConn) SetDeadline(t time.Time) error      { return nil }
+func (c fuzzConn) SetReadDeadline(t time.Time) error  { return nil }
+func (c fuzzConn) SetWriteDeadline(t time.Time) error { return nil }
+
+func fuzzSession() *Session {
+	s := &Session{links: map[string]*link{}, subs: map[uint32]*subscription{}, dialing: map[string]bool{}}
+	s.cfg = Config{MaxMessageSize: 1 << 20, Lease: time.Second}
+	s.log = slog.New(slog.DiscardHandler)
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.subs[1] = &subscription{s: s, id: 1, expr: "**", h: func(smp transport.Sample) {
+		_ = len(smp.Payload) + len(smp.Key)
+	}}
+	return s
+}
+
+func batch(b []byte) []byte { return append(binary.LittleEndian.AppendUint16(nil, uint16(len(b))), b...) }
+
+// FuzzLinkStream runs the receive path of an open link (batch framing,
+// the streamed FRAGMENT fast path, reassembly, dispatch) on any bytes.
+func FuzzLinkStream(f *testing.F) {
+	push := wire.AppendPush(nil, &wire.Push{Key: wire.WireExpr{Suffix: "a/b"}, Put: &wire.Put{Payload: []byte("hi")}})
+	f.Add(batch(append(wire.AppendFrameHeader(nil, true, 1), push...)))
+	f.Add(append(batch(append(wire.AppendFragmentHeader(nil, true, true, 1), push[:4]...)),
+		batch(append(wire.AppendFragmentHeader(nil, true, false, 2), push[4:]...))...))
+	f.Add(batch(append(wire.AppendFrameHeader(nil, true, 1), wire.AppendDeclare(nil, &wire.Declare{Kind: wire.DeclKeyExpr, ID: 1, Key: wire.WireExpr{Suffix: "x"}, HasKey: true})...)))
+	f.Add([]byte{0x06, 0x00, 0x66, 0xff, 0xff, 0xff, 0xff, 0x7f})
+	f.Fuzz(func(t *testing.T, in []byte) {
+		s := fuzzSession()
+		conn := fuzzConn{bytes.NewReader(in)}
+		p := &params{zid: []byte{1}, whatami: wire.Peer, snMask: wire.SNMask(2), batchSize: 65535, peerLease: time.Second}
+		l := newLink(s, conn, bufio.NewReaderSize(conn, readBufferSize), p, false)
+		l.readLoop()
+		if n := len(l.frag[0]) + len(l.frag[1]); n > s.cfg.MaxMessageSize {
+			t.Fatalf("reassembly holds %d bytes, cap %d", n, s.cfg.MaxMessageSize)
+		}
+	})
+}
+
+// FuzzHandshake runs the accepting side of INIT/OPEN on any bytes.
+func FuzzHandshake(f *testing.F) {
+	f.Add(batch(wire.AppendInit(nil, &wire.Init{Version: wire.Version, WhatAmI: wire.Peer, ZID: []byte{1, 2}, Resolution: wire.DefaultResolution, BatchSize: wire.DefaultBatchSize})))
+	f.Add(batch(wire.AppendInit(nil, &wire.Init{Version: wire.Version, WhatAmI: wire.Client, ZID: []byte{3}, Resolution: 0, BatchSize: 100})))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		s := fuzzSession()
+		s.zid = []byte{9, 9}
+		conn := fuzzConn{bytes.NewReader(in)}
+		p, err := s.handshakeResponder(conn, bufio.NewReader(conn))
+		if err == nil {
+			t.Fatalf("handshake succeeded without a valid cookie: %+v", p)
+		}
+	})
+}
