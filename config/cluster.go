@@ -158,7 +158,11 @@ func finishCluster(c *Cluster, root Pos) Diagnostics {
 		c.SSH.Port = DefaultSSHPort
 	}
 	if len(c.Machines) == 0 {
-		diags.hintf(root, "add a machines: list with at least one machine", "cluster config must define at least one machine")
+		hint := "add a machines: list with at least one machine"
+		if IsHCL(root.File) {
+			hint = `add a machine "ID" { host = "..." } block`
+		}
+		diags.hintf(root, hint, "cluster config must define at least one machine")
 	}
 	seen := make(map[string]Pos)
 	var local []string
@@ -312,7 +316,7 @@ func (d *yamlDecoder) machine(n *yaml.Node) Machine {
 	m := Machine{Pos: d.pos(n)}
 	keys := d.mapping(n, "machine", []field{
 		{"id", func(_, v *yaml.Node) {
-			if s, ok := d.str(v, "machine id"); ok {
+			if s, ok := d.str(v, "machine id"); ok && s != "" {
 				if err := ValidID("machine id", s); err != nil {
 					d.diags.errorf(d.pos(v), "%v", err)
 				}
@@ -336,8 +340,12 @@ func (d *yamlDecoder) machine(n *yaml.Node) Machine {
 	if keys == nil {
 		return m
 	}
-	if keys["id"] == nil {
-		d.diags.hintf(m.Pos, "add id: NAME", "machine id must not be empty")
+	if m.ID == "" {
+		p := m.Pos
+		if k := keys["id"]; k != nil {
+			p = d.pos(k)
+		}
+		d.diags.hintf(p, "add id: NAME", "machine id must not be empty")
 	}
 	if keys["host"] == nil || m.Host == "" {
 		name := m.ID

@@ -123,6 +123,14 @@ var unsupportedDataflowKeys = map[string]string{
 	"coordinator":           "this is a cluster key; pass the cluster file with -cluster or as a cluster file",
 }
 
+// validNodeID is ValidID, and TimerNode is reserved for built-in sources.
+func validNodeID(s string) error {
+	if s == TimerNode {
+		return fmt.Errorf("node id %q is reserved for built-in inputs such as adora/timer/millis/100", s)
+	}
+	return ValidID("node id", s)
+}
+
 // parseSource parses an input source "node/output" or a built-in
 // "adora/timer/UNIT/VALUE". The error is the diagnostic summary; hint what
 // to do.

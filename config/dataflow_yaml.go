@@ -55,8 +55,8 @@ func (d *yamlDecoder) node(n *yaml.Node) Node {
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		if k := resolve(n.Content[i]); k.Kind == yaml.ScalarNode && k.Value == "id" {
 			v := resolve(n.Content[i+1])
-			if s, ok := d.str(v, "node id"); ok {
-				if err := ValidID("node id", s); err != nil {
+			if s, ok := d.str(v, "node id"); ok && s != "" {
+				if err := validNodeID(s); err != nil {
 					d.diags.errorf(d.pos(v), "%v", err)
 				}
 				nd.ID = s
@@ -93,8 +93,12 @@ func (d *yamlDecoder) node(n *yaml.Node) Node {
 	if keys == nil {
 		return nd
 	}
-	if keys["id"] == nil {
-		d.diags.hintf(nd.Pos, "add id: NAME", "node id must not be empty")
+	if nd.ID == "" {
+		p := nd.Pos
+		if k := keys["id"]; k != nil {
+			p = d.pos(k)
+		}
+		d.diags.hintf(p, "add id: NAME", "node id must not be empty")
 	}
 	if keys["path"] == nil && !anyKey(keys, unsupportedNodeKeys) {
 		d.diags.hintf(nd.Pos, "add path: with the executable to run", "%s requires a path", what)

@@ -55,6 +55,9 @@ func FuzzParseDataflow(f *testing.F) {
 		if df == nil && !diags.HasErrors() {
 			t.Fatal("nil dataflow without an error")
 		}
+		if !diags.HasErrors() {
+			roundTripDataflow(t, df)
+		}
 	})
 }
 
@@ -69,6 +72,9 @@ func FuzzParseCluster(f *testing.F) {
 		checkDiags(t, diags, again, "c.yml")
 		if c == nil && !diags.HasErrors() {
 			t.Fatal("nil cluster without an error")
+		}
+		if !diags.HasErrors() {
+			roundTripCluster(t, c)
 		}
 	})
 }
@@ -86,11 +92,17 @@ func FuzzParseHCL(f *testing.F) {
 		if c == nil && !diags.HasErrors() {
 			t.Fatal("nil cluster without an error")
 		}
+		if !diags.HasErrors() {
+			roundTripCluster(t, c)
+		}
 		df, diags := ParseDataflow(src, "d.hcl")
 		_, again = ParseDataflow(src, "d.hcl")
 		checkDiags(t, diags, again, "d.hcl")
 		if df == nil && !diags.HasErrors() {
 			t.Fatal("nil dataflow without an error")
+		}
+		if !diags.HasErrors() {
+			roundTripDataflow(t, df)
 		}
 	})
 }

@@ -115,6 +115,10 @@ func (d *hclDecoder) addHCL(ds hcl.Diagnostics) {
 		if hd.Severity == hcl.DiagWarning {
 			diag.Severity = Warning
 		}
+		if m := unknownFuncRE.FindStringSubmatch(hd.Detail); m != nil {
+			// hcl picks its suggestion in map order; pick ours stably.
+			diag.Detail = suggest(m[1], sortedKeys(functions))
+		}
 		if hd.Subject != nil {
 			diag.Pos = d.pos(*hd.Subject)
 		} else {
@@ -123,6 +127,8 @@ func (d *hclDecoder) addHCL(ds hcl.Diagnostics) {
 		d.diags = append(d.diags, diag)
 	}
 }
+
+var unknownFuncRE = regexp.MustCompile(`^There is no function named "([^"]*)"`)
 
 func lowerFirst(s string) string {
 	r, n := utf8.DecodeRuneInString(s)

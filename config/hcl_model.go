@@ -249,7 +249,7 @@ func (d *hclDecoder) node(b *hclsyntax.Block, inst instance) Node {
 	if a := b.Body.Attributes["id"]; a != nil {
 		idPos = d.pos(a.Expr.Range())
 	}
-	if err := ValidID("node id", n.ID); err != nil {
+	if err := validNodeID(n.ID); err != nil {
 		d.diags.errorf(idPos, "%v", err)
 	}
 	what := fmt.Sprintf("node %q", n.ID)

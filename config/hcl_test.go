@@ -174,3 +174,12 @@ func TestHCLDurations(t *testing.T) {
 		t.Fatalf("restart = %+v", r)
 	}
 }
+
+func TestHCLUnknownFunctionHintIsStable(t *testing.T) {
+	for i := 0; i < 20; i++ {
+		_, diags := ParseDataflow([]byte(`node "a" { path = aa1("") }`), "d.hcl")
+		if got := diags.Error(); got != `d.hcl:1:19: error: call to unknown function (did you mean "abs"?)` {
+			t.Fatalf("run %d: %s", i, got)
+		}
+	}
+}

@@ -149,6 +149,8 @@ var malformed = []struct {
 		`f.yml:5:16: error: node "a": _unstable_deploy: machine id "robot 1" contains ' '; only letters, digits, '_', '.' and '-' are allowed`},
 	{"inputs as list", false, "nodes:\n  - id: a\n    path: ./a\n    inputs: [a/b]\n",
 		`f.yml:4:13: error: node "a": inputs must be a mapping of input id to source, not a list`},
+	{"reserved node id", false, "nodes:\n  - id: adora\n    path: ./a\n",
+		`f.yml:2:9: error: node id "adora" is reserved for built-in inputs such as adora/timer/millis/100`},
 	{"node as string", false, "nodes:\n  - a\n",
 		`f.yml:2:5: error: a node must be a mapping, not a string`},
 	{"empty host", true, "coordinator:\n  addr: 10.0.0.1\nmachines:\n  - id: a\n    host: \"\"\n",
