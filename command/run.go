@@ -46,6 +46,9 @@ Options:
   --grace DURATION       Grace period of a stop before SIGTERM (default 10s)
   --quiet                Do not print adora's own lines about nodes (spawned, exited)
 
+Environment:
+  ADORA_LOG=debug|info|warn|error  Also print adora's own diagnostics to stderr
+
 Exit status: 0 when every node succeeded (or was stopped), 1 when a node
 failed or the dataflow could not start.
 `)
@@ -87,7 +90,7 @@ func (c *RunCommand) Run(args []string) int {
 		IgnoreDeploy: true,
 		StateDir:     filepath.Join(home, "run"),
 		NewRouter:    daemon.DataplaneRouter,
-		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Logger:       runLogger(),
 		OnEvent:      out.event,
 		OnLog:        out.line,
 	})
@@ -151,6 +154,17 @@ func (c *RunCommand) loadDataflow(path string) (*config.Dataflow, bool) {
 		return nil, false
 	}
 	return df, true
+}
+
+// runLogger logs adora's own diagnostics to stderr when ADORA_LOG names a
+// level (debug, info, warn, error); by default they are discarded.
+func runLogger() *slog.Logger {
+	var level slog.Level
+	v := os.Getenv("ADORA_LOG")
+	if v == "" || level.UnmarshalText([]byte(v)) != nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 }
 
 // parseInterspersed parses flags given before and after the one positional

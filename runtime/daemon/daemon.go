@@ -125,6 +125,7 @@ func New(cfg Config) (*Daemon, error) {
 		return nil, err
 	}
 	d.id = id
+	d.removeStaleSocketDirs()
 	if n, err := supervisor.ReapStale(filepath.Join(d.stateDir, "pids"), d.log); err != nil {
 		d.log.Warn("reap leftover node processes", "err", err)
 	} else if n > 0 {

@@ -457,3 +457,29 @@ func TestDaemonFetchesArtifacts(t *testing.T) {
 		t.Fatalf("tampered artifact: %v", err)
 	}
 }
+
+func TestNewRemovesStaleSocketDirs(t *testing.T) {
+	home := t.TempDir()
+	stale, err := os.MkdirTemp("", "adora-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(stale)
+	foreign := t.TempDir() // not an adora socket dir: must stay
+	recDir := filepath.Join(home, "daemon", "_unnamed", "sockets")
+	os.MkdirAll(recDir, 0o700)
+	os.WriteFile(filepath.Join(recDir, "flow-a"), []byte(stale+"\n"), 0o600)
+	os.WriteFile(filepath.Join(recDir, "flow-b"), []byte(foreign+"\n"), 0o600)
+	if _, err := New(Config{Home: home}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Fatalf("stale socket dir kept: %v", err)
+	}
+	if _, err := os.Stat(foreign); err != nil {
+		t.Fatalf("foreign dir removed: %v", err)
+	}
+	if ents, _ := os.ReadDir(recDir); len(ents) != 0 {
+		t.Fatalf("records left: %v", ents)
+	}
+}

@@ -206,6 +206,10 @@ func LogPath(stateDir, dataflowID, nodeID string) string {
 	return filepath.Join(stateDir, "logs", dataflowID, nodeID+".jsonl")
 }
 
+// SocketDir is the private directory of the router's unix socket ("" without
+// a router). The caller removes it with Close.
+func (f *Flow) SocketDir() string { return f.socketDir }
+
 // Local returns the ids of the nodes of this flow, sorted.
 func (f *Flow) Local() []string {
 	out := slices.Clone(f.local)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/adora-rs/adora/runtime/proto"
@@ -60,6 +61,7 @@ func (d *Daemon) spawn(m *proto.Spawn) error {
 	if err != nil {
 		return err
 	}
+	d.recordSocketDir(id, flow.SocketDir())
 	r := &flowRun{flow: flow, name: name, done: make(chan struct{})}
 	d.mu.Lock()
 	d.flows[id] = r
@@ -92,6 +94,7 @@ func (d *Daemon) watch(id string, r *flowRun) {
 	<-r.flow.Done()
 	results := r.flow.Results()
 	r.flow.Close()
+	os.Remove(filepath.Join(d.stateDir, "sockets", id))
 	fin := proto.DataflowFinished{DataflowID: id, Nodes: resultStates(results)}
 	if msg := Failure(results); msg != "" {
 		fin.Failed, fin.Error = true, msg
@@ -300,4 +303,39 @@ func cutSuffix(s, suffix string) (string, bool) {
 		return s[:len(s)-len(suffix)], true
 	}
 	return "", false
+}
+
+// recordSocketDir remembers a flow's socket directory (it lives in the
+// temp dir, where paths are short enough for unix sockets), so that a
+// daemon restarted after a crash can remove it (removeStaleSocketDirs).
+func (d *Daemon) recordSocketDir(flowID, dir string) {
+	if dir == "" {
+		return
+	}
+	rec := filepath.Join(d.stateDir, "sockets", flowID)
+	if err := os.MkdirAll(filepath.Dir(rec), 0o700); err == nil {
+		os.WriteFile(rec, []byte(dir+"\n"), 0o600)
+	}
+}
+
+// removeStaleSocketDirs removes the socket directories recorded by a
+// previous daemon process that did not clean up.
+func (d *Daemon) removeStaleSocketDirs() {
+	dir := filepath.Join(d.stateDir, "sockets")
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	tmp := filepath.Clean(os.TempDir()) + string(filepath.Separator)
+	for _, e := range ents {
+		rec := filepath.Join(dir, e.Name())
+		b, err := os.ReadFile(rec)
+		if err == nil {
+			sock := filepath.Clean(strings.TrimSpace(string(b)))
+			if strings.HasPrefix(sock, tmp+"adora-") {
+				os.RemoveAll(sock)
+			}
+		}
+		os.Remove(rec)
+	}
 }
