@@ -361,3 +361,24 @@ func TestFragmentReassembly(t *testing.T) {
 		t.Fatalf("dropped %d, want 2 (cut partial, stale frame)", d)
 	}
 }
+
+func TestDisconnectStopsDialling(t *testing.T) {
+	a := listener(t, Config{})
+	b := openT(t, Config{ReconnectMin: 10 * time.Millisecond})
+	ep := a.ListenEndpoints()[0]
+	if err := b.Connect(ep); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "link", func() bool { return len(a.Peers()) == 1 })
+	if err := b.Disconnect(ep); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "link closed", func() bool { return len(a.Peers()) == 0 && len(b.Peers()) == 0 })
+	time.Sleep(100 * time.Millisecond) // ten backoff periods: no redial
+	if n := a.Stats().LinksOpened; n != 1 {
+		t.Fatalf("a saw %d links, want 1 (no redial after Disconnect)", n)
+	}
+	if err := b.Disconnect(ep); err == nil {
+		t.Fatal("second Disconnect succeeded")
+	}
+}

@@ -52,13 +52,13 @@ func (s *Session) acceptLoop(ln net.Listener) {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			s.serve(conn, false)
+			s.serve(s.ctx, conn, false)
 		}()
 	}
 }
 
 // Connect keeps a link to endpoint: it dials now and again with backoff
-// whenever the link is lost, until the session closes. Connecting twice
+// whenever the link is lost, until Disconnect or Close. Connecting twice
 // to the same endpoint is a no-op.
 func (s *Session) Connect(endpoint string) error {
 	addr, err := parseEndpoint(endpoint)
@@ -70,32 +70,52 @@ func (s *Session) Connect(endpoint string) error {
 	if s.closed {
 		return ErrClosed
 	}
-	if s.dialing[addr] {
+	if s.dialing[addr] != nil {
 		return nil
 	}
-	s.dialing[addr] = true
+	ctx, cancel := context.WithCancel(s.ctx)
+	s.dialing[addr] = cancel
 	s.wg.Add(1)
-	go s.dialLoop(endpoint, addr)
+	go s.dialLoop(ctx, endpoint, addr)
 	return nil
 }
 
-func (s *Session) dialLoop(ep, addr string) {
+// Disconnect stops keeping a link to endpoint (given to Connect) and
+// closes the link it dialled, if one is open. Links the remote dialled to
+// us are not affected.
+func (s *Session) Disconnect(endpoint string) error {
+	addr, err := parseEndpoint(endpoint)
+	if err != nil {
+		return fmt.Errorf("zenoh disconnect: %w", err)
+	}
+	s.mu.Lock()
+	cancel := s.dialing[addr]
+	delete(s.dialing, addr)
+	s.mu.Unlock()
+	if cancel == nil {
+		return fmt.Errorf("zenoh disconnect: not connected to %s", endpoint)
+	}
+	cancel()
+	return nil
+}
+
+func (s *Session) dialLoop(ctx context.Context, ep, addr string) {
 	defer s.wg.Done()
 	backoff := s.cfg.ReconnectMin
-	for s.ctx.Err() == nil {
+	for ctx.Err() == nil {
 		d := net.Dialer{Timeout: s.cfg.HandshakeTimeout}
-		conn, err := d.DialContext(s.ctx, "tcp", addr)
+		conn, err := d.DialContext(ctx, "tcp", addr)
 		if err == nil {
 			start := time.Now()
-			s.serve(conn, true)
+			s.serve(ctx, conn, true)
 			if time.Since(start) > s.cfg.ReconnectMax {
 				backoff = s.cfg.ReconnectMin // the link lived: start over
 			}
-		} else if s.ctx.Err() == nil {
+		} else if ctx.Err() == nil {
 			s.log.Debug("zenoh: dial", "endpoint", ep, "err", err)
 		}
 		select {
-		case <-s.ctx.Done():
+		case <-ctx.Done():
 			return
 		case <-time.After(backoff):
 		}
@@ -104,9 +124,9 @@ func (s *Session) dialLoop(ep, addr string) {
 }
 
 // serve runs the handshake on conn and, if it succeeds, the link until it
-// closes. When the link duplicates an existing one, it waits for the link
+// closes or ctx ends. When the link duplicates an existing one, it waits for the link
 // that was kept to close, so that a dial loop does not spin.
-func (s *Session) serve(conn net.Conn, initiator bool) {
+func (s *Session) serve(ctx context.Context, conn net.Conn, initiator bool) {
 	if tc, ok := conn.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
 	}
@@ -114,7 +134,7 @@ func (s *Session) serve(conn net.Conn, initiator bool) {
 	conn.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
 	var p *params
 	var err error
-	stop := context.AfterFunc(s.ctx, func() { conn.Close() })
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	if initiator {
 		p, err = s.handshakeInitiator(conn, r)
 	} else {
@@ -133,11 +153,13 @@ func (s *Session) serve(conn net.Conn, initiator bool) {
 		if kept != nil {
 			select {
 			case <-kept.done:
-			case <-s.ctx.Done():
+			case <-ctx.Done():
 			}
 		}
 		return
 	}
+	stop = context.AfterFunc(ctx, func() { l.close(wire.CloseGeneric, true, context.Cause(ctx)) })
+	defer stop()
 	s.run(l)
 }
 

@@ -106,7 +106,7 @@ type Session struct {
 	links     map[string]*link // by remote ZID (string of bytes)
 	subs      map[uint32]*subscription
 	listeners []net.Listener
-	dialing   map[string]bool
+	dialing   map[string]context.CancelFunc // dial loops by address
 	closed    bool
 	nextID    uint32
 
@@ -133,7 +133,7 @@ func Open(ctx context.Context, cfg Config) (*Session, error) {
 		zid:     cfg.ZID,
 		links:   map[string]*link{},
 		subs:    map[uint32]*subscription{},
-		dialing: map[string]bool{},
+		dialing: map[string]context.CancelFunc{},
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	for _, ep := range cfg.Listen {
