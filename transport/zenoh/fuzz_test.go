@@ -37,7 +37,9 @@ func fuzzSession() *Session {
 	return s
 }
 
-func batch(b []byte) []byte { return append(binary.LittleEndian.AppendUint16(nil, uint16(len(b))), b...) }
+func batch(b []byte) []byte {
+	return append(binary.LittleEndian.AppendUint16(nil, uint16(len(b))), b...)
+}
 
 // FuzzLinkStream runs the receive path of an open link (batch framing,
 // the streamed FRAGMENT fast path, reassembly, dispatch) on any bytes.
