@@ -1,0 +1,40 @@
+// Command receiver is an e2e test node: it prints every number it receives
+// on input "count" and checks they arrive in order without gaps, until the
+// input closes.
+package main
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+
+	node "github.com/adora-rs/adora/nodes"
+)
+
+func main() {
+	n, err := node.Init()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "receiver:", err)
+		os.Exit(1)
+	}
+	defer n.Close()
+	last := 0
+	for ev := range n.Events() {
+		switch ev.Type {
+		case node.Input:
+			v, err := strconv.Atoi(string(ev.Data))
+			if err != nil || v != last+1 {
+				fmt.Fprintf(os.Stderr, "receiver: got %q after %d\n", ev.Data, last)
+				os.Exit(1)
+			}
+			last = v
+		case node.InputClosed, node.AllInputsClosed:
+			fmt.Println("received", last)
+			return
+		case node.Stop:
+			fmt.Println("stopped after", last)
+			return
+		}
+	}
+	fmt.Println("received", last)
+}
