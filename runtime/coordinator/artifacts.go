@@ -21,16 +21,13 @@ import (
 // MaxArtifactSize bounds one uploaded binary (1 GiB).
 const MaxArtifactSize = 1 << 30
 
-var (
-	validArtifactID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
-	validSHA256     = regexp.MustCompile(`^[0-9a-f]{64}$`)
-)
+var validSHA256 = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
 // ValidArtifactID reports whether id can name an artifact's build or node:
 // letters, digits, '.', '_' and '-', no "..", so it can never leave the
 // artifact directory.
 func ValidArtifactID(id string) bool {
-	return validArtifactID.MatchString(id) && !strings.Contains(id, "..")
+	return proto.ValidID(id)
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

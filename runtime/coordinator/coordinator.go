@@ -9,6 +9,7 @@
 //	GET  /api/daemon                     WebSocket, daemon registration and events
 //	PUT  /api/artifacts/{build}/{node}   upload a node binary (X-Adora-Sha256)
 //	GET  /api/artifacts/{build}/{node}   download it
+//	GET|PUT /api/state/{ws}, POST .../lock, .../unlock   plan/apply state
 //
 // Every endpoint but health requires "Authorization: Bearer <token>" when
 // Config.Token is set.
@@ -88,6 +89,8 @@ type Coordinator struct {
 
 	destroyed chan struct{} // closed once a Destroy request completed
 	destroyMu sync.Once
+
+	stateMu sync.Mutex // serializes state read-check-write
 
 	mu        sync.Mutex
 	daemons   map[string]*daemonSession // connected and registered, by daemon id
@@ -215,6 +218,7 @@ func (c *Coordinator) Handler() http.Handler {
 	mux.Handle("GET "+proto.PathDaemon, c.authed(http.HandlerFunc(c.handleDaemon)))
 	mux.Handle("PUT "+proto.PathArtifacts+"{build}/{node}", c.authed(http.HandlerFunc(c.handleArtifactPut)))
 	mux.Handle("GET "+proto.PathArtifacts+"{build}/{node}", c.authed(http.HandlerFunc(c.handleArtifactGet)))
+	c.stateRoutes(mux)
 	return mux
 }
 

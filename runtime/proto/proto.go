@@ -29,6 +29,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
+	"strings"
 	"time"
 
 	"github.com/adora-rs/adora/internal/version"
@@ -73,10 +75,26 @@ const (
 	PathHealthAlt = "/health"
 	// PathArtifacts is the prefix of /api/artifacts/{build_id}/{node_id}.
 	PathArtifacts = "/api/artifacts/"
+	// PathState is the prefix of /api/state/{workspace}[/lock|/unlock]:
+	// plan/apply state kept by the coordinator (see runtime/client
+	// StateBackend).
+	PathState = "/api/state/"
+	// HeaderStateSerial and HeaderStateLineage carry a state's serial and
+	// lineage on GET (stored) and PUT (being written).
+	HeaderStateSerial  = "X-Adora-State-Serial"
+	HeaderStateLineage = "X-Adora-State-Lineage"
+	// HeaderLockID names the state lock a PUT is made under.
+	HeaderLockID = "X-Adora-Lock-Id"
 	// HeaderSHA256 carries the lowercase hex sha256 of an artifact body
 	// (on PUT: expected; on GET: actual).
 	HeaderSHA256 = "X-Adora-Sha256"
 )
+
+// StateUnlockResult is the JSON body of a refused unlock (HTTP 409).
+type StateUnlockResult struct {
+	Code   string          `json:"code"` // "not_locked" or "mismatch"
+	Holder json.RawMessage `json:"holder,omitempty"`
+}
 
 // Type names a message.
 type Type string
@@ -213,4 +231,14 @@ func CheckHello(h Hello) error {
 			h.Version, h.Protocol, version.Version, ProtocolVersion)
 	}
 	return nil
+}
+
+var validID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+
+// ValidID reports whether id may name an artifact's build or node, or a
+// state workspace, in a URL path: letters, digits, '.', '_' and '-', at
+// most 128, starting with a letter or digit, never "..", so it can never
+// leave the directory or route it names.
+func ValidID(id string) bool {
+	return validID.MatchString(id) && !strings.Contains(id, "..")
 }

@@ -17,6 +17,7 @@ var (
 	bucketMeta      = []byte("meta")
 	bucketDaemons   = []byte("daemons")
 	bucketDataflows = []byte("dataflows")
+	bucketStates    = []byte("states")
 	keyVersion      = []byte("version")
 )
 
@@ -66,7 +67,7 @@ func (b *Bolt) init() error {
 		if err := meta.Put(keyVersion, []byte(strconv.Itoa(SchemaVersion))); err != nil {
 			return err
 		}
-		for _, name := range [][]byte{bucketDaemons, bucketDataflows} {
+		for _, name := range [][]byte{bucketDaemons, bucketDataflows, bucketStates} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
@@ -173,6 +174,28 @@ func (b *Bolt) Prune(keep int) error {
 			}
 		}
 		return nil
+	})
+}
+
+func (b *Bolt) State(workspace string) (StateRecord, error) {
+	var r StateRecord
+	err := b.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketStates).Get([]byte(workspace))
+		if v == nil {
+			return fmt.Errorf("state %s: %w", workspace, ErrNotFound)
+		}
+		return json.Unmarshal(v, &r)
+	})
+	return r, err
+}
+
+func (b *Bolt) PutState(r StateRecord) error {
+	v, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("store state %s: %w", r.Workspace, err)
+	}
+	return b.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketStates).Put([]byte(r.Workspace), v)
 	})
 }
 

@@ -12,11 +12,12 @@ type Memory struct {
 	mu        sync.Mutex
 	daemons   map[string][]byte
 	dataflows map[string][]byte
+	states    map[string][]byte
 }
 
 // NewMemory returns an empty Memory store.
 func NewMemory() *Memory {
-	return &Memory{daemons: map[string][]byte{}, dataflows: map[string][]byte{}}
+	return &Memory{daemons: map[string][]byte{}, dataflows: map[string][]byte{}, states: map[string][]byte{}}
 }
 
 func (m *Memory) PutDaemon(r DaemonRecord) error {
@@ -112,6 +113,29 @@ func (m *Memory) Prune(keep int) error {
 	for _, id := range pruneList(rs, keep) {
 		delete(m.dataflows, id)
 	}
+	return nil
+}
+
+func (m *Memory) State(workspace string) (StateRecord, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var r StateRecord
+	b, ok := m.states[workspace]
+	if !ok {
+		return r, fmt.Errorf("state %s: %w", workspace, ErrNotFound)
+	}
+	err := json.Unmarshal(b, &r)
+	return r, err
+}
+
+func (m *Memory) PutState(r StateRecord) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("store state %s: %w", r.Workspace, err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.states[r.Workspace] = b
 	return nil
 }
 

@@ -11,6 +11,8 @@
 //	  <daemon uuid>    -> DaemonRecord
 //	dataflows/
 //	  <dataflow uuid>  -> DataflowRecord
+//	states/
+//	  <workspace>      -> StateRecord     (adora plan/apply state kept here)
 //
 // Records are written whole; Generation increases by one on every write of
 // a dataflow, so readers can tell stale copies apart.
@@ -19,6 +21,7 @@ package store
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -85,6 +88,18 @@ func (r DataflowRecord) NodesOn(daemonID string) []string {
 	return out
 }
 
+// StateRecord is one workspace's deployment state (adora plan/apply),
+// stored opaquely: Data is the state file's bytes, Serial and Lineage are
+// copies of its fields so writes can be checked without decoding it.
+type StateRecord struct {
+	Workspace string          `json:"workspace"`
+	Serial    uint64          `json:"serial"`
+	Lineage   string          `json:"lineage"`
+	Data      []byte          `json:"data,omitempty"`
+	Lock      json.RawMessage `json:"lock,omitempty"` // the holder's lock info; empty when unlocked
+	UpdatedAt time.Time       `json:"updated_at"`
+}
+
 // Store persists daemons and dataflows. Implementations are safe for
 // concurrent use.
 type Store interface {
@@ -98,6 +113,9 @@ type Store interface {
 	Dataflows() ([]DataflowRecord, error)
 	// Prune deletes the oldest finished dataflows beyond keep.
 	Prune(keep int) error
+	// State returns a workspace's state record (ErrNotFound if none).
+	State(workspace string) (StateRecord, error)
+	PutState(StateRecord) error
 	Close() error
 }
 

@@ -91,6 +91,18 @@ func testStore(t *testing.T, s Store) {
 	if want := []string{"f2", "f4"}; !reflect.DeepEqual(ids, want) {
 		t.Fatalf("after Prune(1): %v, want %v", ids, want)
 	}
+
+	if _, err := s.State("prod"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("missing state err = %v", err)
+	}
+	sr := StateRecord{Workspace: "prod", Serial: 3, Lineage: "l1", Data: []byte(`{"serial":3}`), Lock: []byte(`{"id":"x"}`), UpdatedAt: t0}
+	if err := s.PutState(sr); err != nil {
+		t.Fatal(err)
+	}
+	got2, err := s.State("prod")
+	if err != nil || !reflect.DeepEqual(got2, sr) {
+		t.Fatalf("State = %+v, %v; want %+v", got2, err, sr)
+	}
 }
 
 func TestMemoryStore(t *testing.T) { testStore(t, NewMemory()) }
