@@ -382,3 +382,34 @@ func TestDisconnectStopsDialling(t *testing.T) {
 		t.Fatal("second Disconnect succeeded")
 	}
 }
+
+// A peer may name a key by an expression id we declared (mapping flag
+// clear): it resolves against our own alias table of that link.
+func TestReceiverMappedAlias(t *testing.T) {
+	s := listener(t, Config{})
+	c := newCollector()
+	s.Subscribe("mine/**", c.handle)
+	p := dialRaw(t, s)
+	p.handshake(1, 10*time.Second)
+	p.network(isFinal(0))
+	p.frame(wire.AppendDeclare(nil, &wire.Declare{Kind: wire.DeclSubscriber, ID: 1, Key: wire.WireExpr{Suffix: "mine/**"}, HasKey: true}))
+	waitFor(t, "remote sub", func() bool { return remoteSubscribed(s, "mine/published/key") })
+	s.Publish(context.Background(), "mine/published/key", []byte("out"), nil)
+	var id uint16
+	p.network(func(m wire.NetworkMessage) bool {
+		if d, ok := m.(*wire.Declare); ok && d.Kind == wire.DeclKeyExpr {
+			id = uint16(d.ID)
+		}
+		_, ok := m.(*wire.Push)
+		return ok
+	})
+	if id == 0 {
+		t.Fatal("no alias declared")
+	}
+	n := len(c.waitN(t, 1)) // the local delivery of our own publication
+	p.frame(wire.AppendPush(nil, &wire.Push{Key: wire.WireExpr{Scope: id, Suffix: "/more"}, Put: &wire.Put{Payload: []byte("in")}}))
+	got := c.waitN(t, n+1)
+	if got[n].Key != "mine/published/key/more" || string(got[n].Payload) != "in" {
+		t.Fatalf("got %q %q", got[n].Key, got[n].Payload)
+	}
+}

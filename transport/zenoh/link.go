@@ -64,6 +64,7 @@ type link struct {
 	remoteSubs map[uint32]string
 	matchCache map[string]bool
 	txAlias    map[string]uint16
+	txKeys     []string // txKeys[id-1] is the key of our alias id
 }
 
 func newLink(s *Session, conn net.Conn, r *bufio.Reader, p *params, initiator bool) *link {
@@ -243,6 +244,16 @@ func (l *link) sendPut(ctx context.Context, key string, payload, attachment []by
 	return nil
 }
 
+// ourAlias returns the key of an expression id we declared on this link.
+func (l *link) ourAlias(id uint16) (string, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if id == 0 || int(id) > len(l.txKeys) {
+		return "", false
+	}
+	return l.txKeys[id-1], true
+}
+
 // aliasLocked returns the expression id declared for key on this link
 // (0 if none), and whether it is declared now (a D_KEYEXPR must precede
 // the message).
@@ -257,6 +268,7 @@ func (l *link) aliasLocked(key string) (uint16, bool) {
 	}
 	id := uint16(len(l.txAlias) + 1)
 	l.txAlias[key] = id
+	l.txKeys = append(l.txKeys, key)
 	return id, true
 }
 

@@ -39,12 +39,17 @@ func (l *link) resolve(w wire.WireExpr) (string, error) {
 	if w.Scope == 0 {
 		return w.Suffix, nil
 	}
-	if !w.SenderMapping {
-		return "", fmt.Errorf("expression id %d refers to our aliases, and we declared none", w.Scope)
+	var prefix string
+	var ok bool
+	if w.SenderMapping {
+		prefix, ok = l.rxAlias[w.Scope]
+	} else {
+		// receiver mapping: an id we declared (a Zenoh router answers
+		// with our own aliases for keys we published)
+		prefix, ok = l.ourAlias(w.Scope)
 	}
-	prefix, ok := l.rxAlias[w.Scope]
 	if !ok {
-		return "", fmt.Errorf("unknown expression id %d", w.Scope)
+		return "", fmt.Errorf("unknown expression id %d (sender mapping %v)", w.Scope, w.SenderMapping)
 	}
 	return prefix + w.Suffix, nil
 }
