@@ -189,4 +189,3 @@ func (b *StateBackend) httpErr(op string, resp *http.Response, body []byte) erro
 	}
 	return fmt.Errorf("coordinator state %s: %s: %s: %s", b.workspace, op, resp.Status, msg)
 }
-
