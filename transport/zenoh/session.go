@@ -311,6 +311,21 @@ func (s *Session) Publish(ctx context.Context, key string, payload, attachment [
 	return nil
 }
 
+// Matching reports whether a publication on key would reach a remote
+// node now: a link whose peer declared a matching subscriber, or a link
+// to a router. A caller that expects a remote receiver can count a
+// publication made while this is false as lost.
+func (s *Session) Matching(key string) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, l := range s.links {
+		if l.wants(key) {
+			return true
+		}
+	}
+	return false
+}
+
 // Subscribe declares a subscriber on keyExpr (canonical, with `*` and
 // `**` allowed) to every current and future link. h is called from one
 // goroutine at a time; the Sample is valid only until h returns.

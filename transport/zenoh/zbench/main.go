@@ -29,7 +29,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: zbench serve|client [flags]")
+		fmt.Fprintln(os.Stderr, "usage: zbench serve|client|flow-pub|flow-sub [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -38,6 +38,10 @@ func main() {
 		err = serve(os.Args[2:])
 	case "client":
 		err = client(os.Args[2:])
+	case "flow-pub":
+		err = flowPub(os.Args[2:])
+	case "flow-sub":
+		err = flowSub(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])
 	}
