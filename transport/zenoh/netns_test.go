@@ -54,7 +54,7 @@ func netnsSetup(t *testing.T) string {
 
 type flowResult struct {
 	Published, Unmatched, Failed, Received, Missing, Reordered, Last uint64
-	LinksOpened                                                     uint64 `json:"links_opened"`
+	LinksOpened                                                      uint64 `json:"links_opened"`
 }
 
 // flow runs a publisher in zbench-a and a subscriber in zbench-b, cuts the
