@@ -206,12 +206,13 @@ func (c *computer) machineChange(rec, after state.Machine) Change {
 	ch.Diffs = machineDiffs(cur, after)
 	obs, seen := c.observedMachine(rec.ID)
 	switch {
+	case seen && obs.Reachable && after.DaemonMode == state.Systemd && !obs.UnitPresent:
+		// A reinstall also brings the desired binary: no upgrade needed.
+		ch.Action = Install
+		ch.Reason = "daemon unit is missing on the machine (drift): install it again"
 	case cur.BinarySHA256 != after.BinarySHA256:
 		ch.Action = Upgrade
 		ch.Reason = fmt.Sprintf("adora binary changes from %s to %s", binaryString(cur.BinaryVersion, cur.BinarySHA256), binaryString(after.BinaryVersion, after.BinarySHA256))
-	case seen && obs.Reachable && after.DaemonMode == state.Systemd && !obs.UnitPresent:
-		ch.Action = Install
-		ch.Reason = "daemon unit is missing on the machine (drift): install it again"
 	case len(ch.Diffs) > 0:
 		ch.Action = Reconfigure
 		fields := make([]string, len(ch.Diffs))

@@ -257,3 +257,18 @@ func TestRecordedPlanReplansToNothing(t *testing.T) {
 		})
 	}
 }
+
+func TestMissingUnitIsReinstalledNotUpgraded(t *testing.T) {
+	s := scenario(t, "binary-upgrade")
+	m := s.Observed.Machines["bot-02"]
+	m.UnitPresent, m.UnitActive, m.DaemonConnected = false, false, false
+	s.Observed.Machines["bot-02"] = m
+	p := compute(t, s)
+	c, _ := p.Change("machine.bot-02")
+	if c.Action != plan.Install || c.Wave != 0 {
+		t.Fatalf("bot-02 = %s (wave %d); want a reinstall outside the waves", c.Action, c.Wave)
+	}
+	if len(p.Waves) != 2 {
+		t.Fatalf("waves = %+v; want the 2 other machines", p.Waves)
+	}
+}
