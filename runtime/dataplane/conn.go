@@ -22,7 +22,9 @@ type nodeConn struct {
 	c           *shm.Conn
 	ready       bool // the start barrier passed: READY may be sent
 	readySent   bool
-	closed      bool
+	closed      bool // nothing more is sent to the node
+	reading     bool // the reader still routes the node's frames
+	exit        *exitInfo
 	inflight    int                // data items sent but not acknowledged
 	outstanding map[uint64]int     // drop tokens held by the node
 	owned       map[uint32]*region // regions the node announced, by its id
@@ -125,12 +127,12 @@ func (r *Router) register(sc *shm.Conn) (*nodeConn, error) {
 	}
 	ns.secret = "" // one registration per spawn
 	if old := ns.conn; old != nil {
-		r.dropConnLocked(old)
-		old.c.Close()
+		r.detachLocked(old) // its reader drains what the old process sent
 	}
-	c := &nodeConn{node: ns, c: sc, outstanding: map[uint64]int{}, owned: map[uint32]*region{},
+	c := &nodeConn{node: ns, c: sc, reading: true, outstanding: map[uint64]int{}, owned: map[uint32]*region{},
 		mapped: map[uint32]bool{}, wake: make(chan struct{}, 1)}
 	ns.conn = c
+	ns.lastConn = c
 	ns.everJoined = true
 	clear(ns.closedOut)
 	delete(r.waiting, ns.id)
@@ -188,17 +190,36 @@ func (r *Router) readLoop(c *nodeConn) error {
 	}
 }
 
-// connClosed forgets a connection: the node's drop tokens are released and
-// its regions are retired once unused.
+// connClosed runs when a connection's reader ends: everything the node
+// sent has been routed. The node's drop tokens are released, its regions
+// are retired once unused, and an exit NodeExited reported earlier is
+// applied now, so receivers see INPUT_CLOSED after the last data.
 func (r *Router) connClosed(c *nodeConn, cause error) {
 	r.mu.Lock()
-	r.dropConnLocked(c)
+	r.detachLocked(c)
+	c.reading = false
+	for _, g := range c.owned {
+		g.ownerGone = true
+		if g.live == 0 {
+			r.retireLocked(g)
+		}
+	}
+	var remote func()
+	if e := c.exit; e != nil {
+		c.exit = nil
+		remote = r.applyExitLocked(c.node.id, e.restarting, e.failed)
+	}
 	r.mu.Unlock()
 	c.c.Close()
+	if remote != nil {
+		remote()
+	}
 	r.log.Debug("node disconnected", "node", c.node.id, "cause", cause)
 }
 
-func (r *Router) dropConnLocked(c *nodeConn) {
+// detachLocked stops sending to c: its drop tokens and window are released.
+// Its reader keeps routing what the node already sent.
+func (r *Router) detachLocked(c *nodeConn) {
 	if c.closed {
 		return
 	}
@@ -216,12 +237,6 @@ func (r *Router) dropConnLocked(c *nodeConn) {
 	}
 	clear(c.outstanding)
 	c.inflight = 0
-	for _, reg := range c.owned {
-		reg.ownerGone = true
-		if reg.live == 0 {
-			r.retireLocked(reg)
-		}
-	}
 	r.cond.Broadcast()
 }
 
@@ -254,7 +269,12 @@ func (r *Router) writeLoop(c *nodeConn) {
 			var err error
 			buf, err = writeOut(c.c, buf[:0], out)
 			if err != nil {
-				c.c.Close() // the reader sees the error and cleans up
+				// The node is gone or broken; its reader still routes
+				// what it sent and cleans up at EOF.
+				r.log.Debug("write to node", "node", c.node.id, "err", err)
+				r.mu.Lock()
+				r.detachLocked(c)
+				r.mu.Unlock()
 				return
 			}
 		}
@@ -351,5 +371,5 @@ func (r *Router) appendInputLocked(out []outFrame, c *nodeConn, it *item) []outF
 		m.Token = s.token
 		c.outstanding[s.token]++ // the queue's reference moves to the node
 	}
-	return out
+	return append(out, outFrame{m: m})
 }

@@ -37,9 +37,8 @@ func (r *Router) NodeExited(nodeID string, restarting, failed bool) {
 		r.mu.Unlock()
 		return
 	}
-	c := ns.conn
-	if c != nil {
-		r.dropConnLocked(c)
+	if c := ns.conn; c != nil {
+		r.detachLocked(c)
 	}
 	ns.secret = ""
 	delete(r.waiting, nodeID)
@@ -58,27 +57,44 @@ func (r *Router) NodeExited(nodeID string, restarting, failed bool) {
 				in.timeout.Stop()
 			}
 		}
+		r.cond.Broadcast()
 	}
-	r.sourceEventLocked(nodeID, restarting, failed)
-	r.cond.Broadcast()
-	remote := r.cfg.Remote
+	var remote func()
+	if c := ns.lastConn; c != nil && c.reading {
+		// The reader still routes what the process sent before it died;
+		// connClosed applies the exit after the last message.
+		c.exit = &exitInfo{restarting: restarting, failed: failed}
+	} else {
+		remote = r.applyExitLocked(nodeID, restarting, failed)
+	}
 	r.mu.Unlock()
-	if c != nil {
-		c.c.Close()
+	if remote != nil {
+		remote()
 	}
+}
+
+type exitInfo struct{ restarting, failed bool }
+
+// applyExitLocked tells receivers that nodeID restarted or is gone; the
+// returned func publishes the same to remote daemons (call it unlocked).
+func (r *Router) applyExitLocked(nodeID string, restarting, failed bool) func() {
+	r.sourceEventLocked(nodeID, restarting, failed)
+	remote := r.cfg.Remote
 	if remote == nil {
-		return
+		return nil
 	}
-	ev := RemoteEvent{Kind: NodeRestarted, Node: nodeID}
-	if !restarting {
-		if !failed {
-			r.publishOutputsClosed(remote, nodeID)
-			return
+	return func() {
+		ev := RemoteEvent{Kind: NodeRestarted, Node: nodeID}
+		if !restarting {
+			if !failed {
+				r.publishOutputsClosed(remote, nodeID)
+				return
+			}
+			ev = RemoteEvent{Kind: NodeFailed, Node: nodeID, Error: "node exited with an error"}
 		}
-		ev = RemoteEvent{Kind: NodeFailed, Node: nodeID, Error: "node exited with an error"}
-	}
-	if err := remote.PublishEvent(ev); err != nil {
-		r.log.Warn("publish node event to remote daemons", "node", nodeID, "event", ev.Kind, "err", err)
+		if err := remote.PublishEvent(ev); err != nil {
+			r.log.Warn("publish node event to remote daemons", "node", nodeID, "event", ev.Kind, "err", err)
+		}
 	}
 }
 

@@ -197,7 +197,7 @@ func (r *Router) handleOutput(c *nodeConn, m *shm.Msg) error {
 
 // enqueueLocked queues a data message for input in, applying its queue
 // policy. With backpressure and canBlock it waits for room (sender is the
-// sending connection, nil for remote data); without canBlock (timers) a full
+// sending connection, nil for remote data; unused); without canBlock (timers) a full
 // queue drops the new message.
 func (r *Router) enqueueLocked(in *inputState, meta shm.Meta, data []byte, s *sample, sender *nodeConn, canBlock bool) {
 	ns := in.node
@@ -218,10 +218,10 @@ func (r *Router) enqueueLocked(in *inputState, meta shm.Meta, data []byte, s *sa
 			ns.metrics.Dropped++
 			return
 		default:
-			for len(in.items) >= in.size && !r.closed && !ns.gone && (sender == nil || !sender.closed) {
+			for len(in.items) >= in.size && !r.closed && !ns.gone {
 				r.cond.Wait()
 			}
-			if r.closed || ns.gone || (sender != nil && sender.closed) {
+			if r.closed || ns.gone {
 				return
 			}
 		}

@@ -105,7 +105,8 @@ type nodeState struct {
 	closedOut  map[string]bool
 	secret     string
 	restarts   int
-	conn       *nodeConn
+	conn       *nodeConn // receives events; nil when none is registered
+	lastConn   *nodeConn // latest registration, possibly still draining
 	gone       bool
 	allClosed  bool // ALL_INPUTS_CLOSED was queued
 	fifo       *list.List

@@ -30,7 +30,8 @@ type Conn struct {
 	rbuf []byte
 	r, w int
 	oob  []byte
-	fds  []*os.File
+	fdmu sync.Mutex
+	fds  []*os.File // received, not yet taken
 
 	wmu  sync.Mutex
 	wbuf []byte
@@ -50,12 +51,15 @@ func Dial(path string) (*Conn, error) {
 	return NewConn(uc), nil
 }
 
-// Close closes the socket and any received descriptors not yet taken.
+// Close closes the socket and any received descriptors not yet taken. It
+// may be called concurrently with a read.
 func (c *Conn) Close() error {
+	c.fdmu.Lock()
 	for _, f := range c.fds {
 		f.Close()
 	}
 	c.fds = nil
+	c.fdmu.Unlock()
 	return c.uc.Close()
 }
 
@@ -67,6 +71,8 @@ func (c *Conn) Buffered() int { return c.w - c.r }
 
 // TakeFile returns the oldest received descriptor not yet taken.
 func (c *Conn) TakeFile() (*os.File, error) {
+	c.fdmu.Lock()
+	defer c.fdmu.Unlock()
 	if len(c.fds) == 0 {
 		return nil, errors.New("no file descriptor arrived with the frame")
 	}
@@ -100,9 +106,11 @@ func (c *Conn) collectFds(oob []byte) {
 		if err != nil {
 			continue
 		}
+		c.fdmu.Lock()
 		for _, fd := range fds {
 			c.fds = append(c.fds, os.NewFile(uintptr(fd), "region"))
 		}
+		c.fdmu.Unlock()
 	}
 }
 
