@@ -44,6 +44,7 @@ const planApp = `nodes:
 // of band, a saved plan refused after the state changed, and an apply
 // killed mid-rollout resumed with nothing done twice.
 func TestPlanApplyFleet(t *testing.T) {
+	lockBed(t)
 	f := newFleet(t, 16113)
 	f.startCoordinator()
 	v1, v2 := adoraBinary(t, "e2e-1"), adoraBinary(t, "e2e-2")
@@ -270,4 +271,19 @@ func writePlanFile(t *testing.T, path, s string) {
 func appendPlanFile(t *testing.T, path, s string) {
 	t.Helper()
 	writePlanFile(t, path, readFile(t, path)+s)
+}
+
+// lockBed holds an exclusive advisory lock on the bed for the rest of the
+// test, so that test processes that take it do not reset hosts under each
+// other (every test starts by wiping the hosts).
+func lockBed(t *testing.T) {
+	t.Helper()
+	f, err := os.OpenFile(filepath.Join(filepath.Dir(bed.Cluster), "e2e.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() })
 }
