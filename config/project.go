@@ -16,10 +16,15 @@ import (
 func CheckPlacement(c *Cluster, df *Dataflow) Diagnostics {
 	var diags Diagnostics
 	ids := c.MachineIDs()
+	known := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		known[id] = true
+	}
+	satisfiable := make(map[string]bool) // by FormatLabels of the requirement
 	for _, n := range df.Nodes {
 		dep := n.Deploy
 		if dep.Machine != "" {
-			if c.Machine(dep.Machine) == nil {
+			if !known[dep.Machine] {
 				hint := suggest(dep.Machine, ids)
 				if hint == "" {
 					hint = "machines are " + quoteList(ids)
@@ -28,9 +33,18 @@ func CheckPlacement(c *Cluster, df *Dataflow) Diagnostics {
 			}
 			continue
 		}
-		if len(dep.Labels) > 0 && !anyMachineMatches(c, dep.Labels) {
+		if len(dep.Labels) == 0 {
+			continue
+		}
+		key := FormatLabels(dep.Labels)
+		ok, seen := satisfiable[key]
+		if !seen {
+			ok = anyMachineMatches(c, dep.Labels)
+			satisfiable[key] = ok
+		}
+		if !ok {
 			diags.hintf(dep.Pos, "add the labels to a machine of "+clusterName(c)+" or change the requirement",
-				"node %q: no machine matches labels %s", n.ID, FormatLabels(dep.Labels))
+				"node %q: no machine matches labels %s", n.ID, key)
 		}
 	}
 	return diags
