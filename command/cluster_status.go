@@ -28,6 +28,7 @@ func (c *ClusterStatusCommand) Help() string {
 
 Options:
 
+  --all     Also list daemons registered before but not connected now
   --json    Print JSON
 ` + coordFlagsHelp
 }
@@ -37,6 +38,7 @@ func (c *ClusterStatusCommand) Run(args []string) int {
 	fs := coordFlagSet("cluster status")
 	cf.register(fs)
 	asJSON := fs.Bool("json", false, "")
+	all := fs.Bool("all", false, "")
 	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
 		c.Meta.Ui.Error(parseProblem(err, fs) + "\n\n" + c.Help())
 		return 1
@@ -49,7 +51,11 @@ func (c *ClusterStatusCommand) Run(args []string) int {
 		return 1
 	}
 	defer cl.Close()
-	r, err := cl.Daemons(ctx)
+	daemons := cl.Daemons
+	if *all {
+		daemons = cl.AllDaemons
+	}
+	r, err := daemons(ctx)
 	if err != nil {
 		c.Meta.Ui.Error("cluster status: " + err.Error())
 		return 1
@@ -67,9 +73,16 @@ func (c *ClusterStatusCommand) Run(args []string) int {
 // version and nodes.
 func renderClusterStatus(r proto.DaemonsReply) string {
 	var b strings.Builder
-	if len(r.Daemons) == 0 {
+	connected := 0
+	for _, d := range r.Daemons {
+		if d.Connected {
+			connected++
+		}
+	}
+	if connected == 0 {
 		b.WriteString("No daemons connected.\n")
-	} else {
+	}
+	if len(r.Daemons) > 0 {
 		w := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(w, "DAEMON ID\tLAST HEARTBEAT\tMACHINE\tVERSION\tLABELS\tNODES\tHOST")
 		for _, d := range r.Daemons {
@@ -81,7 +94,14 @@ func renderClusterStatus(r proto.DaemonsReply) string {
 			if host == "" {
 				host = d.RemoteAddr
 			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", d.Name(), ago(r.Now, d.LastHeartbeat), machine, d.Version, renderLabels(d.Labels), d.NodesRunning, host)
+			if host == "" {
+				host = "-"
+			}
+			beat := ago(r.Now, d.LastHeartbeat)
+			if !d.Connected {
+				beat = "disconnected (" + beat + ")"
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", d.Name(), beat, machine, d.Version, renderLabels(d.Labels), d.NodesRunning, host)
 		}
 		w.Flush()
 	}

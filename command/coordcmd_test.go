@@ -339,3 +339,18 @@ func TestRenderClusterStatusNoDaemons(t *testing.T) {
 		t.Fatalf("render = %q", got)
 	}
 }
+
+func TestRenderClusterStatusShowsDisconnected(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 10, 0, time.UTC)
+	got := renderClusterStatus(proto.DaemonsReply{Now: now, ActiveDataflows: 1, Daemons: []proto.DaemonInfo{
+		{ID: "u1", MachineID: "robot", Version: "1.0", Connected: true, LastHeartbeat: now.Add(-2 * time.Second), Labels: map[string]string{"b": "2", "a": "1"}, NodesRunning: 3, Hostname: "bot"},
+		{ID: "u2", Version: "1.0", LastHeartbeat: now.Add(-5 * time.Minute)},
+	}})
+	want := "DAEMON ID  LAST HEARTBEAT         MACHINE  VERSION  LABELS   NODES  HOST\n" +
+		"robot      2s ago                 robot    1.0      a=1,b=2  3      bot\n" +
+		"u2         disconnected (5m ago)  -        1.0      -        0      -\n" +
+		"\nActive dataflows: 1"
+	if got != want {
+		t.Fatalf("render:\n%s\nwant:\n%s", got, want)
+	}
+}

@@ -174,6 +174,15 @@ func (c *Client) Daemons(ctx context.Context) (proto.DaemonsReply, error) {
 	return r, err
 }
 
+// AllDaemons lists the connected daemons followed by the ones the
+// coordinator registered before but that are not connected now
+// (Connected false).
+func (c *Client) AllDaemons(ctx context.Context) (proto.DaemonsReply, error) {
+	var r proto.DaemonsReply
+	err := c.do(ctx, proto.TypeDaemons, proto.Daemons{All: true}, &r)
+	return r, err
+}
+
 // Top returns the latest per-node metrics.
 func (c *Client) Top(ctx context.Context) (proto.TopReply, error) {
 	var r proto.TopReply

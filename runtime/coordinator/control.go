@@ -16,11 +16,20 @@ import (
 func versionString() string { return version.Version }
 
 func (c *Coordinator) handleControl(w http.ResponseWriter, r *http.Request) {
+	if !c.track() {
+		http.Error(w, "coordinator is shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	defer c.wg.Done()
 	ws, err := upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		return
 	}
-	if _, err := wsconn.ServerHello(ws, proto.RoleCLI, helloTimeout); err != nil {
+	// Closing the coordinator must not wait for a peer that never says hello.
+	stopHello := context.AfterFunc(c.ctx, func() { ws.NetConn().Close() })
+	_, err = wsconn.ServerHello(ws, proto.RoleCLI, helloTimeout)
+	stopHello()
+	if err != nil {
 		c.log.Warn("control hello refused", "remote", r.RemoteAddr, "err", err)
 		return
 	}
@@ -102,7 +111,17 @@ func (c *Coordinator) control(conn *wsconn.Conn, e *proto.Envelope) (proto.Type,
 		r, err := c.Info(req.Dataflow)
 		return proto.TypeInfoReply, r, err
 	case proto.TypeDaemons:
-		return proto.TypeDaemonsRep, c.Daemons(), nil
+		var req proto.Daemons
+		if len(e.Payload) > 0 {
+			if err := e.Into(&req); err != nil {
+				return "", nil, err
+			}
+		}
+		r := c.Daemons()
+		if req.All {
+			r.Daemons = append(r.Daemons, c.knownDaemons(r.Daemons)...)
+		}
+		return proto.TypeDaemonsRep, r, nil
 	case proto.TypeTop:
 		return proto.TypeTopReply, c.Top(), nil
 	case proto.TypeLogs:
@@ -185,6 +204,35 @@ func (c *Coordinator) Daemons() proto.DaemonsReply {
 		r.Daemons = append(r.Daemons, s.info(true))
 	}
 	return r
+}
+
+// knownDaemons returns the stored daemons not in connected.
+func (c *Coordinator) knownDaemons(connected []proto.DaemonInfo) []proto.DaemonInfo {
+	recs, err := c.store.Daemons()
+	if err != nil {
+		c.log.Warn("read daemons from store", "err", err)
+		return nil
+	}
+	live := map[string]bool{}
+	for _, d := range connected {
+		live[d.ID] = true
+	}
+	var out []proto.DaemonInfo
+	for _, r := range recs {
+		if live[r.ID] {
+			continue
+		}
+		out = append(out, proto.DaemonInfo{ID: r.ID, MachineID: r.MachineID, Labels: r.Labels, Version: r.Version,
+			Hostname: r.Hostname, OS: r.OS, Arch: r.Arch, ZenohEndpoints: r.ZenohEndpoints,
+			ConnectedAt: r.FirstSeen, LastHeartbeat: r.LastSeen})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].MachineID != out[j].MachineID {
+			return out[i].MachineID < out[j].MachineID
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out
 }
 
 // Top returns the latest metrics of the nodes of active dataflows.

@@ -247,6 +247,19 @@ func (c *Coordinator) handleHealth(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, h)
 }
 
+// track counts the calling connection handler into c.wg so Close waits
+// for it; false when closing (the handler must return at once). On true
+// the caller defers c.wg.Done().
+func (c *Coordinator) track() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return false
+	}
+	c.wg.Add(1)
+	return true
+}
+
 // goWorker runs f on a goroutine the coordinator owns; false when closing.
 func (c *Coordinator) goWorker(f func()) bool {
 	c.mu.Lock()

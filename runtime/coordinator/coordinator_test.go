@@ -394,3 +394,39 @@ func TestDestroyStopsEverythingAndDaemonsExit(t *testing.T) {
 		t.Fatal("coordinator did not signal destroyed")
 	}
 }
+
+func TestAllDaemonsIncludesDisconnected(t *testing.T) {
+	srv := coordtest.Start(t, coordinator.Config{})
+	gone := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-gone", MachineID: "gone", Labels: map[string]string{"a": "b"}})
+	daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-here", MachineID: "here"})
+	gone.Close()
+	c := dial(t, srv.Endpoint)
+	if !coordtest.Wait(5*time.Second, func() bool { r, _ := c.Daemons(ctxT(t)); return len(r.Daemons) == 1 }) {
+		t.Fatal("gone daemon still listed as connected")
+	}
+	r, err := c.AllDaemons(ctxT(t))
+	if err != nil || len(r.Daemons) != 2 {
+		t.Fatalf("all daemons = %+v, %v", r, err)
+	}
+	if d := r.Daemons[0]; d.ID != "u-here" || !d.Connected {
+		t.Fatalf("first = %+v", d)
+	}
+	if d := r.Daemons[1]; d.ID != "u-gone" || d.Connected || d.Labels["a"] != "b" {
+		t.Fatalf("second = %+v", d)
+	}
+}
+
+func TestCloseDoesNotWaitForSilentConnection(t *testing.T) {
+	srv := coordtest.Start(t, coordinator.Config{})
+	ws, _, err := websocket.DefaultDialer.Dial(srv.Endpoint.URL(proto.PathDaemon), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	time.Sleep(20 * time.Millisecond) // the handler is waiting for hello
+	start := time.Now()
+	srv.Stop()
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("Stop took %v with a connection that never said hello", d)
+	}
+}

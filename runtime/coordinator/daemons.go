@@ -92,11 +92,20 @@ func (s *daemonSession) reports(id string) bool {
 }
 
 func (c *Coordinator) handleDaemon(w http.ResponseWriter, r *http.Request) {
+	if !c.track() {
+		http.Error(w, "coordinator is shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	defer c.wg.Done()
 	ws, err := upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		return // the upgrader answered
 	}
-	if _, err := wsconn.ServerHello(ws, proto.RoleDaemon, helloTimeout); err != nil {
+	// Closing the coordinator must not wait for a peer that never says hello.
+	stopHello := context.AfterFunc(c.ctx, func() { ws.NetConn().Close() })
+	_, err = wsconn.ServerHello(ws, proto.RoleDaemon, helloTimeout)
+	stopHello()
+	if err != nil {
 		c.log.Warn("daemon hello refused", "remote", r.RemoteAddr, "err", err)
 		return
 	}

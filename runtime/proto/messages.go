@@ -404,6 +404,13 @@ func (d DaemonInfo) Name() string {
 	return d.ID
 }
 
+// Daemons asks for the daemons (payload optional). All adds the daemons
+// the coordinator registered before but that are not connected now
+// (Connected false, LastHeartbeat their last contact).
+type Daemons struct {
+	All bool `json:"all,omitempty"`
+}
+
 // DaemonsReply answers Daemons: connected daemons sorted by machine id then
 // uuid, the coordinator's own version and the count of active dataflows.
 type DaemonsReply struct {
