@@ -59,7 +59,13 @@ func newFleet(t *testing.T, port int) *fleet {
 	if err := os.WriteFile(f.file, []byte(yml), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { f.stopCoordinator(); f.killSpawnedCoordinator(); resetHosts(t) })
+	t.Cleanup(func() {
+		start := time.Now()
+		f.stopCoordinator()
+		f.killSpawnedCoordinator()
+		resetHosts(t)
+		t.Logf("cleanup took %s", time.Since(start).Round(time.Millisecond))
+	})
 	return f
 }
 
