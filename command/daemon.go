@@ -7,16 +7,20 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/adora-rs/adora/config"
 	"github.com/adora-rs/adora/internal/auth"
 	"github.com/adora-rs/adora/runtime/daemon"
 	"github.com/adora-rs/adora/runtime/proto/wsconn"
+	"github.com/adora-rs/adora/transport/zenoh"
 )
 
 // DaemonCommand runs the per-machine daemon in the foreground.
@@ -43,6 +47,12 @@ Options:
   --labels k=v,...         Labels for label placement
   --token TOKEN            Bearer token (default: $ADORA_AUTH_TOKEN, then ADORA_HOME/token)
   --token-file PATH        Read the bearer token from PATH (mode 0600)
+  --zenoh-listen ENDPOINT  Where other daemons reach this one for cross-machine
+                           data (default tcp/0.0.0.0:0: any address, a free port;
+                           "none" keeps every dataflow on this machine)
+  --zenoh-advertise EPS    Endpoints to tell other daemons, comma-separated
+                           (default: the listen port on the address this machine
+                           uses to reach the coordinator)
   --quiet                  Log warnings and errors only
 
 Exit status: 0 after a stop or a destroy request, 1 when the coordinator
@@ -59,6 +69,8 @@ type daemonFlags struct {
 	token     string
 	tokenFile string
 	quiet     bool
+	zListen   string
+	zAdvert   string
 }
 
 func (c *DaemonCommand) Run(args []string) int {
@@ -72,6 +84,8 @@ func (c *DaemonCommand) Run(args []string) int {
 	fs.StringVar(&f.token, "token", "", "")
 	fs.StringVar(&f.tokenFile, "token-file", "", "")
 	fs.BoolVar(&f.quiet, "quiet", false, "")
+	fs.StringVar(&f.zListen, "zenoh-listen", "tcp/0.0.0.0:0", "")
+	fs.StringVar(&f.zAdvert, "zenoh-advertise", "", "")
 	if err := fs.Parse(args); err != nil {
 		c.Meta.Ui.Error(fmt.Sprintf("adora daemon: %v\n\n%s", err, c.Help()))
 		return 1
@@ -91,6 +105,15 @@ func (c *DaemonCommand) Run(args []string) int {
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	cfg.NewRouter = daemon.DataplaneRouter
+	if f.zListen != "none" && f.zListen != "" {
+		zs, eps, err := openZenoh(f, cfg.Logger)
+		if err != nil {
+			c.Meta.Ui.Error("adora daemon: " + err.Error())
+			return 1
+		}
+		defer zs.Close()
+		cfg.Transport, cfg.Endpoints = zs, eps
+	}
 	d, err := daemon.New(cfg)
 	if err != nil {
 		c.Meta.Ui.Error("adora daemon: " + err.Error())
@@ -200,4 +223,46 @@ func signalContext() (context.Context, context.CancelFunc) {
 		close(done)
 		cancel()
 	}
+}
+
+// openZenoh opens the daemon's Zenoh session (peer mode) and works out the
+// endpoints other daemons should dial.
+func openZenoh(f daemonFlags, log *slog.Logger) (*zenoh.Session, []string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	zs, err := zenoh.Open(ctx, zenoh.Config{Mode: zenoh.Peer, Listen: []string{f.zListen}, Logger: log.With("component", "zenoh")})
+	if err != nil {
+		return nil, nil, fmt.Errorf("--zenoh-listen %s: %w", f.zListen, err)
+	}
+	if f.zAdvert != "" {
+		return zs, strings.Split(f.zAdvert, ","), nil
+	}
+	ip := outboundIP(f.addr, f.port)
+	var eps []string
+	for _, ep := range zs.ListenEndpoints() {
+		addr, ok := strings.CutPrefix(ep, "tcp/")
+		host, port, err := net.SplitHostPort(addr)
+		if !ok || err != nil {
+			continue
+		}
+		if h := net.ParseIP(host); h != nil && h.IsUnspecified() && ip != "" {
+			host = ip
+		}
+		eps = append(eps, "tcp/"+net.JoinHostPort(host, port))
+	}
+	return zs, eps, nil
+}
+
+// outboundIP is the local address this machine uses to reach host (no
+// packet is sent); "" when unknown.
+func outboundIP(host string, port int) string {
+	c, err := net.Dial("udp", net.JoinHostPort(host, strconv.Itoa(port)))
+	if err != nil {
+		return ""
+	}
+	defer c.Close()
+	if a, ok := c.LocalAddr().(*net.UDPAddr); ok {
+		return a.IP.String()
+	}
+	return ""
 }

@@ -32,6 +32,7 @@ import (
 	"github.com/adora-rs/adora/runtime/proto"
 	"github.com/adora-rs/adora/runtime/proto/wsconn"
 	"github.com/adora-rs/adora/runtime/supervisor"
+	"github.com/adora-rs/adora/transport"
 )
 
 // Defaults of the reconnect backoff.
@@ -50,12 +51,25 @@ type Config struct {
 	Home      string
 	Logger    *slog.Logger
 	NewRouter RouterFactory // nil: nodes run without a data plane
+	// Transport carries data between machines (a Zenoh session); nil
+	// keeps every dataflow on this machine. When it can Connect (Mesh),
+	// the daemon links to the peers each Spawn names.
+	Transport transport.Transport
+	// Endpoints are where other daemons reach Transport
+	// ("tcp/10.0.0.2:7447"), sent at registration.
+	Endpoints []string
 
 	// Intervals; zero values take the proto defaults.
 	HeartbeatInterval time.Duration
 	MetricsInterval   time.Duration
 	ReconnectMin      time.Duration
 	ReconnectMax      time.Duration
+}
+
+// Mesh is a transport that can keep links to given endpoints (a Zenoh
+// session in peer mode).
+type Mesh interface {
+	Connect(endpoint string) error
 }
 
 // ErrRefused wraps a registration the coordinator refused (for example a
@@ -255,14 +269,15 @@ func (d *Daemon) session(ctx context.Context) (connected bool, err error) {
 func (d *Daemon) register() proto.Register {
 	host, _ := os.Hostname()
 	return proto.Register{
-		DaemonUUID: d.id,
-		MachineID:  d.cfg.MachineID,
-		Labels:     d.cfg.Labels,
-		Version:    version.Version,
-		Hostname:   host,
-		OS:         runtime.GOOS,
-		Arch:       runtime.GOARCH,
-		PID:        os.Getpid(),
+		DaemonUUID:     d.id,
+		MachineID:      d.cfg.MachineID,
+		Labels:         d.cfg.Labels,
+		Version:        version.Version,
+		Hostname:       host,
+		OS:             runtime.GOOS,
+		Arch:           runtime.GOARCH,
+		PID:            os.Getpid(),
+		ZenohEndpoints: d.cfg.Endpoints,
 	}
 }
 

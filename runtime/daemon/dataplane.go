@@ -6,29 +6,52 @@ import (
 
 // DataplaneRouter is the RouterFactory of adora's data plane
 // (runtime/dataplane): nodes that use the SDK find it through
-// ADORA_NODE_CONFIG. Outputs are routed between the nodes of this machine;
-// cross-machine delivery needs a dataplane.Remote, which this factory does
-// not set up yet.
+// ADORA_NODE_CONFIG. When some nodes of the dataflow run on other machines
+// and cfg.Transport is set, their outputs arrive (and local outputs they
+// read leave) over that transport, keyed by OutputKey and EventKey.
 func DataplaneRouter(cfg RouterConfig) (Router, error) {
-	r, err := dataplane.NewRouter(dataplane.Config{
+	dcfg := dataplane.Config{
 		DataflowID: cfg.DataflowID,
 		Dataflow:   cfg.Dataflow,
 		Local:      cfg.Local,
 		SocketDir:  cfg.SocketDir,
 		Logger:     cfg.Logger,
-	})
+	}
+	var br *bridge
+	if cfg.Transport != nil && len(cfg.Local) < len(cfg.Dataflow.Nodes) {
+		br = newBridge(cfg.Transport, cfg.DataflowID, cfg.Logger)
+		dcfg.Remote = br
+	}
+	r, err := dataplane.NewRouter(dcfg)
 	if err != nil {
 		return nil, err
 	}
-	return dataplaneRouter{r}, nil
+	if br != nil {
+		if err := br.start(r, cfg.Dataflow, cfg.Local); err != nil {
+			r.Close()
+			return nil, err
+		}
+	}
+	return &dataplaneRouter{Router: r, bridge: br}, nil
 }
 
-type dataplaneRouter struct{ *dataplane.Router }
+type dataplaneRouter struct {
+	*dataplane.Router
+	bridge *bridge // nil on a single machine
+}
 
-func (r dataplaneRouter) Drops() map[string]uint64 {
+func (r *dataplaneRouter) Drops() map[string]uint64 {
 	out := map[string]uint64{}
 	for id, m := range r.Metrics() {
 		out[id] = m.Dropped
 	}
 	return out
+}
+
+// Close stops remote deliveries first, then the router.
+func (r *dataplaneRouter) Close() error {
+	if r.bridge != nil {
+		r.bridge.close()
+	}
+	return r.Router.Close()
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/adora-rs/adora/config"
 	"github.com/adora-rs/adora/runtime/proto"
 	"github.com/adora-rs/adora/runtime/supervisor"
+	"github.com/adora-rs/adora/transport"
 )
 
 // Router is the data plane of one dataflow on this machine: it connects the
@@ -36,6 +37,9 @@ type RouterConfig struct {
 	// Spawn is the coordinator's request (placements and peers); nil in
 	// local mode.
 	Spawn *proto.Spawn
+	// Transport carries data to and from nodes on other machines; nil on
+	// a single machine.
+	Transport transport.Transport
 }
 
 // RouterFactory creates the router of one dataflow.
@@ -59,6 +63,7 @@ type FlowConfig struct {
 	Executables map[string]string
 	NewRouter   RouterFactory // nil: no data plane (plain processes)
 	Spawn       *proto.Spawn
+	Transport   transport.Transport // nil: single machine
 	Logger      *slog.Logger
 	Clock       supervisor.Clock
 	OnEvent     func(supervisor.Event)
@@ -101,7 +106,7 @@ func StartFlow(cfg FlowConfig) (*Flow, error) {
 		f.socketDir = dir
 		f.router, err = cfg.NewRouter(RouterConfig{
 			DataflowID: cfg.ID, Dataflow: cfg.Dataflow, Local: local, SocketDir: dir,
-			Logger: cfg.Logger.With("dataflow", cfg.ID), Spawn: cfg.Spawn,
+			Logger: cfg.Logger.With("dataflow", cfg.ID), Spawn: cfg.Spawn, Transport: cfg.Transport,
 		})
 		if err != nil {
 			os.RemoveAll(dir)

@@ -43,6 +43,7 @@ func (d *Daemon) spawn(m *proto.Spawn) error {
 	if err != nil {
 		return err
 	}
+	d.connectPeers(m)
 	id, name := m.DataflowID, m.Name
 	flow, err := StartFlow(FlowConfig{
 		ID:          id,
@@ -54,6 +55,7 @@ func (d *Daemon) spawn(m *proto.Spawn) error {
 		Executables: exes,
 		NewRouter:   d.cfg.NewRouter,
 		Spawn:       m,
+		Transport:   d.cfg.Transport,
 		Logger:      d.log,
 		OnEvent:     func(ev supervisor.Event) { d.nodeEvent(id, ev) },
 		OnLog:       func(l supervisor.LogLine) { d.nodeLog(id, proto.Stream(l.Stream), l.Node, l.Time, l.Line) },
@@ -337,5 +339,31 @@ func (d *Daemon) removeStaleSocketDirs() {
 			}
 		}
 		os.Remove(rec)
+	}
+}
+
+// connectPeers links the transport to the other daemons of a dataflow (a
+// full mesh: every daemon dials every peer it is told about).
+func (d *Daemon) connectPeers(m *proto.Spawn) {
+	mesh, ok := d.cfg.Transport.(Mesh)
+	if !ok {
+		return
+	}
+	own := map[string]bool{}
+	for _, ep := range d.cfg.Endpoints {
+		own[ep] = true
+	}
+	for _, p := range m.Peers {
+		if p.DaemonID == d.id {
+			continue
+		}
+		for _, ep := range p.ZenohEndpoints {
+			if own[ep] {
+				continue
+			}
+			if err := mesh.Connect(ep); err != nil {
+				d.log.Warn("link to peer daemon", "daemon", p.DaemonID, "endpoint", ep, "err", err)
+			}
+		}
 	}
 }

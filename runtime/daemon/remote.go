@@ -1,0 +1,166 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/adora-rs/adora/config"
+	"github.com/adora-rs/adora/runtime/dataplane"
+	"github.com/adora-rs/adora/transport"
+)
+
+// Network is the network segment of adora's data-plane keys.
+const Network = "default"
+
+// publishTimeout bounds one cross-machine publication.
+const publishTimeout = 5 * time.Second
+
+// OutputKey is the key an output of a node travels on between machines:
+// adora/<network>/<dataflow>/output/<node>/<output>.
+func OutputKey(dataflowID, node, output string) string {
+	return "adora/" + Network + "/" + dataflowID + "/output/" + node + "/" + output
+}
+
+// EventKey is the key of lifecycle events (output closed, node restarted,
+// node failed) of a node: adora/<network>/<dataflow>/event/<node>.
+func EventKey(dataflowID, node string) string {
+	return "adora/" + Network + "/" + dataflowID + "/event/" + node
+}
+
+// deliverer receives traffic from other machines (dataplane.Router).
+type deliverer interface {
+	DeliverRemote(node, output string, meta, data []byte) error
+	DeliverRemoteEvent(ev dataplane.RemoteEvent)
+}
+
+// bridge carries one dataflow's data plane between this machine and the
+// others over a transport (Zenoh): it is the router's dataplane.Remote and
+// subscribes to the remote outputs local nodes read.
+type bridge struct {
+	tr     transport.Transport
+	flowID string
+	log    *slog.Logger
+
+	failures atomic.Uint64 // publications that failed
+
+	mu   sync.Mutex
+	subs []transport.Subscription
+}
+
+func newBridge(tr transport.Transport, flowID string, log *slog.Logger) *bridge {
+	return &bridge{tr: tr, flowID: flowID, log: log}
+}
+
+// Publish implements dataplane.Remote: data is the payload, meta the
+// message metadata (sent as the Zenoh attachment).
+func (b *bridge) Publish(node, output string, meta, data []byte) error {
+	ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
+	defer cancel()
+	if err := b.tr.Publish(ctx, OutputKey(b.flowID, node, output), data, meta); err != nil {
+		b.failures.Add(1)
+		return fmt.Errorf("publish %s/%s to other machines: %w", node, output, err)
+	}
+	return nil
+}
+
+// wireEvent is the JSON payload on an event key.
+type wireEvent struct {
+	Kind   dataplane.RemoteEventKind `json:"kind"`
+	Node   string                    `json:"node"`
+	Output string                    `json:"output,omitempty"`
+	Error  string                    `json:"error,omitempty"`
+}
+
+// PublishEvent implements dataplane.Remote.
+func (b *bridge) PublishEvent(ev dataplane.RemoteEvent) error {
+	payload, _ := json.Marshal(wireEvent{Kind: ev.Kind, Node: ev.Node, Output: ev.Output, Error: ev.Error})
+	ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
+	defer cancel()
+	if err := b.tr.Publish(ctx, EventKey(b.flowID, ev.Node), payload, nil); err != nil {
+		b.failures.Add(1)
+		return fmt.Errorf("publish %s event of %s to other machines: %w", ev.Kind, ev.Node, err)
+	}
+	return nil
+}
+
+// remoteSources lists the outputs of nodes on other machines that local
+// nodes read, as node/output pairs, and whether any exist.
+func remoteSources(df *config.Dataflow, local []string) []config.Source {
+	isLocal := map[string]bool{}
+	for _, id := range local {
+		isLocal[id] = true
+	}
+	seen := map[config.Source]bool{}
+	var out []config.Source
+	for _, n := range df.Nodes {
+		if !isLocal[n.ID] {
+			continue
+		}
+		for _, in := range n.Inputs {
+			src := config.Source{Node: in.Source.Node, Output: in.Source.Output}
+			if in.Source.IsTimer() || isLocal[src.Node] || seen[src] {
+				continue
+			}
+			seen[src] = true
+			out = append(out, src)
+		}
+	}
+	return out
+}
+
+// start subscribes to the remote outputs local nodes read and to the
+// lifecycle events of remote nodes, delivering both to to.
+func (b *bridge) start(to deliverer, df *config.Dataflow, local []string) error {
+	isLocal := map[string]bool{}
+	for _, id := range local {
+		isLocal[id] = true
+	}
+	for _, src := range remoteSources(df, local) {
+		src := src
+		sub, err := b.tr.Subscribe(OutputKey(b.flowID, src.Node, src.Output), func(s transport.Sample) {
+			if err := to.DeliverRemote(src.Node, src.Output, s.Attachment, s.Payload); err != nil {
+				b.log.Warn("deliver remote output", "source", src.String(), "err", err)
+			}
+		})
+		if err != nil {
+			b.close()
+			return fmt.Errorf("subscribe to %s: %w", src, err)
+		}
+		b.add(sub)
+	}
+	sub, err := b.tr.Subscribe("adora/"+Network+"/"+b.flowID+"/event/*", func(s transport.Sample) {
+		var ev wireEvent
+		if json.Unmarshal(s.Payload, &ev) != nil || isLocal[ev.Node] {
+			return
+		}
+		to.DeliverRemoteEvent(dataplane.RemoteEvent{Kind: ev.Kind, Node: ev.Node, Output: ev.Output, Error: ev.Error})
+	})
+	if err != nil {
+		b.close()
+		return fmt.Errorf("subscribe to remote node events: %w", err)
+	}
+	b.add(sub)
+	return nil
+}
+
+func (b *bridge) add(s transport.Subscription) {
+	b.mu.Lock()
+	b.subs = append(b.subs, s)
+	b.mu.Unlock()
+}
+
+// close ends every subscription (waiting for handlers in flight).
+func (b *bridge) close() {
+	b.mu.Lock()
+	subs := b.subs
+	b.subs = nil
+	b.mu.Unlock()
+	for _, s := range subs {
+		s.Close()
+	}
+}
