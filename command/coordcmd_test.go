@@ -354,3 +354,71 @@ func TestRenderClusterStatusShowsDisconnected(t *testing.T) {
 		t.Fatalf("render:\n%s\nwant:\n%s", got, want)
 	}
 }
+
+func TestCoordinatorCommandServesWithStableToken(t *testing.T) {
+	home := t.TempDir()
+	t.Setenv("ADORA_HOME", home)
+	t.Setenv("ADORA_AUTH_TOKEN", "")
+	var tokens []string
+	for round := 0; round < 2; round++ {
+		ui := cli.NewMockUi()
+		done := make(chan int, 1)
+		go func() {
+			done <- (&CoordinatorCommand{Meta: &Meta{Ui: ui}}).Run([]string{"--interface", "127.0.0.1", "--port", "0", "--store", "file"})
+		}()
+		var port int
+		if !coordtest.Wait(10*time.Second, func() bool {
+			out := ui.OutputWriter.String()
+			i := strings.Index(out, "(port ")
+			if i < 0 {
+				return false
+			}
+			port, _ = strconv.Atoi(strings.TrimSuffix(strings.Fields(out[i+6:])[0], ")"))
+			return port > 0
+		}) {
+			t.Fatalf("coordinator did not start: %s %s", ui.OutputWriter.String(), ui.ErrorWriter.String())
+		}
+		fi, err := os.Stat(filepath.Join(home, "token"))
+		if err != nil || fi.Mode().Perm() != 0o600 {
+			t.Fatalf("token file: %v %v", fi, err)
+		}
+		tok, _ := os.ReadFile(filepath.Join(home, "token"))
+		tokens = append(tokens, strings.TrimSpace(string(tok)))
+		if strings.Contains(ui.OutputWriter.String()+ui.ErrorWriter.String(), tokens[round]) {
+			t.Fatal("the coordinator printed its token")
+		}
+		// The CLI finds the token in ADORA_HOME by itself.
+		lui := cli.NewMockUi()
+		if code := (&ListCommand{Meta: &Meta{Ui: lui}}).Run([]string{"--coordinator-addr", "127.0.0.1", "--coordinator-port", strconv.Itoa(port)}); code != 0 {
+			t.Fatalf("list = %d: %s", code, lui.ErrorWriter.String())
+		}
+		// cluster down's Destroy ends the coordinator.
+		opts := []string{"--coordinator-addr", "127.0.0.1", "--coordinator-port", strconv.Itoa(port)}
+		var cf coordFlags
+		fs := coordFlagSet("x")
+		cf.register(fs)
+		fs.Parse(opts)
+		cl, err := cf.dial(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cl.Destroy(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		cl.Close()
+		select {
+		case code := <-done:
+			if code != 0 || !strings.Contains(ui.OutputWriter.String(), "Coordinator destroyed") {
+				t.Fatalf("coordinator = %d: %s", code, ui.OutputWriter.String())
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("coordinator did not exit after destroy")
+		}
+	}
+	if tokens[0] == "" || tokens[0] != tokens[1] {
+		t.Fatal("the token changed across restarts")
+	}
+	if _, err := os.Stat(filepath.Join(home, "coordinator.db")); err != nil {
+		t.Fatalf("store file: %v", err)
+	}
+}
