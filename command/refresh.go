@@ -64,7 +64,11 @@ func (c *RefreshCommand) Run(args []string) int {
 			case !o.Reachable && o.Error != "":
 				line += "unreachable: " + o.Error
 			default:
-				line += fmt.Sprintf("daemon running %v, adora %s, connected %v", o.DaemonRunning(), orDash(o.BinaryVersion), o.DaemonConnected)
+				v := o.BinaryVersion
+				if v == "" {
+					v = o.DaemonVersion
+				}
+				line += fmt.Sprintf("daemon running %v, adora %s, connected %v", o.DaemonRunning(), orDash(v), o.DaemonConnected)
 			}
 			c.Meta.Ui.Output(line)
 		}

@@ -152,8 +152,11 @@ func (c *computer) machines() {
 			c.machineDrift(rec, obs)
 		}
 		if _, ok := want[id]; !ok {
-			c.add(Change{Address: state.MachineAddr(id), Kind: KindMachine, Name: id, Action: Uninstall,
-				Reason: "machine is no longer in the cluster"})
+			reason := "machine is no longer in the cluster"
+			if c.desired.Destroy {
+				reason = "destroy: everything adora deployed is removed"
+			}
+			c.add(Change{Address: state.MachineAddr(id), Kind: KindMachine, Name: id, Action: Uninstall, Reason: reason})
 		}
 	}
 	for _, id := range slices.Sorted(maps.Keys(want)) {

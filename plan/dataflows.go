@@ -44,8 +44,11 @@ func (c *computer) dataflows() Errors {
 }
 
 func (c *computer) stopDataflow(rec state.Dataflow) {
-	c.add(Change{Address: state.DataflowAddr(rec.Name), Kind: KindDataflow, Name: rec.Name, Action: Stop,
-		Reason: "dataflow is no longer in the configuration"})
+	reason := "dataflow is no longer in the configuration"
+	if c.desired.Destroy {
+		reason = "destroy: everything adora deployed is removed"
+	}
+	c.add(Change{Address: state.DataflowAddr(rec.Name), Kind: KindDataflow, Name: rec.Name, Action: Stop, Reason: reason})
 	for node, m := range rec.Placements {
 		c.add(Change{Address: state.NodeAddr(rec.Name, node), Kind: KindNode, Name: node, Dataflow: rec.Name,
 			Action: Stop, Reason: "stopped with its dataflow", Diffs: []Diff{{Field: "machine", Before: m}}})

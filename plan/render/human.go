@@ -195,6 +195,10 @@ func humanChange(pr *printer, c plan.Change, nodes []plan.Change) {
 		nsym := pr.paint(colorOf(n.Action), Symbol(n.Action))
 		pr.printf("      %s node %s", nsym, n.Name)
 		for _, d := range n.Diffs {
+			if d.After == "" {
+				pr.printf(": was on %s", d.Before)
+				continue
+			}
 			pr.printf(": %s", arrow(d))
 		}
 		if n.Placement != nil && n.Placement.Rule != "" {
