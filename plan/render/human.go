@@ -102,6 +102,9 @@ func (pr *printer) paint(code, s string) string {
 // its reason and details, the rolling waves and the summary line.
 func Human(w io.Writer, p *plan.Plan, opts Options) error {
 	pr := &printer{w: w, color: opts.Color}
+	if len(p.Targets) > 0 {
+		pr.printf("%s\n\n", pr.paint(yellow, "Note: this plan covers only "+strings.Join(p.Targets, ", ")+" (-target); other changes may be pending."))
+	}
 	if len(p.Drift) > 0 {
 		humanDrift(pr, p.Drift)
 	}

@@ -156,3 +156,20 @@ func TestMarkdownFitsAComment(t *testing.T) {
 		}
 	}
 }
+
+func TestTargetedPlanSaysSo(t *testing.T) {
+	s := plantest.Scenarios()[0]
+	s.Desired.Targets = []string{"machine.bot-01"}
+	p, err := plan.Compute(s.Prior, s.Observed, s.Desired)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	render.Human(&out, p, render.Options{})
+	if !strings.HasPrefix(out.String(), "Note: this plan covers only machine.bot-01 (-target)") {
+		t.Fatalf("targeted plan does not start with the note:\n%s", out.String())
+	}
+	if !strings.Contains(out.String(), "Plan: 1 to install") {
+		t.Fatalf("targeted plan counts other changes:\n%s", out.String())
+	}
+}
