@@ -89,6 +89,9 @@ func IsHCL(filename string) bool {
 	return strings.EqualFold(filepath.Ext(filename), ".hcl")
 }
 
+// LocalHost is the host of a local machine that does not set one.
+const LocalHost = "127.0.0.1"
+
 // DefaultCluster is the cluster used when there is no cluster file: this
 // machine alone, with the coordinator on 127.0.0.1:6013 and one machine
 // "local" managed without SSH.
@@ -324,6 +327,9 @@ func (d *yamlDecoder) machine(n *yaml.Node) Machine {
 			}
 		}},
 		{"host", func(_, v *yaml.Node) {
+			if isNull(resolve(v)) {
+				d.diags.hintf(d.pos(resolve(v)), "set it to an IP address or host name", "machine %q: host must not be empty", m.ID)
+			}
 			if s, ok := d.str(v, "host"); ok {
 				if err := validHost("host", s); err != nil {
 					d.diags.errorf(d.pos(v), "machine %q: %v", m.ID, err)
@@ -347,7 +353,12 @@ func (d *yamlDecoder) machine(n *yaml.Node) Machine {
 		}
 		d.diags.hintf(p, "add id: NAME", "machine id must not be empty")
 	}
-	if keys["host"] == nil || m.Host == "" {
+	switch {
+	case keys["host"] != nil:
+		// checked where it is set
+	case m.Local:
+		m.Host = LocalHost
+	default:
 		name := m.ID
 		if name == "" {
 			name = "?"

@@ -183,6 +183,21 @@ dataflows:
 	}
 }
 
+func TestLocalMachineDefaultsHost(t *testing.T) {
+	for _, tt := range []struct{ file, src string }{
+		{"c.yml", "coordinator: {addr: 127.0.0.1}\nmachines: [{id: me, local: true}]\n"},
+		{"c.hcl", "coordinator {\n  addr = \"127.0.0.1\"\n}\nmachine \"me\" {\n  local = true\n}\n"},
+	} {
+		c, diags := ParseCluster([]byte(tt.src), tt.file)
+		if len(diags) > 0 {
+			t.Fatalf("%s: %v", tt.file, diags)
+		}
+		if m := c.Machines[0]; m.Host != LocalHost || !m.Local {
+			t.Fatalf("%s: machine = %+v", tt.file, m)
+		}
+	}
+}
+
 func TestDefaultCluster(t *testing.T) {
 	c := DefaultCluster()
 	if c.Coordinator.Addr != "127.0.0.1" || c.Coordinator.Port != DefaultCoordinatorPort {

@@ -569,8 +569,9 @@ func (d *hclDecoder) toDuration(v cty.Value, p Pos, what string) (time.Duration,
 	return dur, true
 }
 
-// toStringMap converts a map or object of strings; keys in sorted order.
-func (d *hclDecoder) toStringMap(v cty.Value, p Pos, what string, checkKey, checkValue func(string) error) map[string]string {
+// toStringMap converts a map or object of strings. at holds the position
+// of each key when known; p is used otherwise.
+func (d *hclDecoder) toStringMap(v cty.Value, p Pos, at map[string]Pos, what string, checkKey, checkValue func(string) error) map[string]string {
 	if v.IsNull() {
 		return nil
 	}
@@ -583,22 +584,25 @@ func (d *hclDecoder) toStringMap(v cty.Value, p Pos, what string, checkKey, chec
 	for it := v.ElementIterator(); it.Next(); {
 		k, val := it.Element()
 		key := k.AsString()
+		kp, ok := at[key]
+		if !ok {
+			kp = p
+		}
 		if checkKey != nil {
 			if err := checkKey(key); err != nil {
-				d.diags.errorf(p, "%s: %v", what, err)
+				d.diags.errorf(kp, "%s: %v", what, err)
 				continue
 			}
 		}
 		s := ""
 		if !val.IsNull() {
-			var ok bool
-			if s, ok = d.toStr(val, p, fmt.Sprintf("%s value of %q", what, key)); !ok {
+			if s, ok = d.toStr(val, kp, fmt.Sprintf("%s value of %q", what, key)); !ok {
 				continue
 			}
 		}
 		if checkValue != nil {
 			if err := checkValue(s); err != nil {
-				d.diags.errorf(p, "%s: %v", what, err)
+				d.diags.errorf(kp, "%s: %v", what, err)
 				continue
 			}
 		}

@@ -71,6 +71,39 @@ func (d *hclDecoder) noLabels(b *hclsyntax.Block) {
 	}
 }
 
+// mapAttr is attr for maps written literally: set also gets the position of
+// each key, so diagnostics can point at the entry.
+func (d *hclDecoder) mapAttr(ctx *hcl.EvalContext, set func(v cty.Value, p Pos, keys map[string]Pos)) func(*hclsyntax.Attribute) {
+	return func(a *hclsyntax.Attribute) {
+		if v, ok := d.value(a.Expr, ctx); ok && !v.IsNull() {
+			set(v, d.pos(a.Expr.Range()), d.itemPositions(a.Expr, ctx, false))
+		}
+	}
+}
+
+// itemPositions maps each key of a literal object expression to the
+// position of its key (or of its value, when values is set). Keys that
+// cannot be evaluated are left out.
+func (d *hclDecoder) itemPositions(expr hclsyntax.Expression, ctx *hcl.EvalContext, values bool) map[string]Pos {
+	obj, ok := expr.(*hclsyntax.ObjectConsExpr)
+	if !ok {
+		return nil
+	}
+	out := make(map[string]Pos, len(obj.Items))
+	for _, item := range obj.Items {
+		k, diags := item.KeyExpr.Value(ctx)
+		if diags.HasErrors() || !k.IsKnown() || k.IsNull() || k.Type() != cty.String {
+			continue
+		}
+		r := item.KeyExpr.Range()
+		if values {
+			r = item.ValueExpr.Range()
+		}
+		out[k.AsString()] = d.pos(r)
+	}
+	return out
+}
+
 // attr evaluates an attribute and hands its value and position to set.
 func (d *hclDecoder) attr(ctx *hcl.EvalContext, set func(v cty.Value, p Pos)) func(*hclsyntax.Attribute) {
 	return func(a *hclsyntax.Attribute) {
@@ -162,8 +195,8 @@ func (d *hclDecoder) machine(b *hclsyntax.Block, inst instance) Machine {
 		"user":          d.str(ctx, "user", &m.User, validUser),
 		"port":          d.port(ctx, "port", &m.Port),
 		"identity_file": d.str(ctx, "identity_file", &m.IdentityFile, validPath),
-		"labels": d.attr(ctx, func(v cty.Value, p Pos) {
-			m.Labels = d.toStringMap(v, p, "labels", func(k string) error { return ValidID("label key", k) }, ValidLabelValue)
+		"labels": d.mapAttr(ctx, func(v cty.Value, p Pos, at map[string]Pos) {
+			m.Labels = d.toStringMap(v, p, at, "labels", func(k string) error { return ValidID("label key", k) }, ValidLabelValue)
 		}),
 		"local": d.attr(ctx, func(v cty.Value, p Pos) { m.Local, _ = d.toBool(v, p, "local") }),
 	}, nil, nil)
@@ -174,7 +207,9 @@ func (d *hclDecoder) machine(b *hclsyntax.Block, inst instance) Machine {
 		}
 		d.diags.errorf(p, "%v", err)
 	}
-	if !host {
+	if !host && m.Local {
+		m.Host = LocalHost
+	} else if !host {
 		d.diags.hintf(m.Pos, `add host = "IP-OR-HOSTNAME"`, "machine %q host must not be empty", m.ID)
 	}
 	return m
@@ -218,7 +253,9 @@ func decodeDataflowHCL(src []byte, file string, opts Options) (*Dataflow, Pos, D
 		}
 	}
 	d.body(body, "dataflow", map[string]func(*hclsyntax.Attribute){
-		"env": d.attr(d.ctx, func(v cty.Value, p Pos) { df.Env = d.toStringMap(v, p, "env", validEnvKey, validEnvValue) }),
+		"env": d.mapAttr(d.ctx, func(v cty.Value, p Pos, at map[string]Pos) {
+			df.Env = d.toStringMap(v, p, at, "env", validEnvKey, validEnvValue)
+		}),
 	}, map[string]func(*hclsyntax.Block){
 		"variable": nil,
 		"locals":   nil,
@@ -266,9 +303,11 @@ func (d *hclDecoder) node(b *hclsyntax.Block, inst instance) Node {
 		"path":        d.str(ctx, what+": path", &n.Path, validPath),
 		"build":       d.str(ctx, what+": build", &n.Build, nil),
 		"args":        d.attr(ctx, func(v cty.Value, p Pos) { n.Args = d.args(v, p, what) }),
-		"env":         d.attr(ctx, func(v cty.Value, p Pos) { n.Env = d.toStringMap(v, p, "env", validEnvKey, validEnvValue) }),
-		"outputs":     d.attr(ctx, func(v cty.Value, p Pos) { n.Outputs = d.outputs(v, p, what) }),
-		"inputs":      func(a *hclsyntax.Attribute) { n.Inputs = d.inputs(a, ctx, what) },
+		"env": d.mapAttr(ctx, func(v cty.Value, p Pos, at map[string]Pos) {
+			n.Env = d.toStringMap(v, p, at, "env", validEnvKey, validEnvValue)
+		}),
+		"outputs": d.attr(ctx, func(v cty.Value, p Pos) { n.Outputs = d.outputs(v, p, what) }),
+		"inputs":  func(a *hclsyntax.Attribute) { n.Inputs = d.inputs(a, ctx, what) },
 		"restart_policy": d.attr(ctx, func(v cty.Value, p Pos) {
 			if s, ok := d.toStr(v, p, what+": restart_policy"); ok {
 				m, hint, err := parseRestartMode(s)
@@ -345,14 +384,7 @@ func (d *hclDecoder) inputs(a *hclsyntax.Attribute, ctx *hcl.EvalContext, what s
 		d.diags.errorf(p, "%s: inputs must be a map of input id to source, not %s", what, ty.FriendlyName())
 		return nil
 	}
-	itemPos := make(map[string]Pos)
-	if obj, ok := a.Expr.(*hclsyntax.ObjectConsExpr); ok {
-		for _, item := range obj.Items {
-			if k, diags := item.KeyExpr.Value(ctx); !diags.HasErrors() && k.Type() == cty.String && k.IsKnown() && !k.IsNull() {
-				itemPos[k.AsString()] = d.pos(item.ValueExpr.Range())
-			}
-		}
-	}
+	itemPos := d.itemPositions(a.Expr, ctx, true)
 	var out []Input
 	for it := v.ElementIterator(); it.Next(); {
 		k, val := it.Element()
@@ -438,8 +470,8 @@ func (d *hclDecoder) deploy(b *hclsyntax.Block, ctx *hcl.EvalContext, what strin
 				machinePos = &p
 			}
 		}),
-		"labels": d.attr(ctx, func(v cty.Value, p Pos) {
-			dep.Labels = d.toStringMap(v, p, "labels", func(k string) error { return ValidID("label key", k) }, ValidLabelValue)
+		"labels": d.mapAttr(ctx, func(v cty.Value, p Pos, at map[string]Pos) {
+			dep.Labels = d.toStringMap(v, p, at, "labels", func(k string) error { return ValidID("label key", k) }, ValidLabelValue)
 			labelsPos = &p
 		}),
 		"distribute": d.attr(ctx, func(v cty.Value, p Pos) {

@@ -112,7 +112,7 @@ func TestHCLDiagnostics(t *testing.T) {
 		{"machine without host", "coordinator {\n  addr = \"10.0.0.1\"\n}\nmachine \"m\" {}\n", `x.hcl:4:1: error: machine "m" host must not be empty`, true},
 		{"no coordinator", "machine \"m\" {\n  host = \"h\"\n}\n", `x.hcl:1:1: error: cluster: missing coordinator`, true},
 		{"node in cluster", "coordinator {\n  addr = \"a\"\n}\nnode \"n\" {}\n", `x.hcl:4:1: error: cluster: "node" is not supported`, true},
-		{"bad label", "coordinator {\n  addr = \"a\"\n}\nmachine \"m\" {\n  host = \"h\"\n  labels = { \"a b\" = \"c\" }\n}\n", `x.hcl:6:12: error: labels: label key "a b" contains ' '`, true},
+		{"bad label", "coordinator {\n  addr = \"a\"\n}\nmachine \"m\" {\n  host = \"h\"\n  labels = { \"a b\" = \"c\" }\n}\n", `x.hcl:6:14: error: labels: label key "a b" contains ' '`, true},
 		{"deploy as attribute", "node \"a\" {\n  path = \"x\"\n  deploy = {}\n}\n", `(deploy is a block: write deploy { ... })`, false},
 	}
 	for _, tt := range tests {

@@ -153,6 +153,8 @@ var malformed = []struct {
 		`f.yml:2:9: error: node id "adora" is reserved for built-in inputs such as adora/timer/millis/100`},
 	{"node as string", false, "nodes:\n  - a\n",
 		`f.yml:2:5: error: a node must be a mapping, not a string`},
+	{"null host", true, "coordinator:\n  addr: 10.0.0.1\nmachines:\n  - id: a\n    host:\n",
+		`f.yml:5:10: error: machine "a": host must not be empty (set it to an IP address or host name)`},
 	{"empty host", true, "coordinator:\n  addr: 10.0.0.1\nmachines:\n  - id: a\n    host: \"\"\n",
 		`f.yml:5:11: error: machine "a": host must not be empty`},
 	{"addr missing", true, "coordinator:\n  port: 6013\nmachines:\n  - id: a\n    host: h\n",
