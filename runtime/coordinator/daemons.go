@@ -307,6 +307,9 @@ func (c *Coordinator) sortedDaemonsLocked() []*daemonSession {
 
 // statusReport reconciles what a daemon runs with what should run.
 func (c *Coordinator) statusReport(s *daemonSession, rep proto.StatusReport) {
+	for _, fin := range rep.Finished {
+		c.dataflowFinished(s, fin)
+	}
 	var orphans []string
 	c.mu.Lock()
 	s.report = &rep

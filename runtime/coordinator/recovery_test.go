@@ -277,3 +277,36 @@ func TestDataflowEndsWhenEveryDaemonFinished(t *testing.T) {
 		t.Fatalf("error = %q", info.Error)
 	}
 }
+
+func TestDataflowThatEndedWhileCoordinatorWasDownIsNotRecovered(t *testing.T) {
+	st := store.NewMemory()
+	srv := coordtest.Start(t, coordinator.Config{Store: st, TickInterval: quietTick})
+	robot := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
+	c := dial(t, srv.Endpoint)
+	req := startReq("batch")
+	req.Dataflow.Nodes = req.Dataflow.Nodes[:1]
+	rep, err := c.Start(ctxT(t), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	srv.Stop()
+	robot.Close()
+
+	srv2 := coordtest.Start(t, coordinator.Config{Store: st, TickInterval: quietTick})
+	back := daemon(t, srv2.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot",
+		Finished: []proto.DataflowFinished{{DataflowID: rep.DataflowID, Nodes: []proto.NodeState{{NodeID: "camera", Status: proto.NodeExited}}}}})
+	c2 := dial(t, srv2.Endpoint)
+	if !coordtest.Wait(5*time.Second, func() bool {
+		l, _ := c2.List(ctxT(t), true)
+		return len(l) == 1 && l[0].Status == proto.FlowSucceeded
+	}) {
+		l, _ := c2.List(ctxT(t), true)
+		t.Fatalf("list = %+v", l)
+	}
+	srv2.Tick()
+	time.Sleep(20 * time.Millisecond)
+	if n := len(back.Spawns()); n != 0 {
+		t.Fatalf("a finished dataflow was re-spawned %d times", n)
+	}
+}

@@ -107,6 +107,11 @@ type DataflowReport struct {
 // has no live node on this daemon.
 type StatusReport struct {
 	Dataflows []DataflowReport `json:"dataflows"`
+	// Finished lists parts of dataflows that ended while the daemon could
+	// not tell the coordinator (it was unreachable); the coordinator
+	// treats each as a DataflowFinished event, so a dataflow that ended
+	// meanwhile is not mistaken for one to auto-recover.
+	Finished []DataflowFinished `json:"finished,omitempty"`
 }
 
 // NodeStatusEvent reports a change of one node (restart, failure, exit).

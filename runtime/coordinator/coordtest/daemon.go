@@ -25,6 +25,9 @@ type DaemonConfig struct {
 	FailSpawn func(proto.Spawn) error
 	// ReportOnSpawn sends a status report after every spawn and stop.
 	ReportOnSpawn bool
+	// Finished goes into the first status report (parts that ended while
+	// the daemon was away).
+	Finished []proto.DataflowFinished
 }
 
 // Daemon is an in-process daemon that speaks the protocol. Its methods are
@@ -65,7 +68,9 @@ func StartDaemon(ctx context.Context, ep wsconn.Endpoint, cfg DaemonConfig) (*Da
 		conn.Close()
 		return nil, err
 	}
-	if err := d.Report(ctx); err != nil {
+	first := d.status()
+	first.Finished = cfg.Finished
+	if err := conn.Send(ctx, proto.TypeStatusReport, first); err != nil {
 		conn.Close()
 		return nil, err
 	}
