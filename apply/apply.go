@@ -139,9 +139,7 @@ func (e *Executor) Apply(ctx context.Context, interrupt <-chan struct{}, p *plan
 	var res Result
 	for _, ph := range phases(p) {
 		if err := e.runPhase(ctx, interrupt, p, ph, &res); err != nil {
-			for _, later := range remaining(p, ph) {
-				res.Remaining = append(res.Remaining, later)
-			}
+			res.Remaining = append(res.Remaining, remaining(p, ph)...)
 			return e.st, res, err
 		}
 	}

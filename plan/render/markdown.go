@@ -105,7 +105,6 @@ type budget struct {
 	buf     strings.Builder
 	limit   int
 	dropped int
-	open    []string // closing text of sections opened but not closed
 }
 
 func (b *budget) Write(p []byte) (int, error) { b.write(string(p)); return len(p), nil }
