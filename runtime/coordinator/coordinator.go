@@ -155,10 +155,18 @@ func (c *Coordinator) reload() error {
 			continue
 		}
 		prev := r.Status
-		if r.Status != proto.FlowStopping {
-			r.Status = proto.FlowRecovering
-		}
 		r.UpdatedAt = now
+		if r.Status == proto.FlowStopping {
+			// The stop was under way: finish it. Daemons that still run
+			// nodes of it get a stop when they report them (stopOrphans).
+			r.Status = proto.FlowStopped
+			if err := c.store.PutDataflow(r); err != nil {
+				return fmt.Errorf("coordinator: store dataflow %s: %w", r.ID, err)
+			}
+			c.log.Info("coordinator restarted during a stop: dataflow marked stopped", "dataflow", r.Name, "uuid", r.ID)
+			continue
+		}
+		r.Status = proto.FlowRecovering
 		if err := c.store.PutDataflow(r); err != nil {
 			return fmt.Errorf("coordinator: store dataflow %s: %w", r.ID, err)
 		}

@@ -310,3 +310,25 @@ func TestDataflowThatEndedWhileCoordinatorWasDownIsNotRecovered(t *testing.T) {
 		t.Fatalf("a finished dataflow was re-spawned %d times", n)
 	}
 }
+
+func TestRestartDuringStopFinishesTheStop(t *testing.T) {
+	st := store.NewMemory()
+	now := epoch
+	rec := store.DataflowRecord{ID: "df-1", Name: "half-stopped", Status: proto.FlowStopping, CreatedAt: now, UpdatedAt: now,
+		Placements: []proto.Placement{{NodeID: "camera", DaemonID: "u-robot", MachineID: "robot"}}}
+	if err := st.PutDataflow(rec); err != nil {
+		t.Fatal(err)
+	}
+	srv := coordtest.Start(t, coordinator.Config{Store: st, TickInterval: quietTick})
+	c := dial(t, srv.Endpoint)
+	if l, _ := c.List(ctxT(t), false); len(l) != 0 {
+		t.Fatalf("a stopping dataflow came back active: %+v", l)
+	}
+	robot := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot", Running: map[string][]string{"df-1": {"camera"}}})
+	if !coordtest.Wait(5*time.Second, func() bool { return len(robot.Stops()) == 1 }) {
+		t.Fatal("the daemon still running the half-stopped dataflow got no stop")
+	}
+	if len(robot.Spawns()) != 0 {
+		t.Fatal("half-stopped dataflow re-spawned")
+	}
+}
