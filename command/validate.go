@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/adora-rs/adora/config"
+	"github.com/adora-rs/adora/placement"
 )
 
 // ValidateCommand checks cluster and dataflow files and prints every
@@ -36,6 +37,8 @@ Usage: adora validate [options] [FILES...]
 
 Options:
 
+  -placement       Also print where each node would run on the cluster's
+                   machines, and by which rule.
   -var NAME=VALUE  Set an HCL variable; repeatable.
 `)
 }
@@ -76,9 +79,11 @@ func cfgParseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
 
 func (c *ValidateCommand) Run(args []string) int {
 	vars := cfgVars{}
+	var showPlacement bool
 	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
 	fs.SetOutput(&cfgErrWriter{ui: c.Meta.Ui})
 	fs.Var(vars, "var", "HCL variable NAME=VALUE")
+	fs.BoolVar(&showPlacement, "placement", false, "print node placement")
 	fs.Usage = func() { c.Meta.Ui.Error(c.Help()) }
 	files, err := cfgParseArgs(fs, args)
 	if err != nil {
@@ -111,27 +116,33 @@ func (c *ValidateCommand) Run(args []string) int {
 		}
 		clusterFile = f
 	}
-	return c.check(clusterFile, dataflows, opts)
+	return c.check(clusterFile, dataflows, opts, showPlacement)
 }
 
-func (c *ValidateCommand) check(clusterFile string, dataflows []string, opts config.Options) int {
+func (c *ValidateCommand) check(clusterFile string, dataflows []string, opts config.Options, showPlacement bool) int {
 	var diags config.Diagnostics
 	var summary []string
 	if clusterFile != "" {
 		cl, dfs, ds := config.LoadProjectOptions(clusterFile, opts, dataflows...)
 		diags = ds
 		if cl != nil {
-			summary = append(summary, fmt.Sprintf("cluster %s: %s", clusterFile, cfgPlural(len(cl.Machines), "machine")))
+			summary = append(summary, fmt.Sprintf("OK  cluster %s: %s", clusterFile, cfgPlural(len(cl.Machines), "machine")))
 		}
 		for _, name := range config.DataflowNames(dfs) {
-			summary = append(summary, fmt.Sprintf("dataflow %s (%s): %s", name, dfs[name].Source, cfgPlural(len(dfs[name].Nodes), "node")))
+			summary = append(summary, fmt.Sprintf("OK  dataflow %s (%s): %s", name, dfs[name].Source, cfgPlural(len(dfs[name].Nodes), "node")))
+			if showPlacement && cl != nil {
+				decisions, _ := placement.Place(dfs[name].Nodes, placement.DaemonsFromCluster(cl))
+				for _, d := range decisions {
+					summary = append(summary, "    "+d.String())
+				}
+			}
 		}
 	} else {
 		for _, f := range dataflows {
 			df, ds := config.LoadDataflowOptions(f, opts)
 			diags = append(diags, ds...)
 			if df != nil {
-				summary = append(summary, fmt.Sprintf("dataflow %s: %s", f, cfgPlural(len(df.Nodes), "node")))
+				summary = append(summary, fmt.Sprintf("OK  dataflow %s: %s", f, cfgPlural(len(df.Nodes), "node")))
 			}
 		}
 	}
@@ -147,7 +158,7 @@ func (c *ValidateCommand) check(clusterFile string, dataflows []string, opts con
 		return 1
 	}
 	for _, s := range summary {
-		c.Meta.Ui.Output("OK  " + s)
+		c.Meta.Ui.Output(s)
 	}
 	return 0
 }

@@ -19,6 +19,8 @@ func TestValidate(t *testing.T) {
 			[]string{"OK  cluster ../testfixtures/guide/edge-ai/cluster.yml: 2 machines", "OK  dataflow dataflow (../testfixtures/guide/edge-ai/dataflow.yml): 3 nodes"}, nil},
 		{"dataflow first, cluster detected", []string{fx + "guide/fleet/dataflow.yml", fx + "guide/fleet/cluster.yml"}, 0,
 			[]string{"OK  cluster ../testfixtures/guide/fleet/cluster.yml: 3 machines"}, nil},
+		{"placement shown", []string{"-placement", fx + "guide/fleet/cluster.yml", fx + "guide/fleet/dataflow.yml"}, 0,
+			[]string{"\n    camera-driver -> bot-02: first daemon with the requested labels", "\n    lidar-driver -> bot-01: first daemon with the requested labels"}, nil},
 		{"dataflow alone", []string{fx + "hcl/full/dataflow.hcl"}, 0, []string{"OK  dataflow ../testfixtures/hcl/full/dataflow.hcl: 3 nodes"}, nil},
 		{"hcl cluster with vars", []string{"-var", "robots=5", fx + "hcl/fleet50/cluster.hcl"}, 0,
 			[]string{"cluster ../testfixtures/hcl/fleet50/cluster.hcl: 6 machines", "dataflow navigation"}, nil},
