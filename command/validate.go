@@ -1,6 +1,7 @@
 package command
 
 import (
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -37,6 +38,9 @@ Usage: adora validate [options] [FILES...]
 
 Options:
 
+  -json            Print one JSON object instead: format_version, valid,
+                   diagnostics (pos, severity, summary, detail) and the
+                   files checked.
   -placement       Also print where each node would run on the cluster's
                    machines, and by which rule.
   -var NAME=VALUE  Set an HCL variable; repeatable.
@@ -79,11 +83,12 @@ func cfgParseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
 
 func (c *ValidateCommand) Run(args []string) int {
 	vars := cfgVars{}
-	var showPlacement bool
+	var showPlacement, asJSON bool
 	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
 	fs.SetOutput(&cfgErrWriter{ui: c.Meta.Ui})
 	fs.Var(vars, "var", "HCL variable NAME=VALUE")
 	fs.BoolVar(&showPlacement, "placement", false, "print node placement")
+	fs.BoolVar(&asJSON, "json", false, "print JSON")
 	fs.Usage = func() { c.Meta.Ui.Error(c.Help()) }
 	files, err := cfgParseArgs(fs, args)
 	if err != nil {
@@ -116,7 +121,50 @@ func (c *ValidateCommand) Run(args []string) int {
 		}
 		clusterFile = f
 	}
+	if asJSON {
+		return c.checkJSON(clusterFile, dataflows, opts)
+	}
 	return c.check(clusterFile, dataflows, opts, showPlacement)
+}
+
+// validateJSON is the -json output. Bump FormatVersion on incompatible
+// changes.
+type validateJSON struct {
+	FormatVersion int                `json:"format_version"`
+	Valid         bool               `json:"valid"`
+	Cluster       string             `json:"cluster,omitempty"`
+	Dataflows     map[string]string  `json:"dataflows"` // name -> file
+	Diagnostics   config.Diagnostics `json:"diagnostics"`
+}
+
+func (c *ValidateCommand) checkJSON(clusterFile string, dataflows []string, opts config.Options) int {
+	out := validateJSON{FormatVersion: 1, Cluster: clusterFile, Dataflows: map[string]string{}, Diagnostics: config.Diagnostics{}}
+	if clusterFile != "" {
+		_, dfs, ds := config.LoadProjectOptions(clusterFile, opts, dataflows...)
+		out.Diagnostics = append(out.Diagnostics, ds...)
+		for name, df := range dfs {
+			out.Dataflows[name] = df.Source
+		}
+	} else {
+		for _, f := range dataflows {
+			df, ds := config.LoadDataflowOptions(f, opts)
+			out.Diagnostics = append(out.Diagnostics, ds...)
+			if df != nil {
+				out.Dataflows[graphName(f)] = f
+			}
+		}
+	}
+	out.Valid = !out.Diagnostics.HasErrors()
+	b, err := json.MarshalIndent(out, "", "  ")
+	if err != nil {
+		c.Meta.Ui.Error(fmt.Sprintf("adora validate: %v", err))
+		return 1
+	}
+	c.Meta.Ui.Output(string(b))
+	if !out.Valid {
+		return 1
+	}
+	return 0
 }
 
 func (c *ValidateCommand) check(clusterFile string, dataflows []string, opts config.Options, showPlacement bool) int {

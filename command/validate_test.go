@@ -1,6 +1,7 @@
 package command
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -52,6 +53,40 @@ func TestValidate(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestValidateJSON(t *testing.T) {
+	code, out, errOut := runCfgCmd(t, &ValidateCommand{}, "-json", "../testfixtures/guide/edge-ai/cluster.yml", "../testfixtures/guide/fleet/dataflow.yml")
+	if code != 1 || errOut != "" {
+		t.Fatalf("exit %d, stderr %q", code, errOut)
+	}
+	var got struct {
+		FormatVersion int               `json:"format_version"`
+		Valid         bool              `json:"valid"`
+		Cluster       string            `json:"cluster"`
+		Dataflows     map[string]string `json:"dataflows"`
+		Diagnostics   []struct {
+			Pos struct {
+				File      string
+				Line, Col int
+			}
+			Severity, Summary, Detail string
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if got.FormatVersion != 1 || got.Valid || len(got.Diagnostics) != 2 || got.Dataflows["dataflow"] == "" {
+		t.Fatalf("got %+v", got)
+	}
+	d := got.Diagnostics[0]
+	if d.Severity != "error" || d.Pos.Line != 4 || d.Pos.Col != 7 || !strings.Contains(d.Summary, `no machine matches labels {"lidar": "true"}`) {
+		t.Fatalf("diagnostic = %+v", d)
+	}
+	code, out, _ = runCfgCmd(t, &ValidateCommand{}, "-json", "../testfixtures/guide/fleet/dataflow.yml")
+	if code != 0 || !strings.Contains(out, `"valid": true`) || !strings.Contains(out, `"diagnostics": []`) {
+		t.Fatalf("exit %d:\n%s", code, out)
 	}
 }
 

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -51,6 +52,25 @@ func TestDiagnosticsErr(t *testing.T) {
 	}
 	if len(both.Warnings()) != 1 {
 		t.Fatal("Warnings() wrong")
+	}
+}
+
+func TestDiagnosticJSON(t *testing.T) {
+	d := Diagnostic{Pos: Pos{File: "f.yml", Line: 2, Col: 3}, Severity: Warning, Summary: "s", Detail: "d"}
+	b, err := json.Marshal(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"pos":{"file":"f.yml","line":2,"col":3},"severity":"warning","summary":"s","detail":"d"}`
+	if string(b) != want {
+		t.Fatalf("got %s\nwant %s", b, want)
+	}
+	var back Diagnostic
+	if err := json.Unmarshal(b, &back); err != nil || back != d {
+		t.Fatalf("round trip: %+v, %v", back, err)
+	}
+	if err := json.Unmarshal([]byte(`{"severity":"fatal"}`), &back); err == nil {
+		t.Fatal("unknown severity accepted")
 	}
 }
 

@@ -15,6 +15,22 @@ const (
 	Warning
 )
 
+// MarshalText renders s as "error" or "warning" (in JSON too).
+func (s Severity) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// UnmarshalText parses "error" or "warning".
+func (s *Severity) UnmarshalText(b []byte) error {
+	switch string(b) {
+	case "error":
+		*s = Error
+	case "warning":
+		*s = Warning
+	default:
+		return fmt.Errorf("unknown severity %q", b)
+	}
+	return nil
+}
+
 func (s Severity) String() string {
 	if s == Warning {
 		return "warning"
@@ -26,10 +42,10 @@ func (s Severity) String() string {
 // a user must look at. Summary says what is wrong; Detail, when set, is a
 // short hint on what to do (for example `did you mean "robot"?`).
 type Diagnostic struct {
-	Pos      Pos
-	Severity Severity
-	Summary  string
-	Detail   string
+	Pos      Pos      `json:"pos"`
+	Severity Severity `json:"severity"`
+	Summary  string   `json:"summary"`
+	Detail   string   `json:"detail,omitempty"`
 }
 
 // String renders d as `file:line:col: error: summary (detail)`. Unknown parts
