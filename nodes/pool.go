@@ -11,7 +11,7 @@ import (
 // DefaultShmPoolBytes caps the shared memory one node keeps for its
 // outputs. When every region is in use and the cap is reached, AllocOutput
 // waits until a receiver releases one.
-const DefaultShmPoolBytes = 256 << 20
+const DefaultShmPoolBytes = 64 << 20
 
 // Buffer is shared memory for one output message, from AllocOutput. Write
 // the payload into Data, then pass the buffer to SendBuffer (or Free it).

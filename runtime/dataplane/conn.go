@@ -32,6 +32,8 @@ type nodeConn struct {
 	control     []*shm.Msg         // frames sent ahead of the FIFO
 	dropped     []uint32           // owned regions to report in DROPPED
 	wake        chan struct{}
+	writing     bool   // a goroutine is pumping frames to the node
+	wbuf        []byte // owned by the pumping goroutine
 }
 
 func (c *nodeConn) kick() {
@@ -248,35 +250,52 @@ func (r *Router) ack(c *nodeConn, n int) {
 	r.mu.Unlock()
 }
 
-// writeLoop sends READY, control frames and FIFO items to the node.
+// writeLoop pumps c whenever it is kicked (acks, timers, events).
 func (r *Router) writeLoop(c *nodeConn) {
 	defer r.wg.Done()
-	var buf []byte
 	for {
 		select {
 		case <-c.wake:
 		case <-r.quit:
 			return
 		}
-		for {
-			out, done := r.collect(c)
-			if done {
-				return
-			}
-			if len(out) == 0 {
-				break
-			}
-			var err error
-			buf, err = writeOut(c.c, buf[:0], out)
-			if err != nil {
-				// The node is gone or broken; its reader still routes
-				// what it sent and cleans up at EOF.
-				r.log.Debug("write to node", "node", c.node.id, "err", err)
-				r.mu.Lock()
-				r.detachLocked(c)
-				r.mu.Unlock()
-				return
-			}
+		if r.pump(c) {
+			return
+		}
+	}
+}
+
+// pump sends everything that may be sent to c now. One goroutine pumps a
+// connection at a time: a caller that finds another one pumping returns at
+// once (that one collects again before it stops). The router calls it
+// directly from the sender's reader after routing, which saves a goroutine
+// hand-off on the latency path. done reports that c is finished.
+func (r *Router) pump(c *nodeConn) (done bool) {
+	r.mu.Lock()
+	if c.writing {
+		r.mu.Unlock()
+		return false
+	}
+	c.writing = true
+	for {
+		out, done := r.collectLocked(c)
+		if done || len(out) == 0 {
+			c.writing = false
+			r.mu.Unlock()
+			return done
+		}
+		r.mu.Unlock()
+		var err error
+		c.wbuf, err = writeOut(c.c, c.wbuf[:0], out)
+		r.mu.Lock()
+		if err != nil {
+			// The node is gone or broken; its reader still routes what
+			// it sent and cleans up at EOF.
+			r.log.Debug("write to node", "node", c.node.id, "err", err)
+			c.writing = false
+			r.detachLocked(c)
+			r.mu.Unlock()
+			return true
 		}
 	}
 }
@@ -308,11 +327,9 @@ func writeOut(sc *shm.Conn, buf []byte, out []outFrame) ([]byte, error) {
 	return buf, nil
 }
 
-// collect takes what may be sent to c now. done reports that the
+// collectLocked takes what may be sent to c now. done reports that the
 // connection is finished.
-func (r *Router) collect(c *nodeConn) (out []outFrame, done bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+func (r *Router) collectLocked(c *nodeConn) (out []outFrame, done bool) {
 	if c.closed || r.closed {
 		return nil, true
 	}

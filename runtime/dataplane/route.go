@@ -3,6 +3,7 @@ package dataplane
 import (
 	"fmt"
 	"os"
+	"slices"
 
 	"github.com/adora-rs/adora/config"
 	"github.com/adora-rs/adora/transport/shm"
@@ -163,8 +164,12 @@ func (r *Router) handleOutput(c *nodeConn, m *shm.Msg) error {
 		r.samples[s.token] = s
 	}
 	key := outKey{ns.id, m.ID}
+	var touched []*nodeConn
 	for _, in := range r.routes[key] {
 		r.enqueueLocked(in, m.Meta, m.Data, s, c, true)
+		if rc := in.node.conn; rc != nil && !slices.Contains(touched, rc) {
+			touched = append(touched, rc)
+		}
 	}
 	remote := r.cfg.Remote
 	var data []byte
@@ -181,6 +186,9 @@ func (r *Router) handleOutput(c *nodeConn, m *shm.Msg) error {
 		remote = nil
 	}
 	r.mu.Unlock()
+	for _, rc := range touched {
+		r.pump(rc)
+	}
 	if remote != nil && rerr == nil {
 		rerr = remote.Publish(ns.id, m.ID, shm.AppendMeta(nil, &m.Meta), data)
 	}
