@@ -272,3 +272,19 @@ func TestMissingUnitIsReinstalledNotUpgraded(t *testing.T) {
 		t.Fatalf("waves = %+v; want the 2 other machines", p.Waves)
 	}
 }
+
+func TestUnreachableMachineIsDriftAndAWarning(t *testing.T) {
+	s := scenario(t, "binary-upgrade")
+	s.Desired.Binary = plantest.Binary010 // nothing to change
+	m := s.Observed.Machines["gpu-server"]
+	m = state.MachineObservation{ID: m.ID, Error: "dial tcp 10.0.0.4:22: connect: no route to host"}
+	s.Observed.Machines["gpu-server"] = m
+	p := compute(t, s)
+	c, _ := p.Change("machine.gpu-server")
+	if c.Action != plan.NoOp || len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0], "no route to host") {
+		t.Fatalf("gpu-server = %s %v; want a no-op with the reachability warning", c.Action, c.Warnings)
+	}
+	if len(p.Drift) != 1 || p.Drift[0].Field != "reachable" {
+		t.Fatalf("drift = %+v; want gpu-server unreachable", p.Drift)
+	}
+}
