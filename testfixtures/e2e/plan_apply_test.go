@@ -153,6 +153,20 @@ func TestPlanApplyFleet(t *testing.T) {
 		if _, code := f.adora(v2, "apply", "-auto-approve", f.file); code != 0 {
 			t.Fatalf("apply back exit %d", code)
 		}
+
+		// The state did not change, but the world did: a precondition the
+		// plan saw no longer holds.
+		if _, code := f.adora(v1, "plan", "-out", planFile, f.file); code != 0 {
+			t.Fatalf("plan -out exit %d", code)
+		}
+		sh(t, "h2", "systemctl stop adora-daemon-h2")
+		out, code = f.adora(v1, "apply", planFile)
+		if code != 1 {
+			t.Fatalf("apply with a broken precondition exit %d; want 1", code)
+		}
+		mustContain(t, out, "saved plan is stale", "machine.h2: daemon_running was true when planned, now false")
+		sh(t, "h2", "systemctl start adora-daemon-h2")
+		f.waitDaemons(30*time.Second, "e2e-2", hostNames()...)
 	})
 
 	t.Run("apply killed mid-rollout resumes with nothing done twice", func(t *testing.T) {
