@@ -91,8 +91,11 @@ type env struct {
 	dir  string // dataflow files and node scripts
 }
 
+// newEnv makes a private environment; the test runs in parallel with the
+// other e2e tests (each has its own ports and ADORA_HOME).
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	t.Parallel()
 	return &env{t: t, home: t.TempDir(), port: freePort(t), dir: t.TempDir()}
 }
 
