@@ -16,11 +16,10 @@ import (
 func versionString() string { return version.Version }
 
 func (c *Coordinator) handleControl(w http.ResponseWriter, r *http.Request) {
-	if !c.track() {
-		http.Error(w, "coordinator is shutting down", http.StatusServiceUnavailable)
+	if !c.track(w) {
 		return
 	}
-	defer c.wg.Done()
+	defer c.untrack()
 	ws, err := upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		return

@@ -73,6 +73,9 @@ type Config struct {
 	// KeepFinished is how many finished dataflows the store keeps
 	// (default 200).
 	KeepFinished int
+	// MaxConnections bounds concurrent WebSocket connections (default
+	// 1024); further upgrades get 503.
+	MaxConnections int
 }
 
 // Coordinator is the control plane. Create it with New, serve it with
@@ -91,6 +94,8 @@ type Coordinator struct {
 	destroyMu sync.Once
 
 	stateMu sync.Mutex // serializes state read-check-write
+
+	conns int // WebSocket connections being served; guarded by mu
 
 	mu        sync.Mutex
 	daemons   map[string]*daemonSession // connected and registered, by daemon id
@@ -120,6 +125,9 @@ func New(cfg Config) (*Coordinator, error) {
 	}
 	if cfg.KeepFinished <= 0 {
 		cfg.KeepFinished = 200
+	}
+	if cfg.MaxConnections <= 0 {
+		cfg.MaxConnections = 1024
 	}
 	if cfg.ConnOptions.Logger == nil {
 		cfg.ConnOptions.Logger = cfg.Logger
@@ -256,16 +264,30 @@ func (c *Coordinator) handleHealth(w http.ResponseWriter, r *http.Request) {
 }
 
 // track counts the calling connection handler into c.wg so Close waits
-// for it; false when closing (the handler must return at once). On true
-// the caller defers c.wg.Done().
-func (c *Coordinator) track() bool {
+// for it. It answers 503 and returns false when closing or at
+// MaxConnections; on true the caller defers c.untrack().
+func (c *Coordinator) track(w http.ResponseWriter) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
+		http.Error(w, "coordinator is shutting down", http.StatusServiceUnavailable)
 		return false
 	}
+	if c.conns >= c.cfg.MaxConnections {
+		c.log.Warn("refused connection: too many connections", "max", c.cfg.MaxConnections)
+		http.Error(w, "too many connections", http.StatusServiceUnavailable)
+		return false
+	}
+	c.conns++
 	c.wg.Add(1)
 	return true
+}
+
+func (c *Coordinator) untrack() {
+	c.mu.Lock()
+	c.conns--
+	c.mu.Unlock()
+	c.wg.Done()
 }
 
 // goWorker runs f on a goroutine the coordinator owns; false when closing.

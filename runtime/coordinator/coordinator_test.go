@@ -430,3 +430,15 @@ func TestCloseDoesNotWaitForSilentConnection(t *testing.T) {
 		t.Fatalf("Stop took %v with a connection that never said hello", d)
 	}
 }
+
+func TestConnectionLimit(t *testing.T) {
+	srv := coordtest.Start(t, coordinator.Config{MaxConnections: 1})
+	dial(t, srv.Endpoint)
+	_, err := client.Dial(ctxT(t), client.Options{Addr: srv.Endpoint.Addr, Port: srv.Endpoint.Port})
+	if err == nil || !strings.Contains(err.Error(), "503") {
+		t.Fatalf("second connection = %v, want 503", err)
+	}
+	if _, err := client.Health(ctxT(t), client.Options{Addr: srv.Endpoint.Addr, Port: srv.Endpoint.Port}); err != nil {
+		t.Fatalf("health at the limit: %v", err)
+	}
+}

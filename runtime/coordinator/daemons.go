@@ -92,11 +92,10 @@ func (s *daemonSession) reports(id string) bool {
 }
 
 func (c *Coordinator) handleDaemon(w http.ResponseWriter, r *http.Request) {
-	if !c.track() {
-		http.Error(w, "coordinator is shutting down", http.StatusServiceUnavailable)
+	if !c.track(w) {
 		return
 	}
-	defer c.wg.Done()
+	defer c.untrack()
 	ws, err := upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		return // the upgrader answered
