@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -178,6 +179,32 @@ func BenchmarkPingPong(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				c.Publish(ctx, "bench/ping", p, nil)
 				<-pong
+			}
+		})
+	}
+}
+
+func BenchmarkThroughput(b *testing.B) {
+	for _, size := range []int{64 << 10, 4 << 20} {
+		b.Run(fmt.Sprint(size), func(b *testing.B) {
+			a := openT(b, Config{Listen: []string{"tcp/127.0.0.1:0"}})
+			c := openT(b, Config{Connect: a.ListenEndpoints()})
+			ctx := context.Background()
+			var got atomic.Int64
+			done := make(chan struct{}, 1)
+			a.Subscribe("bench/sink", func(s transport.Sample) { got.Add(int64(len(s.Payload))) })
+			a.Subscribe("bench/sync", func(transport.Sample) { done <- struct{}{} })
+			waitFor(b, "links", func() bool { return remoteSubscribed(c, "bench/sink") && remoteSubscribed(c, "bench/sync") })
+			p := make([]byte, size)
+			b.SetBytes(int64(size))
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				c.Publish(ctx, "bench/sink", p, nil)
+			}
+			c.Publish(ctx, "bench/sync", nil, nil)
+			<-done
+			if got.Load() != int64(b.N*size) {
+				b.Fatalf("got %d bytes, want %d", got.Load(), b.N*size)
 			}
 		})
 	}
