@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -198,6 +199,7 @@ func finishCluster(c *Cluster, root Pos) Diagnostics {
 		}
 		seen[m.ID] = m.Pos
 	}
+	diags = append(diags, checkCoordinatorReach(c)...)
 	names := make(map[string]Pos)
 	for _, r := range c.Dataflows {
 		if r.Name == "" {
@@ -213,6 +215,36 @@ func finishCluster(c *Cluster, root Pos) Diagnostics {
 		c.Dataflows = nil
 	}
 	return diags
+}
+
+// checkCoordinatorReach warns when daemons will not be able to dial
+// coordinator.addr: an unspecified address, or loopback with remote machines.
+func checkCoordinatorReach(c *Cluster) Diagnostics {
+	var diags Diagnostics
+	addr := c.Coordinator.Addr
+	ip, err := netip.ParseAddr(addr)
+	if err == nil && ip.IsUnspecified() {
+		diags.warnf(c.Coordinator.Pos, "coordinator.addr %s is not an address daemons can dial; use this machine's IP address or host name", addr)
+		return diags
+	}
+	if !isLoopback(addr) {
+		return diags
+	}
+	for _, m := range c.Machines {
+		if !m.Local && m.Host != "" && !isLoopback(m.Host) {
+			diags.warnf(c.Coordinator.Pos, "coordinator.addr %s is a loopback address, but machine %q (%s) cannot reach it; use an address of this machine that %s can reach", addr, m.ID, m.Host, m.ID)
+			break
+		}
+	}
+	return diags
+}
+
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
 
 // ---- YAML ----
@@ -239,6 +271,7 @@ func decodeClusterYAML(src []byte, file string) (*Cluster, Pos, Diagnostics) {
 
 func (d *yamlDecoder) coordinator(n *yaml.Node, co *Coordinator) {
 	co.Pos = d.pos(resolve(n))
+	blockPos := co.Pos
 	keys := d.mapping(n, "coordinator", []field{
 		{"addr", func(_, v *yaml.Node) {
 			if s, ok := d.str(v, "coordinator.addr"); ok {
@@ -246,6 +279,7 @@ func (d *yamlDecoder) coordinator(n *yaml.Node, co *Coordinator) {
 					d.diags.errorf(d.pos(v), "%v", err)
 				}
 				co.Addr = s
+				co.Pos = d.pos(resolve(v))
 			}
 		}},
 		{"port", func(_, v *yaml.Node) {
@@ -253,7 +287,7 @@ func (d *yamlDecoder) coordinator(n *yaml.Node, co *Coordinator) {
 		}},
 	}, nil)
 	if keys != nil && co.Addr == "" {
-		d.diags.hintf(co.Pos, "set addr to the IP address or host name machines use to reach the coordinator", "coordinator: missing addr")
+		d.diags.hintf(blockPos, "set addr to the IP address or host name machines use to reach the coordinator", "coordinator: missing addr")
 	}
 }
 

@@ -218,6 +218,28 @@ func TestLocalMachineDefaultsHost(t *testing.T) {
 	}
 }
 
+func TestCoordinatorReachWarnings(t *testing.T) {
+	tests := []struct {
+		src, want string
+	}{
+		{"coordinator: {addr: 0.0.0.0}\nmachines: [{id: a, host: 10.0.0.2}]\n",
+			"c.yml:1:21: warning: coordinator.addr 0.0.0.0 is not an address daemons can dial; use this machine's IP address or host name"},
+		{"coordinator: {addr: 127.0.0.1}\nmachines: [{id: me, local: true}, {id: bot, host: 10.0.0.2}]\n",
+			`c.yml:1:21: warning: coordinator.addr 127.0.0.1 is a loopback address, but machine "bot" (10.0.0.2) cannot reach it; use an address of this machine that bot can reach`},
+		{"coordinator: {addr: localhost}\nmachines: [{id: a, host: 127.0.0.1}, {id: b, host: localhost}]\n", ""},
+		{"coordinator: {addr: 10.0.0.1}\nmachines: [{id: a, host: 10.0.0.2}]\n", ""},
+	}
+	for _, tt := range tests {
+		_, diags := ParseCluster([]byte(tt.src), "c.yml")
+		if diags.HasErrors() {
+			t.Fatal(diags)
+		}
+		if got := diags.Error(); got != tt.want {
+			t.Errorf("got %q\nwant %q", got, tt.want)
+		}
+	}
+}
+
 func TestDefaultCluster(t *testing.T) {
 	c := DefaultCluster()
 	if c.Coordinator.Addr != "127.0.0.1" || c.Coordinator.Port != DefaultCoordinatorPort {
