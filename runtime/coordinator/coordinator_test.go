@@ -442,3 +442,63 @@ func TestConnectionLimit(t *testing.T) {
 		t.Fatalf("health at the limit: %v", err)
 	}
 }
+
+// rawDaemon registers over a raw socket so a test can send anything.
+func rawDaemon(t *testing.T, ep wsconn.Endpoint, uuid string) *websocket.Conn {
+	t.Helper()
+	ws := rawDial(t, ep, proto.PathDaemon)
+	if _, err := wsconn.ClientHello(ctxT(t), ws, proto.RoleDaemon); err != nil {
+		t.Fatal(err)
+	}
+	e, _ := proto.NewEnvelope(proto.TypeRegister, proto.Register{DaemonUUID: uuid, Version: "x"})
+	e.ID = 2
+	b, _ := proto.Encode(e)
+	ws.WriteMessage(websocket.TextMessage, b)
+	_, frame, err := ws.ReadMessage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := proto.Decode(frame); r == nil || r.Error != "" {
+		t.Fatalf("register reply = %s", frame)
+	}
+	return ws
+}
+
+func TestOddDaemonPayloadsDoNotHurt(t *testing.T) {
+	srv := coordtest.Start(t, coordinator.Config{TickInterval: quietTick})
+	ws := rawDaemon(t, srv.Endpoint, "u-odd")
+	frames := []string{
+		`{"type":"status_report","payload":{"dataflows":null,"finished":[{"dataflow_id":"nope"}]}}`,
+		`{"type":"status_report","payload":{"dataflows":[{"dataflow_id":"","nodes":null}]}}`,
+		`{"type":"node_metrics","payload":{"metrics":[{"dataflow_id":"","node_id":""}]}}`,
+		`{"type":"log","payload":{"lines":[{"dataflow_id":"nope","node_id":"x","line":"hi"}]}}`,
+		`{"type":"log","payload":"not an object"}`,
+		`{"type":"heartbeat"}`,
+		`{"type":"dataflow_finished","payload":{"dataflow_id":"nope","failed":true}}`,
+		`{"type":"node_status","payload":{"dataflow_id":"nope","node":{"node_id":"x","status":"failed"}}}`,
+		`{"type":"something_new","payload":{}}`,
+		`{"type":"register","id":77,"payload":{"daemon_uuid":"u-odd"}}`,
+	}
+	for _, f := range frames[:len(frames)-1] {
+		if err := ws.WriteMessage(websocket.TextMessage, []byte(f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A second register on the same connection is refused and closes it.
+	ws.WriteMessage(websocket.TextMessage, []byte(frames[len(frames)-1]))
+	ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, frame, err := ws.ReadMessage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := proto.Decode(frame); r == nil || r.ReplyTo != 77 || !strings.Contains(r.Error, "already registered") {
+		t.Fatalf("second register reply = %s", frame)
+	}
+	if _, _, err := ws.ReadMessage(); err == nil {
+		t.Fatal("connection still open after a second register")
+	}
+	c := dial(t, srv.Endpoint)
+	if _, err := c.Top(ctxT(t)); err != nil {
+		t.Fatalf("coordinator hurt: %v", err)
+	}
+}
