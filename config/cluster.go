@@ -135,7 +135,19 @@ var currentUser = func() string {
 	return ""
 }
 
+// MaxFileSize bounds configuration files; anything larger is a mistake.
+const MaxFileSize = 16 << 20
+
 func readFile(path string) ([]byte, Diagnostics) {
+	if fi, err := os.Stat(path); err == nil && fi.Size() > MaxFileSize {
+		var diags Diagnostics
+		diags.errorf(Pos{File: path}, "file is %d bytes; configuration files are limited to %d", fi.Size(), MaxFileSize)
+		return nil, diags
+	} else if err == nil && fi.IsDir() {
+		var diags Diagnostics
+		diags.hintf(Pos{File: path}, "pass a cluster or dataflow file", "is a directory")
+		return nil, diags
+	}
 	src, err := os.ReadFile(path)
 	if err != nil {
 		var diags Diagnostics

@@ -362,6 +362,29 @@ func TestLoadProject(t *testing.T) {
 	}
 }
 
+func TestReadFileLimits(t *testing.T) {
+	dir := t.TempDir()
+	_, diags := LoadDataflow(dir)
+	if got := diags.Error(); got != dir+": error: is a directory (pass a cluster or dataflow file)" {
+		t.Fatalf("directory: %s", got)
+	}
+	big := filepath.Join(dir, "big.yml")
+	if err := os.WriteFile(big, make([]byte, MaxFileSize+1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, diags = LoadDataflow(big)
+	if !strings.Contains(diags.Error(), "configuration files are limited to") {
+		t.Fatalf("big file: %v", diags)
+	}
+	bom := filepath.Join(dir, "bom.hcl")
+	if err := os.WriteFile(bom, []byte("\xef\xbb\xbfnode \"a\" {\n  path = \"./a\"\n}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, diags = LoadDataflow(bom); len(diags) > 0 {
+		t.Fatalf("BOM: %v", diags)
+	}
+}
+
 func TestNodeEnvMerge(t *testing.T) {
 	df, diags := ParseDataflow([]byte("env: {A: '1', B: '2'}\nnodes:\n  - id: a\n    path: ./a\n    env: {B: three, C: true}\n"), "f.yml")
 	if len(diags) > 0 {

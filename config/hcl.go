@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"fmt"
 	"math"
 	"math/big"
@@ -35,6 +36,7 @@ type hclDecoder struct {
 // parseHCL parses src; it returns nil when the file is not valid HCL.
 func parseHCL(src []byte, file string) (*hclDecoder, *hclsyntax.Body) {
 	d := &hclDecoder{file: file}
+	src = bytes.TrimPrefix(src, []byte("\xef\xbb\xbf")) // a UTF-8 byte order mark
 	f, diags := hclsyntax.ParseConfig(src, file, hcl.Pos{Line: 1, Column: 1})
 	d.addHCL(diags)
 	if diags.HasErrors() || f == nil {
