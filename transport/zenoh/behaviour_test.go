@@ -413,3 +413,29 @@ func TestReceiverMappedAlias(t *testing.T) {
 		t.Fatalf("got %q %q", got[n].Key, got[n].Payload)
 	}
 }
+
+// A publication to a peer that stops reading blocks until ctx ends; the
+// link is then closed and the loss counted.
+func TestPublishToStalledPeerHonoursContext(t *testing.T) {
+	s := listener(t, Config{})
+	p := dialRaw(t, s)
+	p.handshake(1, 10*time.Second)
+	p.network(isFinal(0))
+	p.frame(wire.AppendDeclare(nil, &wire.Declare{Kind: wire.DeclSubscriber, ID: 1, Key: wire.WireExpr{Suffix: "stall"}, HasKey: true}))
+	waitFor(t, "remote sub", func() bool { return remoteSubscribed(s, "stall") })
+	// the raw peer never reads again: fill the socket buffers
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	big := make([]byte, 4<<20)
+	var err error
+	for i := 0; i < 64 && err == nil; i++ {
+		err = s.Publish(ctx, "stall", big, nil)
+	}
+	if err == nil {
+		t.Fatal("publishing 256 MiB to a peer that reads nothing succeeded")
+	}
+	waitFor(t, "link closed", func() bool { return len(s.Peers()) == 0 })
+	if s.Stats().Dropped == 0 {
+		t.Fatal("loss not counted")
+	}
+}

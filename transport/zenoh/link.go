@@ -135,9 +135,11 @@ func (l *link) wants(key string) bool {
 	return v
 }
 
-// writeDeadline bounds a write by ctx and by the peer's lease.
-func (l *link) writeDeadline(ctx context.Context) time.Time {
-	d := time.Now().Add(max(l.p.peerLease, time.Second))
+// writeDeadline bounds a write of n bytes by ctx, and by the peer's
+// lease plus one second per MiB (a peer that reads nothing for a lease is
+// as good as gone, but a large message needs time to drain).
+func (l *link) writeDeadline(ctx context.Context, n int) time.Time {
+	d := time.Now().Add(max(l.p.peerLease, time.Second) + time.Duration(n>>20)*time.Second)
 	if ctx != nil {
 		if cd, ok := ctx.Deadline(); ok && cd.Before(d) {
 			d = cd
@@ -189,7 +191,7 @@ func (l *link) flushLocked(ctx context.Context, b []byte) error {
 	}
 	binary.LittleEndian.PutUint16(b, uint16(n))
 	l.wbuf = b
-	l.conn.SetWriteDeadline(l.writeDeadline(ctx))
+	l.conn.SetWriteDeadline(l.writeDeadline(ctx, len(b)))
 	_, err := l.conn.Write(b)
 	l.lastTx.Store(time.Now().UnixNano())
 	if err == nil {
@@ -208,6 +210,12 @@ func (l *link) sendPut(ctx context.Context, key string, payload, attachment []by
 	case <-l.done:
 		return fmt.Errorf("link to %x closed", l.zid)
 	default:
+	}
+	if ctx != nil && ctx.Done() != nil {
+		// Cancelling ctx aborts a blocked write; a message cut in the
+		// middle leaves the stream unusable, so the link is then closed.
+		stop := context.AfterFunc(ctx, func() { l.conn.SetWriteDeadline(time.Unix(1, 0)) })
+		defer stop()
 	}
 	we := wire.WireExpr{Suffix: key}
 	id, fresh := l.aliasLocked(key)
@@ -294,7 +302,7 @@ func (l *link) sendFragmentsLocked(ctx context.Context, pre, payload []byte) err
 		bufs = appendRange(bufs, pre, payload, off, off+n)
 		off += n
 	}
-	l.conn.SetWriteDeadline(l.writeDeadline(ctx))
+	l.conn.SetWriteDeadline(l.writeDeadline(ctx, total))
 	written, err := bufs.WriteTo(l.conn)
 	l.lastTx.Store(time.Now().UnixNano())
 	l.s.stats.bytesSent.Add(uint64(written))
