@@ -1,0 +1,219 @@
+package config
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+func decodeClusterYAML(src []byte, file string) (*Cluster, Pos, Diagnostics) {
+	d := &yamlDecoder{file: file}
+	root := d.parseYAML(src)
+	if root == nil {
+		return nil, Pos{}, d.diags
+	}
+	c := &Cluster{}
+	keys := d.mapping(root, "cluster", []field{
+		{"coordinator", func(_, v *yaml.Node) { d.coordinator(v, &c.Coordinator) }},
+		{"ssh", func(_, v *yaml.Node) { d.sshDefaults(v, &c.SSH) }},
+		{"machines", func(_, v *yaml.Node) { c.Machines = d.machines(v) }},
+		{"dataflows", func(_, v *yaml.Node) { c.Dataflows = d.dataflowRefs(v) }},
+	}, map[string]string{"nodes": "this is a dataflow key; pass dataflow files separately or list them under dataflows:"})
+	rootPos := d.pos(resolve(root))
+	if keys != nil && keys["coordinator"] == nil {
+		d.diags.hintf(rootPos, "add coordinator: {addr: IP-OR-HOSTNAME}", "cluster: missing coordinator")
+	}
+	return c, rootPos, d.diags
+}
+
+func (d *yamlDecoder) coordinator(n *yaml.Node, co *Coordinator) {
+	co.Pos = d.pos(resolve(n))
+	blockPos := co.Pos
+	keys := d.mapping(n, "coordinator", []field{
+		{"addr", func(_, v *yaml.Node) {
+			if s, ok := d.str(v, "coordinator.addr"); ok {
+				if err := validHost("coordinator.addr", s); err != nil {
+					d.diags.errorf(d.pos(v), "%v", err)
+				}
+				co.Addr = s
+				co.Pos = d.pos(resolve(v))
+			}
+		}},
+		{"port", func(_, v *yaml.Node) {
+			co.Port, _ = d.integer(v, "coordinator.port", 1, 65535)
+		}},
+	}, nil)
+	if keys != nil && co.Addr == "" {
+		d.diags.hintf(blockPos, "set addr to the IP address or host name machines use to reach the coordinator", "coordinator: missing addr")
+	}
+}
+
+func (d *yamlDecoder) sshDefaults(n *yaml.Node, s *SSHDefaults) {
+	d.mapping(n, "ssh", []field{
+		{"user", func(_, v *yaml.Node) { s.User = d.sshUser(v, "ssh.user") }},
+		{"port", func(_, v *yaml.Node) { s.Port, _ = d.integer(v, "ssh.port", 1, 65535) }},
+		{"identity_file", func(_, v *yaml.Node) { s.IdentityFile = d.path(v, "ssh.identity_file") }},
+	}, nil)
+}
+
+func (d *yamlDecoder) sshUser(v *yaml.Node, what string) string {
+	s, ok := d.str(v, what)
+	if !ok || s == "" {
+		return ""
+	}
+	if err := validUser(s); err != nil {
+		d.diags.errorf(d.pos(v), "%s: %v", what, err)
+		return ""
+	}
+	return s
+}
+
+// path decodes a file path; it must not contain control characters.
+func (d *yamlDecoder) path(v *yaml.Node, what string) string {
+	s, ok := d.str(v, what)
+	if !ok {
+		return ""
+	}
+	if err := validPath(s); err != nil {
+		d.diags.errorf(d.pos(v), "%s: %v", what, err)
+		return ""
+	}
+	return s
+}
+
+func validPath(s string) error {
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			return fmt.Errorf("path %q contains a control character", s)
+		}
+	}
+	return nil
+}
+
+func (d *yamlDecoder) machines(n *yaml.Node) []Machine {
+	n = resolve(n)
+	if isNull(n) {
+		return nil
+	}
+	if n.Kind != yaml.SequenceNode {
+		d.typeError(n, "machines", "a list")
+		return nil
+	}
+	out := make([]Machine, 0, len(n.Content))
+	for _, item := range n.Content {
+		out = append(out, d.machine(resolve(item)))
+	}
+	return out
+}
+
+func (d *yamlDecoder) machine(n *yaml.Node) Machine {
+	m := Machine{Pos: d.pos(n)}
+	keys := d.mapping(n, "machine", []field{
+		{"id", func(_, v *yaml.Node) {
+			if s, ok := d.str(v, "machine id"); ok && s != "" {
+				if err := ValidID("machine id", s); err != nil {
+					d.diags.errorf(d.pos(v), "%v", err)
+				}
+				m.ID = s
+			}
+		}},
+		{"host", func(_, v *yaml.Node) {
+			if isNull(resolve(v)) {
+				d.diags.hintf(d.pos(resolve(v)), "set it to an IP address or host name", "machine %q: host must not be empty", m.ID)
+			}
+			if s, ok := d.str(v, "host"); ok {
+				if err := validHost("host", s); err != nil {
+					d.diags.errorf(d.pos(v), "machine %q: %v", m.ID, err)
+				}
+				m.Host = s
+			}
+		}},
+		{"user", func(_, v *yaml.Node) { m.User = d.sshUser(v, "user") }},
+		{"port", func(_, v *yaml.Node) { m.Port, _ = d.integer(v, "port", 1, 65535) }},
+		{"identity_file", func(_, v *yaml.Node) { m.IdentityFile = d.path(v, "identity_file") }},
+		{"labels", func(_, v *yaml.Node) { m.Labels = d.labels(v) }},
+		{"local", func(_, v *yaml.Node) { m.Local, _ = d.boolean(v, "local") }},
+	}, nil)
+	if keys == nil {
+		return m
+	}
+	if m.ID == "" {
+		p := m.Pos
+		if k := keys["id"]; k != nil {
+			p = d.pos(k)
+		}
+		d.diags.hintf(p, "add id: NAME", "machine id must not be empty")
+	}
+	switch {
+	case keys["host"] != nil:
+		// checked where it is set
+	case m.Local:
+		m.Host = LocalHost
+	default:
+		name := m.ID
+		if name == "" {
+			name = "?"
+		}
+		d.diags.hintf(m.Pos, "add host: IP-OR-HOSTNAME", "machine %q host must not be empty", name)
+	}
+	return m
+}
+
+func (d *yamlDecoder) labels(v *yaml.Node) map[string]string {
+	return d.stringMap(v, "labels", func(k string) error { return ValidID("label key", k) }, ValidLabelValue)
+}
+
+func (d *yamlDecoder) dataflowRefs(n *yaml.Node) []DataflowRef {
+	n = resolve(n)
+	if isNull(n) {
+		return nil
+	}
+	if n.Kind != yaml.SequenceNode {
+		d.typeError(n, "dataflows", "a list")
+		return nil
+	}
+	var out []DataflowRef
+	for _, item := range n.Content {
+		item = resolve(item)
+		r := DataflowRef{Pos: d.pos(item)}
+		if item.Kind == yaml.ScalarNode && !isNull(item) {
+			r.Path = d.path(item, "dataflow path")
+			r.Name = nameFromPath(r.Path)
+			if err := ValidID("dataflow name", r.Name); err != nil {
+				d.diags.hintf(r.Pos, "give it a name: {name: NAME, path: "+r.Path+"}", "%v", err)
+			}
+			out = append(out, r)
+			continue
+		}
+		keys := d.mapping(item, "dataflow", []field{
+			{"name", func(_, v *yaml.Node) {
+				if s, ok := d.str(v, "dataflow name"); ok {
+					if err := ValidID("dataflow name", s); err != nil {
+						d.diags.errorf(d.pos(v), "%v", err)
+					}
+					r.Name = s
+				}
+			}},
+			{"path", func(_, v *yaml.Node) { r.Path = d.path(v, "dataflow path") }},
+		}, nil)
+		if keys == nil {
+			continue
+		}
+		if r.Name == "" && keys["name"] == nil {
+			d.diags.hintf(r.Pos, "add name: NAME", "dataflow: missing name")
+		}
+		if r.Path == "" {
+			d.diags.hintf(r.Pos, "add path: FILE", "dataflow %q: missing path", r.Name)
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// nameFromPath is a file's base name without its extension.
+func nameFromPath(p string) string {
+	base := filepath.Base(p)
+	return strings.TrimSuffix(base, filepath.Ext(base))
+}
