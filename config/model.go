@@ -41,6 +41,7 @@ type Cluster struct {
 type Coordinator struct {
 	Addr string `json:"addr"`
 	Port int    `json:"port"`
+	// where addr is set (else the coordinator section)
 	Pos  Pos    `json:"-"`
 }
 
@@ -65,6 +66,7 @@ type Machine struct {
 	// processes and files), without SSH. The embedded default cluster has
 	// one such machine.
 	Local bool `json:"local,omitempty"`
+	// the machine's entry
 	Pos   Pos  `json:"-"`
 }
 
@@ -73,6 +75,7 @@ type Machine struct {
 type DataflowRef struct {
 	Name string `json:"name"`
 	Path string `json:"path"`
+	// the list entry
 	Pos  Pos    `json:"-"`
 }
 
@@ -96,6 +99,7 @@ type Node struct {
 	Outputs     []string          `json:"outputs,omitempty"`
 	Restart     RestartPolicy     `json:"restart"`
 	Deploy      Deploy            `json:"deploy"`
+	// the node's entry
 	Pos         Pos               `json:"-"`
 }
 
@@ -107,6 +111,7 @@ type Input struct {
 	QueueSize    int           `json:"queue_size"`   // default DefaultQueueSize
 	QueuePolicy  QueuePolicy   `json:"queue_policy"` // default DropOldest
 	InputTimeout time.Duration `json:"input_timeout,omitempty"`
+	// the source value
 	Pos          Pos           `json:"-"`
 }
 
@@ -170,6 +175,7 @@ type Deploy struct {
 	Labels     map[string]string `json:"labels,omitempty"`
 	Distribute Distribute        `json:"distribute"` // default DistributeLocal
 	WorkingDir string            `json:"working_dir,omitempty"`
+	// the machine value, else the labels, else the section
 	Pos        Pos               `json:"-"`
 }
 
