@@ -42,7 +42,7 @@ type Coordinator struct {
 	Addr string `json:"addr"`
 	Port int    `json:"port"`
 	// where addr is set (else the coordinator section)
-	Pos  Pos    `json:"-"`
+	Pos Pos `json:"-"`
 }
 
 // SSHDefaults apply to every machine that does not set its own value.
@@ -67,7 +67,7 @@ type Machine struct {
 	// one such machine.
 	Local bool `json:"local,omitempty"`
 	// the machine's entry
-	Pos   Pos  `json:"-"`
+	Pos Pos `json:"-"`
 }
 
 // DataflowRef names a dataflow the cluster should run. Path is relative to
@@ -76,7 +76,7 @@ type DataflowRef struct {
 	Name string `json:"name"`
 	Path string `json:"path"`
 	// the list entry
-	Pos  Pos    `json:"-"`
+	Pos Pos `json:"-"`
 }
 
 // Dataflow is a decoded dataflow descriptor.
@@ -100,7 +100,7 @@ type Node struct {
 	Restart     RestartPolicy     `json:"restart"`
 	Deploy      Deploy            `json:"deploy"`
 	// the node's entry
-	Pos         Pos               `json:"-"`
+	Pos Pos `json:"-"`
 }
 
 // Input connects one input of a node to an output of another node or to a
@@ -112,7 +112,7 @@ type Input struct {
 	QueuePolicy  QueuePolicy   `json:"queue_policy"` // default DropOldest
 	InputTimeout time.Duration `json:"input_timeout,omitempty"`
 	// the source value
-	Pos          Pos           `json:"-"`
+	Pos Pos `json:"-"`
 }
 
 // DefaultQueueSize is the per-input queue length when none is given.
@@ -176,7 +176,7 @@ type Deploy struct {
 	Distribute Distribute        `json:"distribute"` // default DistributeLocal
 	WorkingDir string            `json:"working_dir,omitempty"`
 	// the machine value, else the labels, else the section
-	Pos        Pos               `json:"-"`
+	Pos Pos `json:"-"`
 }
 
 // IsZero reports whether no placement was requested.
