@@ -294,6 +294,14 @@ func (d *hclDecoder) node(b *hclsyntax.Block, inst instance) Node {
 		return d.attr(ctx, func(v cty.Value, p Pos) { *dst, _ = d.toDuration(v, p, what+": "+name) })
 	}
 	var deploy *hclsyntax.Block
+	deployBlock := func(blk *hclsyntax.Block) {
+		if deploy != nil {
+			d.diags.errorf(d.pos(blk.TypeRange), "%s: deploy is set twice", what)
+			return
+		}
+		deploy = blk
+		d.noLabels(blk)
+	}
 	d.body(b.Body, what, map[string]func(*hclsyntax.Attribute){
 		"count":       nil,
 		"for_each":    nil,
@@ -324,14 +332,8 @@ func (d *hclDecoder) node(b *hclsyntax.Block, inst instance) Node {
 		"max_restart_delay": restart(&n.Restart.MaxRestartDelay, "max_restart_delay"),
 		"restart_window":    restart(&n.Restart.RestartWindow, "restart_window"),
 	}, map[string]func(*hclsyntax.Block){
-		"deploy": func(blk *hclsyntax.Block) {
-			if deploy != nil {
-				d.diags.errorf(d.pos(blk.TypeRange), "%s: deploy is set twice", what)
-				return
-			}
-			deploy = blk
-			d.noLabels(blk)
-		},
+		"deploy":           deployBlock,
+		"_unstable_deploy": deployBlock,
 	}, unsupportedNodeKeys)
 	if deploy != nil {
 		n.Deploy = d.deploy(deploy, ctx, what)
