@@ -11,6 +11,10 @@ import (
 	"github.com/adora-rs/adora/runtime/proto/wsconn"
 )
 
+// maxDaemonTail bounds the lines asked from one daemon for one logs
+// request (the reply must fit in a frame anyway).
+const maxDaemonTail = 10000
+
 // follower is a CLI following a dataflow's logs. Guarded by Coordinator.mu.
 type follower struct {
 	conn   *wsconn.Conn
@@ -275,7 +279,11 @@ func (c *Coordinator) history(ctx context.Context, id string, req proto.Logs, da
 			if s := sessions[did]; s != nil {
 				rctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 				var rep proto.LogsReply
-				err := s.conn.Request(rctx, proto.TypeLogs, proto.Logs{Dataflow: id, Node: req.Node, Tail: req.Tail}, &rep)
+				tail := req.Tail
+				if tail <= 0 || tail > maxDaemonTail {
+					tail = maxDaemonTail
+				}
+				err := s.conn.Request(rctx, proto.TypeLogs, proto.Logs{Dataflow: id, Node: req.Node, Tail: tail}, &rep)
 				cancel()
 				if err == nil {
 					for _, l := range rep.Lines {
@@ -304,8 +312,31 @@ func (c *Coordinator) history(ctx context.Context, id string, req proto.Logs, da
 	if req.Tail > 0 && len(lines) > req.Tail {
 		lines = lines[len(lines)-req.Tail:]
 	}
-	if lines == nil {
-		lines = []proto.LogLine{}
+	return fitLines(lines, proto.MaxLogsReplyBytes)
+}
+
+// fitLines keeps the newest lines whose encoding fits in max bytes; when
+// it drops some it says so in a first, system line.
+func fitLines(lines []proto.LogLine, max int) []proto.LogLine {
+	size, keep := 0, 0
+	for i := len(lines) - 1; i >= 0; i-- {
+		n := len(lines[i].Line) + len(lines[i].NodeID) + len(lines[i].DataflowID) + len(lines[i].DaemonID) + 160
+		if size+n > max {
+			break
+		}
+		size += n
+		keep++
 	}
-	return lines
+	if keep == len(lines) {
+		if lines == nil {
+			return []proto.LogLine{}
+		}
+		return lines
+	}
+	dropped := len(lines) - keep
+	out := make([]proto.LogLine, 0, keep+1)
+	first := lines[dropped]
+	out = append(out, proto.LogLine{DataflowID: first.DataflowID, Stream: proto.System, Time: first.Time,
+		Line: fmt.Sprintf("... %d earlier lines omitted (too many for one reply); use --tail", dropped)})
+	return append(out, lines[dropped:]...)
 }

@@ -256,6 +256,10 @@ type Logs struct {
 	Follow   bool   `json:"follow,omitempty"`
 }
 
+// MaxLogsReplyBytes bounds the lines of one LogsReply (JSON-encoded) so
+// it fits in a frame; whoever answers drops the oldest lines beyond it.
+const MaxLogsReplyBytes = 768 << 10
+
 // LogsReply carries the requested history, oldest first.
 type LogsReply struct {
 	DataflowID string    `json:"dataflow_id,omitempty"`

@@ -343,7 +343,20 @@ func (c *Conn) Reply(ctx context.Context, req *proto.Envelope, t proto.Type, pay
 		}
 	}
 	e.ReplyTo = req.ID
-	return c.enqueue(ctx, e)
+	err = c.enqueue(ctx, e)
+	if err != nil && !errors.Is(err, ErrClosed) && ctx.Err() == nil {
+		// The reply could not be encoded (too large): answer with the
+		// reason so the requester does not wait forever.
+		return c.enqueue(ctx, &proto.Envelope{Type: proto.TypeReply, ReplyTo: req.ID, Error: truncateErr(err.Error())})
+	}
+	return err
+}
+
+func truncateErr(s string) string {
+	if len(s) > 1024 {
+		return s[:1024]
+	}
+	return s
 }
 
 // Request sends a request and waits for its reply, decoding the payload

@@ -33,6 +33,10 @@ func echoServer(t *testing.T, opts Options) (Endpoint, chan *Conn) {
 			return
 		}
 		c := Start(ws, func(c *Conn, e *proto.Envelope) {
+			if e.Type == "big" {
+				c.Reply(context.Background(), e, "echo", strings.Repeat("y", proto.MaxMessageSize), nil)
+				return
+			}
 			if e.Type == "fail" {
 				c.Reply(context.Background(), e, "", nil, errors.New("it failed"))
 				return
@@ -71,6 +75,11 @@ func TestRequestReplyAndRemoteError(t *testing.T) {
 	var re *RemoteError
 	if !errors.As(err, &re) || re.Msg != "it failed" {
 		t.Fatalf("fail = %v", err)
+	}
+	// A reply too large for a frame comes back as an error, not never.
+	err = c.Request(ctx, "big", nil, nil)
+	if !errors.As(err, &re) || !strings.Contains(re.Msg, "exceeds") {
+		t.Fatalf("big = %v", err)
 	}
 }
 
