@@ -422,3 +422,19 @@ func TestCoordinatorCommandServesWithStableToken(t *testing.T) {
 		t.Fatalf("store file: %v", err)
 	}
 }
+
+func TestRenderList(t *testing.T) {
+	now := time.Date(2026, 1, 1, 1, 0, 0, 0, time.UTC)
+	got := renderList([]proto.DataflowInfo{
+		{ID: "id-1", Name: "app", Status: proto.FlowRunning, CreatedAt: now.Add(-90 * time.Second),
+			Placements: []proto.Placement{{NodeID: "a", MachineID: "robot"}, {NodeID: "b", DaemonID: "0123456789"}},
+			Nodes:      []proto.NodeState{{NodeID: "a", Status: proto.NodeFailed}}},
+		{ID: "id-2", Name: "old", Status: proto.FlowFailed, Error: "b: exited with code 1", CreatedAt: now.Add(-3 * time.Hour)},
+	}, now)
+	want := "UUID  NAME  STATUS                          NODES  MACHINES        AGE\n" +
+		"id-1  app   running (1 node(s) failed)      2      01234567,robot  1m ago\n" +
+		"id-2  old   failed (b: exited with code 1)  0      -               3h ago"
+	if got != want {
+		t.Fatalf("renderList:\n%s\nwant:\n%s", got, want)
+	}
+}

@@ -93,7 +93,19 @@ func renderList(flows []proto.DataflowInfo, now time.Time) string {
 			ms = append(ms, m)
 		}
 		sort.Strings(ms)
+		if len(ms) == 0 {
+			ms = []string{"-"}
+		}
 		status := string(f.Status)
+		failed := 0
+		for _, n := range f.Nodes {
+			if n.Status == proto.NodeFailed {
+				failed++
+			}
+		}
+		if failed > 0 && f.Status.Active() {
+			status += fmt.Sprintf(" (%d node(s) failed)", failed)
+		}
 		if f.Error != "" && !f.Status.Active() {
 			status += " (" + truncateText(f.Error, 60) + ")"
 		}
