@@ -2,6 +2,15 @@
 // machines. Implementations: transport/shm (one machine, shared memory) and
 // transport/zenoh (across machines, the Zenoh 1.0 wire protocol). Every
 // implementation runs the conformance suite in transport/transporttest.
+//
+// Note for implementers (kept by the data-plane owner): the suite is
+// transporttest.Run(t, factory), where factory returns two connected
+// sessions. It checks payload and attachment delivery, order per publisher,
+// '*' and '**' matching, payloads up to 4 MiB, fan-out, local delivery,
+// Subscription.Close waiting for a running handler, one handler call at a
+// time, and errors after Close. Subscriptions may take effect
+// asynchronously: the suite probes before it measures. The interface below
+// is unchanged; any change will be additive and announced here.
 package transport
 
 import "context"

@@ -25,6 +25,8 @@ const (
 	MsgAck          MsgType = 0x04 // Count: events consumed by the application
 	MsgRelease      MsgType = 0x05 // Tokens: drop tokens of shared-memory inputs
 	MsgCloseOutputs MsgType = 0x06 // IDs: outputs that will not send again
+	MsgSubscribe    MsgType = 0x07 // Count (subscription id), ID (key expression); pub/sub sessions only
+	MsgUnsubscribe  MsgType = 0x08 // Count (subscription id); pub/sub sessions only
 )
 
 // Frames a daemon sends to a node.
@@ -44,7 +46,8 @@ const (
 
 var msgNames = map[MsgType]string{
 	MsgRegister: "REGISTER", MsgOutput: "OUTPUT", MsgRegion: "REGION", MsgAck: "ACK",
-	MsgRelease: "RELEASE", MsgCloseOutputs: "CLOSE_OUTPUTS", MsgReady: "READY",
+	MsgRelease: "RELEASE", MsgCloseOutputs: "CLOSE_OUTPUTS", MsgSubscribe: "SUBSCRIBE",
+	MsgUnsubscribe: "UNSUBSCRIBE", MsgReady: "READY",
 	MsgInput: "INPUT", MsgInputClosed: "INPUT_CLOSED", MsgInputRecovered: "INPUT_RECOVERED",
 	MsgNodeRestarted: "NODE_RESTARTED", MsgNodeFailed: "NODE_FAILED", MsgStop: "STOP",
 	MsgAllInputsClosed: "ALL_INPUTS_CLOSED", MsgDropped: "DROPPED",
@@ -126,8 +129,11 @@ func AppendFrame(b []byte, m *Msg) []byte {
 	case MsgRegion:
 		b = binary.LittleEndian.AppendUint32(b, m.Region)
 		b = binary.LittleEndian.AppendUint64(b, m.Size)
-	case MsgAck:
+	case MsgAck, MsgUnsubscribe:
 		b = binary.LittleEndian.AppendUint32(b, m.Count)
+	case MsgSubscribe:
+		b = binary.LittleEndian.AppendUint32(b, m.Count)
+		b = appendStr(b, m.ID)
 	case MsgRelease:
 		b = binary.LittleEndian.AppendUint32(b, uint32(len(m.Tokens)))
 		for _, t := range m.Tokens {
@@ -212,8 +218,10 @@ func Decode(body []byte) (*Msg, error) {
 		}
 	case MsgRegion:
 		m.Region, m.Size = d.u32(), d.u64()
-	case MsgAck:
+	case MsgAck, MsgUnsubscribe:
 		m.Count = d.u32()
+	case MsgSubscribe:
+		m.Count, m.ID = d.u32(), d.str()
 	case MsgRelease:
 		n := d.count(8)
 		for i := 0; i < n; i++ {
