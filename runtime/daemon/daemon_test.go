@@ -10,9 +10,11 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,6 +25,7 @@ import (
 	"github.com/adora-rs/adora/config"
 	"github.com/adora-rs/adora/runtime/proto"
 	"github.com/adora-rs/adora/runtime/proto/wsconn"
+	"github.com/adora-rs/adora/runtime/supervisor"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -34,6 +37,8 @@ type fakeCoordinator struct {
 	srv       *httptest.Server
 	refuse    string
 	artifacts map[string][]byte // path -> body
+
+	down atomic.Bool // refuse connections (503) while set
 
 	mu        sync.Mutex
 	conns     []*wsconn.Conn
@@ -63,6 +68,10 @@ func newFakeCoordinator(t *testing.T) *fakeCoordinator {
 }
 
 func (fc *fakeCoordinator) serveWS(w http.ResponseWriter, r *http.Request) {
+	if fc.down.Load() {
+		http.Error(w, "down", http.StatusServiceUnavailable)
+		return
+	}
 	up := websocket.Upgrader{}
 	ws, err := up.Upgrade(w, r, nil)
 	if err != nil {
@@ -481,5 +490,71 @@ func TestNewRemovesStaleSocketDirs(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(recDir); len(ents) != 0 {
 		t.Fatalf("records left: %v", ents)
+	}
+}
+
+// TestDaemonDeliversResultAfterReconnect: a dataflow that ends while the
+// coordinator is away is reported once the daemon is back.
+func TestDaemonDeliversResultAfterReconnect(t *testing.T) {
+	fc := newFakeCoordinator(t)
+	dir := t.TempDir()
+	gate := filepath.Join(dir, "go")
+	rd := startDaemon(t, fc, t.TempDir(), "")
+	fc.waitRegister(t)
+	m := spawnMsg(shDataflow(map[string]string{"waiter": "while [ ! -e " + gate + " ]; do sleep 0.02; done; exit 4"}), "waiter")
+	if err := request(t, fc.conn(), proto.TypeSpawn, m, nil); err != nil {
+		t.Fatal(err)
+	}
+	// The coordinator goes away; the node ends meanwhile.
+	fc.down.Store(true)
+	fc.kick()
+	os.WriteFile(gate, nil, 0o644)
+	logPath := LogPath(rd.d.StateDir(), m.DataflowID, "waiter")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		lines, _ := supervisor.TailLog(logPath, 1)
+		if len(lines) == 1 && strings.HasPrefix(lines[0].Line, "failed") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("node did not finish")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	select {
+	case e := <-fc.events:
+		if e.Type == proto.TypeDataflowFinished {
+			t.Fatal("result delivered while the coordinator was down")
+		}
+	default:
+	}
+	fc.down.Store(false)
+	fin := waitEvent(t, fc, proto.TypeDataflowFinished, func(f proto.DataflowFinished) bool { return f.DataflowID == m.DataflowID })
+	if !fin.Failed || fin.Nodes[0].ExitCode == nil || *fin.Nodes[0].ExitCode != 4 {
+		t.Fatalf("finished %+v", fin)
+	}
+}
+
+func TestDaemonMetricsCPU(t *testing.T) {
+	fc := newFakeCoordinator(t)
+	startDaemon(t, fc, t.TempDir(), "")
+	fc.waitRegister(t)
+	m := spawnMsg(shDataflow(map[string]string{"busy": "while :; do :; done"}), "busy")
+	if err := request(t, fc.conn(), proto.TypeSpawn, m, nil); err != nil {
+		t.Fatal(err)
+	}
+	got := waitEvent(t, fc, proto.TypeNodeMetrics, func(nm proto.NodeMetrics) bool {
+		return len(nm.Metrics) == 1 && nm.Metrics[0].CPUPercent > 5
+	})
+	if got.Metrics[0].CPUPercent > 100*float64(runtime.NumCPU())+10 {
+		t.Fatalf("implausible CPU %v%%", got.Metrics[0].CPUPercent)
+	}
+	var stopped proto.StopReply
+	if err := request(t, fc.conn(), proto.TypeStop, proto.Stop{DataflowID: m.DataflowID, Force: true}, &stopped); err != nil {
+		t.Fatal(err)
+	}
+	st := waitEvent(t, fc, proto.TypeNodeStatus, func(e proto.NodeStatusEvent) bool { return e.Node.Status.Done() })
+	if st.Node.Status != proto.NodeStopped {
+		t.Fatalf("final node status %s, want stopped", st.Node.Status)
 	}
 }

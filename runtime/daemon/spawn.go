@@ -200,8 +200,10 @@ func (d *Daemon) nodeEvent(flowID string, ev supervisor.Event) {
 		st.Status, st.Error = proto.NodeFailed, ev.Reason
 		line = "failed: " + ev.Reason
 	case supervisor.EventFinished:
-		st.Status = proto.NodeExited
-		line = "finished"
+		st.Status, line = proto.NodeExited, "finished"
+		if ev.Stopped {
+			st.Status, line = proto.NodeStopped, "stopped"
+		}
 	}
 	d.nodeLog(flowID, proto.System, ev.Node, ev.Time, line)
 	if ev.Kind != supervisor.EventExited {

@@ -70,6 +70,7 @@ type Event struct {
 	ExitCode int           // EventExited: -1 when killed by a signal
 	Signal   string        // EventExited: the signal that killed it, if any
 	Delay    time.Duration // EventRestarting: backoff before the spawn
+	Stopped  bool          // EventFinished: the node ended because it was stopped
 	Reason   string
 }
 
@@ -452,7 +453,7 @@ func (s *Supervisor) finish(n *node, res Result) {
 	if res.Failed {
 		kind = EventFailed
 	}
-	s.emit(Event{Kind: kind, Node: res.Node, Restarts: res.Restarts, ExitCode: res.ExitCode, Signal: res.Signal, Reason: res.Error})
+	s.emit(Event{Kind: kind, Node: res.Node, Restarts: res.Restarts, ExitCode: res.ExitCode, Signal: res.Signal, Stopped: res.Stopped, Reason: res.Error})
 	if last {
 		close(s.done)
 	}

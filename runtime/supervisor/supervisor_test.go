@@ -338,6 +338,12 @@ func TestStopGracefulWithHook(t *testing.T) {
 	if len(res) != 1 || res[0].Failed || !res[0].Stopped || res[0].Signal != "" {
 		t.Fatalf("result %+v", res)
 	}
+	rec.mu.Lock()
+	last := rec.events[len(rec.events)-1]
+	rec.mu.Unlock()
+	if last.Kind != EventFinished || !last.Stopped {
+		t.Fatalf("last event %+v, want finished and stopped", last)
+	}
 	if n := rec.count("polite", EventStarted); n != 1 {
 		t.Fatalf("restarted after stop: %d starts", n)
 	}
