@@ -332,3 +332,40 @@ func TestRestartDuringStopFinishesTheStop(t *testing.T) {
 		t.Fatal("half-stopped dataflow re-spawned")
 	}
 }
+
+func TestCoordinatorRestartThenDaemonLostItsNodes(t *testing.T) {
+	st := store.NewMemory()
+	srv := coordtest.Start(t, coordinator.Config{Store: st, TickInterval: quietTick})
+	robot := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
+	c := dial(t, srv.Endpoint)
+	req := startReq("app")
+	req.Dataflow.Nodes = req.Dataflow.Nodes[:1]
+	rep, err := c.Start(ctxT(t), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	srv.Stop()
+	robot.Close()
+
+	// Both went down (a power cut): the machine comes back without nodes.
+	logger, logs := newLogger()
+	srv2 := coordtest.Start(t, coordinator.Config{Store: st, TickInterval: quietTick, Logger: logger})
+	back := daemon(t, srv2.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
+	if !coordtest.Wait(5*time.Second, func() bool { return len(back.Spawns()) == 1 }) {
+		t.Fatalf("no recovery after a power cut; logs:\n%s", logs)
+	}
+	if sp := back.Spawns()[0]; !sp.Recovery || sp.DataflowID != rep.DataflowID || sp.WorkingDir != "/home/me/app" {
+		t.Fatalf("spawn = %+v", sp)
+	}
+	c2 := dial(t, srv2.Endpoint)
+	if !coordtest.Wait(5*time.Second, func() bool {
+		l, _ := c2.List(ctxT(t), false)
+		return len(l) == 1 && l[0].Status == proto.FlowRunning
+	}) {
+		t.Fatal("recovered dataflow not running")
+	}
+	if !strings.Contains(logs.String(), "auto-recovery: re-spawning dataflow app ("+rep.DataflowID+") nodes [camera] on daemon robot") {
+		t.Fatalf("log line missing:\n%s", logs)
+	}
+}
