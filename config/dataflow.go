@@ -123,6 +123,14 @@ var unsupportedDataflowKeys = map[string]string{
 	"coordinator":           "this is a cluster key; pass the cluster file with -cluster or as a cluster file",
 }
 
+// validNodePath checks a node's path: set, without control characters.
+func validNodePath(s string) error {
+	if s == "" {
+		return fmt.Errorf("path must not be empty")
+	}
+	return validPath(s)
+}
+
 // validNodeID is ValidID, and TimerNode is reserved for built-in sources.
 func validNodeID(s string) error {
 	if s == TimerNode {

@@ -308,7 +308,7 @@ func (d *hclDecoder) node(b *hclsyntax.Block, inst instance) Node {
 		"id":          nil,
 		"name":        d.str(ctx, what+": name", &n.Name, nil),
 		"description": d.str(ctx, what+": description", &n.Description, nil),
-		"path":        d.str(ctx, what+": path", &n.Path, validPath),
+		"path":        d.str(ctx, what+": path", &n.Path, validNodePath),
 		"build":       d.str(ctx, what+": build", &n.Build, nil),
 		"args":        d.attr(ctx, func(v cty.Value, p Pos) { n.Args = d.args(v, p, what) }),
 		"env": d.mapAttr(ctx, func(v cty.Value, p Pos, at map[string]Pos) {

@@ -113,6 +113,7 @@ func TestHCLDiagnostics(t *testing.T) {
 		{"no coordinator", "machine \"m\" {\n  host = \"h\"\n}\n", `x.hcl:1:1: error: cluster: missing coordinator`, true},
 		{"node in cluster", "coordinator {\n  addr = \"a\"\n}\nnode \"n\" {}\n", `x.hcl:4:1: error: cluster: "node" is not supported`, true},
 		{"bad label", "coordinator {\n  addr = \"a\"\n}\nmachine \"m\" {\n  host = \"h\"\n  labels = { \"a b\" = \"c\" }\n}\n", `x.hcl:6:14: error: labels: label key "a b" contains ' '`, true},
+		{"empty path", "node \"a\" {\n  path = \"\"\n}\n", `x.hcl:2:10: error: node "a": path: path must not be empty`, false},
 		{"deploy twice", "node \"a\" {\n  path = \"x\"\n  deploy {}\n  _unstable_deploy {}\n}\n", `x.hcl:4:3: error: node "a": deploy is set twice`, false},
 		{"deploy as attribute", "node \"a\" {\n  path = \"x\"\n  deploy = {}\n}\n", `(deploy is a block: write deploy { ... })`, false},
 	}
