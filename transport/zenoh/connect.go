@@ -1,7 +1,6 @@
 package zenoh
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -11,8 +10,6 @@ import (
 
 	"github.com/adora-rs/adora/transport/zenoh/wire"
 )
-
-const readBufferSize = 128 << 10
 
 func (s *Session) listen(ctx context.Context, ep string) error {
 	addr, err := parseEndpoint(ep)
@@ -130,7 +127,7 @@ func (s *Session) serve(ctx context.Context, conn net.Conn, initiator bool) {
 	if tc, ok := conn.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
 	}
-	r := bufio.NewReaderSize(conn, readBufferSize)
+	r := newStreamReader(conn)
 	conn.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
 	var p *params
 	var err error

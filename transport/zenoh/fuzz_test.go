@@ -1,7 +1,6 @@
 package zenoh
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/binary"
@@ -54,7 +53,7 @@ func FuzzLinkStream(f *testing.F) {
 		s := fuzzSession()
 		conn := fuzzConn{bytes.NewReader(in)}
 		p := &params{zid: []byte{1}, whatami: wire.Peer, snMask: wire.SNMask(2), batchSize: 65535, peerLease: time.Second}
-		l := newLink(s, conn, bufio.NewReaderSize(conn, readBufferSize), p, false)
+		l := newLink(s, conn, newStreamReader(conn), p, false)
 		l.readLoop()
 		if n := len(l.frag[0]) + len(l.frag[1]); n > s.cfg.MaxMessageSize {
 			t.Fatalf("reassembly holds %d bytes, cap %d", n, s.cfg.MaxMessageSize)
@@ -70,7 +69,7 @@ func FuzzHandshake(f *testing.F) {
 		s := fuzzSession()
 		s.zid = []byte{9, 9}
 		conn := fuzzConn{bytes.NewReader(in)}
-		p, err := s.handshakeResponder(conn, bufio.NewReader(conn))
+		p, err := s.handshakeResponder(conn, newStreamReader(conn))
 		if err == nil {
 			t.Fatalf("handshake succeeded without a valid cookie: %+v", p)
 		}

@@ -59,8 +59,8 @@ func readBatch(r *bufio.Reader, buf []byte) ([]byte, error) {
 }
 
 // readHandshake reads one batch holding exactly one transport message.
-func readHandshake(r *bufio.Reader) (wire.TransportMessage, error) {
-	b, err := readBatch(r, nil)
+func readHandshake(r *streamReader) (wire.TransportMessage, error) {
+	b, err := readBatch(r.Reader, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -89,7 +89,7 @@ func initialSN(mask uint64) uint64 {
 }
 
 // handshakeInitiator runs INIT/OPEN as the side that dialled.
-func (s *Session) handshakeInitiator(conn net.Conn, r *bufio.Reader) (*params, error) {
+func (s *Session) handshakeInitiator(conn net.Conn, r *streamReader) (*params, error) {
 	syn := &wire.Init{Version: wire.Version, WhatAmI: s.whatami(), ZID: s.zid,
 		Resolution: wire.DefaultResolution, BatchSize: wire.DefaultBatchSize}
 	if err := writeBatch(conn, wire.AppendInit(nil, syn)); err != nil {
@@ -145,7 +145,7 @@ func (p *params) finish(o *wire.Open) (*params, error) {
 }
 
 // handshakeResponder runs INIT/OPEN as the side that accepted.
-func (s *Session) handshakeResponder(conn net.Conn, r *bufio.Reader) (*params, error) {
+func (s *Session) handshakeResponder(conn net.Conn, r *streamReader) (*params, error) {
 	m, err := readHandshake(r)
 	if err != nil {
 		return nil, fmt.Errorf("read INIT: %w", err)

@@ -1,7 +1,6 @@
 package zenoh
 
 import (
-	"bufio"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -34,7 +33,7 @@ const maxRemoteDecls = 1 << 16
 type link struct {
 	s         *Session
 	conn      net.Conn
-	r         *bufio.Reader
+	r         *streamReader
 	log       *slog.Logger
 	zid       []byte
 	whatami   wire.WhatAmI
@@ -67,7 +66,7 @@ type link struct {
 	txKeys     []string // txKeys[id-1] is the key of our alias id
 }
 
-func newLink(s *Session, conn net.Conn, r *bufio.Reader, p *params, initiator bool) *link {
+func newLink(s *Session, conn net.Conn, r *streamReader, p *params, initiator bool) *link {
 	l := &link{
 		s: s, conn: conn, r: r, zid: p.zid, whatami: p.whatami, initiator: initiator, p: p,
 		done:       make(chan struct{}),
@@ -398,7 +397,7 @@ func (l *link) readOne(buf []byte) ([]byte, error) {
 		buf = make([]byte, n)
 	}
 	buf = buf[:n]
-	if _, err := io.ReadFull(l.r, buf); err != nil {
+	if err := l.r.readBody(buf); err != nil {
 		return buf, err
 	}
 	return buf, wire.DecodeBatch(buf, l.handleTransport)
@@ -451,7 +450,7 @@ func (l *link) readFragment(n int) error {
 		return nil
 	}
 	cur = growTo(cur, len(cur)+bodyLen)
-	if _, err := io.ReadFull(l.r, cur[len(cur)-bodyLen:]); err != nil {
+	if err := l.r.readBody(cur[len(cur)-bodyLen:]); err != nil {
 		return err
 	}
 	l.frag[lane] = cur
