@@ -67,6 +67,7 @@ func TestQuickStart(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("adora start exit %d", code)
 	}
+	mustContain(t, out, "dataflow `my-app` started", "(machine h1)", "(machine h2)", "(machine h3)")
 	waitNodes(t, 20*time.Second, names...)
 	out, code = f.adora(bin, append([]string{"cluster", "status", "--json"}, coord...)...)
 	if code != 0 {
