@@ -122,7 +122,14 @@ func (e *env) environ() []string {
 // start runs adora with args in the background until the test ends.
 func (e *env) start(name string, args ...string) *proc {
 	e.t.Helper()
+	return e.startIn("", name, args...)
+}
+
+// startIn is start with a working directory.
+func (e *env) startIn(dir, name string, args ...string) *proc {
+	e.t.Helper()
 	p := &proc{name: name, cmd: exec.Command(adoraBin, args...), out: &syncBuffer{}, done: make(chan struct{})}
+	p.cmd.Dir = dir
 	p.cmd.Env = e.environ()
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {

@@ -1,12 +1,14 @@
 // Command receiver is an e2e test node: it prints every number it receives
-// on input "count" and checks they arrive in order without gaps, until the
-// input closes.
+// on input "count" (input "tick" is ignored) and checks they arrive in order without gaps, until the
+// input closes. With IGNORE_STOP set it ignores STOP and SIGTERM.
 package main
 
 import (
 	"fmt"
 	"os"
+	"os/signal"
 	"strconv"
+	"syscall"
 
 	node "github.com/adora-rs/adora/nodes"
 )
@@ -22,6 +24,9 @@ func main() {
 	for ev := range n.Events() {
 		switch ev.Type {
 		case node.Input:
+			if ev.ID == "tick" {
+				continue // a timer input only keeps the node busy
+			}
 			v, err := strconv.Atoi(string(ev.Data))
 			if err != nil || v != last+1 {
 				fmt.Fprintf(os.Stderr, "receiver: got %q after %d\n", ev.Data, last)
@@ -33,6 +38,12 @@ func main() {
 			return
 		case node.Stop:
 			fmt.Println("stopped after", last)
+			if os.Getenv("IGNORE_STOP") != "" {
+				// Misbehave: ignore STOP and SIGTERM until killed.
+				signal.Ignore(syscall.SIGTERM)
+				fmt.Println("ignoring stop")
+				select {}
+			}
 			return
 		}
 	}
