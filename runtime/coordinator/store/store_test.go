@@ -190,3 +190,24 @@ func TestParseSpec(t *testing.T) {
 		}
 	}
 }
+
+func FuzzParseSpec(f *testing.F) {
+	for _, s := range []string{"file", "file:/a/b.db", "memory", "redb", "redb:x", ":", "memory:", "bolt:/x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, spec string) {
+		kind, path, err := ParseSpec(spec)
+		if err != nil {
+			if kind != "" || path != "" {
+				t.Fatalf("ParseSpec(%q) = %q, %q with error %v", spec, kind, path, err)
+			}
+			return
+		}
+		if kind != KindFile && kind != KindMemory {
+			t.Fatalf("ParseSpec(%q) kind %q", spec, kind)
+		}
+		if kind == KindMemory && path != "" {
+			t.Fatalf("ParseSpec(%q): memory with path %q", spec, path)
+		}
+	})
+}
