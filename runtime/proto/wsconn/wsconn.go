@@ -70,15 +70,14 @@ type Conn struct {
 	handler Handler
 	out     chan []byte
 	done    chan struct{} // closed when the connection is finished
-	stop    chan struct{} // closed by Close
 	wg      sync.WaitGroup
 	nextID  atomic.Uint64
+	started atomic.Bool
 
 	mu        sync.Mutex
 	pending   map[uint64]chan *proto.Envelope
 	err       error
 	closeOnce sync.Once
-	stopOnce  sync.Once
 }
 
 // Start wraps an upgraded (and handshaken) WebSocket and starts its reader
@@ -99,7 +98,6 @@ func New(ws *websocket.Conn, h Handler, opts Options) *Conn {
 		handler: h,
 		out:     make(chan []byte, opts.QueueLen),
 		done:    make(chan struct{}),
-		stop:    make(chan struct{}),
 		pending: make(map[uint64]chan *proto.Envelope),
 	}
 	ws.SetReadLimit(proto.MaxMessageSize)
@@ -108,6 +106,7 @@ func New(ws *websocket.Conn, h Handler, opts Options) *Conn {
 
 // Start starts the reader and writer goroutines of a Conn made with New.
 func (c *Conn) Start() {
+	c.started.Store(true)
 	c.wg.Add(2)
 	go c.readLoop()
 	go c.writeLoop()
@@ -128,8 +127,10 @@ func (c *Conn) Err() error {
 
 // Close ends the connection and waits for its goroutines.
 func (c *Conn) Close() error {
-	c.stopOnce.Do(func() { close(c.stop) })
 	c.finish(nil)
+	if !c.started.Load() {
+		return c.ws.Close() // no writer to close the socket
+	}
 	c.wg.Wait()
 	return nil
 }
