@@ -25,7 +25,8 @@ Usage: adora graph [options] DATAFLOW
   per built-in timer.
 
   With -cluster, nodes are grouped by the machine placement assigns them to
-  (machine > labels > first machine), so the graph shows what runs where.
+  (machine > labels > first machine), so the graph shows what runs where;
+  arrows between machines (messages that cross the network) are dashed.
 
 Options:
 
@@ -123,6 +124,9 @@ type graphGroup struct {
 type graphEdge struct {
 	from, to, label string
 	timer           bool
+	// cross: the nodes run on different machines, so messages cross the
+	// network (drawn dashed).
+	cross bool
 }
 
 func newDataflowGraph(name string, df *config.Dataflow, decisions []placement.Decision) *dataflowGraph {
@@ -153,7 +157,8 @@ func newDataflowGraph(name string, df *config.Dataflow, decisions []placement.De
 				g.edges = append(g.edges, graphEdge{from: in.Source.Output, to: n.ID, label: in.ID, timer: true})
 				continue
 			}
-			g.edges = append(g.edges, graphEdge{from: in.Source.Node, to: n.ID, label: label})
+			from, to := machineOf[in.Source.Node], machineOf[n.ID]
+			g.edges = append(g.edges, graphEdge{from: in.Source.Node, to: n.ID, label: label, cross: from != to})
 		}
 	}
 	sort.Strings(order)
@@ -200,7 +205,11 @@ func (g *dataflowGraph) mermaid() string {
 		if e.timer {
 			from = ids["timer:"+e.from]
 		}
-		fmt.Fprintf(&b, "  %s -->|%q| %s\n", from, mermaidText(e.label), ids[e.to])
+		arrow := "-->"
+		if e.cross {
+			arrow = "-.->"
+		}
+		fmt.Fprintf(&b, "  %s %s|%q| %s\n", from, arrow, mermaidText(e.label), ids[e.to])
 	}
 	return strings.TrimRight(b.String(), "\n")
 }
@@ -235,7 +244,11 @@ func (g *dataflowGraph) dot() string {
 		if e.timer {
 			from = "adora/" + e.from
 		}
-		fmt.Fprintf(&b, "  %s -> %s [label=%s];\n", dotID(from), dotID(e.to), dotID(e.label))
+		style := ""
+		if e.cross {
+			style = ", style=dashed"
+		}
+		fmt.Fprintf(&b, "  %s -> %s [label=%s%s];\n", dotID(from), dotID(e.to), dotID(e.label), style)
 	}
 	b.WriteString("}")
 	return b.String()

@@ -8,6 +8,9 @@ import (
 	"testing"
 
 	"github.com/hashicorp/cli"
+
+	"github.com/adora-rs/adora/config"
+	"github.com/adora-rs/adora/placement"
 )
 
 // updateGraphGolden rewrites the graph golden files: go test ./command -run
@@ -114,5 +117,29 @@ func TestGraphEscaping(t *testing.T) {
 	}
 	if got := g.mermaid(); !strings.Contains(got, `subgraph m0["m#quot;1"]`) {
 		t.Fatalf("mermaid escaping:\n%s", got)
+	}
+}
+
+func TestGraphCrossMachineEdges(t *testing.T) {
+	df := &config.Dataflow{Nodes: []config.Node{
+		{ID: "a", Outputs: []string{"o"}},
+		{ID: "b", Outputs: []string{"o"}, Inputs: []config.Input{{ID: "o", Source: config.Source{Node: "a", Output: "o"}}}},
+		{ID: "c", Inputs: []config.Input{{ID: "in", Source: config.Source{Node: "b", Output: "o"}}}},
+	}}
+	decisions := []placement.Decision{{Node: "a", MachineID: "m1"}, {Node: "b", MachineID: "m1"}, {Node: "c", MachineID: "m2"}}
+	got := newDataflowGraph("x", df, decisions).mermaid()
+	want := `%% dataflow x
+flowchart LR
+  subgraph m0["m1"]
+    n0["a"]
+    n1["b"]
+  end
+  subgraph m1["m2"]
+    n2["c"]
+  end
+  n0 -->|"o"| n1
+  n1 -.->|"o → in"| n2`
+	if got != want {
+		t.Fatalf("got:\n%s\nwant:\n%s", got, want)
 	}
 }
