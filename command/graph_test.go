@@ -13,25 +13,19 @@ import (
 	"github.com/adora-rs/adora/placement"
 )
 
-// updateGraphGolden rewrites the graph golden files: go test ./command -run
-// TestGraphGolden -update. The flag is shared with other golden tests of
-// this package if one of them registered it first.
-var updateGraphGolden = func() *bool {
-	if f := flag.Lookup("update"); f != nil {
-		if g, ok := f.Value.(flag.Getter); ok {
-			if b, ok := g.Get().(bool); ok {
-				return &b
-			}
-		}
+// The golden files are rewritten with: go test ./command -run TestGraph
+// -update. The flag is registered in init, after every package-level
+// variable of the package, so a golden test elsewhere in this package that
+// declares its own -update flag wins and both share it.
+func init() {
+	if flag.Lookup("update") == nil {
+		flag.Bool("update", false, "rewrite golden files")
 	}
-	return flag.Bool("update", false, "rewrite golden files")
-}()
+}
 
 func updatingGolden() bool {
-	if f := flag.Lookup("update"); f != nil {
-		return f.Value.String() == "true"
-	}
-	return *updateGraphGolden
+	f := flag.Lookup("update")
+	return f != nil && f.Value.String() == "true"
 }
 
 func runCfgCmd(t *testing.T, c cli.Command, args ...string) (code int, out, errOut string) {
