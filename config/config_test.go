@@ -385,6 +385,17 @@ func TestReadFileLimits(t *testing.T) {
 	}
 }
 
+func TestLoadProjectMissingListedDataflow(t *testing.T) {
+	dir := writeFiles(t, map[string]string{
+		"cluster.yml": "coordinator: {addr: 10.0.0.1}\nmachines: [{id: a, host: h}]\ndataflows:\n  - name: app\n    path: app.yml\n",
+	})
+	_, _, diags := LoadProject(filepath.Join(dir, "cluster.yml"))
+	want := filepath.Join(dir, "cluster.yml") + `:4:5: error: dataflow "app": file ` + filepath.Join(dir, "app.yml") + " not found (paths are relative to the cluster file)"
+	if diags.Error() != want {
+		t.Fatalf("got  %s\nwant %s", diags.Error(), want)
+	}
+}
+
 func TestNodeEnvMerge(t *testing.T) {
 	df, diags := ParseDataflow([]byte("env: {A: '1', B: '2'}\nnodes:\n  - id: a\n    path: ./a\n    env: {B: three, C: true}\n"), "f.yml")
 	if len(diags) > 0 {

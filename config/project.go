@@ -1,6 +1,7 @@
 package config
 
 import (
+	"os"
 	"fmt"
 	"path/filepath"
 	"reflect"
@@ -133,6 +134,10 @@ func LoadProjectOptions(clusterPath string, opts Options, extraDataflows ...stri
 			return
 		}
 		where[name] = at
+		if _, err := os.Stat(path); err != nil && os.IsNotExist(err) && at.Line > 0 {
+			diags.hintf(at, "paths are relative to the cluster file", "dataflow %q: file %s not found", name, path)
+			return
+		}
 		df, ds := LoadDataflowOptions(path, opts)
 		diags = append(diags, ds...)
 		if df == nil {
