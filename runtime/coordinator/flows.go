@@ -280,7 +280,9 @@ func (c *Coordinator) spawnAll(ctx context.Context, f *flow) error {
 	if len(failed) == 0 {
 		c.mu.Lock()
 		for _, j := range jobs {
-			markReportedLocked(j.s, f.rec.ID, j.msg.Nodes)
+			if _, done := f.finished[j.s.id]; !done {
+				markReportedLocked(j.s, f.rec.ID, j.msg.Nodes)
+			}
 		}
 		c.mu.Unlock()
 		return nil
