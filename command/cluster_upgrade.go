@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/adora-rs/adora/config"
+	"github.com/adora-rs/adora/internal/auth"
 	"github.com/adora-rs/adora/remote"
 	"github.com/adora-rs/adora/runtime/client"
 )
@@ -73,12 +74,20 @@ func (c *ClusterUpgradeCommand) Run(args []string) int {
 			return 1
 		}
 	}
-	opts := clusterCoordinatorOptions(cl, "")
+	tok, _ := auth.Resolve("")
+	opts := clusterCoordinatorOptions(cl, tok)
 	if _, err := client.Health(ctx, opts); err != nil {
 		c.Meta.Ui.Error(fmt.Sprintf("cannot reach the coordinator at %s:%d to watch the rollout: %v", opts.Addr, opts.Port, err))
 		return 1
 	}
 	u := clusterUpgrader{ui: c.Meta, fleet: fleet, bin: bin, version: *want, opts: opts, timeout: *timeout}
+	// With the control API (token), a reconnect is recognised by a
+	// connection newer than the restart, so a registration left over from
+	// the old process never counts; without it, by the version alone.
+	if ctl, err := client.Dial(ctx, opts); err == nil {
+		defer ctl.Close()
+		u.ctl = ctl
+	}
 	for i, m := range cl.Machines {
 		if err := u.machine(ctx, m); err != nil {
 			rest := make([]string, 0, len(cl.Machines)-i-1)
@@ -104,6 +113,7 @@ type clusterUpgrader struct {
 	bin     remote.File
 	version string
 	opts    client.Options
+	ctl     *client.Client // nil: watch through /api/health
 	timeout time.Duration
 }
 
@@ -127,8 +137,10 @@ func (u *clusterUpgrader) machine(ctx context.Context, m config.Machine) error {
 	} else {
 		ui.Output("  SCP binary... OK (unchanged)")
 	}
+	since := u.coordinatorNow(ctx)
 	if !changed && len(missingClusterDaemons(ctx, u.opts, []string{m.ID}, u.version)) == 0 {
 		ui.Output("  Restart service... skipped (already running " + u.version + ")")
+		since = time.Time{} // no restart: the current connection counts
 	} else {
 		if err := remote.RestartDaemon(ctx, mc, m.ID); err != nil {
 			ui.Error("  Restart service... FAILED")
@@ -137,7 +149,7 @@ func (u *clusterUpgrader) machine(ctx context.Context, m config.Machine) error {
 		ui.Output("  Restart service... OK")
 	}
 	start := time.Now()
-	if missing := waitClusterDaemons(ctx, u.opts, []string{m.ID}, u.version, u.timeout); len(missing) > 0 {
+	if !u.waitReconnect(ctx, m.ID, since) {
 		ui.Error("  Waiting for reconnect... FAILED")
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -146,6 +158,44 @@ func (u *clusterUpgrader) machine(ctx context.Context, m config.Machine) error {
 	}
 	ui.Output(fmt.Sprintf("  Waiting for reconnect... OK (%.1fs)", time.Since(start).Seconds()))
 	return nil
+}
+
+// coordinatorNow is the coordinator's clock (zero without the control API).
+func (u *clusterUpgrader) coordinatorNow(ctx context.Context) time.Time {
+	if u.ctl == nil {
+		return time.Time{}
+	}
+	rep, err := u.ctl.Daemons(ctx)
+	if err != nil {
+		return time.Time{}
+	}
+	return rep.Now
+}
+
+// waitReconnect polls every 500 ms until machine id's daemon is connected
+// with the new version (and, when since is set, connected after since).
+func (u *clusterUpgrader) waitReconnect(ctx context.Context, id string, since time.Time) bool {
+	if u.ctl == nil || since.IsZero() {
+		return len(waitClusterDaemons(ctx, u.opts, []string{id}, u.version, u.timeout)) == 0
+	}
+	ctx, cancel := context.WithTimeout(ctx, u.timeout)
+	defer cancel()
+	t := time.NewTicker(clusterPollInterval)
+	defer t.Stop()
+	for {
+		if rep, err := u.ctl.Daemons(ctx); err == nil {
+			for _, d := range rep.Daemons {
+				if d.MachineID == id && d.Connected && d.Version == u.version && d.ConnectedAt.After(since) {
+					return true
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+		}
+	}
 }
 
 // upgradeVersion runs "BIN version" to learn the version daemons will
