@@ -270,7 +270,10 @@ func (r *Router) closeInputLocked(in *inputState) {
 		in.timeout.Stop()
 	}
 	ns := in.node
-	r.pushEventLocked(ns, &shm.Msg{Type: shm.MsgInputClosed, ID: in.spec.ID}, false)
+	if !in.broken { // a timed-out input was already reported closed
+		r.pushEventLocked(ns, &shm.Msg{Type: shm.MsgInputClosed, ID: in.spec.ID}, false)
+	}
+	in.broken = false
 	if ns.allClosed {
 		return
 	}

