@@ -438,3 +438,30 @@ func TestRenderList(t *testing.T) {
 		t.Fatalf("renderList:\n%s\nwant:\n%s", got, want)
 	}
 }
+
+func TestLogsFollowEndsWithTheDataflow(t *testing.T) {
+	e := newCoordEnv(t)
+	robot := e.daemon(coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
+	file := e.writeFlow("df.yml", "nodes:\n  - id: camera\n    path: /bin/true\n    _unstable_deploy:\n      machine: robot\n")
+	if code := e.run(&StartCommand{Meta: &Meta{Ui: cli.NewMockUi()}}, "--detach", "--name", "f", file); code != 0 {
+		t.Fatal("start failed")
+	}
+	id := robot.Spawns()[0].DataflowID
+	ui := cli.NewMockUi()
+	done := make(chan int, 1)
+	go func() { done <- e.run(&LogsCommand{Meta: &Meta{Ui: ui}}, "f", "camera", "--follow") }()
+	coordtest.Wait(5*time.Second, func() bool {
+		robot.Log(context.Background(), proto.LogLine{DataflowID: id, NodeID: "camera", Time: time.Now(), Line: "live"})
+		time.Sleep(20 * time.Millisecond)
+		return strings.Contains(ui.OutputWriter.String(), "live\n")
+	})
+	robot.Finish(context.Background(), id, false, "")
+	select {
+	case code := <-done:
+		if code != 0 || !strings.HasPrefix(ui.OutputWriter.String(), "live\n") || !strings.Contains(ui.OutputWriter.String(), "dataflow succeeded") {
+			t.Fatalf("logs -f = %d, out %q err %q", code, ui.OutputWriter.String(), ui.ErrorWriter.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("logs --follow did not end with the dataflow")
+	}
+}
