@@ -3,9 +3,11 @@ package remote
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -103,5 +105,64 @@ func assertNoTemp(t *testing.T, dir string) {
 		if strings.Contains(e.Name(), ".adora-tmp-") {
 			t.Fatalf("temporary file %s left behind", e.Name())
 		}
+	}
+}
+
+// TestLocalAdhocDaemonLifecycle runs the ad hoc start/stop scripts for
+// real on this machine with a stand-in daemon: a start writes the pid file
+// and the 0600 environment file, a second start finds the running daemon,
+// stop ends it, a second stop finds nothing.
+func TestLocalAdhocDaemonLifecycle(t *testing.T) {
+	ctx := context.Background()
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	fake := filepath.Join(t.TempDir(), "adora")
+	script := "#!/bin/sh\ntrap 'exit 0' TERM\necho \"token=$ADORA_AUTH_TOKEN args=$*\"\nwhile :; do sleep 0.1; done\n"
+	if err := os.WriteFile(fake, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	m := localMachine(t)
+	spec := DaemonSpec{MachineID: "local-1", CoordinatorAddr: "127.0.0.1", CoordinatorPort: 6013,
+		Labels: map[string]string{"role": "dev"}, Token: "s3cret", Binary: fake}
+
+	res, err := StartAdhocDaemon(ctx, m, spec, File{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != AdhocStarted || res.PID == 0 || res.Dir != filepath.Join(home, ".adora", "daemon-local-1") {
+		t.Fatalf("first start: %+v", res)
+	}
+	t.Cleanup(func() { StopAdhocDaemon(context.Background(), m, "local-1") })
+	st, err := os.Stat(filepath.Join(res.Dir, "daemon.env"))
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("daemon.env: %v %v", st, err)
+	}
+	cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", res.PID))
+	if strings.Contains(string(cmdline), "s3cret") || !strings.Contains(string(cmdline), "--labels\x00role=dev") {
+		t.Fatalf("daemon command line %q", cmdline)
+	}
+	again, err := StartAdhocDaemon(ctx, m, spec, File{})
+	if err != nil || again.Status != AdhocAlreadyRunning || again.PID != res.PID {
+		t.Fatalf("second start: %+v, %v; want the running pid %d", again, err, res.PID)
+	}
+	o, err := ObserveMachine(ctx, m, "local-1")
+	if err != nil || o.AdhocPID != res.PID {
+		t.Fatalf("observe: %+v, %v", o, err)
+	}
+	stopped, err := StopAdhocDaemon(ctx, m, "local-1")
+	if err != nil || !stopped {
+		t.Fatalf("stop: %v, %v", stopped, err)
+	}
+	if err := syscall.Kill(res.PID, 0); err == nil {
+		if stat, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", res.PID)); !strings.Contains(string(stat), ") Z") {
+			t.Fatalf("daemon %d still runs after stop", res.PID)
+		}
+	}
+	log, _ := os.ReadFile(filepath.Join(res.Dir, "daemon.log"))
+	if !strings.Contains(string(log), "token=s3cret args=daemon --machine-id local-1") {
+		t.Fatalf("the daemon did not get its token from the environment file: %q", log)
+	}
+	if stopped, err := StopAdhocDaemon(ctx, m, "local-1"); err != nil || stopped {
+		t.Fatalf("second stop: %v, %v", stopped, err)
 	}
 }
