@@ -327,14 +327,27 @@ func (c *Coordinator) Tick() {
 	now := c.clock.Now()
 	var stale, live []*daemonSession
 	c.mu.Lock()
+	var late []*daemonSession
 	for _, s := range c.daemons {
-		if now.Sub(s.lastHeartbeat) > proto.HeartbeatTimeout {
+		silent := now.Sub(s.lastHeartbeat)
+		switch {
+		case silent > proto.HeartbeatTimeout:
 			stale = append(stale, s)
-		} else {
+		case silent > proto.HeartbeatTimeout/2:
+			if !s.late {
+				s.late = true
+				late = append(late, s)
+			}
+			live = append(live, s)
+		default:
+			s.late = false
 			live = append(live, s)
 		}
 	}
 	c.mu.Unlock()
+	for _, s := range late {
+		c.log.Warn("daemon heartbeat late", "daemon", s.name(), "uuid", s.id, "silent_for", now.Sub(s.lastHeartbeat).Round(time.Second))
+	}
 	for _, s := range stale {
 		c.log.Warn("daemon missed heartbeats, disconnecting", "daemon", s.name(), "last_heartbeat", s.lastHeartbeatAt())
 		s.conn.Abort()

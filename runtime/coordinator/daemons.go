@@ -40,6 +40,7 @@ type daemonSession struct {
 
 	connectedAt   time.Time
 	lastHeartbeat time.Time
+	late          bool // warned about a late heartbeat
 	stats         proto.FaultStats
 	report        *proto.StatusReport                    // last status report; nil before the first
 	metrics       map[string]map[string]proto.NodeMetric // dataflow -> node -> latest

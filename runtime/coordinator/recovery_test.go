@@ -200,10 +200,16 @@ func TestRecoveryByMachineIDAfterIdentityReset(t *testing.T) {
 
 func TestWatchdogDisconnectsSilentDaemon(t *testing.T) {
 	clock := coordtest.NewClock(epoch)
-	srv := coordtest.Start(t, coordinator.Config{Clock: clock, TickInterval: quietTick})
+	logger, logs := newLogger()
+	srv := coordtest.Start(t, coordinator.Config{Clock: clock, TickInterval: quietTick, Logger: logger})
 	quiet := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-quiet", MachineID: "quiet"})
 	alive := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-alive", MachineID: "alive"})
 	clock.Advance(20 * time.Second)
+	srv.Tick()
+	srv.Tick()
+	if n := logs.Count("daemon heartbeat late"); n != 2 {
+		t.Fatalf("%d late-heartbeat warnings after 20 s of silence, want one per daemon:\n%s", n, logs)
+	}
 	if err := alive.Heartbeat(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
