@@ -56,6 +56,7 @@ type Node struct {
 	readerDone bool
 	prev       *Event // last event the application took
 	pendingAck uint32
+	ackEvery   uint32 // acknowledge after this many inputs (half the daemon's window)
 	pendingRel []uint64
 
 	maps map[uint32][]byte // regions received from the daemon (reader goroutine only)
@@ -104,12 +105,13 @@ func InitWith(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("register node %s: unexpected %s", cfg.NodeID, m.Type)
 	}
 	n := &Node{
-		cfg:     cfg,
-		conn:    conn,
-		events:  make(chan *Event),
-		done:    make(chan struct{}),
-		maps:    map[uint32][]byte{},
-		outputs: map[string]bool{},
+		ackEvery: max(1, m.Count/2),
+		cfg:      cfg,
+		conn:     conn,
+		events:   make(chan *Event),
+		done:     make(chan struct{}),
+		maps:     map[uint32][]byte{},
+		outputs:  map[string]bool{},
 	}
 	n.pool = newPool(n, cfg.ShmPoolBytes)
 	n.cond = sync.NewCond(&n.mu)
@@ -144,7 +146,7 @@ func (n *Node) readLoop() {
 	var cause error
 	for {
 		if n.conn.Buffered() == 0 {
-			n.flush()
+			n.flushDue()
 		}
 		m, err := n.conn.ReadMsg()
 		if err != nil {
@@ -315,9 +317,9 @@ func (n *Node) deliverLoop() {
 		n.mu.Lock()
 		n.delivering = false
 		n.consumedLocked(ev)
-		more := len(n.backlog) > 0 && n.pendingAck < ackBatch
+		due := n.pendingAck >= n.ackEvery || len(n.pendingRel) >= ackBatch || (len(n.backlog) == 0 && len(n.pendingRel) > 0)
 		n.mu.Unlock()
-		if !more {
+		if due {
 			n.flush()
 		}
 	}
@@ -329,6 +331,18 @@ func (n *Node) release(token uint64, now bool) {
 	n.pendingRel = append(n.pendingRel, token)
 	n.mu.Unlock()
 	if now {
+		n.flush()
+	}
+}
+
+// flushDue sends acknowledgements once half the daemon's window is
+// consumed (so the daemon never stalls on a full window while the node
+// waits), and releases at once (so senders get their regions back).
+func (n *Node) flushDue() {
+	n.mu.Lock()
+	due := n.pendingAck >= n.ackEvery || len(n.pendingRel) > 0
+	n.mu.Unlock()
+	if due {
 		n.flush()
 	}
 }

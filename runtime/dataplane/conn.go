@@ -338,7 +338,7 @@ func (r *Router) collectLocked(c *nodeConn) (out []outFrame, done bool) {
 	}
 	if !c.readySent {
 		c.readySent = true
-		out = append(out, outFrame{m: &shm.Msg{Type: shm.MsgReady}})
+		out = append(out, outFrame{m: &shm.Msg{Type: shm.MsgReady, Count: uint32(c.node.window)}})
 	}
 	for _, m := range c.control {
 		out = append(out, outFrame{m: m})

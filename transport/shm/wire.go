@@ -31,7 +31,7 @@ const (
 
 // Frames a daemon sends to a node.
 const (
-	MsgReady           MsgType = 0x81 // registration accepted, all local nodes present
+	MsgReady           MsgType = 0x81 // Count (input window); registration accepted, all local nodes present
 	MsgInput           MsgType = 0x82 // ID (input), Meta, payload, Token (shm only)
 	MsgInputClosed     MsgType = 0x83 // ID (input)
 	MsgInputRecovered  MsgType = 0x84 // ID (input)
@@ -129,7 +129,7 @@ func AppendFrame(b []byte, m *Msg) []byte {
 	case MsgRegion:
 		b = binary.LittleEndian.AppendUint32(b, m.Region)
 		b = binary.LittleEndian.AppendUint64(b, m.Size)
-	case MsgAck, MsgUnsubscribe:
+	case MsgAck, MsgUnsubscribe, MsgReady:
 		b = binary.LittleEndian.AppendUint32(b, m.Count)
 	case MsgSubscribe:
 		b = binary.LittleEndian.AppendUint32(b, m.Count)
@@ -156,7 +156,7 @@ func AppendFrame(b []byte, m *Msg) []byte {
 		b = binary.LittleEndian.AppendUint32(b, m.Region)
 	case MsgError:
 		b = appendStr(b, m.Error)
-	case MsgReady, MsgAllInputsClosed:
+	case MsgAllInputsClosed:
 	}
 	binary.LittleEndian.PutUint32(b[start:], uint32(len(b)-start-4))
 	return b
@@ -218,7 +218,7 @@ func Decode(body []byte) (*Msg, error) {
 		}
 	case MsgRegion:
 		m.Region, m.Size = d.u32(), d.u64()
-	case MsgAck, MsgUnsubscribe:
+	case MsgAck, MsgUnsubscribe, MsgReady:
 		m.Count = d.u32()
 	case MsgSubscribe:
 		m.Count, m.ID = d.u32(), d.str()
@@ -242,7 +242,7 @@ func Decode(body []byte) (*Msg, error) {
 		m.Region = d.u32()
 	case MsgError:
 		m.Error = d.str()
-	case MsgReady, MsgAllInputsClosed:
+	case MsgAllInputsClosed:
 	default:
 		return nil, fmt.Errorf("%w: unknown type 0x%02x", ErrMalformed, body[0])
 	}
