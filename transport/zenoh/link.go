@@ -226,7 +226,9 @@ func (l *link) sendPut(ctx context.Context, key string, payload, attachment []by
 		decl = wire.AppendDeclare(nil, &wire.Declare{Kind: wire.DeclKeyExpr, ID: uint32(id), Key: wire.WireExpr{Suffix: key}, HasKey: true})
 	}
 	put := &wire.Put{Attachment: attachment, HasAttachment: attachment != nil}
-	pre := wire.AppendPushPutHeader(nil, &we, put, len(payload))
+	// Ask every hop to block rather than drop (Zenoh's default for PUT is
+	// to drop under congestion).
+	pre := wire.AppendPushPutHeader(nil, &we, wire.QoSPriorityData|wire.QoSBlock, put, len(payload))
 	var err error
 	if 5+len(decl)+len(pre)+len(payload) <= l.maxBatch() {
 		b := l.frameStartLocked()

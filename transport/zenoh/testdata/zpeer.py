@@ -74,7 +74,8 @@ def main():
         sys.stdin.read()
         sub.undeclare()
     elif action == "pub":
-        pub = session.declare_publisher(spec["key"])
+        # block rather than drop under congestion (zenoh drops by default)
+        pub = session.declare_publisher(spec["key"], congestion_control=zenoh.CongestionControl.BLOCK)
         emit("READY")
         # wait for the go side to tell us it is subscribed
         sys.stdin.readline()
@@ -89,7 +90,7 @@ def main():
         emit("READY")
         sys.stdin.readline()
         for k in spec["keys"]:
-            session.put(k, k.encode())
+            session.put(k, k.encode(), congestion_control=zenoh.CongestionControl.BLOCK)
         session.delete(spec["keys"][0])
         time.sleep(spec.get("linger", 0.5))
         emit("DONE")

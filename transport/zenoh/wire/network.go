@@ -76,8 +76,29 @@ func netExt(e Ext) bool {
 // Push carries a PUT or a DEL on a key expression.
 type Push struct {
 	Key WireExpr
+	QoS byte // QoS extension value (priority, block, express); 0: absent
 	Put *Put // exactly one of Put and Del is set
 	Del *Del
+}
+
+// QoS extension bits of network messages.
+const (
+	QoSPriorityData = 5      // the default priority
+	QoSBlock        = 1 << 3 // congestion control: block, do not drop
+	QoSExpress      = 1 << 4 // do not batch
+)
+
+func appendPushHeader(b []byte, key *WireExpr, qos byte) []byte {
+	h := IDPush | key.flags()
+	if qos != 0 {
+		h |= FlagZ
+	}
+	b = append(b, h)
+	b = appendWireExpr(b, key)
+	if qos != 0 {
+		b = appendExtZ64(b, extQoSNet, uint64(qos), false)
+	}
+	return b
 }
 
 // AppendPush appends a PUSH without extensions. If the body is a PUT,
@@ -85,8 +106,7 @@ type Push struct {
 // large payload can encode with Payload nil (AppendPushHeader) and send
 // the payload bytes after the result.
 func AppendPush(b []byte, m *Push) []byte {
-	b = append(b, IDPush|m.Key.flags())
-	b = appendWireExpr(b, &m.Key)
+	b = appendPushHeader(b, &m.Key, m.QoS)
 	if m.Put != nil {
 		return AppendPut(b, m.Put)
 	}
@@ -95,9 +115,8 @@ func AppendPush(b []byte, m *Push) []byte {
 
 // AppendPushPutHeader appends a PUSH of a PUT up to and including the
 // payload length; exactly payloadLen payload bytes must follow.
-func AppendPushPutHeader(b []byte, key *WireExpr, p *Put, payloadLen int) []byte {
-	b = append(b, IDPush|key.flags())
-	b = appendWireExpr(b, key)
+func AppendPushPutHeader(b []byte, key *WireExpr, qos byte, p *Put, payloadLen int) []byte {
+	b = appendPushHeader(b, key, qos)
 	b = appendPutHeader(b, p)
 	return AppendVLE(b, uint64(payloadLen))
 }
@@ -105,7 +124,12 @@ func AppendPushPutHeader(b []byte, key *WireExpr, p *Put, payloadLen int) []byte
 func readPush(r *Reader, h byte) *Push {
 	m := &Push{Key: readWireExpr(r, h&flagN != 0, h&flagM != 0)}
 	if h&FlagZ != 0 {
-		readExts(r, "PUSH", func(e Ext) bool { return netExt(e) || e.Key == 0x07|ExtEncZBuf })
+		readExts(r, "PUSH", func(e Ext) bool {
+			if e.Key == extQoSNet {
+				m.QoS = byte(e.Value)
+			}
+			return netExt(e) || e.Key == 0x07|ExtEncZBuf
+		})
 	}
 	bh := r.Byte()
 	if r.err != nil {

@@ -136,6 +136,8 @@ func TestNetworkGolden(t *testing.T) {
 			"3d 00 01 6b 61 01 01 aa 00 00", &Push{Key: WireExpr{Suffix: "k"}, Put: &Put{Timestamp: &Timestamp{Time: 1, ID: []byte{0xaa}}, Encoding: &Encoding{ID: 0}, Payload: []byte{}}}},
 		{"PUSH PUT encoding with schema", AppendPush(nil, &Push{Key: WireExpr{Suffix: "k"}, Put: &Put{Encoding: &Encoding{ID: 2, Schema: []byte("s")}, Payload: []byte{}}}),
 			"3d 00 01 6b 41 05 01 73 00", &Push{Key: WireExpr{Suffix: "k"}, Put: &Put{Encoding: &Encoding{ID: 2, Schema: []byte("s")}, Payload: []byte{}}}},
+		{"PUSH PUT with QoS data+block", AppendPush(nil, &Push{Key: WireExpr{Suffix: "k"}, QoS: QoSPriorityData | QoSBlock, Put: &Put{Payload: []byte{}}}),
+			"bd 00 01 6b 21 0d 01 00", &Push{Key: WireExpr{Suffix: "k"}, QoS: 0x0d, Put: &Put{Payload: []byte{}}}},
 		{"PUSH DEL attachment", AppendPush(nil, &Push{Key: WireExpr{Suffix: "k"}, Del: &Del{Attachment: att, HasAttachment: true}}),
 			"3d 00 01 6b 82 42 01 78", &Push{Key: WireExpr{Suffix: "k"}, Del: &Del{Attachment: att, HasAttachment: true}}},
 		{"D_SUBSCRIBER", AppendDeclare(nil, &Declare{Kind: DeclSubscriber, ID: 7, Key: WireExpr{Suffix: "a/**"}, HasKey: true}),
@@ -179,7 +181,7 @@ func TestDecodeOnly(t *testing.T) {
 		err  error
 	}{
 		{"PUSH with NodeId (mandatory, known)", "bd 00 01 6b 33 00 01 00", &Push{Key: WireExpr{Suffix: "k"}, Put: &Put{Payload: []byte{}}}, nil},
-		{"PUSH with QoS and timestamp", "bd 00 01 6b a1 05 42 03 01 01 aa 01 00", &Push{Key: WireExpr{Suffix: "k"}, Put: &Put{Payload: []byte{}}}, nil},
+		{"PUSH with QoS and timestamp", "bd 00 01 6b a1 05 42 03 01 01 aa 01 00", &Push{Key: WireExpr{Suffix: "k"}, QoS: 5, Put: &Put{Payload: []byte{}}}, nil},
 		{"PUSH unknown optional extension skipped", "bd 00 01 6b 24 05 01 00", &Push{Key: WireExpr{Suffix: "k"}, Put: &Put{Payload: []byte{}}}, nil},
 		{"PUSH unknown mandatory extension refused", "bd 00 01 6b 34 00 01 00", nil, ErrMalformed},
 		{"PUSH reserved extension encoding", "bd 00 01 6b 64 01 00", nil, ErrMalformed},
