@@ -3,6 +3,7 @@ package command
 import (
 	"flag"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -19,6 +20,9 @@ func (c *GraphCommand) Synopsis() string { return "Print a dataflow as a Mermaid
 func (c *GraphCommand) Help() string {
 	return strings.TrimSpace(`
 Usage: adora graph [options] DATAFLOW
+
+  DATAFLOW is a dataflow file, or with -cluster the name of a dataflow the
+  cluster file lists (including dataflows written inline in it).
 
   Prints the dataflow as a graph: one box per node, one arrow per input,
   labelled with the output (and the input id when it differs), and a circle
@@ -78,6 +82,9 @@ func (c *GraphCommand) load(file, clusterFile string, opts config.Options) (*dat
 		}
 		return newDataflowGraph(graphName(file), df, nil), true
 	}
+	if _, err := os.Stat(file); os.IsNotExist(err) {
+		return c.loadByName(file, clusterFile, opts)
+	}
 	opts.AllowUndeclaredVars = true
 	opts.Declared = make(map[string]bool)
 	cl, diags := config.LoadClusterOptions(clusterFile, opts)
@@ -99,6 +106,27 @@ func (c *GraphCommand) load(file, clusterFile string, opts config.Options) (*dat
 		return nil, false
 	}
 	return newDataflowGraph(graphName(file), df, decisions), true
+}
+
+// loadByName graphs a dataflow the cluster file lists (by path or inline).
+func (c *GraphCommand) loadByName(name, clusterFile string, opts config.Options) (*dataflowGraph, bool) {
+	cl, dfs, diags := config.LoadProjectOptions(clusterFile, opts)
+	cfgPrintDiagnostics(c.Meta, diags)
+	if diags.HasErrors() || cl == nil {
+		return nil, false
+	}
+	df := dfs[name]
+	if df == nil {
+		c.Meta.Ui.Error(fmt.Sprintf("adora graph: %s is neither a file nor a dataflow of %s (dataflows: %s)",
+			name, clusterFile, strings.Join(config.DataflowNames(dfs), ", ")))
+		return nil, false
+	}
+	decisions, err := placement.Place(df.Nodes, placement.DaemonsFromCluster(cl))
+	if err != nil {
+		c.Meta.Ui.Error(fmt.Sprintf("adora graph: placement: %v", err))
+		return nil, false
+	}
+	return newDataflowGraph(name, df, decisions), true
 }
 
 func graphName(file string) string {

@@ -52,6 +52,7 @@ func TestGraphGolden(t *testing.T) {
 		{"fleet-mermaid", []string{"--cluster", fx + "guide/fleet/cluster.yml", fx + "guide/fleet/dataflow.yml"}},
 		{"full-mermaid", []string{fx + "hcl/full/dataflow.yml"}},
 		{"full-dot", []string{fx + "hcl/full/dataflow.hcl", "-format=dot"}},
+		{"inline-by-name-mermaid", []string{"-cluster", fx + "hcl/inline/cluster.hcl", "edge-ai"}},
 		{"full-fleet50-mermaid", []string{fx + "hcl/full/dataflow.hcl", "-cluster", fx + "hcl/fleet50/cluster.hcl", "-var", "robots=5"}},
 	}
 	for _, tt := range tests {
@@ -92,6 +93,8 @@ func TestGraphErrors(t *testing.T) {
 		{"missing file", []string{"nope.yml"}, "nope.yml: error: file not found"},
 		{"placement impossible", []string{"../testfixtures/guide/fleet/dataflow.yml", "-cluster", "../testfixtures/guide/edge-ai/cluster.yml"},
 			`no machine matches labels {"lidar": "true"}`},
+		{"unknown name", []string{"-cluster", "../testfixtures/hcl/inline/cluster.yml", "edge"},
+			"edge is neither a file nor a dataflow of ../testfixtures/hcl/inline/cluster.yml (dataflows: edge-ai, logger)"},
 		{"bad flag", []string{"-nope"}, "flag provided but not defined: -nope"},
 	}
 	for _, tt := range tests {

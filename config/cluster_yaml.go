@@ -197,19 +197,44 @@ func (d *yamlDecoder) dataflowRefs(n *yaml.Node) []DataflowRef {
 				}
 			}},
 			{"path", func(_, v *yaml.Node) { r.Path = d.path(v, "dataflow path") }},
+			{"nodes", func(_, v *yaml.Node) { r.inline().Nodes = d.nodes(v) }},
+			{"env", func(_, v *yaml.Node) { r.inline().Env = d.env(v) }},
 		}, nil)
 		if keys == nil {
 			continue
 		}
-		if r.Name == "" && keys["name"] == nil {
+		if r.Name == "" {
 			d.diags.hintf(r.Pos, "add name: NAME", "dataflow: missing name")
 		}
-		if r.Path == "" {
-			d.diags.hintf(r.Pos, "add path: FILE", "dataflow %q: missing path", r.Name)
-		}
+		d.diags = append(d.diags, finishRef(&r, d.file, keys["path"] != nil)...)
 		out = append(out, r)
 	}
 	return out
+}
+
+// inline returns the inline dataflow of r, creating it.
+func (r *DataflowRef) inline() *Dataflow {
+	if r.Dataflow == nil {
+		r.Dataflow = &Dataflow{}
+	}
+	return r.Dataflow
+}
+
+// finishRef checks a dataflows entry: a path or an inline dataflow, not
+// both, and finishes the inline dataflow.
+func finishRef(r *DataflowRef, file string, hasPath bool) Diagnostics {
+	var diags Diagnostics
+	switch {
+	case r.Dataflow != nil && hasPath:
+		diags.hintf(r.Pos, "keep path, or move the nodes to that file", "dataflow %q: set path or nodes, not both", r.Name)
+		r.Dataflow = nil
+	case r.Dataflow != nil:
+		r.Dataflow.Source = file
+		diags = append(diags, finishDataflow(r.Dataflow, r.Pos)...)
+	case r.Path == "":
+		diags.hintf(r.Pos, "add path: FILE, or the nodes inline", "dataflow %q: missing path", r.Name)
+	}
+	return diags
 }
 
 // nameFromPath is a file's base name without its extension.

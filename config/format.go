@@ -77,8 +77,10 @@ type yamlMachine struct {
 }
 
 type yamlRef struct {
-	Name string `yaml:"name"`
-	Path string `yaml:"path"`
+	Name  string            `yaml:"name"`
+	Path  string            `yaml:"path,omitempty"`
+	Env   map[string]string `yaml:"env,omitempty"`
+	Nodes []yamlNode        `yaml:"nodes,omitempty"`
 }
 
 func durationString(d time.Duration) string {
@@ -92,6 +94,10 @@ func durationString(d time.Duration) string {
 // back into the same Dataflow (positions and Source aside). Use it to ship a
 // resolved dataflow (HCL evaluated, defaults applied) to another process.
 func FormatDataflowYAML(df *Dataflow) ([]byte, error) {
+	return yaml.Marshal(canonicalDataflow(df))
+}
+
+func canonicalDataflow(df *Dataflow) yamlDataflow {
 	out := yamlDataflow{Env: df.Env, Nodes: make([]yamlNode, len(df.Nodes))}
 	for i, n := range df.Nodes {
 		yn := yamlNode{
@@ -112,7 +118,7 @@ func FormatDataflowYAML(df *Dataflow) ([]byte, error) {
 		}
 		out.Nodes[i] = yn
 	}
-	return yaml.Marshal(out)
+	return out
 }
 
 // FormatClusterYAML renders c as canonical YAML that ParseCluster turns
@@ -128,7 +134,12 @@ func FormatClusterYAML(c *Cluster) ([]byte, error) {
 			IdentityFile: m.IdentityFile, Labels: m.Labels, Local: m.Local}
 	}
 	for _, r := range c.Dataflows {
-		out.Dataflows = append(out.Dataflows, yamlRef{Name: r.Name, Path: r.Path})
+		ref := yamlRef{Name: r.Name, Path: r.Path}
+		if r.Dataflow != nil {
+			inline := canonicalDataflow(r.Dataflow)
+			ref.Env, ref.Nodes = inline.Env, inline.Nodes
+		}
+		out.Dataflows = append(out.Dataflows, ref)
 	}
 	return yaml.Marshal(out)
 }

@@ -23,7 +23,8 @@ import (
 //	dataflow "app" { path = "dataflow.hcl" }
 //
 // An HCL dataflow has env = {...} and node "ID" { ... deploy { ... } }
-// blocks. machine and node blocks take count or for_each.
+// blocks. machine and node blocks take count or for_each. A cluster's
+// dataflow block may hold env and node blocks itself instead of a path.
 
 var hclFileStart = func(file string) Pos { return Pos{File: file, Line: 1, Col: 1} }
 
@@ -227,10 +228,13 @@ func (d *hclDecoder) dataflowRef(b *hclsyntax.Block) DataflowRef {
 	r.Name = name
 	d.body(b.Body, fmt.Sprintf("dataflow %q", name), map[string]func(*hclsyntax.Attribute){
 		"path": d.str(d.ctx, "dataflow path", &r.Path, validPath),
-	}, nil, map[string]string{"node": "write the nodes in their own file and set path"})
-	if r.Path == "" {
-		d.diags.hintf(r.Pos, `add path = "FILE"`, "dataflow %q: missing path", name)
-	}
+		"env": d.mapAttr(d.ctx, func(v cty.Value, p Pos, at map[string]Pos) {
+			r.inline().Env = d.toStringMap(v, p, at, "env", validEnvKey, validEnvValue)
+		}),
+	}, map[string]func(*hclsyntax.Block){
+		"node": func(nb *hclsyntax.Block) { r.inline().Nodes = append(r.inline().Nodes, d.nodes(nb)...) },
+	}, nil)
+	d.diags = append(d.diags, finishRef(&r, d.file, b.Body.Attributes["path"] != nil)...)
 	return r
 }
 

@@ -21,6 +21,7 @@ func TestHCLEqualsYAML(t *testing.T) {
 		{"fleet dataflow", "fleet/dataflow.yml", "fleet/dataflow.hcl", false},
 		{"fleet50 cluster", "fleet50/cluster.yml", "fleet50/cluster.hcl", true},
 		{"full dataflow", "full/dataflow.yml", "full/dataflow.hcl", false},
+		{"inline dataflow", "inline/cluster.yml", "inline/cluster.hcl", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -170,6 +171,33 @@ func TestHCLUnstableDeployAlias(t *testing.T) {
 	df, diags := ParseDataflow([]byte("node \"a\" {\n  path = \"x\"\n  _unstable_deploy {\n    machine = \"m\"\n  }\n}\n"), "d.hcl")
 	if len(diags) > 0 || df.Nodes[0].Deploy.Machine != "m" {
 		t.Fatalf("%v %+v", diags, df)
+	}
+}
+
+func TestInlineDataflowProject(t *testing.T) {
+	for _, f := range []string{"inline/cluster.yml", "inline/cluster.hcl"} {
+		c, dfs, diags := LoadProject(hclDir + f)
+		if len(diags) > 0 {
+			t.Fatalf("%s: %v", f, diags)
+		}
+		if got := DataflowNames(dfs); !reflect.DeepEqual(got, []string{"edge-ai", "logger"}) {
+			t.Fatalf("%s: dataflows %v", f, got)
+		}
+		edge := dfs["edge-ai"]
+		if edge.Source != hclDir+f || len(edge.Nodes) != 3 || edge.Env["RUST_LOG"] != "info" || edge.Node("inference").Inputs[0].QueueSize != DefaultQueueSize {
+			t.Fatalf("%s: edge-ai = %+v", f, edge)
+		}
+		if c.Dataflows[0].Dataflow != edge || c.Dataflows[1].Dataflow != nil {
+			t.Fatalf("%s: refs = %+v", f, c.Dataflows)
+		}
+	}
+	_, diags := ParseCluster([]byte("coordinator: {addr: a}\nmachines: [{id: m, host: h}]\ndataflows:\n  - name: x\n    path: x.yml\n    nodes: [{id: a, path: ./a}]\n"), "c.yml")
+	if got := diags.Error(); got != `c.yml:4:5: error: dataflow "x": set path or nodes, not both (keep path, or move the nodes to that file)` {
+		t.Fatalf("path and nodes: %s", got)
+	}
+	_, diags = ParseCluster([]byte("coordinator: {addr: a}\nmachines: [{id: m, host: h}]\ndataflows:\n  - name: x\n    nodes:\n      - id: a\n        path: ./a\n        inputs: {i: b/o}\n"), "c.yml")
+	if got := diags.Error(); got != `c.yml:8:21: error: input "i" of node "a": source node "b" does not exist` {
+		t.Fatalf("inline wiring: %s", got)
 	}
 }
 

@@ -118,7 +118,7 @@ var malformed = []struct {
 	{"two local machines", true, "coordinator:\n  addr: 10.0.0.1\nmachines:\n  - id: a\n    host: h\n    local: true\n  - id: b\n    host: h\n    local: true\n",
 		`f.yml:7:5: error: machines "a" and "b" are both local (mark only the machine adora runs on)`},
 	{"dataflow ref without path", true, "coordinator:\n  addr: 10.0.0.1\nmachines:\n  - id: a\n    host: h\ndataflows:\n  - name: x\n",
-		`f.yml:7:5: error: dataflow "x": missing path (add path: FILE)`},
+		`f.yml:7:5: error: dataflow "x": missing path (add path: FILE, or the nodes inline)`},
 	{"duplicate dataflow name", true, "coordinator:\n  addr: 10.0.0.1\nmachines:\n  - id: a\n    host: h\ndataflows:\n  - name: x\n    path: a.yml\n  - name: x\n    path: b.yml\n",
 		`f.yml:9:5: error: duplicate dataflow name "x" (first defined at f.yml:7:5)`},
 	{"ssh port not int", true, "coordinator:\n  addr: 10.0.0.1\nmachines:\n  - id: a\n    host: h\nssh:\n  port: ssh\n",

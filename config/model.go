@@ -71,10 +71,13 @@ type Machine struct {
 }
 
 // DataflowRef names a dataflow the cluster should run. Path is relative to
-// the cluster file's directory unless absolute.
+// the cluster file's directory unless absolute. LoadProject loads it.
 type DataflowRef struct {
 	Name string `json:"name"`
 	Path string `json:"path"`
+	// Dataflow is set, and Path empty, for a dataflow written inline in the
+	// cluster file (nodes: under the list entry, or node blocks in HCL).
+	Dataflow *Dataflow `json:"dataflow,omitempty"`
 	// the list entry
 	Pos Pos `json:"-"`
 }

@@ -128,12 +128,17 @@ func LoadProjectOptions(clusterPath string, opts Options, extraDataflows ...stri
 	}
 	dfs := make(map[string]*Dataflow)
 	where := make(map[string]Pos)
-	add := func(name, path string, at Pos) {
+	add := func(name, path string, at Pos, inline *Dataflow) {
 		if prev, dup := where[name]; dup {
 			diags.hintf(at, "first named at "+prev.String()+"; rename one file", "two dataflows are named %q", name)
 			return
 		}
 		where[name] = at
+		if inline != nil {
+			dfs[name] = inline
+			diags = append(diags, CheckPlacement(c, inline)...)
+			return
+		}
 		if _, err := os.Stat(path); err != nil && os.IsNotExist(err) && at.Line > 0 {
 			diags.hintf(at, "paths are relative to the cluster file", "dataflow %q: file %s not found", name, path)
 			return
@@ -149,6 +154,10 @@ func LoadProjectOptions(clusterPath string, opts Options, extraDataflows ...stri
 	dir := filepath.Dir(clusterPath)
 	listed := make(map[string]bool)
 	for _, r := range c.Dataflows {
+		if r.Name != "" && r.Dataflow != nil {
+			add(r.Name, "", r.Pos, r.Dataflow)
+			continue
+		}
 		if r.Name == "" || r.Path == "" {
 			continue
 		}
@@ -157,7 +166,7 @@ func LoadProjectOptions(clusterPath string, opts Options, extraDataflows ...stri
 			p = filepath.Join(dir, p)
 		}
 		listed[sameFileKey(p)] = true
-		add(r.Name, p, r.Pos)
+		add(r.Name, p, r.Pos, nil)
 	}
 	for _, p := range extraDataflows {
 		if listed[sameFileKey(p)] {
@@ -168,7 +177,7 @@ func LoadProjectOptions(clusterPath string, opts Options, extraDataflows ...stri
 			diags.hintf(Pos{File: p}, "rename the file", "%v", err)
 			continue
 		}
-		add(name, p, Pos{File: p})
+		add(name, p, Pos{File: p}, nil)
 	}
 	for _, n := range opts.UndeclaredVars() {
 		diags.hintf(Pos{File: clusterPath}, suggest(n, sortedKeys(opts.Declared)), "-var %s: no file of the project declares variable %q", n, n)
