@@ -226,6 +226,8 @@ func client(args []string) error {
 	return nil
 }
 
+// rawPing sends p with the echo bit and reads the echo back into a
+// reused buffer (large reads bypass the bufio buffer).
 func rawPing(c net.Conn, r *bufio.Reader, p []byte) error {
 	var hdr [4]byte
 	binary.LittleEndian.PutUint32(hdr[:], uint32(len(p))|echoBit)
@@ -235,9 +237,13 @@ func rawPing(c net.Conn, r *bufio.Reader, p []byte) error {
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		return err
 	}
-	_, err := r.Discard(int(binary.LittleEndian.Uint32(hdr[:]) &^ echoBit))
+	n := int(binary.LittleEndian.Uint32(hdr[:]) &^ echoBit)
+	echoBuf = slices.Grow(echoBuf[:0], n)[:n]
+	_, err := io.ReadFull(r, echoBuf)
 	return err
 }
+
+var echoBuf []byte
 
 func rawSink(c net.Conn, r *bufio.Reader, p []byte, n int) error {
 	var hdr [4]byte
