@@ -69,12 +69,11 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 	c := &Client{opts: opts, follows: map[uint64]chan *proto.Envelope{}, early: map[uint64][]*proto.Envelope{}}
 	conn, ok, err := wsconn.Dial(ctx, opts.endpoint(), proto.PathControl, proto.RoleCLI, c.event, wsconn.Options{Logger: opts.Logger})
 	if err != nil {
-		var hs *wsconn.HTTPStatusError
-		var re *wsconn.RemoteError
-		if errors.As(err, &hs) || errors.As(err, &re) {
-			return nil, err
+		var de *wsconn.DialError
+		if errors.As(err, &de) {
+			return nil, &ConnectError{Addr: de.URL, Err: de.Err}
 		}
-		return nil, &ConnectError{Addr: opts.endpoint().URL(proto.PathControl), Err: errors.Unwrap(err)}
+		return nil, err
 	}
 	c.conn, c.version = conn, ok.Version
 	return c, nil

@@ -84,6 +84,17 @@ func (e *HTTPStatusError) Error() string {
 	return fmt.Sprintf("coordinator at %s refused the connection: %d %s", e.URL, e.Status, http.StatusText(e.Status))
 }
 
+// DialError means the coordinator could not be reached at all (no
+// WebSocket was established).
+type DialError struct {
+	URL string
+	Err error
+}
+
+func (e *DialError) Error() string { return fmt.Sprintf("connect to coordinator at %s: %v", e.URL, e.Err) }
+
+func (e *DialError) Unwrap() error { return e.Err }
+
 // Dial connects to path on ep, performs the hello handshake as role and
 // starts the connection. A protocol mismatch is returned as the
 // coordinator's error.
@@ -98,7 +109,7 @@ func Dial(ctx context.Context, ep Endpoint, path string, role proto.Role, h Hand
 			n, _ := resp.Body.Read(body)
 			return nil, proto.HelloOK{}, &HTTPStatusError{URL: u, Status: resp.StatusCode, Body: trimBody(body[:n])}
 		}
-		return nil, proto.HelloOK{}, fmt.Errorf("connect to coordinator at %s: %w", u, err)
+		return nil, proto.HelloOK{}, &DialError{URL: u, Err: err}
 	}
 	ok, err := ClientHello(ctx, ws, role)
 	if err != nil {
