@@ -91,7 +91,9 @@ type DialError struct {
 	Err error
 }
 
-func (e *DialError) Error() string { return fmt.Sprintf("connect to coordinator at %s: %v", e.URL, e.Err) }
+func (e *DialError) Error() string {
+	return fmt.Sprintf("connect to coordinator at %s: %v", e.URL, e.Err)
+}
 
 func (e *DialError) Unwrap() error { return e.Err }
 
