@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -289,5 +290,33 @@ func TestSplitDeployArgs(t *testing.T) {
 	}
 	if _, _, err := splitDeployArgs(filepath.Join(dir, "cluster.yml"), []string{filepath.Join(dir, "cluster.yml")}); err == nil {
 		t.Fatal("two cluster files accepted")
+	}
+}
+
+func TestTwoLevelInterrupt(t *testing.T) {
+	ui := cli.NewMockUi()
+	ctx, interrupt, stop := deployInterrupts(ui)
+	defer stop()
+	if err := syscall.Kill(os.Getpid(), syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-interrupt:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first interrupt did not close the interrupt channel")
+	}
+	if ctx.Err() != nil {
+		t.Fatal("the first interrupt aborted")
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-ctx.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the second interrupt did not abort")
+	}
+	if !strings.Contains(ui.ErrorWriter.String(), "Press Ctrl-C again to abort") {
+		t.Fatalf("no interrupt notice: %q", ui.ErrorWriter.String())
 	}
 }
