@@ -42,6 +42,7 @@ type link struct {
 	done      chan struct{}
 	closeOnce sync.Once
 	closeErr  error
+	failErr   atomic.Pointer[error] // first write error
 
 	finalTimer *time.Timer // pending initial D_FINAL (accepting side), under mu
 
@@ -84,10 +85,21 @@ func newLink(s *Session, conn net.Conn, r *streamReader, p *params, initiator bo
 	return l
 }
 
+// fail closes the socket after a write error; the reader goroutine then
+// finishes the close. It is safe to call with wmu held.
+func (l *link) fail(err error) {
+	l.failErr.CompareAndSwap(nil, &err)
+	l.conn.Close()
+}
+
 // close ends the link once: it sends CLOSE with reason (when sendClose),
-// closes the socket and lets the reader goroutine finish.
+// closes the socket and lets the reader goroutine finish. It must not be
+// called with wmu held.
 func (l *link) close(reason byte, sendClose bool, cause error) {
 	l.closeOnce.Do(func() {
+		if e := l.failErr.Load(); e != nil {
+			cause = *e
+		}
 		l.closeErr = cause
 		l.mu.Lock()
 		if t := l.finalTimer; t != nil && t.Stop() {
@@ -95,6 +107,8 @@ func (l *link) close(reason byte, sendClose bool, cause error) {
 		}
 		l.mu.Unlock()
 		if sendClose {
+			// cut short a write in progress, then say why we close
+			l.conn.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
 			l.wmu.Lock()
 			l.conn.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
 			writeBatch(l.conn, wire.AppendClose(nil, &wire.Close{Session: true, Reason: reason}))
@@ -169,7 +183,7 @@ func (l *link) sendNetwork(msgs ...any) {
 		}
 	}
 	if err := l.flushLocked(nil, b); err != nil {
-		go l.close(wire.CloseGeneric, false, err)
+		l.fail(err)
 	}
 }
 
@@ -246,7 +260,7 @@ func (l *link) sendPut(ctx context.Context, key string, payload, attachment []by
 		}
 	}
 	if err != nil {
-		go l.close(wire.CloseGeneric, false, err)
+		l.fail(err)
 		return fmt.Errorf("send to %x: %w", l.zid, err)
 	}
 	l.s.stats.sent.Add(1)
