@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/adora-rs/adora/transport/shm"
 )
@@ -49,13 +50,15 @@ type pool struct {
 	total   int64
 	max     int64
 	closed  bool
+
+	returned chan struct{} // signalled when DROPPED returns regions
 }
 
 func newPool(n *Node, max int64) *pool {
 	if max <= 0 {
 		max = DefaultShmPoolBytes
 	}
-	p := &pool{n: n, regions: map[uint32]*poolRegion{}, max: max}
+	p := &pool{n: n, regions: map[uint32]*poolRegion{}, max: max, returned: make(chan struct{}, 1)}
 	p.cond = sync.NewCond(&p.mu)
 	return p
 }
@@ -73,15 +76,35 @@ func (n *Node) AllocOutput(size int) (*Buffer, error) {
 	return &Buffer{Data: r.r.Data[:size:size], reg: r, n: size, p: n.pool}, nil
 }
 
+// growWait is how long AllocOutput waits for a busy region of the right
+// size to come back before it creates another one: creating and first
+// touching a region costs far more than a release takes to arrive.
+const growWait = 2 * time.Millisecond
+
 func (p *pool) get(size int) (*poolRegion, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	var deadline time.Time
 	for {
 		if p.closed {
 			return nil, errors.New("node is closed")
 		}
 		if r := p.bestFitLocked(size); r != nil {
 			return r, nil
+		}
+		if deadline.IsZero() {
+			deadline = time.Now().Add(growWait)
+		}
+		if wait := time.Until(deadline); wait > 0 && p.busyFitLocked(size) {
+			p.mu.Unlock()
+			t := time.NewTimer(wait)
+			select {
+			case <-p.returned:
+			case <-t.C:
+			}
+			t.Stop()
+			p.mu.Lock()
+			continue
 		}
 		need := int64(size)
 		for p.total+need > p.max && len(p.free) > 0 {
@@ -93,6 +116,24 @@ func (p *pool) get(size int) (*poolRegion, error) {
 		}
 		p.cond.Wait()
 	}
+}
+
+// busyFitLocked reports whether a region of at least size bytes is in use
+// (and so will come back).
+func (p *pool) busyFitLocked(size int) bool {
+	busy := map[uint32]bool{}
+	for id := range p.regions {
+		busy[id] = true
+	}
+	for _, r := range p.free {
+		delete(busy, r.id)
+	}
+	for id := range busy {
+		if p.regions[id].r.Size() >= size {
+			return true
+		}
+	}
+	return false
 }
 
 func (p *pool) bestFitLocked(size int) *poolRegion {
@@ -162,6 +203,10 @@ func (p *pool) dropped(ids []uint32) {
 	}
 	p.cond.Broadcast()
 	p.mu.Unlock()
+	select {
+	case p.returned <- struct{}{}:
+	default:
+	}
 }
 
 // stats reports regions and bytes held, for tests.
