@@ -439,3 +439,27 @@ func TestPublishToStalledPeerHonoursContext(t *testing.T) {
 		t.Fatal("loss not counted")
 	}
 }
+
+// A publisher blocked on a silent peer is released when the peer's lease
+// expires.
+func TestLeaseExpiryReleasesBlockedPublisher(t *testing.T) {
+	s := listener(t, Config{})
+	p := dialRaw(t, s)
+	p.handshake(1, 400*time.Millisecond)
+	p.network(isFinal(0))
+	p.frame(wire.AppendDeclare(nil, &wire.Declare{Kind: wire.DeclSubscriber, ID: 1, Key: wire.WireExpr{Suffix: "stall"}, HasKey: true}))
+	waitFor(t, "remote sub", func() bool { return remoteSubscribed(s, "stall") })
+	start := time.Now()
+	big := make([]byte, 4<<20)
+	var err error
+	for i := 0; i < 64 && err == nil; i++ {
+		err = s.Publish(context.Background(), "stall", big, nil)
+	}
+	if err == nil {
+		t.Fatal("publishing 256 MiB to a silent peer succeeded")
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("publisher released after %v", d)
+	}
+	waitFor(t, "link closed", func() bool { return len(s.Peers()) == 0 })
+}

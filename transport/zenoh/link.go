@@ -353,10 +353,9 @@ func (l *link) keepAlive() {
 				l.close(wire.CloseExpired, true, errLease)
 				return
 			}
-			if now.UnixNano()-l.lastTx.Load() < int64(interval) {
-				continue
+			if now.UnixNano()-l.lastTx.Load() < int64(interval) || !l.wmu.TryLock() {
+				continue // recent traffic, or a write in progress
 			}
-			l.wmu.Lock()
 			b := wire.AppendKeepAlive(append(l.wbuf[:0], 0, 0))
 			err := l.flushLocked(nil, b)
 			l.wmu.Unlock()
