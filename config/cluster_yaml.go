@@ -110,7 +110,11 @@ func (d *yamlDecoder) machines(n *yaml.Node) []Machine {
 
 func (d *yamlDecoder) machine(n *yaml.Node) Machine {
 	m := Machine{Pos: d.pos(n)}
-	keys := d.mapping(n, "machine", []field{
+	what := "machine"
+	if id := scalarKey(n, "id"); id != "" {
+		what = fmt.Sprintf("machine %q", id)
+	}
+	keys := d.mapping(n, what, []field{
 		{"id", func(_, v *yaml.Node) {
 			if s, ok := d.str(v, "machine id"); ok && s != "" {
 				if err := ValidID("machine id", s); err != nil {
@@ -121,20 +125,22 @@ func (d *yamlDecoder) machine(n *yaml.Node) Machine {
 		}},
 		{"host", func(_, v *yaml.Node) {
 			if isNull(resolve(v)) {
-				d.diags.hintf(d.pos(resolve(v)), "set it to an IP address or host name", "machine %q: host must not be empty", m.ID)
+				d.diags.hintf(d.pos(resolve(v)), "set it to an IP address or host name", "%s: host must not be empty", what)
 			}
-			if s, ok := d.str(v, "host"); ok {
+			if s, ok := d.str(v, what+": host"); ok {
 				if err := validHost("host", s); err != nil {
-					d.diags.errorf(d.pos(v), "machine %q: %v", m.ID, err)
+					d.diags.errorf(d.pos(v), "%s: %v", what, err)
 				}
 				m.Host = s
 			}
 		}},
-		{"user", func(_, v *yaml.Node) { m.User = d.sshUser(v, "user") }},
-		{"port", func(_, v *yaml.Node) { m.Port, _ = d.integer(v, "port", 1, 65535) }},
-		{"identity_file", func(_, v *yaml.Node) { m.IdentityFile = d.path(v, "identity_file") }},
-		{"labels", func(_, v *yaml.Node) { m.Labels = d.labels(v) }},
-		{"local", func(_, v *yaml.Node) { m.Local, _ = d.boolean(v, "local") }},
+		{"user", func(_, v *yaml.Node) { m.User = d.sshUser(v, what) }},
+		{"port", func(_, v *yaml.Node) { m.Port, _ = d.integer(v, what+": port", 1, 65535) }},
+		{"identity_file", func(_, v *yaml.Node) { m.IdentityFile = d.path(v, what+": identity_file") }},
+		{"labels", func(_, v *yaml.Node) {
+			m.Labels = d.stringMap(v, what+": labels", func(k string) error { return ValidID("label key", k) }, ValidLabelValue)
+		}},
+		{"local", func(_, v *yaml.Node) { m.Local, _ = d.boolean(v, what+": local") }},
 	}, nil)
 	if keys == nil {
 		return m
@@ -161,8 +167,21 @@ func (d *yamlDecoder) machine(n *yaml.Node) Machine {
 	return m
 }
 
-func (d *yamlDecoder) labels(v *yaml.Node) map[string]string {
-	return d.stringMap(v, "labels", func(k string) error { return ValidID("label key", k) }, ValidLabelValue)
+// scalarKey returns the value of key in mapping n when it is a scalar, or "".
+func scalarKey(n *yaml.Node, key string) string {
+	n = resolve(n)
+	if n.Kind != yaml.MappingNode {
+		return ""
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if k := resolve(n.Content[i]); k.Kind == yaml.ScalarNode && k.Value == key {
+			if v := resolve(n.Content[i+1]); v.Kind == yaml.ScalarNode && !isNull(v) {
+				return v.Value
+			}
+			return ""
+		}
+	}
+	return ""
 }
 
 func (d *yamlDecoder) dataflowRefs(n *yaml.Node) []DataflowRef {
