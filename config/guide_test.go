@@ -37,8 +37,8 @@ func TestGuideExamplesValidate(t *testing.T) {
 			}
 		})
 	}
-	if n != 4 {
-		t.Fatalf("found %d guide examples, want 4 (quickstart, gpu-cluster, edge-ai, fleet)", n)
+	if n != 5 {
+		t.Fatalf("found %d guide examples, want 5 (quickstart, gpu-cluster, edge-ai, fleet, full-schema)", n)
 	}
 }
 
@@ -81,5 +81,22 @@ func TestGuideEdgeAIDataflowValues(t *testing.T) {
 	}}
 	if !reflect.DeepEqual(df, want) {
 		t.Fatalf("got  %+v\nwant %+v", df, want)
+	}
+}
+
+func TestGuideFullSchemaValues(t *testing.T) {
+	pinUser(t, "me")
+	c, dfs, diags := LoadProject(guideDir+"full-schema/cluster.yml", guideDir+"full-schema/dataflow.yml")
+	if len(diags) > 0 {
+		t.Fatal(diags)
+	}
+	if e2 := c.Machine("edge-02"); e2 == nil || e2.User != "me" || e2.Labels["arch"] != "arm64" {
+		t.Fatalf("edge-02 = %+v", e2)
+	}
+	dep := dfs["dataflow"].Node("my-node").Deploy
+	want := Deploy{Machine: "edge-01", Labels: map[string]string{"gpu": "true", "arch": "arm64"}, Distribute: DistributeLocal, WorkingDir: "/opt/my-app"}
+	dep.Pos = Pos{}
+	if !reflect.DeepEqual(dep, want) {
+		t.Fatalf("deploy = %+v", dep)
 	}
 }

@@ -205,6 +205,7 @@ func TestGuidePlacement(t *testing.T) {
 	}{
 		{"edge-ai", map[string][]string{"camera": {"robot"}, "inference": {"gpu-server"}, "actuator": {"robot"}}},
 		{"fleet", map[string][]string{"lidar-driver": {"bot-01", "bot-03"}, "camera-driver": {"bot-02", "bot-03"}}},
+		{"full-schema", map[string][]string{"my-node": {"edge-01"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.dir, func(t *testing.T) {
