@@ -2,12 +2,17 @@
 // camera put in the metadata, without copying it (the frame is a read-only
 // view of the camera's shared memory), and prints one line per frame and a
 // summary when the input closes.
+//
+// For fault tests, CRASH_AT=N makes the first instance (restart count 0)
+// kill itself with SIGKILL when frame N arrives, while it holds the frame.
 package main
 
 import (
 	"fmt"
 	"hash/crc32"
 	"os"
+	"strconv"
+	"syscall"
 
 	node "github.com/adora-rs/adora/nodes"
 )
@@ -19,7 +24,12 @@ func main() {
 		os.Exit(1)
 	}
 	defer n.Close()
-	count, bad, inOrder := 0, 0, true
+	crashAt := -1
+	if v, err := strconv.Atoi(os.Getenv("CRASH_AT")); err == nil && n.Config().RestartCount == 0 {
+		crashAt = v
+	}
+	fmt.Printf("viewer started (restart %d)\n", n.Config().RestartCount)
+	count, bad, inOrder, first := 0, 0, true, -1
 	for ev := range n.Events() {
 		if ev.Type != node.Input {
 			continue
@@ -30,8 +40,15 @@ func main() {
 		if !ok {
 			bad++
 		}
-		if int(frame) != count {
+		if first < 0 {
+			first = int(frame)
+		}
+		if int(frame) != first+count {
 			inOrder = false
+		}
+		if int(frame) == crashAt {
+			fmt.Printf("viewer: crashing at frame %d\n", crashAt)
+			syscall.Kill(os.Getpid(), syscall.SIGKILL)
 		}
 		fmt.Printf("frame %d bytes=%d checksum_ok=%v zero_copy=%v\n", int(frame), len(ev.Data), ok, ev.Shared())
 		count++
