@@ -149,7 +149,7 @@ func (f daemonFlags) config() (daemon.Config, error) {
 	if f.addr == "" {
 		return cfg, errors.New("--coordinator-addr must not be empty")
 	}
-	token := f.token
+	var token string
 	if f.tokenFile != "" {
 		if token, err = auth.Read(f.tokenFile); err != nil {
 			return cfg, err
