@@ -465,3 +465,32 @@ func TestLogsFollowEndsWithTheDataflow(t *testing.T) {
 		t.Fatal("logs --follow did not end with the dataflow")
 	}
 }
+
+func TestStopWithoutNameStopsTheOnlyDataflow(t *testing.T) {
+	e := newCoordEnv(t)
+	robot := e.daemon(coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
+	ui := cli.NewMockUi()
+	if code := e.run(&StopCommand{Meta: &Meta{Ui: ui}}); code != 1 || !strings.Contains(ui.ErrorWriter.String(), "no dataflow is running") {
+		t.Fatalf("stop with nothing running = %d %q", code, ui.ErrorWriter.String())
+	}
+	flow := "nodes:\n  - id: camera\n    path: /bin/true\n    _unstable_deploy:\n      machine: robot\n"
+	for _, name := range []string{"one", "two"} {
+		if code := e.run(&StartCommand{Meta: &Meta{Ui: cli.NewMockUi()}}, "--detach", "--name", name, e.writeFlow(name+".yml", flow)); code != 0 {
+			t.Fatal("start failed")
+		}
+	}
+	ui = cli.NewMockUi()
+	if code := e.run(&StopCommand{Meta: &Meta{Ui: ui}}); code != 1 || !strings.Contains(ui.ErrorWriter.String(), "2 dataflows are running (one, two)") {
+		t.Fatalf("stop with two running = %d %q", code, ui.ErrorWriter.String())
+	}
+	if code := e.run(&StopCommand{Meta: &Meta{Ui: cli.NewMockUi()}}, "two"); code != 0 {
+		t.Fatal("stop two failed")
+	}
+	ui = cli.NewMockUi()
+	if code := e.run(&StopCommand{Meta: &Meta{Ui: ui}}); code != 0 || !strings.Contains(ui.OutputWriter.String(), "dataflow `one`") {
+		t.Fatalf("stop the only one = %d %q %q", code, ui.OutputWriter.String(), ui.ErrorWriter.String())
+	}
+	if n := len(robot.Stops()); n != 2 {
+		t.Fatalf("%d stops", n)
+	}
+}
