@@ -47,11 +47,17 @@ func newHarness(t *testing.T, df *config.Dataflow) *harness {
 	for _, n := range df.Nodes {
 		local = append(local, n.ID)
 	}
+	return newHarnessWith(t, df, local, nil)
+}
+
+// newHarnessWith runs only the local nodes here; the others are remote.
+func newHarnessWith(t *testing.T, df *config.Dataflow, local []string, remote Remote) *harness {
+	t.Helper()
 	logger := slog.New(slog.DiscardHandler)
 	if os.Getenv("DP_DEBUG") != "" {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	r, err := NewRouter(Config{DataflowID: "df-" + strconv.Itoa(os.Getpid()), Dataflow: df, Local: local, Logger: logger})
+	r, err := NewRouter(Config{DataflowID: "df-" + strconv.Itoa(os.Getpid()), Dataflow: df, Local: local, Logger: logger, Remote: remote})
 	if err != nil {
 		t.Fatal(err)
 	}
