@@ -9,8 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/adora-rs/adora/transport/shm"
 )
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // fakeDaemon accepts one node connection and lets the test script frames.
 type fakeDaemon struct {

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/adora-rs/adora/config"
 )
 
@@ -20,7 +22,7 @@ func TestMain(m *testing.M) {
 	if name := os.Getenv("DP_TEST_NODE"); name != "" {
 		os.Exit(runTestNode(name))
 	}
-	os.Exit(m.Run())
+	goleak.VerifyTestMain(m)
 }
 
 // harness runs a Router and spawns node processes (this test binary) the

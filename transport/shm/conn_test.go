@@ -6,8 +6,11 @@ import (
 	"os"
 	"testing"
 
+	"go.uber.org/goleak"
 	"golang.org/x/sys/unix"
 )
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func socketPair(t *testing.T) (*Conn, *Conn) {
 	t.Helper()
