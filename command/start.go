@@ -8,6 +8,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -189,6 +190,8 @@ func attachLogs(ctx context.Context, stopSignals func(), m *Meta, cl *client.Cli
 		end, err := cl.FollowLogs(followCtx, id, "", 0, func(l proto.LogLine) { m.Ui.Output(formatLine(l, true)) })
 		done <- result{end, err}
 	}()
+	var stops sync.WaitGroup // Stop calls in flight; waited for before returning
+	defer stops.Wait()
 	stopping := false
 	for {
 		select {
@@ -206,7 +209,9 @@ func attachLogs(ctx context.Context, stopSignals func(), m *Meta, cl *client.Cli
 			} else {
 				m.Ui.Output(fmt.Sprintf("Stopping dataflow `%s` (Ctrl-C again to kill)", name))
 			}
+			stops.Add(1)
 			go func() {
+				defer stops.Done()
 				sctx, scancel := context.WithTimeout(context.Background(), time.Minute)
 				defer scancel()
 				if rep, err := cl.Stop(sctx, id, 0, force); err != nil && !force {
