@@ -96,7 +96,8 @@ func (c *UpCommand) up(port int, withAuth bool) error {
 		c.Meta.Ui.Output("daemon already running")
 		return nil
 	}
-	pid, err := startDetached(home, "daemon", []string{"daemon", "--coordinator-addr", "127.0.0.1", "--coordinator-port", strconv.Itoa(port), "--quiet"})
+	pid, err := startDetached(home, "daemon", []string{"daemon", "--coordinator-addr", "127.0.0.1", "--coordinator-port", strconv.Itoa(port),
+		"--zenoh-listen", "tcp/127.0.0.1:0", "--quiet"})
 	if err != nil {
 		return err
 	}

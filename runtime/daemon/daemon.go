@@ -208,8 +208,13 @@ func (d *Daemon) connectLoop(ctx context.Context) error {
 			return nil
 		case <-time.After(wait):
 		}
-		backoff = min(backoff*2, maxB)
+		backoff = nextBackoff(backoff, maxB)
 	}
+}
+
+// nextBackoff doubles the reconnect delay up to max.
+func nextBackoff(cur, max time.Duration) time.Duration {
+	return min(cur*2, max)
 }
 
 // jitter spreads d by +-20%.

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -556,5 +557,26 @@ func TestDaemonMetricsCPU(t *testing.T) {
 	st := waitEvent(t, fc, proto.TypeNodeStatus, func(e proto.NodeStatusEvent) bool { return e.Node.Status.Done() })
 	if st.Node.Status != proto.NodeStopped {
 		t.Fatalf("final node status %s, want stopped", st.Node.Status)
+	}
+}
+
+func TestReconnectBackoff(t *testing.T) {
+	var got []time.Duration
+	d := DefaultReconnectMin
+	for range 8 {
+		got = append(got, d)
+		d = nextBackoff(d, DefaultReconnectMax)
+	}
+	want := []time.Duration{500 * time.Millisecond, time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 10 * time.Second, 10 * time.Second, 10 * time.Second}
+	if !slices.Equal(got, want) {
+		t.Fatalf("backoff %v, want %v", got, want)
+	}
+	lo, hi := time.Duration(1<<62), time.Duration(0)
+	for range 2000 {
+		j := jitter(time.Second)
+		lo, hi = min(lo, j), max(hi, j)
+	}
+	if lo < 800*time.Millisecond || hi > 1200*time.Millisecond || hi-lo < 200*time.Millisecond {
+		t.Fatalf("jitter of 1s spans [%v, %v], want within +-20%% and spread", lo, hi)
 	}
 }
