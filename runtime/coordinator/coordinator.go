@@ -259,6 +259,7 @@ func (c *Coordinator) handleHealth(w http.ResponseWriter, r *http.Request) {
 	for _, s := range c.sortedDaemonsLocked() {
 		h.Daemons = append(h.Daemons, proto.HealthDaemon{ID: s.id, MachineID: s.reg.MachineID, Version: s.reg.Version})
 	}
+	h.ActiveDataflows = len(c.flows)
 	c.mu.Unlock()
 	writeJSON(w, http.StatusOK, h)
 }

@@ -273,6 +273,9 @@ func TestStartPlacesNodesAndStops(t *testing.T) {
 		t.Fatalf("spawn = %+v", sp)
 	}
 
+	if h, err := client.Health(ctxT(t), client.Options{Addr: srv.Endpoint.Addr, Port: srv.Endpoint.Port}); err != nil || h.ActiveDataflows != 1 || len(h.Daemons) != 2 {
+		t.Fatalf("health = %+v, %v", h, err)
+	}
 	if _, err := c.Start(ctxT(t), startReq("my-app")); err == nil || !strings.Contains(err.Error(), "already a running dataflow with name `my-app`") {
 		t.Fatalf("duplicate name: %v", err)
 	}

@@ -444,6 +444,9 @@ type Health struct {
 	Protocol int            `json:"protocol"`
 	Auth     bool           `json:"auth"`
 	Daemons  []HealthDaemon `json:"daemons"`
+	// ActiveDataflows counts dataflows pending, running, recovering or
+	// stopping.
+	ActiveDataflows int `json:"active_dataflows"`
 }
 
 // HealthDaemon is one connected daemon in Health.
