@@ -91,6 +91,7 @@ type Daemon struct {
 	conn        *wsconn.Conn
 	flows       map[string]*flowRun
 	starting    map[string]bool          // dataflow ids whose spawn is in progress
+	closing     bool                     // Run is stopping every dataflow
 	finished    []proto.DataflowFinished // not yet delivered to a coordinator
 	destroyed   chan struct{}
 	destroyOnce sync.Once
@@ -173,6 +174,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	go func() { defer bg.Done(); d.forwardLogs(ctx) }()
 	go func() { defer bg.Done(); d.tick(ctx) }()
 	err := d.connectLoop(ctx)
+	d.mu.Lock()
+	d.closing = true // spawns still in flight stop their nodes at once
+	d.mu.Unlock()
 	d.stopAll(proto.DefaultGrace, false)
 	cancel()
 	d.wg.Wait()

@@ -18,6 +18,10 @@ import (
 // dataflow that already runs here is accepted without change.
 func (d *Daemon) spawn(m *proto.Spawn) error {
 	d.mu.Lock()
+	if d.closing {
+		d.mu.Unlock()
+		return fmt.Errorf("dataflow %s: the daemon is shutting down", m.DataflowID)
+	}
 	_, running := d.flows[m.DataflowID]
 	starting := d.starting[m.DataflowID]
 	if !running && !starting {
@@ -67,10 +71,15 @@ func (d *Daemon) spawn(m *proto.Spawn) error {
 	r := &flowRun{flow: flow, name: name, done: make(chan struct{})}
 	d.mu.Lock()
 	d.flows[id] = r
-	d.mu.Unlock()
-	d.log.Info("spawned dataflow nodes", "dataflow", id, "name", name, "nodes", m.Nodes, "recovery", m.Recovery)
+	closing := d.closing
 	d.wg.Add(1)
+	d.mu.Unlock()
 	go d.watch(id, r)
+	if closing {
+		flow.Stop(0, true)
+		return fmt.Errorf("dataflow %s: the daemon is shutting down", id)
+	}
+	d.log.Info("spawned dataflow nodes", "dataflow", id, "name", name, "nodes", m.Nodes, "recovery", m.Recovery)
 	return nil
 }
 
