@@ -311,3 +311,58 @@ func TestDaemonGoneEndsStream(t *testing.T) {
 		t.Fatal("stream still open")
 	}
 }
+
+// With every region held by receivers and the region cap reached,
+// AllocOutput waits until the daemon returns one.
+func TestAllocOutputWaitsAtRegionCap(t *testing.T) {
+	n, c := started(t)
+	go func() { // drain what the node sends, closing passed descriptors
+		for {
+			m, err := c.ReadMsg()
+			if err != nil {
+				return
+			}
+			if m.Type == shm.MsgRegion {
+				if f, err := c.TakeFile(); err == nil {
+					f.Close()
+				}
+			}
+		}
+	}()
+	for i := 0; i < MaxShmRegions; i++ {
+		buf, err := n.AllocOutput(5000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := n.SendBuffer("out", buf, Metadata{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := make(chan *Buffer, 1)
+	go func() {
+		buf, err := n.AllocOutput(5000)
+		if err != nil {
+			close(got)
+			return
+		}
+		got <- buf
+	}()
+	select {
+	case <-got:
+		t.Fatal("AllocOutput created a region beyond the cap")
+	case <-time.After(50 * time.Millisecond):
+	}
+	c.WriteMsg(&shm.Msg{Type: shm.MsgDropped, Regions: []uint32{17}}, nil)
+	select {
+	case buf := <-got:
+		if buf == nil || buf.reg.id != 17 {
+			t.Fatalf("got %+v, want region 17 back", buf)
+		}
+		buf.Free()
+	case <-time.After(5 * time.Second):
+		t.Fatal("AllocOutput still waiting after DROPPED")
+	}
+	if regions, _, _ := n.PoolStats(); regions != MaxShmRegions {
+		t.Fatalf("%d regions, want %d", regions, MaxShmRegions)
+	}
+}

@@ -77,14 +77,22 @@ func (n *Node) AllocOutput(size int) (*Buffer, error) {
 }
 
 // growWait is how long AllocOutput waits for a busy region of the right
-// size to come back before it creates another one: creating and first
-// touching a region costs far more than a release takes to arrive.
-const growWait = 2 * time.Millisecond
+// size to come back before it creates another one, for regions of at least
+// growWaitMin bytes: creating and first touching a large region costs far
+// more than a release takes to arrive. Small regions are created at once.
+const (
+	growWait    = 2 * time.Millisecond
+	growWaitMin = 256 << 10
+)
+
+// MaxShmRegions caps how many regions one node keeps (each is a file
+// descriptor in the node, the daemon and every receiver).
+const MaxShmRegions = 256
 
 func (p *pool) get(size int) (*poolRegion, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	var deadline time.Time
+	deadline := time.Now().Add(growWait)
 	for {
 		if p.closed {
 			return nil, errors.New("node is closed")
@@ -92,30 +100,32 @@ func (p *pool) get(size int) (*poolRegion, error) {
 		if r := p.bestFitLocked(size); r != nil {
 			return r, nil
 		}
-		if deadline.IsZero() {
-			deadline = time.Now().Add(growWait)
-		}
-		if wait := time.Until(deadline); wait > 0 && p.busyFitLocked(size) {
-			p.mu.Unlock()
-			t := time.NewTimer(wait)
-			select {
-			case <-p.returned:
-			case <-t.C:
-			}
-			t.Stop()
-			p.mu.Lock()
+		if wait := time.Until(deadline); wait > 0 && size >= growWaitMin && p.busyFitLocked(size) {
+			p.waitReturnLocked(wait)
 			continue
 		}
 		need := int64(size)
-		for p.total+need > p.max && len(p.free) > 0 {
-			p.retireLocked(p.free[0])
+		for (p.total+need > p.max || len(p.regions) >= MaxShmRegions) && len(p.free) > 0 {
+			p.retireLocked(p.free[0]) // too small for this request anyway
 			p.free = p.free[1:]
 		}
-		if p.total+need <= p.max || len(p.regions) == 0 {
+		if (p.total+need <= p.max && len(p.regions) < MaxShmRegions) || len(p.regions) == 0 {
 			return p.createLocked(size)
 		}
-		p.cond.Wait()
+		p.cond.Wait() // every region is in use: wait for one to come back
 	}
+}
+
+// waitReturnLocked waits up to d for DROPPED to return a region.
+func (p *pool) waitReturnLocked(d time.Duration) {
+	p.mu.Unlock()
+	t := time.NewTimer(d)
+	select {
+	case <-p.returned:
+	case <-t.C:
+	}
+	t.Stop()
+	p.mu.Lock()
 }
 
 // busyFitLocked reports whether a region of at least size bytes is in use
