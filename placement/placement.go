@@ -55,6 +55,8 @@ type Refusal struct {
 
 // Decision is where one node runs and why. A node that cannot be placed has
 // an empty DaemonID; Refused then says why each daemon was refused. Refused
+// holds at most MaxRefusals entries naming a daemon; when more daemons were
+// refused, one last entry with an empty DaemonID counts the rest. Refused
 // slices may be shared between decisions: treat them as read-only.
 type Decision struct {
 	Node      string
@@ -63,6 +65,10 @@ type Decision struct {
 	Rule      Rule
 	Refused   []Refusal
 }
+
+// MaxRefusals bounds the per-daemon refusals recorded in a Decision, so a
+// fleet of thousands of daemons does not cost thousands of reasons per node.
+const MaxRefusals = 32
 
 // Placed reports whether the node got a daemon.
 func (d Decision) Placed() bool { return d.DaemonID != "" }
@@ -117,6 +123,9 @@ type placer struct {
 	byMachine map[string]int
 	unnamed   int // -1 when none
 	labels    map[string]labelResult
+	// byLabel lists, for each "key=value", the indexes of the daemons
+	// carrying that label, in placement order.
+	byLabel map[string][]int
 }
 
 // Place decides a daemon for every node. Decisions come out sorted by node
@@ -152,8 +161,12 @@ func newPlacer(daemons []Daemon) *placer {
 		byMachine: make(map[string]int),
 		unnamed:   -1,
 		labels:    make(map[string]labelResult),
+		byLabel:   make(map[string][]int),
 	}
 	for i, d := range p.daemons {
+		for k, v := range d.Labels {
+			p.byLabel[k+"="+v] = append(p.byLabel[k+"="+v], i)
+		}
 		if d.MachineID == "" {
 			if p.unnamed < 0 {
 				p.unnamed = i
@@ -202,16 +215,32 @@ func (p *placer) place(n *config.Node) (Decision, error) {
 	return Decision{Node: n.ID, Rule: Unnamed}, fmt.Errorf("node %q: no daemon to run it on", n.ID)
 }
 
+// refuseAll records why every daemon was refused, within MaxRefusals.
 func (p *placer) refuseAll(reason func(Daemon) string) []Refusal {
-	out := make([]Refusal, len(p.daemons))
-	for i, d := range p.daemons {
-		out[i] = Refusal{DaemonID: d.ID, MachineID: d.MachineID, Reason: reason(d)}
+	return p.refuseBefore(len(p.daemons), reason)
+}
+
+// refuseBefore records why the daemons before index end were refused:
+// the first MaxRefusals by name, then a count of the rest.
+func (p *placer) refuseBefore(end int, reason func(Daemon) string) []Refusal {
+	if end == 0 {
+		return nil
+	}
+	n := min(end, MaxRefusals)
+	out := make([]Refusal, 0, n+1)
+	for _, d := range p.daemons[:n] {
+		out = append(out, Refusal{DaemonID: d.ID, MachineID: d.MachineID, Reason: reason(d)})
+	}
+	if end > n {
+		out = append(out, Refusal{Reason: fmt.Sprintf("%d more daemons refused for the same kinds of reasons", end-n)})
 	}
 	return out
 }
 
 // byLabels finds the first daemon whose labels are a superset of want,
-// recording why each daemon before it was refused. Results are cached per
+// recording why each daemon before it was refused. Candidates come from the
+// shortest posting list of the required labels, so a selective label makes
+// the search cheap whatever the fleet size. Results are cached per
 // requirement.
 func (p *placer) byLabels(want map[string]string) labelResult {
 	key := config.FormatLabels(want)
@@ -223,15 +252,25 @@ func (p *placer) byLabels(want map[string]string) labelResult {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
+	var shortest []int
+	for i, k := range keys {
+		list := p.byLabel[k+"="+want[k]]
+		if i == 0 || len(list) < len(shortest) {
+			shortest = list
+		}
+	}
 	res := labelResult{index: -1}
-	for i, d := range p.daemons {
-		reason := mismatch(d.Labels, want, keys)
-		if reason == "" {
+	for _, i := range shortest {
+		if config.LabelsMatch(p.daemons[i].Labels, want) {
 			res.index = i
 			break
 		}
-		res.refused = append(res.refused, Refusal{DaemonID: d.ID, MachineID: d.MachineID, Reason: reason})
 	}
+	end := res.index
+	if end < 0 {
+		end = len(p.daemons)
+	}
+	res.refused = p.refuseBefore(end, func(d Daemon) string { return mismatch(d.Labels, want, keys) })
 	p.labels[key] = res
 	return res
 }

@@ -278,3 +278,51 @@ func TestPlaceLarge(t *testing.T) {
 		}
 	}
 }
+
+func TestRefusalsAreCapped(t *testing.T) {
+	daemons := make([]Daemon, 100)
+	for i := range daemons {
+		daemons[i] = Daemon{ID: fmt.Sprintf("d-%03d", i), MachineID: fmt.Sprintf("m-%03d", i), Labels: map[string]string{"slot": fmt.Sprint(i)}}
+	}
+	got, err := Place([]config.Node{
+		node("late", "", map[string]string{"slot": "90"}),
+		node("never", "", map[string]string{"slot": "x"}),
+		node("lost", "nowhere", nil),
+	}, daemons)
+	if err == nil {
+		t.Fatal("want errors for never and lost")
+	}
+	late := got[0]
+	if late.Node != "late" || late.MachineID != "m-090" || len(late.Refused) != MaxRefusals+1 {
+		t.Fatalf("late: %+v (%d refusals)", late, len(late.Refused))
+	}
+	if r := late.Refused[0]; r.DaemonID != "d-000" || r.Reason != `label "slot" is "0", not "90"` {
+		t.Fatalf("first refusal = %+v", r)
+	}
+	if r := late.Refused[MaxRefusals]; r.DaemonID != "" || r.Reason != "58 more daemons refused for the same kinds of reasons" {
+		t.Fatalf("summary refusal = %+v", r)
+	}
+	for _, d := range got[1:] {
+		if d.Placed() || len(d.Refused) != MaxRefusals+1 || !strings.HasPrefix(d.Refused[MaxRefusals].Reason, "68 more") {
+			t.Fatalf("%s: %+v", d.Node, d.Refused[len(d.Refused)-1])
+		}
+	}
+}
+
+// BenchmarkPlaceUniqueLabels is the worst case for label search: every
+// node asks for a different label set, most of which no daemon has.
+func BenchmarkPlaceUniqueLabels(b *testing.B) {
+	daemons := make([]Daemon, 1000)
+	for i := range daemons {
+		daemons[i] = Daemon{ID: fmt.Sprintf("d-%04d", i), MachineID: fmt.Sprintf("m-%04d", i),
+			Labels: map[string]string{"slot": fmt.Sprint(i), "fleet": "warehouse"}}
+	}
+	nodes := make([]config.Node, 10000)
+	for i := range nodes {
+		nodes[i] = node(fmt.Sprintf("n-%05d", i), "", map[string]string{"fleet": "warehouse", "slot": fmt.Sprint(i % 2000)})
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		Place(nodes, daemons)
+	}
+}
