@@ -116,6 +116,10 @@ type Result struct {
 	Remaining []string
 }
 
+// ErrPersist wraps a failure to store the state after a completed step;
+// the state Apply returns then holds what the backend could not store.
+var ErrPersist = errors.New("persist state")
+
 // ErrInterrupted is returned when an interrupt stopped the apply between
 // steps; the state records every completed step.
 var ErrInterrupted = errors.New("apply interrupted: completed steps are recorded in the state; run adora plan to see the remaining work")
@@ -419,7 +423,7 @@ func (e *Executor) record(ctx context.Context, c plan.Change, uuid string) error
 	}
 	// Persist even when ctx was cancelled: the step happened.
 	if err := e.Backend.Write(context.WithoutCancel(ctx), e.st); err != nil {
-		return fmt.Errorf("persist state: %w", err)
+		return fmt.Errorf("%w: %w", ErrPersist, err)
 	}
 	return nil
 }

@@ -333,3 +333,21 @@ func TestFilterRunsOnlyUpgrades(t *testing.T) {
 		}
 	}
 }
+
+type failingBackend struct{ *statefile.Local }
+
+func (failingBackend) Write(context.Context, *state.State) error { return errors.New("disk full") }
+
+func TestPersistFailureIsReportedWithTheState(t *testing.T) {
+	h := newHarness(t)
+	e := h.executor()
+	e.Backend = failingBackend{h.backend}
+	p := h.plan(plantest.Desired(plantest.Cluster(), nil, plantest.Binary010))
+	st, _, err := e.Apply(context.Background(), nil, p, state.New("test"))
+	if !errors.Is(err, ErrPersist) || !strings.Contains(err.Error(), "disk full") {
+		t.Fatalf("apply = %v; want ErrPersist", err)
+	}
+	if len(st.Machines) == 0 {
+		t.Fatal("the returned state lost the completed steps")
+	}
+}

@@ -22,7 +22,8 @@ type world struct {
 	// hook, when set, runs at the start of each call; a non-nil error
 	// fails the call.
 	hook func(call string) error
-	// active counts concurrent machine calls; maxActive is its peak.
+	// active counts concurrent machine changes (not observations);
+	// maxActive is its peak.
 	active, maxActive int
 	unreachable       map[string]bool
 	coordinatorDown   bool
@@ -137,7 +138,6 @@ func (w *world) Stop(ctx context.Context, name, uuid string) error {
 }
 
 func (w *world) ObserveMachine(ctx context.Context, m config.Machine) (state.MachineObservation, error) {
-	defer w.enter()()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.unreachable[m.ID] {
@@ -176,4 +176,5 @@ func (w *world) reset() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.calls = nil
+	w.maxActive = 0
 }

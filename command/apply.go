@@ -30,6 +30,7 @@ import (
 	"github.com/adora-rs/adora/runtime/client"
 	"github.com/adora-rs/adora/runtime/proto"
 	"github.com/adora-rs/adora/state"
+	"github.com/adora-rs/adora/state/statefile"
 )
 
 // ApplyCommand carries out a plan.
@@ -199,9 +200,12 @@ func execute(ctx context.Context, interrupt <-chan struct{}, ui cli.Ui, s *deplo
 	}
 	ui.Output("")
 	start := time.Now()
-	_, res, err := e.Apply(ctx, interrupt, p, st)
+	final, res, err := e.Apply(ctx, interrupt, p, st)
 	if err != nil {
 		ui.Error(fmt.Sprintf("\nError: %v", err))
+		if errors.Is(err, apply.ErrPersist) {
+			saveErroredState(ui, final)
+		}
 		if len(res.Remaining) > 0 {
 			ui.Error(fmt.Sprintf("Not done: %s\nThe state records every completed step; run adora plan to see the remaining work.", strings.Join(res.Remaining, ", ")))
 		}
@@ -566,3 +570,20 @@ var (
 	_ apply.MachineObserver = (*fleetOps)(nil)
 	_ apply.ClusterObserver = (*fleetOps)(nil)
 )
+
+// erroredStateFile is where apply leaves the state it could not store.
+const erroredStateFile = "adora.state.errored"
+
+// saveErroredState writes the state the backend refused to a local file
+// so that no completed step is forgotten.
+func saveErroredState(ui cli.Ui, st *state.State) {
+	data, err := statefile.Encode(st)
+	if err == nil {
+		err = statefile.WriteAtomic(erroredStateFile, data, 0o600)
+	}
+	if err != nil {
+		ui.Error(fmt.Sprintf("The state could not be saved anywhere either (%v); the completed steps are not recorded.", err))
+		return
+	}
+	ui.Error(fmt.Sprintf("The state after the completed steps was written to %s. Fix the state backend, then copy that file over the state (serial %d).", erroredStateFile, st.Serial))
+}
