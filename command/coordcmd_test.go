@@ -494,3 +494,19 @@ func TestStopWithoutNameStopsTheOnlyDataflow(t *testing.T) {
 		t.Fatalf("%d stops", n)
 	}
 }
+
+func TestRenderTop(t *testing.T) {
+	if got := renderTop(proto.TopReply{}); got != "No nodes running." {
+		t.Fatalf("empty top = %q", got)
+	}
+	got := renderTop(proto.TopReply{Nodes: []proto.NodeMetric{
+		{DataflowName: "app", NodeID: "camera", MachineID: "robot", PID: 42, CPUPercent: 12.345, MemoryBytes: 3 << 20, Restarts: 1, Status: proto.NodeRunning, Drops: 9},
+		{DataflowName: "app", NodeID: "x", DaemonID: "0123456789ab", Status: proto.NodeRestarting, MemoryBytes: 512},
+	}})
+	want := "DATAFLOW  NODE    MACHINE   PID  CPU%  MEMORY   RESTARTS  STATUS      DROPS\n" +
+		"app       camera  robot     42   12.3  3.0 MiB  1         running     9\n" +
+		"app       x       01234567  -    0.0   512 B    0         restarting  0"
+	if got != want {
+		t.Fatalf("renderTop:\n%s\nwant:\n%s", got, want)
+	}
+}

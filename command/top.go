@@ -76,7 +76,11 @@ func (c *TopCommand) Run(args []string) int {
 			c.Meta.Ui.Error("top: " + err.Error())
 			return 1
 		}
-		c.Meta.Ui.Output("\x1b[H\x1b[2J" + renderTop(top))
+		if stdoutIsTerminal() {
+			c.Meta.Ui.Output("\x1b[H\x1b[2J" + renderTop(top)) // redraw in place
+		} else {
+			c.Meta.Ui.Output(renderTop(top) + "\n")
+		}
 		select {
 		case <-ctx.Done():
 			return 0
@@ -119,4 +123,10 @@ func bytesHuman(n uint64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// stdoutIsTerminal reports whether stdout is a terminal.
+func stdoutIsTerminal() bool {
+	fi, err := os.Stdout.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
