@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"iter"
@@ -124,7 +125,7 @@ func (r *Router) register(sc *shm.Conn) (*nodeConn, error) {
 	if ns == nil {
 		return nil, fmt.Errorf("node %q does not run on this daemon", m.Node)
 	}
-	if ns.secret == "" || m.Secret != ns.secret {
+	if ns.secret == "" || subtle.ConstantTimeCompare([]byte(m.Secret), []byte(ns.secret)) != 1 {
 		return nil, fmt.Errorf("node %s: registration secret does not match its latest spawn", m.Node)
 	}
 	ns.secret = "" // one registration per spawn
