@@ -26,7 +26,7 @@ import (
 // blocks. machine and node blocks take count or for_each. A cluster's
 // dataflow block may hold env and node blocks itself instead of a path.
 
-var hclFileStart = func(file string) Pos { return Pos{File: file, Line: 1, Col: 1} }
+func hclFileStart(file string) Pos { return Pos{File: file, Line: 1, Col: 1} }
 
 func decodeClusterHCL(src []byte, file string, opts Options) (*Cluster, Pos, Diagnostics) {
 	d, body := parseHCL(src, file)
@@ -161,7 +161,7 @@ func (d *hclDecoder) sshDefaults(b *hclsyntax.Block, s *SSHDefaults) {
 	}, nil, nil)
 }
 
-func (d *hclDecoder) label(b *hclsyntax.Block, kind string) (string, bool) {
+func (d *hclDecoder) label(b *hclsyntax.Block) (string, bool) {
 	if len(b.Labels) != 1 {
 		d.diags.hintf(d.pos(b.DefRange()), fmt.Sprintf(`write %s "ID" { ... }`, b.Type), "a %s block needs exactly one name", b.Type)
 		return "", false
@@ -170,7 +170,7 @@ func (d *hclDecoder) label(b *hclsyntax.Block, kind string) (string, bool) {
 }
 
 func (d *hclDecoder) machines(b *hclsyntax.Block) []Machine {
-	label, ok := d.label(b, "machine")
+	label, ok := d.label(b)
 	if !ok {
 		return nil
 	}
@@ -218,7 +218,7 @@ func (d *hclDecoder) machine(b *hclsyntax.Block, inst instance) Machine {
 
 func (d *hclDecoder) dataflowRef(b *hclsyntax.Block) DataflowRef {
 	r := DataflowRef{Pos: d.pos(b.DefRange())}
-	name, ok := d.label(b, "dataflow")
+	name, ok := d.label(b)
 	if !ok {
 		return r
 	}
@@ -269,7 +269,7 @@ func decodeDataflowHCL(src []byte, file string, opts Options) (*Dataflow, Pos, D
 }
 
 func (d *hclDecoder) nodes(b *hclsyntax.Block) []Node {
-	label, ok := d.label(b, "node")
+	label, ok := d.label(b)
 	if !ok {
 		return nil
 	}
