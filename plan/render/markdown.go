@@ -11,6 +11,10 @@ import (
 // GitHubCommentLimit is the largest body GitHub accepts for a comment.
 const GitHubCommentLimit = 65536
 
+// MarkdownMarker opens every Markdown plan (invisible on GitHub), so CI
+// can find its previous plan comment and update it instead of adding one.
+const MarkdownMarker = "<!-- adora-plan -->"
+
 // Markdown renders p for a pull-request comment: the summary line first,
 // a table of machine and dataflow changes, then drift and the full plan in
 // collapsed sections. The result never exceeds limit bytes (limit <= 0:
@@ -22,7 +26,7 @@ func Markdown(p *plan.Plan, limit int) string {
 	const reserve = 400 // room for the closing of sections and the truncation note
 	b := &budget{limit: limit - reserve}
 	s := p.Summarize()
-	b.write("### adora plan\n\n")
+	b.write(MarkdownMarker + "\n### adora plan\n\n")
 	if !p.HasChanges() {
 		b.write("**No changes.** The fleet matches the configuration.")
 		if s.Drift > 0 {

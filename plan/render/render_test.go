@@ -145,7 +145,7 @@ func TestMarkdownFitsAComment(t *testing.T) {
 		if len(md) > max {
 			t.Fatalf("limit %d: markdown is %d bytes", limit, len(md))
 		}
-		if !strings.HasPrefix(md, "### adora plan\n\n**Plan: 300 to install") {
+		if !strings.HasPrefix(md, render.MarkdownMarker+"\n### adora plan\n\n**Plan: 300 to install") {
 			t.Fatalf("limit %d: summary is not first: %.80q", limit, md)
 		}
 		if !strings.Contains(md, "**Truncated:**") {
