@@ -72,12 +72,7 @@ func (d *yamlDecoder) node(n *yaml.Node) Node {
 		{"id", nil},
 		{"name", func(_, v *yaml.Node) { nd.Name, _ = d.str(v, what+": name") }},
 		{"description", func(_, v *yaml.Node) { nd.Description, _ = d.str(v, what+": description") }},
-		{"path", func(_, v *yaml.Node) {
-			nd.Path = d.path(v, what+": path")
-			if nd.Path == "" && isNull(resolve(v)) || resolve(v).Kind == yaml.ScalarNode && resolve(v).Value == "" {
-				d.diags.hintf(d.pos(resolve(v)), "set it to the executable to run", "%s: path must not be empty", what)
-			}
-		}},
+		{"path", func(_, v *yaml.Node) { nd.Path = d.nodePath(v, what) }},
 		{"args", func(_, v *yaml.Node) { nd.Args = d.args(v, what) }},
 		{"env", func(_, v *yaml.Node) { nd.Env = d.env(v) }},
 		{"build", func(_, v *yaml.Node) { nd.Build, _ = d.str(v, what+": build") }},
@@ -104,6 +99,24 @@ func (d *yamlDecoder) node(n *yaml.Node) Node {
 		d.diags.hintf(nd.Pos, "add path: with the executable to run", "%s requires a path", what)
 	}
 	return nd
+}
+
+// nodePath decodes a node's path, which must be set.
+func (d *yamlDecoder) nodePath(v *yaml.Node, what string) string {
+	v = resolve(v)
+	s, ok := d.str(v, what+": path")
+	if !ok && !isNull(v) {
+		return ""
+	}
+	if err := validNodePath(s); err != nil {
+		hint := ""
+		if s == "" {
+			hint = "set it to the executable to run"
+		}
+		d.diags.hintf(d.pos(v), hint, "%s: %v", what, err)
+		return ""
+	}
+	return s
 }
 
 func anyKey(keys map[string]*yaml.Node, set map[string]string) bool {
