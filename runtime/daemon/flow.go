@@ -121,7 +121,7 @@ func StartFlow(cfg FlowConfig) (*Flow, error) {
 		PIDDir:  filepath.Join(cfg.StateDir, "pids", cfg.ID),
 	}
 	if f.router != nil {
-		scfg.Hooks = supervisor.Hooks{Prepare: f.router.PrepareNode, RequestStop: f.router.RequestStop, Exited: f.router.NodeExited}
+		scfg.Hooks = supervisor.Hooks{Prepare: f.router.PrepareNode, RequestStop: f.requestStop, Exited: f.router.NodeExited}
 	}
 	f.sup = supervisor.New(scfg)
 	for _, s := range specs {
@@ -132,6 +132,21 @@ func StartFlow(cfg FlowConfig) (*Flow, error) {
 		}
 	}
 	return f, nil
+}
+
+// connectionReporter is a router that knows whether a node is connected
+// to it; a node that never connected (a plain program) cannot receive
+// STOP, so it gets SIGTERM at once instead of after the grace period.
+type connectionReporter interface {
+	Connected(nodeID string) bool
+}
+
+func (f *Flow) requestStop(node string) bool {
+	if c, ok := f.router.(connectionReporter); ok && !c.Connected(node) {
+		return false
+	}
+	f.router.RequestStop(node)
+	return true
 }
 
 // nodeSpecs builds and checks the spec of every local node, reporting all

@@ -122,16 +122,14 @@ func (s *Supervisor) awaitExit(n *node, pid int, waitCh <-chan error) {
 		return
 	default:
 	}
-	if s.cfg.Hooks.RequestStop != nil {
-		s.cfg.Hooks.RequestStop(n.spec.ID)
-	} else {
-		kill(syscall.SIGTERM)
-	}
+	delivered := s.cfg.Hooks.RequestStop != nil && s.cfg.Hooks.RequestStop(n.spec.ID)
 	steps := []struct {
 		after time.Duration
 		sig   syscall.Signal
 	}{{grace, syscall.SIGTERM}, {grace / 2, syscall.SIGKILL}}
-	if s.cfg.Hooks.RequestStop == nil {
+	if !delivered {
+		// Nothing can tell the node to stop: SIGTERM is step 1.
+		kill(syscall.SIGTERM)
 		steps = steps[1:]
 	}
 	for _, st := range steps {

@@ -110,9 +110,10 @@ type Hooks struct {
 	// files become the child's fds 3, 4, ... The supervisor closes files
 	// after the spawn.
 	Prepare func(node string, restartCount int) (env []string, files []*os.File, err error)
-	// RequestStop asks a node to stop (step 1 of a graceful stop). When
-	// nil, step 1 is SIGTERM.
-	RequestStop func(node string)
+	// RequestStop asks a node to stop (step 1 of a graceful stop) and
+	// reports whether the request reached the node. When it is nil or
+	// returns false, step 1 is SIGTERM.
+	RequestStop func(node string) bool
 	// Exited is called after each process exit, before any restart.
 	Exited func(node string, restarting, failed bool)
 }

@@ -314,11 +314,12 @@ func TestStopGracefulWithHook(t *testing.T) {
 	flag := filepath.Join(dir, "stop-requested")
 	var stopCalls int
 	var mu sync.Mutex
-	s, rec := newTestSupervisor(t, Config{Hooks: Hooks{RequestStop: func(node string) {
+	s, rec := newTestSupervisor(t, Config{Hooks: Hooks{RequestStop: func(node string) bool {
 		mu.Lock()
 		stopCalls++
 		mu.Unlock()
 		os.WriteFile(flag, nil, 0o644)
+		return true
 	}}})
 	// The node polls for the stop flag the way a node waits for STOP.
 	spec := shNode("polite", fmt.Sprintf(`echo up; while [ ! -e %q ]; do sleep 0.05; done; echo bye`, flag))
@@ -363,7 +364,7 @@ func waitLine(t *testing.T, rec *recorder, node, line string) {
 
 func TestStopEscalatesToSIGTERMThenSIGKILL(t *testing.T) {
 	t.Run("SIGTERM after grace", func(t *testing.T) {
-		s, rec := newTestSupervisor(t, Config{Hooks: Hooks{RequestStop: func(string) {}}})
+		s, rec := newTestSupervisor(t, Config{Hooks: Hooks{RequestStop: func(string) bool { return true }}})
 		if err := s.Start(shNode("deaf", `echo up; exec sleep 30`)); err != nil {
 			t.Fatal(err)
 		}
@@ -375,6 +376,22 @@ func TestStopEscalatesToSIGTERMThenSIGKILL(t *testing.T) {
 			t.Fatalf("stopped after %v, before the grace period", el)
 		}
 		if res := s.Results(); res[0].Signal != syscall.SIGTERM.String() || res[0].Failed {
+			t.Fatalf("result %+v", res)
+		}
+	})
+	t.Run("SIGTERM at once when the request cannot be delivered", func(t *testing.T) {
+		s, rec := newTestSupervisor(t, Config{Hooks: Hooks{RequestStop: func(string) bool { return false }}})
+		if err := s.Start(shNode("plain", `echo up; exec sleep 30`)); err != nil {
+			t.Fatal(err)
+		}
+		waitLine(t, rec, "plain", "up")
+		start := time.Now()
+		s.Stop(time.Hour, false)
+		waitDone(t, s, 10*time.Second)
+		if el := time.Since(start); el > 5*time.Second {
+			t.Fatalf("stopped after %v: waited for the grace period", el)
+		}
+		if res := s.Results(); res[0].Signal != syscall.SIGTERM.String() {
 			t.Fatalf("result %+v", res)
 		}
 	})
@@ -391,7 +408,7 @@ func TestStopEscalatesToSIGTERMThenSIGKILL(t *testing.T) {
 		}
 	})
 	t.Run("force kills at once", func(t *testing.T) {
-		s, rec := newTestSupervisor(t, Config{Hooks: Hooks{RequestStop: func(string) { t.Error("stop requested on force") }}})
+		s, rec := newTestSupervisor(t, Config{Hooks: Hooks{RequestStop: func(string) bool { t.Error("stop requested on force"); return true }}})
 		if err := s.Start(shNode("victim", `trap '' TERM; echo up; while true; do sleep 0.05; done`)); err != nil {
 			t.Fatal(err)
 		}
