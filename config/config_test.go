@@ -124,7 +124,7 @@ func TestParseSourceTimers(t *testing.T) {
 			t.Errorf("%q: IsTimer = %v", tt.in, got.IsTimer())
 		}
 	}
-	for _, in := range []string{"adora/timer/millis/0", "adora/timer/millis/-1", "adora/timer/hz/NaN", "adora/timer/hz/Inf",
+	for _, in := range []string{"adora/timer/millis/0", "adora/timer/millis/-1", "adora/timer/millis/+5", "adora/timer/hz/NaN", "adora/timer/hz/Inf",
 		"adora/timer/hz/1e300", "adora/timer/secs/99999999999999", "adora/timer/secs/1.5", "a/", "/b", "a", "adora/x", "a b/c"} {
 		if _, _, err := parseSource(in); err == nil {
 			t.Errorf("parseSource(%q) accepted", in)

@@ -179,7 +179,7 @@ func parseTimer(spec string) (time.Duration, string, error) {
 	switch unit {
 	case "millis", "secs":
 		n, err := strconv.ParseInt(value, 10, 64)
-		if err != nil || n <= 0 {
+		if err != nil || n <= 0 || value[0] < '0' || value[0] > '9' {
 			return 0, "", fmt.Errorf("%s must be a positive integer (got %q)", unit, value)
 		}
 		scale := time.Millisecond
