@@ -112,6 +112,8 @@ func TestParseSourceTimers(t *testing.T) {
 		{"adora/timer/secs/2", Source{Node: "adora", Output: "timer/secs/2", Timer: 2 * time.Second}},
 		{"adora/timer/hz/30", Source{Node: "adora", Output: "timer/hz/30", Timer: time.Second / 30}},
 		{"adora/timer/hz/0.5", Source{Node: "adora", Output: "timer/hz/0.5", Timer: 2 * time.Second}},
+		{"adora/timer/hz/.5", Source{Node: "adora", Output: "timer/hz/.5", Timer: 2 * time.Second}},
+		{"adora/timer/hz/1e3", Source{Node: "adora", Output: "timer/hz/1e3", Timer: time.Millisecond}},
 		{"camera/frames", Source{Node: "camera", Output: "frames"}},
 		{"runtime/op/out", Source{Node: "runtime", Output: "op/out"}},
 	}
@@ -124,7 +126,7 @@ func TestParseSourceTimers(t *testing.T) {
 			t.Errorf("%q: IsTimer = %v", tt.in, got.IsTimer())
 		}
 	}
-	for _, in := range []string{"adora/timer/millis/0", "adora/timer/millis/-1", "adora/timer/millis/+5", "adora/timer/hz/NaN", "adora/timer/hz/Inf",
+	for _, in := range []string{"adora/timer/millis/0", "adora/timer/millis/-1", "adora/timer/millis/+5", "adora/timer/hz/0x1p4", "adora/timer/hz/+3", "adora/timer/hz/1_0", "adora/timer/hz/NaN", "adora/timer/hz/Inf",
 		"adora/timer/hz/1e300", "adora/timer/secs/99999999999999", "adora/timer/secs/1.5", "a/", "/b", "a", "adora/x", "a b/c"} {
 		if _, _, err := parseSource(in); err == nil {
 			t.Errorf("parseSource(%q) accepted", in)

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"math"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -170,6 +171,9 @@ func parseSource(s string) (src Source, hint string, err error) {
 	return Source{Node: TimerNode, Output: output, Timer: d}, "", nil
 }
 
+// decimalRE is a plain decimal number such as 30, 2.5 or 1e-3.
+var decimalRE = regexp.MustCompile(`^([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?$`)
+
 func parseTimer(spec string) (time.Duration, string, error) {
 	const hint = "write millis/100, secs/5 or hz/30"
 	unit, value, ok := strings.Cut(spec, "/")
@@ -192,7 +196,7 @@ func parseTimer(spec string) (time.Duration, string, error) {
 		return time.Duration(n) * scale, "", nil
 	case "hz":
 		f, err := strconv.ParseFloat(value, 64)
-		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f <= 0 {
+		if err != nil || !decimalRE.MatchString(value) || math.IsNaN(f) || math.IsInf(f, 0) || f <= 0 {
 			return 0, "", fmt.Errorf("hz must be a positive finite number (got %q)", value)
 		}
 		d := time.Duration(float64(time.Second) / f)
