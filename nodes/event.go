@@ -126,11 +126,3 @@ func (e *Event) Release() {
 	}
 	e.n.release(e.token, true)
 }
-
-// autoRelease releases e unless the application retained it.
-func (e *Event) autoRelease() {
-	if e == nil || !e.shared || e.retained.Load() || e.released.Swap(true) {
-		return
-	}
-	e.n.release(e.token, false)
-}

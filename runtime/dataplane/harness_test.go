@@ -40,7 +40,6 @@ type harness struct {
 type proc struct {
 	cmd  *exec.Cmd
 	done chan struct{}
-	err  error
 }
 
 func newHarness(t *testing.T, df *config.Dataflow) *harness {

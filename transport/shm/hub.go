@@ -152,7 +152,7 @@ func (h *Hub) read(c *hubClient) {
 	h.mu.Unlock()
 	c.kick()
 	c.c.Close()
-	if err != nil && !errors.Is(err, net.ErrClosed) {
+	if !errors.Is(err, net.ErrClosed) {
 		h.log.Debug("shm hub: session ended", "err", err)
 	}
 }
