@@ -2,7 +2,9 @@ package command
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	iofs "io/fs"
 	"os"
 
 	"github.com/adora-rs/adora/state/statefile"
@@ -46,8 +48,12 @@ func (c *ForceUnlockCommand) Run(args []string) int {
 	}
 	l := statefile.New(path)
 	holder, err := l.Holder()
+	if errors.Is(err, iofs.ErrNotExist) {
+		c.Meta.Ui.Error(fmt.Sprintf("the state %s is not locked: nothing to release", path))
+		return 1
+	}
 	if err != nil {
-		c.Meta.Ui.Error(fmt.Sprintf("no lock to release at %s.lock: %v", path, err))
+		c.Meta.Ui.Error(fmt.Sprintf("read the lock of %s: %v", path, err))
 		return 1
 	}
 	if holder.ID != id {
