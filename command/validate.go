@@ -146,12 +146,10 @@ func (c *ValidateCommand) checkJSON(clusterFile string, dataflows []string, opts
 			out.Dataflows[name] = df.Source
 		}
 	} else {
-		for _, f := range dataflows {
-			df, ds := config.LoadDataflowOptions(f, opts)
-			out.Diagnostics = append(out.Diagnostics, ds...)
-			if df != nil {
-				out.Dataflows[graphName(f)] = f
-			}
+		dfs, ds := cfgLoadDataflows(dataflows, opts)
+		out.Diagnostics = append(out.Diagnostics, ds...)
+		for f := range dfs {
+			out.Dataflows[graphName(f)] = f
 		}
 	}
 	out.Valid = !out.Diagnostics.HasErrors()
@@ -186,10 +184,10 @@ func (c *ValidateCommand) check(clusterFile string, dataflows []string, opts con
 			}
 		}
 	} else {
+		dfs, ds := cfgLoadDataflows(dataflows, opts)
+		diags = ds
 		for _, f := range dataflows {
-			df, ds := config.LoadDataflowOptions(f, opts)
-			diags = append(diags, ds...)
-			if df != nil {
+			if df := dfs[f]; df != nil {
 				summary = append(summary, fmt.Sprintf("OK  dataflow %s: %s", f, cfgPlural(len(df.Nodes), "node")))
 			}
 		}
@@ -209,6 +207,26 @@ func (c *ValidateCommand) check(clusterFile string, dataflows []string, opts con
 		c.Meta.Ui.Output(s)
 	}
 	return 0
+}
+
+// cfgLoadDataflows loads dataflow files without a cluster, sharing -var
+// values between them: a variable must be declared by at least one file.
+func cfgLoadDataflows(files []string, opts config.Options) (map[string]*config.Dataflow, config.Diagnostics) {
+	opts.AllowUndeclaredVars = true
+	opts.Declared = make(map[string]bool)
+	out := make(map[string]*config.Dataflow)
+	var diags config.Diagnostics
+	for _, f := range files {
+		df, ds := config.LoadDataflowOptions(f, opts)
+		diags = append(diags, ds...)
+		if df != nil {
+			out[f] = df
+		}
+	}
+	for _, n := range opts.UndeclaredVars() {
+		diags = append(diags, config.Diagnostic{Summary: fmt.Sprintf("-var %s: no file declares variable %q", n, n)})
+	}
+	return out, diags
 }
 
 // cfgPrintDiagnostics writes errors and warnings to the error stream.

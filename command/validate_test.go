@@ -34,6 +34,7 @@ func TestValidate(t *testing.T) {
 		{"two clusters", []string{fx + "guide/edge-ai/cluster.yml", fx + "guide/fleet/cluster.yml"}, 1, nil, []string{"are both cluster files; pass one"}},
 		{"missing file", []string{"nope.yml"}, 1, nil, []string{"nope.yml: error: file not found"}},
 		{"wrong extension", []string{"validate.go"}, 1, nil, []string{"validate.go: error: unknown file type"}},
+		{"var for a dataflow alone", []string{"-var", "x=1", fx + "hcl/full/dataflow.hcl"}, 1, nil, []string{`error: -var x: no file declares variable "x"`}},
 		{"bad var syntax", []string{"-var", "novalue"}, 1, nil, []string{`want NAME=VALUE, got "novalue"`}},
 	}
 	for _, tt := range tests {
