@@ -412,7 +412,7 @@ func (l *link) readOne(buf []byte) ([]byte, error) {
 		buf = make([]byte, n)
 	}
 	buf = buf[:n]
-	if err := l.r.readBody(buf); err != nil {
+	if err := l.r.readBody(buf, 0); err != nil {
 		return buf, err
 	}
 	return buf, wire.DecodeBatch(buf, l.handleTransport)
@@ -464,8 +464,14 @@ func (l *link) readFragment(n int) error {
 		}
 		return nil
 	}
-	cur = growTo(cur, len(cur)+bodyLen)
-	if err := l.r.readBody(cur[len(cur)-bodyLen:]); err != nil {
+	// While more fragments follow, the body read may also take the next
+	// fragment's length and header: 2 + 1 + the VLE of the next SN.
+	ahead := 0
+	if h&0x40 != 0 {
+		ahead = 3 + wire.VLELen((sn+1)&l.p.snMask)
+	}
+	cur = growTo(cur, len(cur)+bodyLen, ahead)
+	if err := l.r.readBody(cur[len(cur)-bodyLen:], ahead); err != nil {
 		return err
 	}
 	l.frag[lane] = cur
@@ -480,11 +486,13 @@ func (l *link) readFragment(n int) error {
 	return err
 }
 
-func growTo(b []byte, n int) []byte {
-	if n <= cap(b) {
+// growTo returns b resized to n with at least spare bytes of capacity
+// beyond n.
+func growTo(b []byte, n, spare int) []byte {
+	if n+spare <= cap(b) {
 		return b[:n]
 	}
-	nb := make([]byte, n, max(n, 2*cap(b)))
+	nb := make([]byte, n, max(n+spare, 2*cap(b)))
 	copy(nb, b)
 	return nb
 }

@@ -1,10 +1,14 @@
 package zenoh
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -205,6 +209,61 @@ func BenchmarkThroughput(b *testing.B) {
 			<-done
 			if got.Load() != int64(b.N*size) {
 				b.Fatalf("got %d bytes, want %d", got.Load(), b.N*size)
+			}
+		})
+	}
+}
+
+// BenchmarkRawTCPThroughput is the baseline for BenchmarkThroughput: the
+// same payloads over one loopback TCP connection, 4-byte length framing.
+func BenchmarkRawTCPThroughput(b *testing.B) {
+	for _, size := range []int{64 << 10, 4 << 20} {
+		b.Run(fmt.Sprint(size), func(b *testing.B) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer ln.Close()
+			done := make(chan int64)
+			go func() {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				defer c.Close()
+				r := bufio.NewReaderSize(c, 256<<10)
+				var total int64
+				var hdr [4]byte
+				buf := make([]byte, size)
+				for {
+					if _, err := io.ReadFull(r, hdr[:]); err != nil {
+						return
+					}
+					n := binary.LittleEndian.Uint32(hdr[:])
+					if n == 0 {
+						done <- total
+						return
+					}
+					io.ReadFull(r, buf[:n])
+					total += int64(n)
+				}
+			}()
+			c, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			p := make([]byte, size)
+			var hdr [4]byte
+			binary.LittleEndian.PutUint32(hdr[:], uint32(size))
+			b.SetBytes(int64(size))
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				(&net.Buffers{hdr[:], p}).WriteTo(c)
+			}
+			c.Write([]byte{0, 0, 0, 0})
+			if got := <-done; got != int64(b.N*size) {
+				b.Fatalf("got %d bytes", got)
 			}
 		})
 	}

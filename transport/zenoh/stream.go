@@ -19,13 +19,22 @@ type streamReader struct {
 	src *cappedReader
 }
 
-// cappedReader limits the next Read to cap bytes (once).
+// cappedReader is the source of the bufio.Reader: it first hands out
+// bytes that a direct read took ahead of time (pending), then reads the
+// connection, limiting the next read to cap bytes (once).
 type cappedReader struct {
-	r   io.Reader
-	cap int
+	r       io.Reader
+	pending []byte
+	pbuf    [32]byte
+	cap     int
 }
 
 func (c *cappedReader) Read(p []byte) (int, error) {
+	if len(c.pending) > 0 {
+		n := copy(p, c.pending)
+		c.pending = c.pending[n:]
+		return n, nil
+	}
 	if c.cap > 0 && len(p) > c.cap {
 		p = p[:c.cap]
 	}
@@ -42,8 +51,12 @@ func newStreamReader(r io.Reader) *streamReader {
 // socket.
 const largeBody = 16 << 10
 
-// readBody fills dst with the next len(dst) bytes of the stream.
-func (s *streamReader) readBody(dst []byte) error {
+// readBody fills dst with the next len(dst) bytes of the stream. When
+// ahead > 0 and dst has that much spare capacity, the direct read may
+// also take up to ahead bytes that follow dst (the header of the next
+// fragment, whose size is known in advance); they are handed out again
+// before anything else, so the next header costs no system call.
+func (s *streamReader) readBody(dst []byte, ahead int) error {
 	if len(dst) < largeBody {
 		_, err := io.ReadFull(s.Reader, dst)
 		return err
@@ -52,11 +65,19 @@ func (s *streamReader) readBody(dst []byte) error {
 	if _, err := io.ReadFull(s.Reader, dst[:k]); err != nil {
 		return err
 	}
-	if k < len(dst) {
-		if _, err := io.ReadFull(s.src.r, dst[k:]); err != nil {
-			return err
-		}
-		s.src.cap = 32 // length, header and SN of the next batch
+	rest := dst[k:]
+	if len(rest) == 0 {
+		return nil
 	}
-	return nil
+	s.src.cap = 32 // length, header and SN of the next batch
+	if ahead <= 0 || ahead > len(s.src.pbuf) || cap(rest) < len(rest)+ahead {
+		_, err := io.ReadFull(s.src.r, rest)
+		return err
+	}
+	buf := rest[:len(rest)+ahead]
+	n, err := io.ReadAtLeast(s.src.r, buf, len(rest))
+	if n > len(rest) {
+		s.src.pending = append(s.src.pbuf[:0], buf[len(rest):n]...)
+	}
+	return err
 }
