@@ -55,6 +55,8 @@ Options:
   -refresh=false        Do not look at the live cluster; plan from the state.
   -target ADDR          Plan only ADDR and what is below it (repeatable), e.g.
                         machine.bot-01 or dataflow.my-app.
+  -exclude ADDR         Leave ADDR and what is below it out of the plan
+                        (repeatable).
   -parallelism N        Machines per rolling wave (default 1).
   -binary PATH          adora binary to deploy (default this executable).
   -state PATH           State file (default adora.state next to cluster.yml).
@@ -116,6 +118,7 @@ type deployFlags struct {
 	binary      string
 	refresh     bool
 	targets     stringList
+	excludes    stringList
 	parallelism int
 	lockTimeout time.Duration
 	json        bool
@@ -140,6 +143,7 @@ func (f *deployFlags) flagSet(ui cli.Ui, name string, help func() string, planni
 	if planning {
 		fs.StringVar(&f.binary, "binary", "", "")
 		fs.Var(&f.targets, "target", "")
+		fs.Var(&f.excludes, "exclude", "")
 		fs.IntVar(&f.parallelism, "parallelism", 1, "")
 		fs.BoolVar(&f.json, "json", false, "")
 		fs.BoolVar(&f.markdown, "markdown", false, "")
@@ -294,7 +298,7 @@ func (s *deploySession) plan(ctx context.Context, f *deployFlags, destroy bool) 
 	s.ops.Binary = bin.Path
 	desired := plan.Desired{
 		Cluster: s.cluster, Dataflows: s.dataflows, Binary: bin, Placer: plan.DefaultPlacer,
-		Parallelism: f.parallelism, Targets: f.targets, Destroy: destroy, AdoraVersion: version.Version,
+		Parallelism: f.parallelism, Targets: f.targets, Excludes: f.excludes, Destroy: destroy, AdoraVersion: version.Version,
 		UnitHashes: s.ops.unitHashes(s.cluster),
 	}
 	return plan.Compute(s.prior, observed, desired)

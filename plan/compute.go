@@ -34,6 +34,8 @@ type Desired struct {
 	// Targets restricts the plan to these addresses and their children
 	// (dataflow.app includes dataflow.app.node.*).
 	Targets []string
+	// Excludes removes these addresses and their children from the plan.
+	Excludes []string
 	// Destroy plans the removal of everything the state records.
 	Destroy bool
 	// AdoraVersion is the version of the adora computing the plan.
@@ -76,6 +78,7 @@ func Compute(prior *state.State, observed *state.Observed, desired Desired) (*Pl
 		Cluster:       desired.Cluster,
 		Dataflows:     desired.Dataflows,
 		Targets:       slices.Clone(desired.Targets),
+		Excludes:      slices.Clone(desired.Excludes),
 	}
 	if p.Coordinator.Port == 0 {
 		p.Coordinator.Port = config.DefaultCoordinatorPort
@@ -93,6 +96,9 @@ func Compute(prior *state.State, observed *state.Observed, desired Desired) (*Pl
 	}
 	if len(desired.Targets) > 0 {
 		p.Changes = slices.DeleteFunc(p.Changes, func(ch Change) bool { return !Targeted(ch.Address, desired.Targets) })
+	}
+	if len(desired.Excludes) > 0 {
+		p.Changes = slices.DeleteFunc(p.Changes, func(ch Change) bool { return Targeted(ch.Address, desired.Excludes) })
 	}
 	slices.SortFunc(p.Changes, func(a, b Change) int { return strings.Compare(a.Address, b.Address) })
 	sortDrift(p.Drift)

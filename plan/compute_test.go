@@ -182,6 +182,19 @@ func TestTargetsRestrictThePlan(t *testing.T) {
 	}
 }
 
+func TestExcludesLeaveAddressesOut(t *testing.T) {
+	s := scenario(t, "binary-upgrade")
+	s.Desired.Excludes = []string{"machine.bot-02"}
+	p := compute(t, s)
+	got := actions(p)
+	if _, ok := got["machine.bot-02"]; ok || len(got) != 2 {
+		t.Fatalf("plan with -exclude machine.bot-02 = %v", got)
+	}
+	if len(p.Waves) != 2 || p.Waves[1].Machines[0] != "gpu-server" {
+		t.Fatalf("waves = %+v", p.Waves)
+	}
+}
+
 func TestFilterKeepsOnlyUpgradesAndRecomputesWaves(t *testing.T) {
 	s := scenario(t, "drift")
 	p := compute(t, s)

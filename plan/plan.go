@@ -57,6 +57,7 @@ type Plan struct {
 	Drift         []Drift        `json:"drift,omitempty"`
 	Preconditions []Precondition `json:"preconditions,omitempty"`
 	Targets       []string       `json:"targets,omitempty"`
+	Excludes      []string       `json:"excludes,omitempty"`
 
 	Coordinator state.Coordinator           `json:"coordinator"`
 	Binary      Binary                      `json:"binary"`

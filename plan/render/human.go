@@ -105,6 +105,9 @@ func Human(w io.Writer, p *plan.Plan, opts Options) error {
 	if len(p.Targets) > 0 {
 		pr.printf("%s\n\n", pr.paint(yellow, "Note: this plan covers only "+strings.Join(p.Targets, ", ")+" (-target); other changes may be pending."))
 	}
+	if len(p.Excludes) > 0 {
+		pr.printf("%s\n\n", pr.paint(yellow, "Note: this plan leaves out "+strings.Join(p.Excludes, ", ")+" (-exclude); other changes may be pending."))
+	}
 	if len(p.Drift) > 0 {
 		humanDrift(pr, p.Drift)
 	}

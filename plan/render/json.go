@@ -28,6 +28,7 @@ type Document struct {
 	Drift         []plan.Drift        `json:"drift"`
 	Preconditions []plan.Precondition `json:"preconditions"`
 	Targets       []string            `json:"targets,omitempty"`
+	Excludes      []string            `json:"excludes,omitempty"`
 }
 
 // NewDocument builds the JSON document of p. No-op changes are kept so
@@ -37,7 +38,7 @@ func NewDocument(p *plan.Plan) Document {
 		FormatVersion: JSONFormatVersion, AdoraVersion: p.AdoraVersion, PriorState: p.Prior,
 		Refreshed: p.Refreshed, Destroy: p.Destroy, Applyable: p.HasChanges(), Summary: p.Summarize(),
 		Binary: p.Binary, Coordinator: p.Coordinator,
-		Changes: p.Changes, Waves: p.Waves, Drift: p.Drift, Preconditions: p.Preconditions, Targets: p.Targets,
+		Changes: p.Changes, Waves: p.Waves, Drift: p.Drift, Preconditions: p.Preconditions, Targets: p.Targets, Excludes: p.Excludes,
 	}
 	d.Binary.Path = ""
 	for _, s := range []*[]plan.Change{&d.Changes} {
