@@ -93,6 +93,12 @@ func (d *hclDecoder) addHCL(ds hcl.Diagnostics) {
 			// hcl picks its suggestion in map order; pick ours stably.
 			diag.Detail = suggest(m[1], sortedKeys(functions))
 		}
+		if m := unknownVarRE.FindStringSubmatch(hd.Detail); m != nil {
+			diag.Detail = suggest(m[1], scopeNames(hd.EvalContext))
+		}
+		if s, detail, ok := undefinedName(hd); ok {
+			diag.Summary, diag.Detail = s, detail
+		}
 		if hd.Subject != nil {
 			diag.Pos = d.pos(*hd.Subject)
 		} else {
@@ -102,7 +108,58 @@ func (d *hclDecoder) addHCL(ds hcl.Diagnostics) {
 	}
 }
 
-var unknownFuncRE = regexp.MustCompile(`^There is no function named "([^"]*)"`)
+var (
+	unknownFuncRE = regexp.MustCompile(`^There is no function named "([^"]*)"`)
+	unknownVarRE  = regexp.MustCompile(`^There is no variable named "([^"]*)"`)
+	noAttrRE      = regexp.MustCompile(`^This object does not have an attribute named "([^"]*)"`)
+)
+
+// scopeNames lists the variables visible in ctx, sorted.
+func scopeNames(ctx *hcl.EvalContext) []string {
+	var names []string
+	for ; ctx != nil; ctx = ctx.Parent() {
+		for k := range ctx.Variables {
+			names = append(names, k)
+		}
+	}
+	sort.Strings(names)
+	return names
+}
+
+// undefinedName rewrites "unsupported attribute" on var.X or local.X into
+// "undefined variable X", with a did-you-mean among the declared names.
+func undefinedName(hd *hcl.Diagnostic) (summary, detail string, ok bool) {
+	m := noAttrRE.FindStringSubmatch(hd.Detail)
+	expr, isTraversal := hd.Expression.(*hclsyntax.ScopeTraversalExpr)
+	if m == nil || !isTraversal || len(expr.Traversal) < 2 || hd.EvalContext == nil {
+		return "", "", false
+	}
+	root := expr.Traversal.RootName()
+	if step, isAttr := expr.Traversal[1].(hcl.TraverseAttr); !isAttr || step.Name != m[1] || (root != "var" && root != "local") {
+		return "", "", false
+	}
+	var declared []string
+	for ctx := hd.EvalContext; ctx != nil; ctx = ctx.Parent() {
+		if v, found := ctx.Variables[root]; found && v.Type().IsObjectType() {
+			for name := range v.Type().AttributeTypes() {
+				declared = append(declared, name)
+			}
+			break
+		}
+	}
+	sort.Strings(declared)
+	detail = suggest(m[1], declared)
+	if root == "var" {
+		if detail == "" {
+			detail = fmt.Sprintf(`declare it: variable %q { default = ... }`, m[1])
+		}
+		return fmt.Sprintf("undefined variable %q", m[1]), detail, true
+	}
+	if detail == "" {
+		detail = fmt.Sprintf("define it in a locals block: %s = ...", m[1])
+	}
+	return fmt.Sprintf("undefined local %q", m[1]), detail, true
+}
 
 func lowerFirst(s string) string {
 	r, n := utf8.DecodeRuneInString(s)
