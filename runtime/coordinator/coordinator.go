@@ -76,6 +76,12 @@ type Config struct {
 	// MaxConnections bounds concurrent WebSocket connections (default
 	// 1024); further upgrades get 503.
 	MaxConnections int
+	// ProbeTimeout is how long a daemon uuid's existing connection has to
+	// answer a ping when the same uuid registers again (default 2 s): an
+	// answer means two live daemons share one identity, and the newcomer
+	// is refused; silence means the old connection is stale and is
+	// replaced.
+	ProbeTimeout time.Duration
 }
 
 // Coordinator is the control plane. Create it with New, serve it with
@@ -128,6 +134,9 @@ func New(cfg Config) (*Coordinator, error) {
 	}
 	if cfg.MaxConnections <= 0 {
 		cfg.MaxConnections = 1024
+	}
+	if cfg.ProbeTimeout <= 0 {
+		cfg.ProbeTimeout = 2 * time.Second
 	}
 	if cfg.ConnOptions.Logger == nil {
 		cfg.ConnOptions.Logger = cfg.Logger

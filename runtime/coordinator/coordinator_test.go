@@ -228,23 +228,40 @@ func TestDuplicateMachineIDRefusedAndSameUUIDReplaces(t *testing.T) {
 		t.Fatalf("second daemon with machine id robot: %v", err)
 	}
 
-	// The same identity reconnecting replaces its stale connection, and
-	// the stale connection's close must not remove the new one.
-	again := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "uuid-1", MachineID: "robot"})
+	// A second live daemon with the same identity is refused too: the
+	// first one still answers pings.
+	_, err = coordtest.StartDaemon(ctxT(t), srv.Endpoint, coordtest.DaemonConfig{UUID: "uuid-1", MachineID: "robot"})
+	if err == nil || !strings.Contains(err.Error(), "two daemons share one identity") {
+		t.Fatalf("second live daemon with uuid-1: %v", err)
+	}
 	select {
 	case <-first.Done():
-	case <-time.After(5 * time.Second):
-		t.Fatal("stale connection not closed")
+		t.Fatal("the live daemon lost its connection")
+	default:
+	}
+}
+
+func TestSameUUIDReplacesStaleConnection(t *testing.T) {
+	srv := coordtest.Start(t, coordinator.Config{ProbeTimeout: 200 * time.Millisecond})
+	// A connection whose daemon is gone: registered, then never reads
+	// again, so it never answers a ping.
+	stale := rawDaemon(t, srv.Endpoint, "uuid-1")
+	again := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "uuid-1", MachineID: "robot"})
+	stale.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		if _, _, err := stale.ReadMessage(); err != nil {
+			break // closed by the coordinator
+		}
 	}
 	c := dial(t, srv.Endpoint)
 	time.Sleep(50 * time.Millisecond) // let the stale handler finish
 	r, err := c.Daemons(ctxT(t))
-	if err != nil || len(r.Daemons) != 1 || r.Daemons[0].ID != "uuid-1" {
+	if err != nil || len(r.Daemons) != 1 || r.Daemons[0].ID != "uuid-1" || r.Daemons[0].MachineID != "robot" {
 		t.Fatalf("daemons after reconnect: %+v, %v", r, err)
 	}
 	select {
 	case <-again.Done():
-		t.Fatal("new connection closed")
+		t.Fatal("new connection closed by the stale one's end")
 	default:
 	}
 }

@@ -235,6 +235,9 @@ func (c *Coordinator) register(s *daemonSession, e *proto.Envelope) {
 	if err == nil {
 		err = validRegister(reg)
 	}
+	if err == nil {
+		err = c.checkOldAlive(reg)
+	}
 	var stale *daemonSession
 	if err == nil {
 		stale, err = c.admit(s, reg)
@@ -251,6 +254,26 @@ func (c *Coordinator) register(s *daemonSession, e *proto.Envelope) {
 	}
 	c.log.Info("daemon registered", "daemon", s.name(), "uuid", s.id, "version", reg.Version, "remote", s.remote, "labels", reg.Labels)
 	s.conn.Reply(c.ctx, e, proto.TypeRegisterOK, proto.RegisterOK{DaemonID: s.id, RemoteAddr: s.remote}, nil)
+}
+
+// checkOldAlive refuses a registration whose uuid is connected already
+// from a daemon that still answers: two live daemons share one identity.
+// A connection that does not answer within ProbeTimeout is stale (its
+// daemon restarted) and admit replaces it.
+func (c *Coordinator) checkOldAlive(reg proto.Register) error {
+	c.mu.Lock()
+	old := c.daemons[reg.DaemonUUID]
+	c.mu.Unlock()
+	if old == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.ProbeTimeout)
+	defer cancel()
+	if old.conn.Probe(ctx) != nil {
+		return nil
+	}
+	return fmt.Errorf("daemon %s is already connected (from %s, pid %d on %s) and still answers: two daemons share one identity; give each daemon its own --machine-id or ADORA_HOME",
+		reg.DaemonUUID, old.remote, old.reg.PID, old.reg.Hostname)
 }
 
 func validRegister(r proto.Register) error {

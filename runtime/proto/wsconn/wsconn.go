@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -76,6 +77,7 @@ type Conn struct {
 
 	mu        sync.Mutex
 	pending   map[uint64]chan *proto.Envelope
+	probes    map[string]chan struct{} // ping payload -> closed on its pong
 	err       error
 	closeOnce sync.Once
 }
@@ -135,6 +137,44 @@ func (c *Conn) Close() error {
 	return nil
 }
 
+// Probe sends a WebSocket ping and waits for its pong: nil means the peer
+// process is alive and reading this connection. It fails when ctx ends
+// first or the connection closes.
+func (c *Conn) Probe(ctx context.Context) error {
+	data := "probe-" + strconv.FormatUint(c.nextID.Add(1), 10)
+	ch := make(chan struct{})
+	c.mu.Lock()
+	if c.pending == nil {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	if c.probes == nil {
+		c.probes = map[string]chan struct{}{}
+	}
+	c.probes[data] = ch
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		delete(c.probes, data)
+		c.mu.Unlock()
+	}()
+	deadline := time.Now().Add(c.opts.WriteWait)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	if err := c.ws.WriteControl(websocket.PingMessage, []byte(data), deadline); err != nil {
+		return fmt.Errorf("probe: %w", err)
+	}
+	select {
+	case <-ch:
+		return nil
+	case <-c.done:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // Abort ends the connection without waiting for its goroutines: queued
 // frames are still written (best effort). Safe to call from a Handler;
 // the connection's owner still calls Close.
@@ -160,7 +200,13 @@ func (c *Conn) finish(reason error) {
 func (c *Conn) readLoop() {
 	defer c.wg.Done()
 	c.ws.SetReadDeadline(time.Now().Add(c.opts.PongWait))
-	c.ws.SetPongHandler(func(string) error {
+	c.ws.SetPongHandler(func(data string) error {
+		c.mu.Lock()
+		if ch, ok := c.probes[data]; ok {
+			delete(c.probes, data)
+			close(ch)
+		}
+		c.mu.Unlock()
 		return c.ws.SetReadDeadline(time.Now().Add(c.opts.PongWait))
 	})
 	for {

@@ -200,3 +200,34 @@ func TestEndpointURLs(t *testing.T) {
 		t.Fatal("AuthHeader(\"\") not empty")
 	}
 }
+
+func TestProbe(t *testing.T) {
+	ep, conns := echoServer(t, Options{})
+	// A live client answers the server's probe.
+	c, _, err := Dial(context.Background(), ep, "/", proto.RoleCLI, nil, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	srv := <-conns
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := srv.Probe(ctx); err != nil {
+		t.Fatalf("probe of a live peer = %v", err)
+	}
+	// A raw client that never reads does not.
+	ws, _, err := websocket.DefaultDialer.Dial(ep.URL("/"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	if _, err := ClientHello(context.Background(), ws, proto.RoleCLI); err != nil {
+		t.Fatal(err)
+	}
+	silent := <-conns
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel2()
+	if err := silent.Probe(ctx2); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("probe of a silent peer = %v", err)
+	}
+}
