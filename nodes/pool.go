@@ -77,12 +77,14 @@ func (n *Node) AllocOutput(size int) (*Buffer, error) {
 }
 
 // growWait is how long AllocOutput waits for a busy region of the right
-// size to come back before it creates another one, for regions of at least
-// growWaitMin bytes: creating and first touching a large region costs far
-// more than a release takes to arrive. Small regions are created at once.
+// size to come back before it creates another one (growWaitSmall below
+// growWaitMin bytes): creating a region costs system calls in three
+// processes, and first touching a large one costs far more than a release
+// takes to arrive.
 const (
-	growWait    = 2 * time.Millisecond
-	growWaitMin = 256 << 10
+	growWait      = 2 * time.Millisecond
+	growWaitSmall = 200 * time.Microsecond
+	growWaitMin   = 256 << 10
 )
 
 // MaxShmRegions caps how many regions one node keeps (each is a file
@@ -92,7 +94,11 @@ const MaxShmRegions = 256
 func (p *pool) get(size int) (*poolRegion, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	deadline := time.Now().Add(growWait)
+	wait := growWait
+	if size < growWaitMin {
+		wait = growWaitSmall
+	}
+	deadline := time.Now().Add(wait)
 	for {
 		if p.closed {
 			return nil, errors.New("node is closed")
@@ -100,7 +106,7 @@ func (p *pool) get(size int) (*poolRegion, error) {
 		if r := p.bestFitLocked(size); r != nil {
 			return r, nil
 		}
-		if wait := time.Until(deadline); wait > 0 && size >= growWaitMin && p.busyFitLocked(size) {
+		if wait := time.Until(deadline); wait > 0 && p.busyFitLocked(size) {
 			p.waitReturnLocked(wait)
 			continue
 		}
