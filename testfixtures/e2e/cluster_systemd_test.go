@@ -163,6 +163,21 @@ func TestClusterSystemdLifecycle(t *testing.T) {
 		f.waitDaemons(10*time.Second, "e2e-2", names...)
 	})
 
+	t.Run("binary for another architecture is refused", func(t *testing.T) {
+		arm := goBinaryFor(t, "adora-arm64", "arm64", brokenDaemon)
+		out, code := f.adora(v2, "cluster", "upgrade", "-binary", arm, "-version", "e2e-arm", f.file)
+		if code == 0 {
+			t.Fatal("upgrade with an arm64 binary on x86_64 hosts exited 0")
+		}
+		mustContain(t, out, "Upgrading h1", "SCP binary... FAILED", "binary is built for aarch64 but machine h1 is x86_64", "Rollout stopped at h1")
+		want := sha256Of(t, v2)
+		for _, n := range names {
+			if got := sh(t, n, "sha256sum /usr/local/bin/adora | cut -d' ' -f1; ls -A /usr/local/bin /tmp | grep -c -e adora-upload -e adora-tmp || true"); got != want+"\n0" {
+				t.Fatalf("%s changed by a refused upgrade: %q", n, got)
+			}
+		}
+	})
+
 	t.Run("unreachable host fails alone", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()

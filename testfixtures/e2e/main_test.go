@@ -85,6 +85,12 @@ func adoraBinary(t *testing.T, v string) string {
 // daemon) and returns its path.
 func goBinary(t *testing.T, name, src string) string {
 	t.Helper()
+	return goBinaryFor(t, name, "", src)
+}
+
+// goBinaryFor is goBinary for another GOARCH ("" = this machine's).
+func goBinaryFor(t *testing.T, name, goarch, src string) string {
+	t.Helper()
 	dir := filepath.Join(workDir, "src-"+name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
@@ -96,6 +102,9 @@ func goBinary(t *testing.T, name, src string) string {
 	cmd := exec.Command("go", "build", "-o", out, "./"+filepath.Base(dir))
 	cmd.Dir = workDir
 	cmd.Env = append(os.Environ(), "GO111MODULE=off", "CGO_ENABLED=0")
+	if goarch != "" {
+		cmd.Env = append(cmd.Env, "GOARCH="+goarch)
+	}
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("build %s: %v\n%s", name, err, b)
 	}
