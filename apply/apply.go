@@ -69,6 +69,7 @@ type Status string
 
 const (
 	Started Status = "started"
+	Running Status = "running" // still in progress, every ProgressInterval
 	Done    Status = "done"
 	Failed  Status = "failed"
 )
@@ -80,7 +81,7 @@ type Event struct {
 	Phase   Phase
 	Wave    int
 	Status  Status
-	Elapsed time.Duration // for Done and Failed
+	Elapsed time.Duration // for Running, Done and Failed
 	Err     error         // for Failed
 }
 
@@ -99,6 +100,9 @@ type Executor struct {
 	// Parallelism bounds concurrent installs, uninstalls, starts and stops
 	// (default 10). Rolling waves are sized by the plan.
 	Parallelism int
+	// ProgressInterval is how often a Running event reports a change that
+	// is still in progress (default 10 s).
+	ProgressInterval time.Duration
 	// Now is the clock for timings (default time.Now).
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -306,7 +310,9 @@ func isClosed(ch <-chan struct{}) bool {
 func (e *Executor) run(ctx context.Context, p *plan.Plan, s step, c plan.Change) error {
 	start := e.now()
 	e.emit(Event{Address: c.Address, Action: c.Action, Phase: s.phase, Wave: s.wave, Status: Started})
+	stop := e.heartbeat(c, s, start)
 	err := e.do(ctx, p, c)
+	stop()
 	ev := Event{Address: c.Address, Action: c.Action, Phase: s.phase, Wave: s.wave, Status: Done, Elapsed: e.now().Sub(start)}
 	if err != nil {
 		ev.Status, ev.Err = Failed, err
@@ -314,6 +320,30 @@ func (e *Executor) run(ctx context.Context, p *plan.Plan, s step, c plan.Change)
 	}
 	e.emit(ev)
 	return err
+}
+
+// heartbeat emits a Running event every ProgressInterval until the
+// returned stop is called; stop waits for the goroutine to end.
+func (e *Executor) heartbeat(c plan.Change, s step, start time.Time) (stop func()) {
+	interval := e.ProgressInterval
+	if interval <= 0 {
+		interval = 10 * time.Second
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				e.emit(Event{Address: c.Address, Action: c.Action, Phase: s.phase, Wave: s.wave, Status: Running, Elapsed: e.now().Sub(start)})
+			}
+		}
+	})
+	return func() { close(done); wg.Wait() }
 }
 
 func (e *Executor) do(ctx context.Context, p *plan.Plan, c plan.Change) error {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/adora-rs/adora/config"
@@ -315,6 +316,40 @@ func TestProgressTimings(t *testing.T) {
 	if len(done) != 3 {
 		t.Fatalf("done events = %v; want one per machine", done)
 	}
+}
+
+func TestLongStepsReportProgress(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld()
+		w.hook = func(c string) error {
+			if c == "install bot-01" {
+				time.Sleep(35 * time.Second) // a slow SSH install
+			}
+			return nil
+		}
+		var mu sync.Mutex
+		var running []time.Duration
+		e := &Executor{Installer: w, Upgrader: w, Waiter: w, Deployer: w,
+			Progress: func(ev Event) {
+				if ev.Status == Running {
+					mu.Lock()
+					running = append(running, ev.Elapsed)
+					mu.Unlock()
+				}
+			}}
+		c := &config.Cluster{Coordinator: config.Coordinator{Addr: "10.0.0.1"}, Machines: plantest.Cluster().Machines[:1]}
+		p, err := plan.Compute(nil, nil, plantest.Desired(c, nil, plantest.Binary010))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := e.Apply(context.Background(), nil, p, state.New("test")); err != nil {
+			t.Fatal(err)
+		}
+		want := []time.Duration{10 * time.Second, 20 * time.Second, 30 * time.Second}
+		if !reflect.DeepEqual(running, want) {
+			t.Fatalf("running events at %v; want %v", running, want)
+		}
+	})
 }
 
 func TestFilterRunsOnlyUpgrades(t *testing.T) {

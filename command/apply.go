@@ -225,6 +225,8 @@ func printEvent(ui cli.Ui, ev apply.Event) {
 	switch ev.Status {
 	case apply.Started:
 		ui.Output(fmt.Sprintf("%s: %s...%s", ev.Address, actionGerund(ev.Action), wave))
+	case apply.Running:
+		ui.Output(fmt.Sprintf("%s: Still %s... [%s elapsed]%s", ev.Address, strings.ToLower(actionGerund(ev.Action)), ev.Elapsed.Round(time.Second), wave))
 	case apply.Done:
 		ui.Output(fmt.Sprintf("%s: %s complete after %s%s", ev.Address, ev.Action, ev.Elapsed.Round(time.Millisecond), wave))
 	case apply.Failed:
