@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"testing"
 	"time"
@@ -74,4 +75,75 @@ func FuzzHandshake(f *testing.F) {
 			t.Fatalf("handshake succeeded without a valid cookie: %+v", p)
 		}
 	})
+}
+
+// chunkyConn returns the stream in reads of pseudo-random sizes.
+type chunkyConn struct {
+	fuzzConn
+	rng *rand.Rand
+}
+
+func (c chunkyConn) Read(p []byte) (int, error) {
+	if n := 1 + c.rng.IntN(70000); n < len(p) {
+		p = p[:n]
+	}
+	return c.r.Read(p)
+}
+
+// The direct read path (large bodies read straight into the reassembly
+// buffer, taking the next fragment's header ahead) reassembles correctly
+// whatever the read sizes, including when the header taken ahead belongs
+// to a shorter last fragment or to a FRAME.
+func TestLargeFragmentsReadDirect(t *testing.T) {
+	var stream []byte
+	var want [][]byte
+	sn := uint64(1)
+	frag := func(more bool, body []byte) {
+		b := wire.AppendFragmentHeader(nil, true, more, sn)
+		sn++
+		stream = append(stream, batch(append(b, body...))...)
+	}
+	bigMsg := func(key string, size int, cut ...int) {
+		p := make([]byte, size)
+		for i := range p {
+			p[i] = byte(i*13 + size)
+		}
+		want = append(want, p)
+		m := wire.AppendPush(nil, &wire.Push{Key: wire.WireExpr{Suffix: key}, Put: &wire.Put{Payload: p}})
+		prev := 0
+		for _, c := range append(cut, len(m)) {
+			frag(c < len(m), m[prev:c])
+			prev = c
+		}
+	}
+	bigMsg("m/1", 25000, 20000)               // long then short
+	bigMsg("m/2", 90000, 30000, 60000, 80000) // several, last short
+	small := []byte("small")
+	want = append(want, small)
+	f := wire.AppendFrameHeader(nil, true, sn)
+	sn++
+	stream = append(stream, batch(append(f, wire.AppendPush(nil, &wire.Push{Key: wire.WireExpr{Suffix: "m/3"}, Put: &wire.Put{Payload: small}})...))...)
+	bigMsg("m/4", 40000, 20000)
+
+	for seed := uint64(0); seed < 20; seed++ {
+		s := fuzzSession()
+		var got [][]byte
+		s.subs[1].h = func(smp transport.Sample) { got = append(got, bytes.Clone(smp.Payload)) }
+		var conn net.Conn = fuzzConn{bytes.NewReader(stream)}
+		if seed > 0 {
+			conn = chunkyConn{fuzzConn{bytes.NewReader(stream)}, rand.New(rand.NewPCG(seed, 1))}
+		}
+		p := &params{zid: []byte{1}, whatami: wire.Peer, snMask: wire.SNMask(2), batchSize: 65535, peerLease: time.Second}
+		l := newLink(s, conn, newStreamReader(conn), p, false)
+		l.rxSN = [2]uint64{0, 0}
+		l.readLoop()
+		if len(got) != len(want) {
+			t.Fatalf("seed %d: %d messages, want %d (dropped %d)", seed, len(got), len(want), s.Stats().Dropped)
+		}
+		for i := range want {
+			if !bytes.Equal(got[i], want[i]) {
+				t.Fatalf("seed %d: message %d differs (%d bytes, want %d)", seed, i, len(got[i]), len(want[i]))
+			}
+		}
+	}
 }
