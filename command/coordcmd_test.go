@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -508,5 +509,23 @@ func TestRenderTop(t *testing.T) {
 		"app       x       01234567  -    0.0   512 B    0         restarting  0"
 	if got != want {
 		t.Fatalf("renderTop:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+func TestCoordFlagsHostPort(t *testing.T) {
+	t.Setenv("ADORA_AUTH_TOKEN", "x")
+	for in, want := range map[string]string{
+		"10.0.0.1:7000": "10.0.0.1 7000", "robot.local": "robot.local 6013", "::1": "::1 6013", "[::1]:7001": "::1 7001",
+	} {
+		var cf coordFlags
+		fs := coordFlagSet("x")
+		cf.register(fs)
+		if err := fs.Parse([]string{"--coordinator-addr", in}); err != nil {
+			t.Fatal(err)
+		}
+		o, err := cf.options()
+		if err != nil || fmt.Sprintf("%s %d", o.Addr, o.Port) != want {
+			t.Errorf("%s: %+v, %v; want %s", in, o, err, want)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -56,14 +57,23 @@ func (f *coordFlags) options() (client.Options, error) {
 	if strings.TrimSpace(f.addr) == "" {
 		return client.Options{}, fmt.Errorf("--coordinator-addr must not be empty")
 	}
-	if f.port <= 0 || f.port > 65535 {
-		return client.Options{}, fmt.Errorf("--coordinator-port %d: must be between 1 and 65535", f.port)
+	addr, port := f.addr, f.port
+	// Accept "host:port" too (the port then wins over --coordinator-port).
+	if h, p, err := net.SplitHostPort(addr); err == nil {
+		n, perr := strconv.Atoi(p)
+		if perr != nil {
+			return client.Options{}, fmt.Errorf("--coordinator-addr %q: bad port %q", f.addr, p)
+		}
+		addr, port = h, n
+	}
+	if port <= 0 || port > 65535 {
+		return client.Options{}, fmt.Errorf("--coordinator-port %d: must be between 1 and 65535", port)
 	}
 	tok, err := auth.Resolve(f.token)
 	if err != nil {
 		return client.Options{}, err
 	}
-	return client.Options{Addr: f.addr, Port: f.port, Token: tok}, nil
+	return client.Options{Addr: addr, Port: port, Token: tok}, nil
 }
 
 // dial connects to the coordinator (10 s to answer).
