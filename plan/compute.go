@@ -232,6 +232,9 @@ func (c *computer) machineChange(rec, after state.Machine) Change {
 	case seen && obs.Reachable && !obs.DaemonRunning():
 		ch.Action = Reconfigure
 		ch.Reason = "daemon is not running (drift): restart it"
+	case seen && obs.Reachable && after.DaemonMode == state.Systemd && !obs.UnitEnabled:
+		ch.Action = Reconfigure
+		ch.Reason = "daemon unit is not enabled (drift): enable it so it starts at boot"
 	}
 	if seen && !obs.Reachable {
 		ch.Warnings = append(ch.Warnings, "machine was unreachable at refresh: "+obs.Error)
@@ -264,10 +267,14 @@ func (c *computer) machineDrift(rec state.Machine, obs state.MachineObservation)
 		return
 	}
 	if rec.DaemonMode == state.Systemd {
-		if !obs.UnitPresent {
+		switch {
+		case !obs.UnitPresent:
 			c.drift(addr, "unit", "installed", "missing")
-		} else if !obs.UnitActive {
+		case !obs.UnitActive:
 			c.drift(addr, "daemon", "running", "stopped")
+		}
+		if obs.UnitPresent && !obs.UnitEnabled {
+			c.drift(addr, "unit_enabled", "true", "false")
 		}
 		if obs.UnitHash != "" && rec.UnitHash != "" && obs.UnitHash != rec.UnitHash {
 			c.drift(addr, "unit_hash", short(rec.UnitHash), short(obs.UnitHash))

@@ -286,6 +286,22 @@ func TestMissingUnitIsReinstalledNotUpgraded(t *testing.T) {
 	}
 }
 
+func TestDisabledUnitIsDriftAndReenabled(t *testing.T) {
+	s := scenario(t, "binary-upgrade")
+	s.Desired.Binary = plantest.Binary010
+	m := s.Observed.Machines["bot-01"]
+	m.UnitEnabled = false
+	s.Observed.Machines["bot-01"] = m
+	p := compute(t, s)
+	c, _ := p.Change("machine.bot-01")
+	if c.Action != plan.Reconfigure || !strings.Contains(c.Reason, "not enabled") {
+		t.Fatalf("bot-01 = %s %q; want a reconfigure that enables the unit", c.Action, c.Reason)
+	}
+	if len(p.Drift) != 1 || p.Drift[0].Field != "unit_enabled" {
+		t.Fatalf("drift = %+v", p.Drift)
+	}
+}
+
 func TestUnreachableMachineIsDriftAndAWarning(t *testing.T) {
 	s := scenario(t, "binary-upgrade")
 	s.Desired.Binary = plantest.Binary010 // nothing to change
