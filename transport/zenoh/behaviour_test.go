@@ -463,3 +463,59 @@ func TestLeaseExpiryReleasesBlockedPublisher(t *testing.T) {
 	}
 	waitFor(t, "link closed", func() bool { return len(s.Peers()) == 0 })
 }
+
+// Three daemons in a full mesh, each dialling the two others: one link
+// per pair, and every publication reaches every other session once.
+func TestFullMeshOfThree(t *testing.T) {
+	var ss []*Session
+	for i := 0; i < 3; i++ {
+		ss = append(ss, listener(t, Config{ReconnectMin: 10 * time.Millisecond}))
+	}
+	cs := make([]*collector, 3)
+	for i, s := range ss {
+		cs[i] = newCollector()
+		s.Subscribe("mesh/**", cs[i].handle)
+		for j, o := range ss {
+			if i != j {
+				s.Connect(o.ListenEndpoints()[0])
+			}
+		}
+	}
+	for i, s := range ss {
+		waitFor(t, fmt.Sprintf("session %d sees both peers subscribed", i), func() bool {
+			n := 0
+			s.mu.RLock()
+			for _, l := range s.links {
+				if l.wants("mesh/x") {
+					n++
+				}
+			}
+			s.mu.RUnlock()
+			return n == 2
+		})
+	}
+	for i, s := range ss {
+		if err := s.Publish(context.Background(), fmt.Sprintf("mesh/%d", i), []byte{byte(i)}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, c := range cs {
+		got := c.waitN(t, 3) // two remote, one local
+		time.Sleep(50 * time.Millisecond)
+		if got = c.samples(); len(got) != 3 {
+			t.Fatalf("session %d got %d samples, want 3 (no duplicates)", i, len(got))
+		}
+		seen := map[string]bool{}
+		for _, smp := range got {
+			seen[smp.Key] = true
+		}
+		if len(seen) != 3 {
+			t.Fatalf("session %d got keys %v", i, seen)
+		}
+	}
+	for i, s := range ss {
+		if n := len(s.Peers()); n != 2 {
+			t.Errorf("session %d has %d links, want 2", i, n)
+		}
+	}
+}
