@@ -8,7 +8,7 @@ import (
 
 // ProtocolVersion is the node protocol version carried by Register. The
 // daemon refuses a node that speaks another version.
-const ProtocolVersion = 1
+const ProtocolVersion = 2
 
 // MaxFrame bounds the body of one frame (type byte included). Larger
 // payloads must travel through shared memory.
