@@ -84,8 +84,9 @@ type Daemon struct {
 	home     string
 	stateDir string
 
-	wg   sync.WaitGroup // request handlers and flow watchers
-	logs chan proto.LogLine
+	wg       sync.WaitGroup // request handlers and flow watchers
+	logs     chan proto.LogLine
+	flushReq chan chan struct{} // see flushLogs
 
 	mu          sync.Mutex
 	conn        *wsconn.Conn
@@ -129,6 +130,7 @@ func New(cfg Config) (*Daemon, error) {
 		home:      home,
 		stateDir:  filepath.Join(home, "daemon", idName),
 		logs:      make(chan proto.LogLine, 4096),
+		flushReq:  make(chan chan struct{}),
 		flows:     map[string]*flowRun{},
 		starting:  map[string]bool{},
 		destroyed: make(chan struct{}),
@@ -167,19 +169,20 @@ func (d *Daemon) interval(v, def time.Duration) time.Duration {
 // coordinator refuses the daemon (an ErrRefused error). Connection losses
 // are retried forever; nodes keep running meanwhile.
 func (d *Daemon) Run(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	// The log forwarder and the tickers outlive the connection loop until
+	// every flow has ended (final log lines flush before results).
+	bgCtx, bgCancel := context.WithCancel(context.Background())
 	var bg sync.WaitGroup
 	bg.Add(2)
-	go func() { defer bg.Done(); d.forwardLogs(ctx) }()
-	go func() { defer bg.Done(); d.tick(ctx) }()
+	go func() { defer bg.Done(); d.forwardLogs(bgCtx) }()
+	go func() { defer bg.Done(); d.tick(bgCtx) }()
 	err := d.connectLoop(ctx)
 	d.mu.Lock()
 	d.closing = true // spawns still in flight stop their nodes at once
 	d.mu.Unlock()
 	d.stopAll(proto.DefaultGrace, false)
-	cancel()
 	d.wg.Wait()
+	bgCancel()
 	bg.Wait()
 	return err
 }
@@ -307,6 +310,7 @@ func (d *Daemon) send(t proto.Type, payload any) bool {
 // sendFinished delivers a finished report now or after the next
 // registration.
 func (d *Daemon) sendFinished(f proto.DataflowFinished) {
+	d.flushLogs()
 	if d.send(proto.TypeDataflowFinished, f) {
 		return
 	}

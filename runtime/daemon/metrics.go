@@ -106,6 +106,36 @@ func (d *Daemon) forwardLogs(ctx context.Context) {
 			}
 		case <-t.C:
 			flush()
+		case done := <-d.flushReq:
+			for drained := false; !drained; {
+				select {
+				case l := <-d.logs:
+					batch = append(batch, l)
+					if len(batch) >= 200 {
+						flush()
+					}
+				default:
+					drained = true
+				}
+			}
+			flush()
+			close(done)
 		}
+	}
+}
+
+// flushLogs hands every queued log line to the connection before it
+// returns, so that an event sent next (a dataflow's end) cannot overtake
+// the node's last lines.
+func (d *Daemon) flushLogs() {
+	done := make(chan struct{})
+	select {
+	case d.flushReq <- done:
+	case <-time.After(time.Second):
+		return
+	}
+	select {
+	case <-done:
+	case <-time.After(time.Second):
 	}
 }
