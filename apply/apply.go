@@ -374,6 +374,9 @@ func (e *Executor) doMachine(ctx context.Context, p *plan.Plan, c plan.Change) e
 		if err := need(e.Installer, "installer"); err != nil {
 			return err
 		}
+		if err := e.removeMoved(ctx, c); err != nil {
+			return err
+		}
 		if err := e.Installer.Install(ctx, m, *c.MachineAfter, p.Binary); err != nil {
 			return err
 		}
@@ -422,6 +425,23 @@ func (e *Executor) doDataflow(ctx context.Context, p *plan.Plan, c plan.Change) 
 		return fmt.Errorf("start: %w", err)
 	}
 	return e.record(ctx, c, uuid)
+}
+
+// removeMoved uninstalls the recorded daemon of a machine that moves to
+// another host or daemon mode, before the new one is installed, so that
+// two daemons never share a machine ID.
+func (e *Executor) removeMoved(ctx context.Context, c plan.Change) error {
+	e.mu.Lock()
+	rec, ok := e.st.Machines[c.Name]
+	e.mu.Unlock()
+	if !ok || (rec.Host == c.MachineAfter.Host && rec.DaemonMode == c.MachineAfter.DaemonMode) {
+		return nil
+	}
+	old := config.Machine{ID: rec.ID, Host: rec.Host, User: rec.User, Port: rec.Port, Local: rec.DaemonMode == state.AdHoc}
+	if err := e.Installer.Uninstall(ctx, old); err != nil {
+		return fmt.Errorf("uninstall the daemon on the old host %s: %w", rec.Host, err)
+	}
+	return nil
 }
 
 // machine returns the connection details of a machine: from the plan's

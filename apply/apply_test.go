@@ -318,6 +318,28 @@ func TestProgressTimings(t *testing.T) {
 	}
 }
 
+func TestMachineMovedToAnotherHostIsReinstalled(t *testing.T) {
+	h := newHarness(t)
+	h.deploy(plantest.Desired(plantest.Cluster(), apps, plantest.Binary010))
+	moved := plantest.Cluster()
+	moved.Machines[1].Host = "10.0.0.99"
+	p := h.plan(plantest.Desired(moved, apps, plantest.Binary010))
+	if c, _ := p.Change("machine.bot-02"); c.Action != plan.Install || !strings.Contains(c.Reason, "10.0.0.3") {
+		t.Fatalf("bot-02 = %s %q; want a reinstall naming the old host", c.Action, c.Reason)
+	}
+	if _, err := h.apply(p, nil); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"uninstall bot-02@10.0.0.3", "install bot-02", "wait bot-02 0.1.0"}
+	if got := h.w.log(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("calls = %v; want %v", got, want)
+	}
+	st, _ := h.backend.Read(context.Background())
+	if st.Machines["bot-02"].Host != "10.0.0.99" {
+		t.Fatalf("recorded host = %s", st.Machines["bot-02"].Host)
+	}
+}
+
 func TestLongStepsReportProgress(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		w := newWorld()

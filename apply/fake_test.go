@@ -71,7 +71,7 @@ func (w *world) Install(ctx context.Context, m config.Machine, after state.Machi
 
 func (w *world) Uninstall(ctx context.Context, m config.Machine) error {
 	defer w.enter()()
-	if err := w.call("uninstall " + m.ID); err != nil {
+	if err := w.call("uninstall " + m.ID + "@" + m.Host); err != nil {
 		return err
 	}
 	w.mu.Lock()

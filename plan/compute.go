@@ -215,6 +215,12 @@ func (c *computer) machineChange(rec, after state.Machine) Change {
 	ch.Diffs = machineDiffs(cur, after)
 	obs, seen := c.observedMachine(rec.ID)
 	switch {
+	case rec.Host != after.Host || rec.DaemonMode != after.DaemonMode:
+		// Another host (or another way of running the daemon) is a new
+		// installation; apply removes the old one first.
+		ch.Action = Install
+		ch.Reason = fmt.Sprintf("machine moves from %s (%s) to %s (%s): the old daemon is uninstalled, a new one installed",
+			rec.Host, rec.DaemonMode, after.Host, after.DaemonMode)
 	case seen && obs.Reachable && after.DaemonMode == state.Systemd && !obs.UnitPresent:
 		// A reinstall also brings the desired binary: no upgrade needed.
 		ch.Action = Install
