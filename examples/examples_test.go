@@ -6,6 +6,7 @@ package examples_test
 import (
 	"bytes"
 	"context"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -205,5 +206,58 @@ func TestCameraViewerKilledAndRestarted(t *testing.T) {
 	}
 	if len(done) != 1 || !hasLine(v, "frame 39 bytes=6220800 checksum_ok=true zero_copy=true") {
 		t.Fatalf("restarted viewer did not receive the rest intact; output:\n%s", strings.Join(v, "\n"))
+	}
+}
+
+// The pipeline through a local coordinator and daemon: adora up, then
+// adora start --attach streams the node logs until the dataflow ends.
+func TestPipelineThroughCoordinator(t *testing.T) {
+	bin := build(t)
+	src, err := os.ReadFile(filepath.Join("pipeline", "dataflow.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	df := filepath.Join(t.TempDir(), "dataflow.yml")
+	if err := os.WriteFile(df, bytes.ReplaceAll(src, []byte("../../tmp/examples/"), []byte(bin+"/")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	ln.Close()
+	home := t.TempDir()
+	adora := func(timeout time.Duration, args ...string) (string, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, filepath.Join(bin, "adora"), args...)
+		cmd.Env = append(os.Environ(), "ADORA_HOME="+home, "COUNT=30")
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := adora(30*time.Second, "up", "--port", port); err != nil {
+		t.Fatalf("adora up: %v\n%s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := adora(30*time.Second, "down", "--port", port); err != nil {
+			t.Logf("adora down: %v\n%s", err, out)
+		}
+	})
+	out, err := adora(90*time.Second, "start", df, "--attach", "--name", "pipeline-test", "--coordinator-port", port)
+	if err != nil {
+		t.Fatalf("adora start: %v\n%s", err, out)
+	}
+	re := regexp.MustCompile(`(?m)^receiver: received seq=(\d+) value=(\d+)$`)
+	ms := re.FindAllStringSubmatch(out, -1)
+	for i, m := range ms {
+		seq, _ := strconv.Atoi(m[1])
+		v, _ := strconv.Atoi(m[2])
+		if seq != i || v != i*i {
+			t.Fatalf("message %d: seq=%d value=%d", i, seq, v)
+		}
+	}
+	if len(ms) != 30 || !strings.Contains(out, "receiver: receiver done: count=30 in_order=true") {
+		t.Fatalf("receiver got %d messages; output:\n%s", len(ms), out)
 	}
 }
