@@ -218,7 +218,7 @@ func (c *Coordinator) freshNameLocked() string {
 	}
 }
 
-// spawnMessage is the Spawn request for the nodes of f on daemon id.
+// spawnMessageLocked is the Spawn request for the nodes of f on daemon id.
 func (c *Coordinator) spawnMessageLocked(f *flow, id string, nodes []string, recovery bool) proto.Spawn {
 	sp := proto.Spawn{
 		DataflowID: f.rec.ID, Name: f.rec.Name, Descriptor: f.rec.Descriptor, Dataflow: f.rec.Dataflow,
@@ -233,48 +233,39 @@ func (c *Coordinator) spawnMessageLocked(f *flow, id string, nodes []string, rec
 	return sp
 }
 
-// spawnAll sends Spawn to every daemon of f in parallel. On any failure it
-// stops f on the daemons that accepted and records f as failed.
-func (c *Coordinator) spawnAll(ctx context.Context, f *flow) error {
-	type job struct {
-		s   *daemonSession
-		msg proto.Spawn
-	}
-	var jobs []job
-	c.mu.Lock()
-	for _, id := range f.daemonIDs() {
-		s := c.daemons[id]
-		if s == nil {
-			c.mu.Unlock()
-			err := fmt.Errorf("spawn failed: daemon %s disconnected before the start", id)
-			c.failStart(f, err)
-			return err
-		}
-		nodes := f.rec.NodesOn(id)
-		jobs = append(jobs, job{s, c.spawnMessageLocked(f, id, nodes, false)})
-	}
-	c.mu.Unlock()
+// spawnJob is one daemon's part of a start.
+type spawnJob struct {
+	s   *daemonSession
+	msg proto.Spawn
+	err error
+}
 
-	errs := make([]error, len(jobs))
+// spawnAll sends Spawn to every daemon of f in parallel. On any failure it
+// stops f on every daemon it involved and records f as failed.
+func (c *Coordinator) spawnAll(ctx context.Context, f *flow) error {
+	jobs, err := c.spawnJobs(f)
+	if err != nil {
+		c.failStart(f, err)
+		return err
+	}
 	var wg sync.WaitGroup
-	for i, j := range jobs {
+	for _, j := range jobs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			sctx, cancel := context.WithTimeout(ctx, c.cfg.SpawnTimeout)
 			defer cancel()
-			errs[i] = j.s.conn.Request(sctx, proto.TypeSpawn, j.msg, nil)
+			j.err = j.s.conn.Request(sctx, proto.TypeSpawn, j.msg, nil)
 		}()
 	}
 	wg.Wait()
 
 	var failed []string
-	var accepted []*daemonSession
+	sessions := make([]*daemonSession, len(jobs))
 	for i, j := range jobs {
-		if errs[i] != nil {
-			failed = append(failed, fmt.Sprintf("daemon `%s`: %s", j.s.name(), truncate(errs[i].Error(), 1024)))
-		} else {
-			accepted = append(accepted, j.s)
+		sessions[i] = j.s
+		if j.err != nil {
+			failed = append(failed, fmt.Sprintf("daemon `%s`: %s", j.s.name(), truncate(j.err.Error(), 1024)))
 		}
 	}
 	if len(failed) == 0 {
@@ -288,23 +279,29 @@ func (c *Coordinator) spawnAll(ctx context.Context, f *flow) error {
 		return nil
 	}
 	// Roll back everywhere, including daemons that failed part-way.
-	_, rbErrs := c.stopOn(jobSessionsOf(jobs, func(j job) *daemonSession { return j.s }), f.rec.ID, 0, true)
-	msg := "spawn failed on " + strings.Join(failed, "; ")
-	msg += fmt.Sprintf("; rolled back %d other daemon(s)", len(accepted))
+	_, rbErrs := c.stopOn(sessions, f.rec.ID, 0, true)
+	msg := fmt.Sprintf("spawn failed on %s; rolled back %d other daemon(s)", strings.Join(failed, "; "), len(jobs)-len(failed))
 	if len(rbErrs) > 0 {
 		msg += "; rollback failed on " + strings.Join(rbErrs, "; ")
 	}
-	err := errors.New(msg)
+	err = errors.New(msg)
 	c.failStart(f, err)
 	return err
 }
 
-func jobSessionsOf[T any](jobs []T, get func(T) *daemonSession) []*daemonSession {
-	out := make([]*daemonSession, len(jobs))
-	for i, j := range jobs {
-		out[i] = get(j)
+// spawnJobs builds one Spawn per daemon of f.
+func (c *Coordinator) spawnJobs(f *flow) ([]*spawnJob, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var jobs []*spawnJob
+	for _, id := range f.daemonIDs() {
+		s := c.daemons[id]
+		if s == nil {
+			return nil, fmt.Errorf("spawn failed: daemon %s disconnected before the start", id)
+		}
+		jobs = append(jobs, &spawnJob{s: s, msg: c.spawnMessageLocked(f, id, f.rec.NodesOn(id), false)})
 	}
-	return out
+	return jobs, nil
 }
 
 func truncate(s string, n int) string {
