@@ -28,6 +28,7 @@ type Session struct {
 	nextSub uint32
 
 	pmu     sync.Mutex
+	pcond   *sync.Cond
 	pool    map[uint32]*Region
 	free    []uint32
 	nextReg uint32
@@ -53,6 +54,7 @@ func DialSession(path string, threshold int) (*Session, error) {
 	}
 	s := &Session{c: c, threshold: threshold, subs: map[uint32]*subscription{}, pool: map[uint32]*Region{},
 		maps: map[uint32][]byte{}, done: make(chan struct{})}
+	s.pcond = sync.NewCond(&s.pmu)
 	go s.read()
 	return s, nil
 }
@@ -134,16 +136,38 @@ func (s *Session) Publish(ctx context.Context, key string, payload, attachment [
 	return nil
 }
 
+// maxSessionRegions caps a session's regions; at the cap Publish waits
+// for a subscriber to release one.
+const maxSessionRegions = 256
+
 // region takes a free pool region of at least n bytes (or creates one) and
 // announces it to the hub the first time.
 func (s *Session) region(n int) (uint32, *Region, error) {
 	s.pmu.Lock()
-	for i, id := range s.free {
-		if r := s.pool[id]; r.Size() >= n {
-			s.free = append(s.free[:i], s.free[i+1:]...)
-			s.pmu.Unlock()
-			return id, r, nil
+	for {
+		for i, id := range s.free {
+			if r := s.pool[id]; r.Size() >= n {
+				s.free = append(s.free[:i], s.free[i+1:]...)
+				s.pmu.Unlock()
+				return id, r, nil
+			}
 		}
+		if len(s.pool) < maxSessionRegions {
+			break
+		}
+		if len(s.free) > 0 { // free but too small: make room
+			id := s.free[0]
+			s.free = s.free[1:]
+			s.pool[id].Close()
+			delete(s.pool, id)
+			s.c.WriteMsg(&Msg{Type: MsgRegionClosed, Region: id}, nil)
+			continue
+		}
+		if s.isClosed() {
+			s.pmu.Unlock()
+			return 0, nil, ErrClosed
+		}
+		s.pcond.Wait()
 	}
 	s.pmu.Unlock()
 	r, err := NewRegion("adora-shm", n)
@@ -161,8 +185,19 @@ func (s *Session) region(n int) (uint32, *Region, error) {
 	return id, r, nil
 }
 
+func (s *Session) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
 func (s *Session) read() {
-	defer close(s.done)
+	defer func() {
+		close(s.done)
+		s.pmu.Lock()
+		s.pcond.Broadcast() // wake publishers waiting for a region
+		s.pmu.Unlock()
+	}()
 	for {
 		m, err := s.c.ReadMsg()
 		if err != nil {
@@ -192,6 +227,7 @@ func (s *Session) read() {
 		case MsgDropped:
 			s.pmu.Lock()
 			s.free = append(s.free, m.Regions...)
+			s.pcond.Broadcast()
 			s.pmu.Unlock()
 		case MsgInput:
 			s.deliver(m)
