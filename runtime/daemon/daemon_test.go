@@ -580,3 +580,35 @@ func TestReconnectBackoff(t *testing.T) {
 		t.Fatalf("jitter of 1s spans [%v, %v], want within +-20%% and spread", lo, hi)
 	}
 }
+
+// TestLastLinesBeforeResult: a node's final output reaches the coordinator
+// before the dataflow's result, so a follower sees it.
+func TestLastLinesBeforeResult(t *testing.T) {
+	fc := newFakeCoordinator(t)
+	startDaemon(t, fc, t.TempDir(), "")
+	fc.waitRegister(t)
+	m := spawnMsg(shDataflow(map[string]string{"brief": "echo last-words"}), "brief")
+	if err := request(t, fc.conn(), proto.TypeSpawn, m, nil); err != nil {
+		t.Fatal(err)
+	}
+	sawLine := false
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case e := <-fc.events:
+			switch e.Type {
+			case proto.TypeLog:
+				var l proto.Log
+				e.Into(&l)
+				sawLine = sawLine || hasLine(l.Lines, proto.Stdout, "last-words")
+			case proto.TypeDataflowFinished:
+				if !sawLine {
+					t.Fatal("the result overtook the node's last line")
+				}
+				return
+			}
+		case <-deadline:
+			t.Fatal("no result")
+		}
+	}
+}
