@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/posener/complete"
+
 	"github.com/adora-rs/adora/config"
 	"github.com/adora-rs/adora/placement"
 )
@@ -285,4 +287,16 @@ func (g *dataflowGraph) dot() string {
 // dotID quotes s as a DOT string.
 func dotID(s string) string {
 	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(s) + `"`
+}
+
+// AutocompleteArgs completes dataflow files.
+func (c *GraphCommand) AutocompleteArgs() complete.Predictor { return cfgFilePredictor }
+
+// AutocompleteFlags lists graph's flags.
+func (c *GraphCommand) AutocompleteFlags() complete.Flags {
+	return complete.Flags{
+		"-cluster": cfgFilePredictor,
+		"-format":  complete.PredictSet("mermaid", "dot"),
+		"-var":     complete.PredictAnything,
+	}
 }

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/posener/complete"
+
 	"github.com/adora-rs/adora/config"
 	"github.com/adora-rs/adora/placement"
 )
@@ -288,4 +290,15 @@ type cfgErrWriter struct {
 func (w *cfgErrWriter) Write(p []byte) (int, error) {
 	w.ui.Error(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
+}
+
+// cfgFilePredictor completes configuration file names.
+var cfgFilePredictor = complete.PredictOr(complete.PredictFiles("*.yml"), complete.PredictFiles("*.yaml"), complete.PredictFiles("*.hcl"))
+
+// AutocompleteArgs completes cluster and dataflow files.
+func (c *ValidateCommand) AutocompleteArgs() complete.Predictor { return cfgFilePredictor }
+
+// AutocompleteFlags lists validate's flags.
+func (c *ValidateCommand) AutocompleteFlags() complete.Flags {
+	return complete.Flags{"-json": complete.PredictNothing, "-placement": complete.PredictNothing, "-var": complete.PredictAnything}
 }

@@ -6,6 +6,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/hashicorp/cli"
+	"github.com/posener/complete"
 )
 
 func TestValidate(t *testing.T) {
@@ -118,5 +121,13 @@ func TestValidateDefaultFiles(t *testing.T) {
 	code, _, errOut = runCfgCmd(t, &ValidateCommand{})
 	if code != 1 || !strings.Contains(errOut, "no cluster.yml or cluster.hcl in the current directory") {
 		t.Fatalf("exit %d, stderr:\n%s", code, errOut)
+	}
+}
+
+func TestAutocomplete(t *testing.T) {
+	var _ cli.CommandAutocomplete = &ValidateCommand{}
+	var _ cli.CommandAutocomplete = &GraphCommand{}
+	if got := (&GraphCommand{}).AutocompleteFlags()["-format"].Predict(complete.Args{}); strings.Join(got, ",") != "mermaid,dot" {
+		t.Fatalf("-format predictions = %v", got)
 	}
 }
