@@ -293,7 +293,16 @@ func (w *cfgErrWriter) Write(p []byte) (int, error) {
 }
 
 // cfgFilePredictor completes configuration file names.
-var cfgFilePredictor = complete.PredictOr(complete.PredictFiles("*.yml"), complete.PredictFiles("*.yaml"), complete.PredictFiles("*.hcl"))
+var cfgFilePredictor = complete.PredictFunc(func(a complete.Args) []string {
+	var out []string
+	for _, p := range complete.PredictFiles("*").Predict(a) {
+		switch {
+		case strings.HasSuffix(p, "/"), strings.HasSuffix(p, ".yml"), strings.HasSuffix(p, ".yaml"), strings.HasSuffix(p, ".hcl"):
+			out = append(out, p)
+		}
+	}
+	return out
+})
 
 // AutocompleteArgs completes cluster and dataflow files.
 func (c *ValidateCommand) AutocompleteArgs() complete.Predictor { return cfgFilePredictor }
