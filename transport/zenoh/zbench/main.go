@@ -84,8 +84,9 @@ func serve(args []string) error {
 	var sunk atomic.Int64
 	s.Subscribe("bench/sink", func(smp transport.Sample) { sunk.Add(int64(len(smp.Payload))) })
 	s.Subscribe("bench/sync", func(transport.Sample) {
-		var b [8]byte
+		var b [16]byte
 		binary.LittleEndian.PutUint64(b[:], uint64(sunk.Swap(0)))
+		binary.LittleEndian.PutUint64(b[8:], uint64(cpuNow()))
 		s.Publish(ctx, "bench/synced", b[:], nil)
 	})
 	fmt.Println("READY")
@@ -109,7 +110,9 @@ func rawServe(c net.Conn) {
 		v := binary.LittleEndian.Uint32(hdr[:])
 		n := int(v &^ echoBit)
 		if n == 0 {
-			c.Write([]byte{1})
+			var b [8]byte
+			binary.LittleEndian.PutUint64(b[:], uint64(cpuNow()))
+			c.Write(b[:])
 			continue
 		}
 		buf = slices.Grow(buf[:0], n)[:n]
@@ -156,9 +159,11 @@ func client(args []string) error {
 	}
 	defer s.Close()
 	pong := make(chan int, 1)
-	synced := make(chan int64, 1)
+	synced := make(chan [2]int64, 1)
 	s.Subscribe("bench/pong", func(smp transport.Sample) { pong <- len(smp.Payload) })
-	s.Subscribe("bench/synced", func(smp transport.Sample) { synced <- int64(binary.LittleEndian.Uint64(smp.Payload)) })
+	s.Subscribe("bench/synced", func(smp transport.Sample) {
+		synced <- [2]int64{int64(binary.LittleEndian.Uint64(smp.Payload)), int64(binary.LittleEndian.Uint64(smp.Payload[8:]))}
+	})
 	ctx := context.Background()
 	// Ping until one comes back: both sides then know each other's
 	// subscriptions.
@@ -178,8 +183,15 @@ func client(args []string) error {
 	for len(pong) > 0 {
 		<-pong
 	}
-	fmt.Printf("| payload | raw TCP RTT p50 | zenoh RTT p50 | zenoh/raw RTT | raw TCP MB/s | zenoh MB/s | zenoh/raw MB/s | zenoh msg/s |\n")
-	fmt.Printf("|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	fmt.Printf("| payload | raw TCP RTT p50 | zenoh RTT p50 | zenoh/raw RTT | raw TCP MB/s | zenoh MB/s | zenoh/raw MB/s | raw CPU ms/GB | zenoh CPU ms/GB | raw/zenoh CPU |\n")
+	fmt.Printf("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	zsync := func() (int64, error) {
+		if err := s.Publish(ctx, "bench/sync", nil, nil); err != nil {
+			return 0, err
+		}
+		v := <-synced
+		return v[1], nil
+	}
 	for _, size := range sizes {
 		payload := make([]byte, size)
 		for i := range payload {
@@ -190,7 +202,7 @@ func client(args []string) error {
 		rounds := max(20, min(2000, (64<<20)/max(size, 1)/4) / *reps)
 		n := min(max(1, *volume/max(size, 1)), 200000)
 		var rawRTT, zRTT []time.Duration
-		var rawMBps, zMBps []float64
+		var rawMBps, zMBps, rawCPU, zCPU []float64
 		for r := 0; r < *reps; r++ {
 			rawRTT = append(rawRTT, median(rounds, func() error { return rawPing(raw, rr, payload) }))
 			zRTT = append(zRTT, median(rounds, func() error {
@@ -200,7 +212,22 @@ func client(args []string) error {
 				<-pong
 				return nil
 			}))
-			rawMBps = append(rawMBps, throughput(n*size, func() error { return rawSink(raw, rr, payload, n) }))
+			// throughput, and the CPU time both ends spent on it
+			srv0, err := rawSync(raw, rr)
+			if err != nil {
+				return err
+			}
+			cli0 := cpuNow()
+			var srv1 int64
+			rawMBps = append(rawMBps, throughput(n*size, func() (err error) {
+				srv1, err = rawSink(raw, rr, payload, n)
+				return err
+			}))
+			rawCPU = append(rawCPU, cpuPerGB(cpuNow()-cli0+srv1-srv0, n*size))
+			if srv0, err = zsync(); err != nil {
+				return err
+			}
+			cli0 = cpuNow()
 			zMBps = append(zMBps, throughput(n*size, func() error {
 				for i := 0; i < n; i++ {
 					if err := s.Publish(ctx, "bench/sink", payload, nil); err != nil {
@@ -210,16 +237,20 @@ func client(args []string) error {
 				if err := s.Publish(ctx, "bench/sync", nil, nil); err != nil {
 					return err
 				}
-				if got := <-synced; got != int64(n*size) {
-					return fmt.Errorf("zenoh sink got %d bytes, want %d", got, n*size)
+				v := <-synced
+				if v[0] != int64(n*size) {
+					return fmt.Errorf("zenoh sink got %d bytes, want %d", v[0], n*size)
 				}
+				srv1 = v[1]
 				return nil
 			}))
+			zCPU = append(zCPU, cpuPerGB(cpuNow()-cli0+srv1-srv0, n*size))
 		}
 		rR, zR := mid(rawRTT), mid(zRTT)
 		rT, zT := mid(rawMBps), mid(zMBps)
-		fmt.Printf("| %s | %s | %s | %.2fx | %.0f | %.0f | %.0f%% | %.0f |\n", human(size), us(rR), us(zR),
-			float64(zR)/float64(rR), rT, zT, 100*zT/rT, zT*1e6/float64(max(size, 1)))
+		rC, zC := mid(rawCPU), mid(zCPU)
+		fmt.Printf("| %s | %s | %s | %.2fx | %.0f | %.0f | %.0f%% | %.0f | %.0f | %.0f%% |\n", human(size), us(rR), us(zR),
+			float64(zR)/float64(rR), rT, zT, 100*zT/rT, rC, zC, 100*rC/zC)
 	}
 	st := s.Stats()
 	fmt.Printf("\nzenoh client counters: sent %d, received %d, dropped %d\n", st.MessagesSent, st.MessagesReceived, st.Dropped)
@@ -245,20 +276,42 @@ func rawPing(c net.Conn, r *bufio.Reader, p []byte) error {
 
 var echoBuf []byte
 
-func rawSink(c net.Conn, r *bufio.Reader, p []byte, n int) error {
+// rawSink sends n payloads without echo, then syncs; it returns the
+// server's CPU time at the sync.
+func rawSink(c net.Conn, r *bufio.Reader, p []byte, n int) (int64, error) {
 	var hdr [4]byte
 	binary.LittleEndian.PutUint32(hdr[:], uint32(len(p)))
 	for i := 0; i < n; i++ {
 		if _, err := (&net.Buffers{hdr[:], p}).WriteTo(c); err != nil {
-			return err
+			return 0, err
 		}
 	}
-	binary.LittleEndian.PutUint32(hdr[:], 0)
-	if _, err := c.Write(hdr[:]); err != nil {
-		return err
+	return rawSync(c, r)
+}
+
+// rawSync waits until the server has read everything sent so far and
+// returns its CPU time.
+func rawSync(c net.Conn, r *bufio.Reader) (int64, error) {
+	if _, err := c.Write([]byte{0, 0, 0, 0}); err != nil {
+		return 0, err
 	}
-	_, err := r.ReadByte()
-	return err
+	var b [8]byte
+	if _, err := io.ReadFull(r, b[:]); err != nil {
+		return 0, err
+	}
+	return int64(binary.LittleEndian.Uint64(b[:])), nil
+}
+
+// cpuNow is the CPU time (user and system) this process has used, in ns.
+func cpuNow() int64 {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return ru.Utime.Nano() + ru.Stime.Nano()
+}
+
+// cpuPerGB is CPU milliseconds per GB (1e9 bytes) moved.
+func cpuPerGB(cpuNs int64, bytes int) float64 {
+	return float64(cpuNs) / 1e6 / (float64(bytes) / 1e9)
 }
 
 func median(rounds int, f func() error) time.Duration {
