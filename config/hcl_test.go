@@ -223,3 +223,34 @@ func TestHCLUnknownFunctionHintIsStable(t *testing.T) {
 		}
 	}
 }
+
+func TestHCLTypedVarOverrides(t *testing.T) {
+	src := []byte(`variable "zones" {
+  type    = list(string)
+  default = ["a"]
+}
+variable "gpu" {
+  type    = bool
+  default = false
+}
+coordinator {
+  addr = "10.0.0.1"
+}
+machine "edge" {
+  for_each = toset(var.zones)
+  host     = "edge-${each.key}.example"
+  labels   = { zone = each.key, gpu = var.gpu }
+}
+`)
+	c, diags := ParseClusterOptions(src, "c.hcl", Options{Vars: map[string]string{"zones": `["x", "y"]`, "gpu": "true"}})
+	if len(diags) > 0 {
+		t.Fatal(diags)
+	}
+	if len(c.Machines) != 2 || c.Machines[0].ID != "x" || c.Machines[1].Host != "edge-y.example" || c.Machines[1].Labels["gpu"] != "true" {
+		t.Fatalf("machines = %+v", c.Machines)
+	}
+	_, diags = ParseClusterOptions(src, "c.hcl", Options{Vars: map[string]string{"gpu": "maybe"}})
+	if got := diags.Error(); !strings.Contains(got, `-var gpu: "maybe" is not a valid bool`) {
+		t.Fatalf("bad bool: %s", got)
+	}
+}
