@@ -1,8 +1,10 @@
 package shm
 
 import (
+	"context"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/adora-rs/adora/transport"
 	"github.com/adora-rs/adora/transport/transporttest"
@@ -51,5 +53,66 @@ func TestMatches(t *testing.T) {
 		if got := Matches(tc.expr, tc.key); got != tc.want {
 			t.Errorf("Matches(%q, %q) = %v, want %v", tc.expr, tc.key, got, tc.want)
 		}
+	}
+}
+
+// A subscriber that disconnects while its handler holds a shared sample
+// releases it: the hub keeps no sample alive and the publisher gets its
+// region back.
+func TestHubReclaimsSamplesOfClosedSessions(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "hub.sock")
+	h, err := NewHub(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	pub, err := DialSession(path, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	sub, err := DialSession(path, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entered := make(chan struct{})
+	block := make(chan struct{})
+	if _, err := sub.Subscribe("big/*", func(s transport.Sample) {
+		close(entered)
+		<-block
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := pub.Publish(context.Background(), "big/x", make([]byte, 1<<20), nil); err != nil {
+		t.Fatal(err)
+	}
+	<-entered
+	if n := h.Regions(); n != 1 {
+		t.Fatalf("%d live samples while the handler holds one, want 1", n)
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- sub.Close() }()
+	close(block) // the reader returns; Close finishes
+	<-closed
+	deadline := time.Now().Add(5 * time.Second)
+	for h.Regions() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d samples still live after the subscriber left", h.Regions())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	// The region came back: the next large publish reuses it.
+	deadline = time.Now().Add(5 * time.Second)
+	for {
+		pub.pmu.Lock()
+		free := len(pub.free)
+		pub.pmu.Unlock()
+		if free == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("publisher never got its region back")
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
