@@ -472,3 +472,29 @@ func TestDetectKind(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckDataflowAndCluster(t *testing.T) {
+	df := &Dataflow{Nodes: []Node{
+		{ID: "b", Path: "./b", Inputs: []Input{{ID: "z", Source: Source{Node: "a", Output: "o"}}, {ID: "t", Source: Source{Node: TimerNode, Output: "timer/secs/1", Timer: time.Second}}}},
+		{ID: "a", Path: "./a", Outputs: []string{"o"}},
+	}}
+	if diags := CheckDataflow(df); len(diags) > 0 {
+		t.Fatal(diags)
+	}
+	b := df.Node("b")
+	if b.Inputs[0].ID != "t" || b.Inputs[1].QueueSize != DefaultQueueSize || b.Inputs[1].QueuePolicy != DropOldest || b.Restart.Mode != RestartNever || b.Deploy.Distribute != DistributeLocal {
+		t.Fatalf("defaults not applied: %+v", b)
+	}
+	bad := &Dataflow{Nodes: []Node{{ID: "a b", Path: "x", Inputs: []Input{{ID: "i", Source: Source{Node: "nope", Output: "o"}}}}, {Path: "y"}}}
+	got := CheckDataflow(bad).Error()
+	for _, want := range []string{`node id "a b" contains ' '`, "node id must not be empty", `source node "nope" does not exist`} {
+		if !strings.Contains(got, want) {
+			t.Errorf("CheckDataflow: %q lacks %q", got, want)
+		}
+	}
+	c := &Cluster{Coordinator: Coordinator{Addr: "10.0.0.1"}, Machines: []Machine{{ID: "a", Host: "h"}, {ID: "a", Host: "h"}, {ID: "b;c", Host: "h"}}}
+	got = CheckCluster(c).Error()
+	if !strings.Contains(got, `duplicate machine id "a"`) || !strings.Contains(got, `machine id "b;c" contains ';'`) || c.Coordinator.Port != DefaultCoordinatorPort || c.Machines[0].Port != DefaultSSHPort {
+		t.Fatalf("CheckCluster: %s / %+v", got, c)
+	}
+}

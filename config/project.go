@@ -251,3 +251,33 @@ func strip(v reflect.Value) {
 		}
 	}
 }
+
+// CheckDataflow applies defaults to a Dataflow built in code (queue size,
+// queue policy, restart mode, distribute; inputs sorted) and cross-checks
+// it like ParseDataflow does: node ids valid and unique, every input wired
+// to an existing node and output. Field values are not re-validated beyond
+// ids.
+func CheckDataflow(df *Dataflow) Diagnostics {
+	var diags Diagnostics
+	for _, n := range df.Nodes {
+		if err := validNodeID(n.ID); err != nil && n.ID != "" {
+			diags.errorf(n.Pos, "%v", err)
+		}
+		if n.ID == "" {
+			diags.errorf(n.Pos, "node id must not be empty")
+		}
+	}
+	return append(diags, finishDataflow(df, Pos{File: df.Source})...)
+}
+
+// CheckCluster applies defaults to a Cluster built in code (ports, SSH user
+// and identity) and checks machine ids are valid and unique.
+func CheckCluster(c *Cluster) Diagnostics {
+	var diags Diagnostics
+	for _, m := range c.Machines {
+		if err := ValidID("machine id", m.ID); err != nil {
+			diags.errorf(m.Pos, "%v", err)
+		}
+	}
+	return append(diags, finishCluster(c, Pos{File: c.Source})...)
+}
