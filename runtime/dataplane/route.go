@@ -205,7 +205,8 @@ func (r *Router) handleOutput(c *nodeConn, m *shm.Msg) error {
 
 // enqueueLocked queues a data message for input in, applying its queue
 // policy. With backpressure and canBlock it waits for room (sender is the
-// sending connection, nil for remote data; unused); without canBlock (timers) a full
+// sending connection, nil for remote data; a node's output to its own
+// input is never held, it falls back to drop_oldest); without canBlock (timers) a full
 // queue drops the new message.
 func (r *Router) enqueueLocked(in *inputState, meta shm.Meta, data []byte, s *sample, sender *nodeConn, canBlock bool) {
 	ns := in.node
@@ -214,7 +215,8 @@ func (r *Router) enqueueLocked(in *inputState, meta shm.Meta, data []byte, s *sa
 	}
 	if len(in.items) >= in.size {
 		switch {
-		case in.spec.QueuePolicy != config.Backpressure:
+		case in.spec.QueuePolicy != config.Backpressure,
+			sender != nil && sender.node == ns: // a node feeding itself would wait for its own acks forever
 			old := in.items[0]
 			in.items = in.items[1:]
 			ns.fifo.Remove(old.elem)
