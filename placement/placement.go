@@ -126,6 +126,9 @@ type placer struct {
 	// byLabel lists, for each "key=value", the indexes of the daemons
 	// carrying that label, in placement order.
 	byLabel map[string][]int
+	// noMachine is the refusal list of a machine request nobody matches;
+	// it does not depend on the machine asked for.
+	noMachine []Refusal
 }
 
 // Place decides a daemon for every node. Decisions come out sorted by node
@@ -191,12 +194,15 @@ func (p *placer) place(n *config.Node) (Decision, error) {
 		if i, ok := p.byMachine[n.Deploy.Machine]; ok {
 			return p.decision(n.ID, i, ByMachine), nil
 		}
-		d := Decision{Node: n.ID, Rule: ByMachine, Refused: p.refuseAll(func(d Daemon) string {
-			if d.MachineID == "" {
-				return "unnamed daemon"
-			}
-			return fmt.Sprintf("machine id is %q", d.MachineID)
-		})}
+		if p.noMachine == nil {
+			p.noMachine = p.refuseAll(func(d Daemon) string {
+				if d.MachineID == "" {
+					return "unnamed daemon"
+				}
+				return fmt.Sprintf("machine id is %q", d.MachineID)
+			})
+		}
+		d := Decision{Node: n.ID, Rule: ByMachine, Refused: p.noMachine}
 		return d, fmt.Errorf("node %q: no matching daemon for machine id %q", n.ID, n.Deploy.Machine)
 	case len(n.Deploy.Labels) > 0:
 		res := p.byLabels(n.Deploy.Labels)
