@@ -316,3 +316,21 @@ func TestRegistrationRefusals(t *testing.T) {
 		t.Fatalf("unknown node: err = %v", err)
 	}
 }
+
+// A node whose output feeds its own backpressure input does not deadlock
+// (it would otherwise wait for its own acknowledgements).
+func TestSelfLoopBackpressureDoesNotBlock(t *testing.T) {
+	loop := sender("loop", "out")
+	loop.Inputs = []config.Input{input("in", "loop/out", 1, config.Backpressure)}
+	h := newHarness(t, dataflow(loop))
+	h.spawn("loop", "sender", 0, "DP_COUNT=50", "DP_SIZE=16")
+	if err := waitErr(t, h.reapAsync("loop"), "self-looping node"); err != nil {
+		t.Fatal(err)
+	}
+	if !contains(h.logLines("loop"), "SENT 50") {
+		t.Fatal("the node did not send all its messages")
+	}
+	if m := h.r.Metrics()["loop"]; m.MessagesOut != 50 || m.Dropped == 0 {
+		t.Fatalf("metrics %+v, want 50 out and drops counted", m)
+	}
+}
