@@ -40,10 +40,17 @@ type dataplaneRouter struct {
 	bridge *bridge // nil on a single machine
 }
 
+// Drops counts, per node, input messages dropped by queue policy plus
+// outputs published to other machines while no receiver there listened.
 func (r *dataplaneRouter) Drops() map[string]uint64 {
 	out := map[string]uint64{}
 	for id, m := range r.Metrics() {
 		out[id] = m.Dropped
+	}
+	if r.bridge != nil {
+		for id, n := range r.bridge.Lost() {
+			out[id] += n
+		}
 	}
 	return out
 }

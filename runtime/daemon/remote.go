@@ -20,6 +20,18 @@ const Network = "default"
 // publishTimeout bounds one cross-machine publication.
 const publishTimeout = 5 * time.Second
 
+// startupWait is how long after a dataflow starts here a publication waits
+// for its remote receivers to subscribe (the start barrier across
+// machines). Later, a publication nobody remote subscribes to is counted
+// as lost.
+const startupWait = 10 * time.Second
+
+// matcher is a transport that knows whether a publication would reach a
+// remote subscriber now (zenoh.Session).
+type matcher interface {
+	Matching(key string) bool
+}
+
 // OutputKey is the key an output of a node travels on between machines:
 // adora/<network>/<dataflow>/output/<node>/<output>.
 func OutputKey(dataflowID, node, output string) string {
@@ -47,25 +59,60 @@ type bridge struct {
 	log    *slog.Logger
 
 	failures atomic.Uint64 // publications that failed
+	started  time.Time
 
 	mu   sync.Mutex
 	subs []transport.Subscription
+	lost map[string]uint64 // by publishing node: sent while no remote receiver subscribed
 }
 
 func newBridge(tr transport.Transport, flowID string, log *slog.Logger) *bridge {
-	return &bridge{tr: tr, flowID: flowID, log: log}
+	return &bridge{tr: tr, flowID: flowID, log: log, started: time.Now(), lost: map[string]uint64{}}
 }
 
 // Publish implements dataplane.Remote: data is the payload, meta the
-// message metadata (sent as the Zenoh attachment).
+// message metadata (sent as the Zenoh attachment). While the dataflow
+// starts it waits for a remote receiver to subscribe; it blocks the
+// sending node meanwhile, which is the point.
 func (b *bridge) Publish(node, output string, meta, data []byte) error {
+	key := OutputKey(b.flowID, node, output)
+	if m, ok := b.tr.(matcher); ok && !b.awaitReceiver(m, key) {
+		b.mu.Lock()
+		b.lost[node]++
+		b.mu.Unlock()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
 	defer cancel()
-	if err := b.tr.Publish(ctx, OutputKey(b.flowID, node, output), data, meta); err != nil {
+	if err := b.tr.Publish(ctx, key, data, meta); err != nil {
 		b.failures.Add(1)
 		return fmt.Errorf("publish %s/%s to other machines: %w", node, output, err)
 	}
 	return nil
+}
+
+// awaitReceiver reports whether key has a remote subscriber, waiting for
+// one until the startup window ends.
+func (b *bridge) awaitReceiver(m matcher, key string) bool {
+	deadline := b.started.Add(startupWait)
+	for !m.Matching(key) {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return true
+}
+
+// Lost returns, by node, the publications no remote receiver was
+// subscribed to.
+func (b *bridge) Lost() map[string]uint64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make(map[string]uint64, len(b.lost))
+	for k, v := range b.lost {
+		out[k] = v
+	}
+	return out
 }
 
 // wireEvent is the JSON payload on an event key.

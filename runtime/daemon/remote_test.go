@@ -223,3 +223,62 @@ func TestBridgeOverZenoh(t *testing.T) {
 }
 
 func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+func (m *memTransport) Matching(key string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, s := range m.subs {
+		if matchKey(s.expr, key) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestBridgeWaitsForRemoteReceiver: at start a publication waits until the
+// receiving machine subscribes (nothing is lost); after the startup
+// window one nobody receives is counted as lost.
+func TestBridgeWaitsForRemoteReceiver(t *testing.T) {
+	tr := newMemTransport()
+	df := twoMachineFlow()
+	a := newBridge(tr, "df3", discard())
+	if err := a.start(&fakeDeliverer{}, df, []string{"camera", "actuator"}); err != nil {
+		t.Fatal(err)
+	}
+	defer a.close()
+	published := make(chan error, 1)
+	go func() { published <- a.Publish("camera", "frames", nil, []byte("early")) }()
+	select {
+	case <-published:
+		t.Fatal("published before any receiver subscribed")
+	case <-time.After(100 * time.Millisecond):
+	}
+	b := newBridge(tr, "df3", discard())
+	toB := &fakeDeliverer{}
+	if err := b.start(toB, df, []string{"inference"}); err != nil {
+		t.Fatal(err)
+	}
+	defer b.close()
+	if err := <-published; err != nil {
+		t.Fatal(err)
+	}
+	if data, _ := toB.snapshot(); !slices.Equal(data, []string{"camera/frames::early"}) {
+		t.Fatalf("receiver got %v", data)
+	}
+	if lost := a.Lost(); len(lost) != 0 {
+		t.Fatalf("lost %v", lost)
+	}
+
+	late := newBridge(tr, "df4", discard())
+	late.started = time.Now().Add(-2 * startupWait)
+	start := time.Now()
+	if err := late.Publish("camera", "frames", nil, []byte("nobody")); err != nil {
+		t.Fatal(err)
+	}
+	if time.Since(start) > time.Second {
+		t.Fatal("waited after the startup window")
+	}
+	if lost := late.Lost(); lost["camera"] != 1 {
+		t.Fatalf("lost %v, want camera: 1", lost)
+	}
+}

@@ -76,8 +76,9 @@ nodes:
 
 // TestCrossMachineGoNodes: the sender runs under daemon robot and the
 // receiver under daemon gpu-server; the data crosses between the daemons
-// over Zenoh on loopback, in order and complete, and the receiver learns
-// that the sender's output closed.
+// over Zenoh on loopback, in order and complete (the sender starts at
+// once: publications wait for the remote receiver), and the receiver
+// learns that the sender's output closed.
 func TestCrossMachineGoNodes(t *testing.T) {
 	e := newEnv(t)
 	dir := goNodes(t)
@@ -94,7 +95,6 @@ nodes:
     path: `+filepath.Join(dir, "sender")+`
     env:
       COUNT: "25"
-      START_DELAY: 1s
     inputs:
       tick: adora/timer/millis/10
     outputs:
