@@ -297,6 +297,9 @@ func TestLocalDeliveryAndValidation(t *testing.T) {
 		{Connect: []string{"127.0.0.1:7447"}},
 		{Mode: Client, Listen: []string{"tcp/127.0.0.1:0"}},
 		{ZID: make([]byte, 17)},
+		{ZID: []byte{1, 0}},
+		{Lease: 10 * time.Millisecond},
+		{Lease: 1500 * time.Microsecond},
 	} {
 		if s, err := Open(context.Background(), cfg); err == nil {
 			s.Close()

@@ -164,8 +164,14 @@ func (c *Config) fill() error {
 	if len(c.ZID) == 0 || len(c.ZID) > wire.MaxZIDLen {
 		return fmt.Errorf("zenoh config: ZID must be 1-16 bytes, got %d", len(c.ZID))
 	}
-	if c.Lease <= 0 {
+	if c.ZID[len(c.ZID)-1] == 0 {
+		return errors.New("zenoh config: the last (most significant) byte of the ZID must not be zero; Zenoh ids are little-endian numbers without leading zeros")
+	}
+	if c.Lease == 0 {
 		c.Lease = DefaultLease
+	}
+	if c.Lease < 100*time.Millisecond || c.Lease%time.Millisecond != 0 {
+		return fmt.Errorf("zenoh config: lease %v must be a whole number of milliseconds, at least 100ms", c.Lease)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
