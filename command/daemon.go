@@ -37,7 +37,11 @@ Usage: adora daemon [options]
   id>/identity), spawns and supervises the nodes the coordinator assigns,
   and reconnects forever when the coordinator goes away, keeping its nodes
   running. Ctrl-C (or SIGTERM) stops the nodes gracefully and exits; a
-  second one exits at once.
+  second one exits at once. If the daemon is killed, its nodes get SIGTERM
+  from the kernel, and the next start reaps whatever they left behind.
+
+  The identity belongs to (ADORA_HOME, machine id): two daemons on one
+  machine need different --machine-id values (or ADORA_HOME directories).
 
 Options:
   --machine-id ID          Machine id nodes are placed on (_unstable_deploy.machine).
