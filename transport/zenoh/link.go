@@ -53,6 +53,9 @@ type link struct {
 	lastTx atomic.Int64 // unix nanos of the last write
 	lastRx atomic.Int64 // unix nanos of the last batch read
 
+	abortMu    sync.Mutex // guards abortArmed, see abortOnCancelLocked
+	abortArmed bool
+
 	// receive side, owned by the reader goroutine
 	rxSN    [2]uint64 // last accepted SN per lane
 	frag    [2][]byte
@@ -110,8 +113,10 @@ func (l *link) close(reason byte, sendClose bool, cause error) {
 			// cut short a write in progress, then say why we close
 			l.conn.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
 			l.wmu.Lock()
-			l.conn.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
-			writeBatch(l.conn, wire.AppendClose(nil, &wire.Close{Session: true, Reason: reason}))
+			if l.failErr.Load() == nil { // else a batch may be cut in half
+				l.conn.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+				writeBatch(l.conn, wire.AppendClose(nil, &wire.Close{Session: true, Reason: reason}))
+			}
 			l.wmu.Unlock()
 		}
 		l.conn.Close()
@@ -225,10 +230,7 @@ func (l *link) sendPut(ctx context.Context, key string, payload, attachment []by
 	default:
 	}
 	if ctx != nil && ctx.Done() != nil {
-		// Cancelling ctx aborts a blocked write; a message cut in the
-		// middle leaves the stream unusable, so the link is then closed.
-		stop := context.AfterFunc(ctx, func() { l.conn.SetWriteDeadline(time.Unix(1, 0)) })
-		defer stop()
+		defer l.abortOnCancelLocked(ctx)()
 	}
 	we := wire.WireExpr{Suffix: key}
 	id, fresh := l.aliasLocked(key)
@@ -265,6 +267,29 @@ func (l *link) sendPut(ctx context.Context, key string, payload, attachment []by
 	}
 	l.s.stats.sent.Add(1)
 	return nil
+}
+
+// abortOnCancelLocked makes cancelling ctx abort the write in progress
+// (a message cut in the middle leaves the stream unusable, so the link is
+// then closed). The returned function ends that; after it returns, a late
+// cancellation no longer touches the connection.
+func (l *link) abortOnCancelLocked(ctx context.Context) func() {
+	l.abortMu.Lock()
+	l.abortArmed = true
+	l.abortMu.Unlock()
+	stop := context.AfterFunc(ctx, func() {
+		l.abortMu.Lock()
+		defer l.abortMu.Unlock()
+		if l.abortArmed {
+			l.conn.SetWriteDeadline(time.Unix(1, 0))
+		}
+	})
+	return func() {
+		l.abortMu.Lock()
+		l.abortArmed = false
+		l.abortMu.Unlock()
+		stop()
+	}
 }
 
 // ourAlias returns the key of an expression id we declared on this link.
