@@ -6,6 +6,7 @@ package examples_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -81,6 +82,17 @@ func run(t *testing.T, example string, env ...string) map[string][]string {
 // runYAML is run with the dataflow text given.
 func runYAML(t *testing.T, src []byte, env ...string) map[string][]string {
 	t.Helper()
+	lines, err := runYAMLErr(t, src, env...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return lines
+}
+
+// runYAMLErr is runYAML for dataflows that may fail: it returns adora
+// run's error with the output.
+func runYAMLErr(t *testing.T, src []byte, env ...string) (map[string][]string, error) {
+	t.Helper()
 	bin := build(t)
 	df := filepath.Join(t.TempDir(), "dataflow.yml")
 	if err := os.WriteFile(df, bytes.ReplaceAll(src, []byte("../../tmp/examples/"), []byte(bin+"/")), 0o644); err != nil {
@@ -91,9 +103,9 @@ func runYAML(t *testing.T, src []byte, env ...string) map[string][]string {
 	cmd := exec.CommandContext(ctx, filepath.Join(bin, "adora"), "run", df, "--stop-after", "60s")
 	cmd.Env = append(os.Environ(), "ADORA_HOME="+t.TempDir())
 	cmd.Env = append(cmd.Env, env...)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("adora run: %v\n%s", err, out)
+	out, runErr := cmd.CombinedOutput()
+	if runErr != nil {
+		runErr = fmt.Errorf("adora run: %w\n%s", runErr, out)
 	}
 	lines := map[string][]string{}
 	for _, l := range strings.Split(string(out), "\n") {
@@ -104,7 +116,7 @@ func runYAML(t *testing.T, src []byte, env ...string) map[string][]string {
 		id, text = strings.TrimSpace(id), strings.TrimPrefix(text, " ")
 		lines[id] = append(lines[id], text)
 	}
-	return lines
+	return lines, runErr
 }
 
 func TestPipelineExample(t *testing.T) {
@@ -189,7 +201,7 @@ func TestCameraViewerKilledAndRestarted(t *testing.T) {
         queue_size: 4
         queue_policy: backpressure
 `)
-	lines := runYAML(t, src, "FRAMES=40", "CRASH_AT=10")
+	lines := runYAML(t, src, "FRAMES=40", "VIEWER_CRASH_AT=10")
 	if !hasLine(lines["camera"], "camera: sent 40 frames") {
 		t.Fatalf("camera did not finish; output:\n%s", strings.Join(lines["camera"], "\n"))
 	}
@@ -259,5 +271,30 @@ func TestPipelineThroughCoordinator(t *testing.T) {
 	}
 	if len(ms) != 30 || !strings.Contains(out, "receiver: receiver done: count=30 in_order=true") {
 		t.Fatalf("receiver got %d messages; output:\n%s", len(ms), out)
+	}
+}
+
+// The camera killed (SIGKILL) mid-stream: the viewer learns that its source
+// failed, its input closes after the frames already sent, and it ends
+// cleanly; adora run reports the failure.
+func TestCameraKilledClosesViewerInput(t *testing.T) {
+	src, err := os.ReadFile(filepath.Join("camera", "dataflow.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines, err := runYAMLErr(t, src, "FRAMES=40", "CAMERA_CRASH_AT=7")
+	if err == nil {
+		t.Fatal("adora run succeeded although the camera was killed")
+	}
+	v := lines["viewer"]
+	for _, want := range []string{
+		"viewer: source camera failed (node exited with an error)",
+		"viewer: input frames closed",
+		"frame 7 bytes=6220800 checksum_ok=true zero_copy=true",
+		"viewer done: frames=8 bad=0 in_order=true",
+	} {
+		if !hasLine(v, want) {
+			t.Fatalf("viewer never printed %q; output:\n%s", want, strings.Join(v, "\n"))
+		}
 	}
 }

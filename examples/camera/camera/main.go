@@ -2,7 +2,8 @@
 // bytes) on output "frames", one per tick of its timer input. Each frame is
 // written straight into shared memory (AllocOutput + SendBuffer) and
 // carries its CRC-32 and frame number in the metadata. After FRAMES frames
-// (default 30) it closes the output and exits.
+// (default 30) it closes the output and exits. For fault tests,
+// CAMERA_CRASH_AT=N makes it kill itself with SIGKILL right after sending frame N.
 package main
 
 import (
@@ -10,6 +11,7 @@ import (
 	"hash/crc32"
 	"os"
 	"strconv"
+	"syscall"
 
 	node "github.com/adora-rs/adora/nodes"
 )
@@ -46,6 +48,10 @@ func run() error {
 		return err
 	}
 	defer n.Close()
+	crashAt := -1
+	if v, err := strconv.Atoi(os.Getenv("CAMERA_CRASH_AT")); err == nil {
+		crashAt = v
+	}
 	sent := 0
 	for ev := range n.Events() {
 		if ev.Type != node.Input || sent == frames {
@@ -62,6 +68,10 @@ func run() error {
 		}
 		if err := n.SendBuffer("frames", buf, meta); err != nil {
 			return err
+		}
+		if sent == crashAt {
+			fmt.Printf("camera: crashing after frame %d\n", sent)
+			syscall.Kill(os.Getpid(), syscall.SIGKILL)
 		}
 		sent++
 		if sent == frames {

@@ -3,7 +3,7 @@
 // view of the camera's shared memory), and prints one line per frame and a
 // summary when the input closes.
 //
-// For fault tests, CRASH_AT=N makes the first instance (restart count 0)
+// For fault tests, VIEWER_CRASH_AT=N makes the first instance (restart count 0)
 // kill itself with SIGKILL when frame N arrives, while it holds the frame.
 package main
 
@@ -25,13 +25,21 @@ func main() {
 	}
 	defer n.Close()
 	crashAt := -1
-	if v, err := strconv.Atoi(os.Getenv("CRASH_AT")); err == nil && n.Config().RestartCount == 0 {
+	if v, err := strconv.Atoi(os.Getenv("VIEWER_CRASH_AT")); err == nil && n.Config().RestartCount == 0 {
 		crashAt = v
 	}
 	fmt.Printf("viewer started (restart %d)\n", n.Config().RestartCount)
 	count, bad, inOrder, first := 0, 0, true, -1
 	for ev := range n.Events() {
-		if ev.Type != node.Input {
+		switch ev.Type {
+		case node.NodeFailed:
+			fmt.Printf("viewer: source %s failed (%s)\n", ev.ID, ev.Err)
+			continue
+		case node.InputClosed:
+			fmt.Printf("viewer: input %s closed\n", ev.ID)
+			continue
+		case node.Input:
+		default:
 			continue
 		}
 		frame, _ := ev.Metadata.Parameters["frame"].(float64)
