@@ -200,11 +200,20 @@ func Decode(frame []byte) (*Envelope, error) {
 	return &e, nil
 }
 
-// Encode renders e as one frame.
+// Encode renders e as one frame. The payload is spliced in as is (it must
+// be valid JSON, as NewEnvelope and Decode make it), so a large payload is
+// not re-validated and copied a second time.
 func Encode(e *Envelope) ([]byte, error) {
-	b, err := json.Marshal(e)
+	head := *e
+	head.Payload = nil
+	b, err := json.Marshal(&head)
 	if err != nil {
 		return nil, fmt.Errorf("encode %s: %w", e.Type, err)
+	}
+	if len(e.Payload) > 0 {
+		b = append(b[:len(b)-1], `,"payload":`...)
+		b = append(b, e.Payload...)
+		b = append(b, '}')
 	}
 	if len(b) > MaxMessageSize {
 		return nil, fmt.Errorf("encode %s: %d bytes exceeds the %d byte limit", e.Type, len(b), MaxMessageSize)

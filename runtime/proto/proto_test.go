@@ -1,6 +1,7 @@
 package proto
 
 import (
+	"bytes"
 	"errors"
 	"reflect"
 	"strings"
@@ -110,8 +111,19 @@ func FuzzDecode(f *testing.F) {
 		if e.Type == "" || (e.ID != 0 && e.ReplyTo != 0) {
 			t.Fatalf("Decode accepted invalid envelope %+v", e)
 		}
-		if _, err := Encode(e); err != nil && len(frame) < MaxMessageSize/2 {
-			t.Fatalf("re-encode of accepted frame: %v", err)
+		again, err := Encode(e)
+		if err != nil {
+			if len(frame) < MaxMessageSize/2 {
+				t.Fatalf("re-encode of accepted frame: %v", err)
+			}
+			return
+		}
+		e2, err := Decode(again)
+		if err != nil {
+			t.Fatalf("decode of re-encoded frame %q: %v", again, err)
+		}
+		if e2.Type != e.Type || e2.ID != e.ID || e2.ReplyTo != e.ReplyTo || e2.Error != e.Error || !bytes.Equal(e2.Payload, e.Payload) {
+			t.Fatalf("round trip changed the envelope:\n%+v\n%+v", e, e2)
 		}
 	})
 }
