@@ -522,3 +522,21 @@ func TestFullMeshOfThree(t *testing.T) {
 		}
 	}
 }
+
+// A handler slower than the lease does not make the link expire.
+func TestSlowHandlerIsNotLeaseExpiry(t *testing.T) {
+	a := openT(t, Config{Listen: []string{"tcp/127.0.0.1:0"}, Lease: 200 * time.Millisecond})
+	b := openT(t, Config{Connect: a.ListenEndpoints(), Lease: 200 * time.Millisecond})
+	c := newCollector()
+	a.Subscribe("slow", func(s Sample) {
+		time.Sleep(600 * time.Millisecond) // three leases
+		c.handle(s)
+	})
+	waitFor(t, "subscription", func() bool { return remoteSubscribed(b, "slow") })
+	b.Publish(context.Background(), "slow", []byte("1"), nil)
+	b.Publish(context.Background(), "slow", []byte("2"), nil)
+	c.waitN(t, 2)
+	if n := a.Stats().LinksClosed + b.Stats().LinksClosed; n != 0 {
+		t.Fatalf("%d links closed during a slow handler", n)
+	}
+}

@@ -52,6 +52,9 @@ type link struct {
 	wbuf   []byte
 	lastTx atomic.Int64 // unix nanos of the last write
 	lastRx atomic.Int64 // unix nanos of the last batch read
+	// delivering is set while a handler runs on the reader goroutine: a
+	// slow handler is not a silent peer.
+	delivering atomic.Bool
 
 	abortMu    sync.Mutex // guards abortArmed, see abortOnCancelLocked
 	abortArmed bool
@@ -374,7 +377,7 @@ func (l *link) keepAlive() {
 		case <-l.done:
 			return
 		case now := <-t.C:
-			if now.UnixNano()-l.lastRx.Load() > int64(l.p.peerLease) {
+			if now.UnixNano()-l.lastRx.Load() > int64(l.p.peerLease) && !l.delivering.Load() {
 				l.close(wire.CloseExpired, true, errLease)
 				return
 			}

@@ -77,9 +77,12 @@ func (l *link) handlePush(p *wire.Push) error {
 		}
 	}
 	l.s.mu.RUnlock()
+	l.delivering.Store(true)
 	for _, sub := range subs {
 		sub.deliver(smp)
 	}
+	l.lastRx.Store(time.Now().UnixNano())
+	l.delivering.Store(false)
 	return nil
 }
 
