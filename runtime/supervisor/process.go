@@ -199,7 +199,7 @@ func (s *Supervisor) writePIDFile(id string, pid int) {
 		s.log.Warn("record node pid", "node", id, "err", err)
 		return
 	}
-	content := fmt.Sprintf("%d %d\n", pid, start)
+	content := fmt.Sprintf("%d %d %s\n", pid, start, bootID())
 	if err := os.WriteFile(s.pidFile(id), []byte(content), 0o644); err != nil {
 		s.log.Warn("record node pid", "node", id, "err", err)
 	}
@@ -213,7 +213,8 @@ func (s *Supervisor) removePIDFile(id string) {
 
 // ReapStale kills what is left of node processes recorded in the pid files
 // under dir (recursively) by a daemon that died without cleaning up, and
-// removes the files. A recorded leader that is alive is killed with its
+// removes the files. Files written before the last reboot (another boot
+// id) are only removed. A recorded leader that is alive is killed with its
 // process group only if its start time matches the record (pid reuse); if
 // the leader is gone, surviving members of its group are killed. It
 // returns how many process groups it signalled.
@@ -249,8 +250,8 @@ func reapOne(path string, log *slog.Logger) bool {
 		return false
 	}
 	f := strings.Fields(string(b))
-	if len(f) != 2 {
-		return false
+	if len(f) != 3 || f[2] != bootID() {
+		return false // written before a reboot: those processes are gone
 	}
 	pid, err1 := strconv.Atoi(f[0])
 	start, err2 := strconv.ParseUint(f[1], 10, 64)
@@ -265,4 +266,13 @@ func reapOne(path string, log *slog.Logger) bool {
 	}
 	log.Warn("killed leftover node processes of a previous daemon", "pgid", pid, "file", path)
 	return true
+}
+
+// bootID identifies the running kernel boot ("" if unknown).
+func bootID() string {
+	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
 }

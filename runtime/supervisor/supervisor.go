@@ -141,7 +141,8 @@ type Config struct {
 	// LogMaxSize and LogKeep configure log rotation (0: defaults).
 	LogMaxSize int64
 	LogKeep    int
-	// PIDDir, if set, holds one file per running node ("<pid> <start>")
+	// PIDDir, if set, holds one file per running node ("<pid> <start>
+	// <boot id>")
 	// so that ReapStale can clean up after a crashed daemon.
 	PIDDir string
 }

@@ -544,15 +544,17 @@ func TestReapStaleIgnoresReusedPID(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A record with another start time describes another process.
-	os.WriteFile(filepath.Join(dir, "x.pid"), fmt.Appendf(nil, "%d %d\n", pid, start+1), 0o644)
+	// A record with another start time describes another process, and
+	// one from another boot too.
+	os.WriteFile(filepath.Join(dir, "x.pid"), fmt.Appendf(nil, "%d %d %s\n", pid, start+1, bootID()), 0o644)
+	os.WriteFile(filepath.Join(dir, "y.pid"), fmt.Appendf(nil, "%d %d other-boot\n", pid, start), 0o644)
 	if n, err := ReapStale(dir, nil); err != nil || n != 0 {
 		t.Fatalf("ReapStale = %d, %v", n, err)
 	}
 	if !alive(pid) {
 		t.Fatal("killed a process whose start time did not match")
 	}
-	os.WriteFile(filepath.Join(dir, "x.pid"), fmt.Appendf(nil, "%d %d\n", pid, start), 0o644)
+	os.WriteFile(filepath.Join(dir, "x.pid"), fmt.Appendf(nil, "%d %d %s\n", pid, start, bootID()), 0o644)
 	if n, err := ReapStale(dir, nil); err != nil || n != 1 {
 		t.Fatalf("ReapStale = %d, %v", n, err)
 	}
