@@ -576,3 +576,26 @@ func TestProcStat(t *testing.T) {
 		t.Fatal("no error for a missing process")
 	}
 }
+
+func TestLongLinesAreSplit(t *testing.T) {
+	s, rec := newTestSupervisor(t, Config{})
+	// 200,000 'x' then a newline, then a short line.
+	if err := s.Start(shNode("long", `head -c 200000 /dev/zero | tr '\0' x; echo; echo short`)); err != nil {
+		t.Fatal(err)
+	}
+	waitDone(t, s, 10*time.Second)
+	lines := rec.texts("long", Stdout)
+	if len(lines) < 4 || lines[len(lines)-1] != "short" {
+		t.Fatalf("%d lines, last %q", len(lines), lines[len(lines)-1])
+	}
+	total := 0
+	for _, l := range lines[:len(lines)-1] {
+		if len(l) > maxLineBytes {
+			t.Fatalf("line of %d bytes exceeds %d", len(l), maxLineBytes)
+		}
+		total += len(l)
+	}
+	if total != 200000 {
+		t.Fatalf("long line carried %d bytes, want 200000", total)
+	}
+}
