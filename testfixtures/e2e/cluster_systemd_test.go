@@ -84,7 +84,7 @@ func TestClusterSystemdLifecycle(t *testing.T) {
 		}
 		f.waitDaemons(40*time.Second, "e2e-1", names...)
 		// Auto-recovery re-spawns the node of h2; the others never stopped.
-		after := waitNodes(t, 45*time.Second, names...)
+		after := waitNodes(t, 90*time.Second, names...)
 		if after["h1"] != before["h1"] || after["h3"] != before["h3"] {
 			t.Fatalf("nodes on h1/h3 restarted during h2's reboot: %v -> %v", before, after)
 		}
@@ -126,7 +126,7 @@ func TestClusterSystemdLifecycle(t *testing.T) {
 		if !seen[1] || !seen[2] {
 			t.Fatalf("never saw h1 upgraded while h2 and h3 kept their nodes, then h2 while h3 did (samples %v)", samples)
 		}
-		waitNodes(t, 45*time.Second, names...)
+		waitNodes(t, 90*time.Second, names...)
 	})
 
 	t.Run("broken binary stops the rollout at the first host", func(t *testing.T) {
@@ -135,7 +135,7 @@ func TestClusterSystemdLifecycle(t *testing.T) {
 		for _, n := range names[1:] {
 			before[n] = sh(t, n, "systemctl show -p MainPID --value adora-daemon-"+n)
 		}
-		nodesBefore := waitNodes(t, 45*time.Second, names...)
+		nodesBefore := waitNodes(t, 90*time.Second, names...)
 		out, code := f.adora(v2, "cluster", "upgrade", "-binary", broken, "-timeout", "6s", f.file)
 		if code == 0 {
 			t.Fatal("upgrade with a broken binary exited 0")
