@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/adora-rs/adora/runtime/proto"
 )
@@ -145,4 +146,45 @@ func (c *Coordinator) handleArtifactGet(w http.ResponseWriter, r *http.Request) 
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Content-Length", strconv.FormatInt(fi.Size(), 10))
 	io.Copy(w, f)
+}
+
+// artifactGrace keeps fresh uploads that no dataflow references yet (the
+// CLI uploads before it starts the dataflow).
+const artifactGrace = time.Hour
+
+// gcArtifacts removes build directories that no stored dataflow
+// references and that are older than artifactGrace.
+func (c *Coordinator) gcArtifacts(now time.Time) {
+	if c.cfg.ArtifactsDir == "" {
+		return
+	}
+	entries, err := os.ReadDir(c.cfg.ArtifactsDir)
+	if err != nil {
+		return // nothing uploaded yet
+	}
+	recs, err := c.store.Dataflows()
+	if err != nil {
+		c.log.Warn("artifact cleanup: read dataflows", "err", err)
+		return
+	}
+	used := map[string]bool{}
+	for _, r := range recs {
+		for _, a := range r.Artifacts {
+			used[a.BuildID] = true
+		}
+	}
+	for _, e := range entries {
+		if !e.IsDir() || used[e.Name()] {
+			continue
+		}
+		fi, err := e.Info()
+		if err != nil || now.Sub(fi.ModTime()) < artifactGrace {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(c.cfg.ArtifactsDir, e.Name())); err != nil {
+			c.log.Warn("artifact cleanup", "build", e.Name(), "err", err)
+			continue
+		}
+		c.log.Info("artifact cleanup: removed unreferenced build", "build", e.Name())
+	}
 }

@@ -103,6 +103,8 @@ type Coordinator struct {
 
 	conns int // WebSocket connections being served; guarded by mu
 
+	lastGC time.Time // last artifact cleanup; used by Tick only
+
 	mu        sync.Mutex
 	daemons   map[string]*daemonSession // connected and registered, by daemon id
 	flows     map[string]*flow          // active dataflows, by id
@@ -330,9 +332,12 @@ func (c *Coordinator) tickLoop() {
 }
 
 // Tick runs the periodic work once: the heartbeat watchdog (daemons silent
-// for proto.HeartbeatTimeout are disconnected), heartbeats to daemons, and
-// auto-recovery for daemons whose last report lacks a dataflow. It is
-// called every TickInterval; tests call it directly with a fake clock.
+// for proto.HeartbeatTimeout are disconnected), heartbeats to daemons,
+// auto-recovery for daemons whose last report lacks a dataflow, and (every
+// 10 minutes) removal of artifacts no stored dataflow references. It is
+// called every TickInterval from one goroutine; tests call it directly
+// with a fake clock (not concurrently with the ticker: give them a long
+// TickInterval).
 func (c *Coordinator) Tick() {
 	now := c.clock.Now()
 	var stale, live []*daemonSession
@@ -366,4 +371,11 @@ func (c *Coordinator) Tick() {
 		s.conn.TrySend(proto.TypeHeartbeat, proto.Heartbeat{})
 		c.recover(s)
 	}
+	if now.Sub(c.lastGC) >= artifactGCInterval {
+		c.lastGC = now
+		c.gcArtifacts(now)
+	}
 }
+
+// artifactGCInterval is how often Tick looks for unreferenced artifacts.
+const artifactGCInterval = 10 * time.Minute

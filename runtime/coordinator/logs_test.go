@@ -7,6 +7,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -235,5 +237,39 @@ func TestValidArtifactID(t *testing.T) {
 		if got := coordinator.ValidArtifactID(id); got != want {
 			t.Errorf("ValidArtifactID(%q) = %v, want %v", id, got, want)
 		}
+	}
+}
+
+func TestUnreferencedArtifactsAreRemoved(t *testing.T) {
+	dir := t.TempDir()
+	clock := coordtest.NewClock(time.Now())
+	srv := coordtest.Start(t, coordinator.Config{ArtifactsDir: dir, Clock: clock, TickInterval: quietTick})
+	daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
+	opts := client.Options{Addr: srv.Endpoint.Addr, Port: srv.Endpoint.Port}
+	body := []byte("bin")
+	sum := sha256.Sum256(body)
+	for _, b := range []string{"used", "orphan"} {
+		if err := client.UploadArtifact(ctxT(t), opts, b, "camera", bytes.NewReader(body), hex.EncodeToString(sum[:])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := dial(t, srv.Endpoint)
+	req := startReq("app")
+	req.Dataflow.Nodes = req.Dataflow.Nodes[:1]
+	req.Artifacts = map[string]proto.Artifact{"camera": {BuildID: "used", NodeID: "camera", SHA256: hex.EncodeToString(sum[:])}}
+	if _, err := c.Start(ctxT(t), req); err != nil {
+		t.Fatal(err)
+	}
+	srv.Tick() // fresh uploads are kept
+	if _, err := os.Stat(filepath.Join(dir, "orphan")); err != nil {
+		t.Fatalf("fresh orphan removed: %v", err)
+	}
+	clock.Advance(2 * time.Hour)
+	srv.Tick()
+	if _, err := os.Stat(filepath.Join(dir, "orphan")); !os.IsNotExist(err) {
+		t.Fatalf("old orphan kept: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "used", "camera")); err != nil {
+		t.Fatalf("referenced artifact removed: %v", err)
 	}
 }
