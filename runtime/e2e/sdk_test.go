@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -146,4 +147,62 @@ func (e *env) daemonArgs(machineID string, extra ...string) *proc {
 	p := e.start("daemon "+machineID, args...)
 	e.waitFor(15*time.Second, machineID+" registered", func() bool { return e.daemonID(machineID) != "" })
 	return p
+}
+
+// TestRunReceiverKilledMidStream: kill -9 of a receiver under adora run;
+// its restart policy brings it back, the sender never stops, and the new
+// receiver sees the rest of the stream in order.
+func TestRunReceiverKilledMidStream(t *testing.T) {
+	e := newEnv(t)
+	dir := goNodes(t)
+	e.write("faulty.yml", `
+nodes:
+  - id: sender
+    path: `+filepath.Join(dir, "sender")+`
+    env:
+      COUNT: "100"
+    inputs:
+      tick: adora/timer/millis/20
+    outputs:
+      - count
+  - id: receiver
+    path: `+filepath.Join(dir, "receiver")+`
+    restart_policy: on-failure
+    env:
+      FROM_ANY: "1"
+    inputs:
+      count:
+        source: sender/count
+        queue_policy: backpressure
+`, 0o644)
+	p := e.startIn(e.dir, "adora run", "run", "faulty.yml")
+	var pid int
+	e.waitFor(15*time.Second, "receiver running", func() bool {
+		files, _ := filepath.Glob(filepath.Join(e.home, "run", "pids", "*", "receiver.pid"))
+		if len(files) != 1 {
+			return false
+		}
+		b, _ := readFile(files[0])
+		f := strings.Fields(b)
+		if len(f) > 0 {
+			pid, _ = strconv.Atoi(f[0])
+		}
+		return alive(pid)
+	})
+	time.Sleep(500 * time.Millisecond)
+	syscall.Kill(pid, syscall.SIGKILL)
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("adora run did not finish:\n%s", p.out.String())
+	}
+	out := p.out.String()
+	for _, want := range []string{"receiver | [adora] killed by signal killed", "receiver | [adora] spawned", "restart 1)", "sender   | sent 100", "receiver | received 100"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	if code := p.cmd.ProcessState.ExitCode(); code != 0 || t.Failed() {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
 }
