@@ -206,3 +206,53 @@ nodes:
 		t.Fatalf("exit %d:\n%s", code, out)
 	}
 }
+
+// TestRunSenderKilled: kill -9 of a sender under adora run; its receiver
+// learns the input closed and ends cleanly, and adora run reports the
+// sender's failure.
+func TestRunSenderKilled(t *testing.T) {
+	e := newEnv(t)
+	dir := goNodes(t)
+	e.write("orphaned.yml", `
+nodes:
+  - id: sender
+    path: `+filepath.Join(dir, "sender")+`
+    env:
+      COUNT: "100000"
+    inputs:
+      tick: adora/timer/millis/10
+    outputs:
+      - count
+  - id: receiver
+    path: `+filepath.Join(dir, "receiver")+`
+    inputs:
+      count: sender/count
+`, 0o644)
+	p := e.startIn(e.dir, "adora run", "run", "orphaned.yml")
+	var pid int
+	e.waitFor(15*time.Second, "sender running", func() bool {
+		files, _ := filepath.Glob(filepath.Join(e.home, "run", "pids", "*", "sender.pid"))
+		if len(files) != 1 {
+			return false
+		}
+		b, _ := readFile(files[0])
+		if f := strings.Fields(b); len(f) > 0 {
+			pid, _ = strconv.Atoi(f[0])
+		}
+		return alive(pid)
+	})
+	time.Sleep(300 * time.Millisecond)
+	syscall.Kill(pid, syscall.SIGKILL)
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("adora run did not finish:\n%s", p.out.String())
+	}
+	out := p.out.String()
+	if code := p.cmd.ProcessState.ExitCode(); code != 1 ||
+		!strings.Contains(out, "receiver | received ") ||
+		!strings.Contains(out, "dataflow failed: sender: killed by signal killed") ||
+		strings.Contains(out, "receiver: got") {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+}
