@@ -13,6 +13,17 @@
 //	  \                             |  (nodes keep running throughout)
 //	   \--duplicate machine id / protocol mismatch: Run returns the error
 //	    \-- Destroy request or ctx cancelled: stop all nodes, Run returns nil
+//
+// Files on the machine (one state directory per machine id):
+//
+//	$ADORA_HOME/daemon/<machine id, or _unnamed>/
+//	  identity                       {"version": 1, "daemon_uuid": "..."}
+//	  logs/<dataflow>/<node>.jsonl   node output and daemon lines, JSON lines,
+//	                                 rotated at 10 MiB into .1 ... .4
+//	  pids/<dataflow>/<node>.pid     "<pid> <start ticks> <boot id>" while it runs
+//	  sockets/<dataflow>             the data-plane socket directory (in /tmp)
+//	  artifacts/<build>/<node>       node binaries downloaded (distribute: http)
+//	$ADORA_HOME/work/<dataflow>/     working directory when the CLI's is absent
 package daemon
 
 import (
