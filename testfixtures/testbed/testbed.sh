@@ -11,7 +11,7 @@
 #
 # Each host hI is a Debian bookworm system booted with systemd-nspawn over a
 # shared, cached root filesystem (its own overlay upper dir), in its own
-# network namespace adtb-hI joined to the machine by a veth pair:
+# network namespace adtb-hI (PREFIX-hI) joined to the machine by a veth pair:
 #
 #   machine  adtb-hI 10.77.I.1/24  <--veth-->  host0 10.77.I.2/24  (inside hI)
 #
@@ -25,7 +25,10 @@ RUN_DIR=${ADORA_TESTBED_DIR:-/run/adora-testbed}
 HOSTS_DIR=${ADORA_TESTBED_HOSTS:-/var/lib/adora-testbed}
 PORT=${ADORA_TESTBED_PORT:-6013}
 ROOTFS=$CACHE_DIR/rootfs-bookworm
-NET=10.77
+# A second, independent bed can run next to the first with another prefix
+# and /16 (used by the test bed's own self-test).
+PREFIX=${ADORA_TESTBED_PREFIX:-adtb}
+NET=${ADORA_TESTBED_NET:-10.77}
 USER_NAME=adora
 USER_UID=1000
 PACKAGES=systemd,systemd-sysv,dbus,openssh-server,iproute2,sudo,ca-certificates
@@ -80,7 +83,7 @@ prepare_upper() {
 }
 
 setup_net() {
-  local i=$1 ns=adtb-h$i veth=adtb-h$i
+  local i=$1 ns=$PREFIX-h$i veth=$PREFIX-h$i
   ip netns add "$ns"
   ip link add "$veth" type veth peer name host0 netns "$ns"
   ip addr add "$NET.$i.1/24" dev "$veth"
@@ -96,8 +99,8 @@ start_host() {
   local pidf=$RUN_DIR/h$i.pid
   if [ -f "$pidf" ] && kill -0 "$(cat "$pidf")" 2>/dev/null; then log "h$i already running"; return; fi
   setsid systemd-nspawn -D "$ROOTFS" --overlay="$ROOTFS:$HOSTS_DIR/h$i/upper:/" \
-    --machine="adtb-h$i" --hostname="h$i" --boot --register=no --keep-unit \
-    --network-namespace-path="/run/netns/adtb-h$i" --private-users=no \
+    --machine="$PREFIX-h$i" --hostname="h$i" --boot --register=no --keep-unit \
+    --network-namespace-path="/run/netns/$PREFIX-h$i" --private-users=no \
     --console=passive --link-journal=no \
     </dev/null >>"$RUN_DIR/h$i.log" 2>&1 &
   echo $! >"$pidf"
@@ -132,7 +135,7 @@ stop_host() { # $1 index, $2 signal
     if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; sleep 0.2; fi
   fi
   # Anything the guest left in its namespace (it should be empty now).
-  for p in $(ip netns pids "adtb-h$i" 2>/dev/null); do kill -KILL "$p" 2>/dev/null || true; done
+  for p in $(ip netns pids "$PREFIX-h$i" 2>/dev/null); do kill -KILL "$p" 2>/dev/null || true; done
   rm -f "$pidf"
 }
 
@@ -175,8 +178,8 @@ write_state() {
     for i in $(seq 1 "$COUNT"); do
       pid=0
       [ -f "$RUN_DIR/h$i.pid" ] && pid=$(cat "$RUN_DIR/h$i.pid")
-      printf '%s\n    {"name": "h%s", "index": %s, "addr": "%s", "host_addr": "%s", "netns": "adtb-h%s", "veth": "adtb-h%s", "pid": %s, "upper": "%s"}' \
-        "$sep" "$i" "$i" "$NET.$i.2" "$NET.$i.1" "$i" "$i" "$pid" "$HOSTS_DIR/h$i/upper"
+      printf '%s\n    {"name": "h%s", "index": %s, "addr": "%s", "host_addr": "%s", "netns": "%s", "veth": "%s", "pid": %s, "upper": "%s"}' \
+        "$sep" "$i" "$i" "$NET.$i.2" "$NET.$i.1" "$PREFIX-h$i" "$PREFIX-h$i" "$pid" "$HOSTS_DIR/h$i/upper"
       sep=","
     done
     printf '\n  ]\n}\n'
@@ -237,11 +240,11 @@ cmd_down() {
     i=$(basename "$f" .pid); i=${i#h}
     stop_host "$i" TERM
   done
-  for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -E '^adtb-h[0-9]+$' || true); do
+  for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -E "^$PREFIX-h[0-9]+\$" || true); do
     for p in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$p" 2>/dev/null || true; done
     ip netns del "$ns" 2>/dev/null || true
   done
-  for l in $(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 | grep -E '^adtb-h[0-9]+$' || true); do
+  for l in $(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 | grep -E "^$PREFIX-h[0-9]+\$" || true); do
     ip link del "$l" 2>/dev/null || true
   done
   ip route del blackhole "$NET.0.0/16" 2>/dev/null || true
@@ -250,7 +253,7 @@ cmd_down() {
 }
 
 heal_host() {
-  local i=$1 ns=adtb-h$i
+  local i=$1 ns=$PREFIX-h$i
   ip netns exec "$ns" ip link set host0 up
   ip netns exec "$ns" ip route replace default via "$NET.$i.1"
 }
@@ -267,7 +270,7 @@ cmd_host() { # verb name
     reboot) stop_host "$i" TERM; start_host "$i"; write_state; wait_host "$i" ;;
     # The guest's end goes down: packets to and from it are dropped (the
     # connected route stays, so nothing falls through to another network).
-    partition) ip netns exec "adtb-h$i" ip link set host0 down ;;
+    partition) ip netns exec "$PREFIX-h$i" ip link set host0 down ;;
     heal) heal_host "$i" ;;
   esac
 }
