@@ -166,3 +166,11 @@ func TestLocalAdhocDaemonLifecycle(t *testing.T) {
 		t.Fatalf("second stop: %v, %v", stopped, err)
 	}
 }
+
+func TestExitErrorHintsPasswordlessSudo(t *testing.T) {
+	m := localMachine(t)
+	_, err := m.Run(context.Background(), "echo 'sudo: a password is required' >&2; exit 1")
+	if err == nil || !strings.Contains(err.Error(), "passwordless sudo") {
+		t.Fatalf("got %v, want a hint about passwordless sudo", err)
+	}
+}

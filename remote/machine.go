@@ -50,6 +50,9 @@ type ExitError struct {
 
 func (e *ExitError) Error() string {
 	msg := strings.TrimSpace(e.Stderr)
+	if strings.Contains(msg, "sudo: a password is required") || strings.Contains(msg, "sudo: a terminal is required") {
+		return fmt.Sprintf("exit status %d: %s (adora runs sudo -n: give the SSH user passwordless sudo, e.g. \"USER ALL=(ALL) NOPASSWD:ALL\" in /etc/sudoers.d/)", e.Status, firstLine(msg))
+	}
 	if len(msg) > 500 {
 		msg = msg[:500] + "..."
 	}
