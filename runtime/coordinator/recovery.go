@@ -42,8 +42,8 @@ func (c *Coordinator) recover(s *daemonSession) {
 		if f.starting || f.stopping || (f.rec.Status != proto.FlowRunning && f.rec.Status != proto.FlowRecovering) {
 			continue
 		}
-		if _, done := f.finished[s.id]; done || s.reports(id) {
-			continue
+		if _, done := f.finished[s.id]; done || s.reports(id) || f.recovering[s.id] {
+			continue // finished, running, or a re-spawn is in flight
 		}
 		nodes := f.nodesFor(s)
 		if len(nodes) == 0 {

@@ -3,6 +3,7 @@ package coordinator_test
 import (
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -373,5 +374,45 @@ func TestCoordinatorRestartThenDaemonLostItsNodes(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "auto-recovery: re-spawning dataflow app ("+rep.DataflowID+") nodes [camera] on daemon robot") {
 		t.Fatalf("log line missing:\n%s", logs)
+	}
+}
+
+func TestNoSecondRecoveryWhileOneIsInFlight(t *testing.T) {
+	clock := coordtest.NewClock(epoch)
+	logger, logs := newLogger()
+	srv := coordtest.Start(t, coordinator.Config{Clock: clock, TickInterval: quietTick, Logger: logger})
+	robot := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
+	c := dial(t, srv.Endpoint)
+	req := startReq("app")
+	req.Dataflow.Nodes = req.Dataflow.Nodes[:1]
+	if _, err := c.Start(ctxT(t), req); err != nil {
+		t.Fatal(err)
+	}
+	robot.Close()
+	release := make(chan struct{})
+	var calls atomic.Int32
+	slow := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot", FailSpawn: func(proto.Spawn) error {
+		calls.Add(1)
+		<-release // a slow spawn (say, a big artifact download)
+		return nil
+	}})
+	defer close(release)
+	if !coordtest.Wait(5*time.Second, func() bool { return calls.Load() == 1 }) {
+		t.Fatal("no recovery spawn")
+	}
+	clock.Advance(31 * time.Second)
+	if err := slow.Heartbeat(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if !coordtest.Wait(5*time.Second, func() bool {
+		d := srv.Daemons().Daemons
+		return len(d) == 1 && d[0].LastHeartbeat.Equal(epoch.Add(31*time.Second))
+	}) {
+		t.Fatal("heartbeat not seen")
+	}
+	srv.Tick()
+	time.Sleep(50 * time.Millisecond)
+	if n := logs.Count("auto-recovery: re-spawning"); n != 1 {
+		t.Fatalf("%d recovery spawns while the first was in flight:\n%s", n, logs)
 	}
 }
