@@ -265,3 +265,35 @@ func missingClusterDaemons(ctx context.Context, opts client.Options, ids []strin
 
 // clusterCLIVersion is this binary's adora version.
 func clusterCLIVersion() string { return version.Version }
+
+// deliverSCPNodes is the start path's hook for "distribute: scp": it
+// pushes the binaries of req's scp nodes, built on this machine, to every
+// machine of the cluster file clusterPath they can be placed on
+// (remote.Fleet.DeliverSCP), into req.WorkingDir, the directory the
+// daemons resolve node paths against. It prints one line per copy and is a
+// no-op when no node uses scp.
+func deliverSCPNodes(ctx context.Context, ui cli.Ui, clusterPath string, req *proto.Start) error {
+	scp := false
+	for _, n := range req.Dataflow.Nodes {
+		scp = scp || n.Deploy.Distribute == config.DistributeSCP
+	}
+	if !scp {
+		return nil
+	}
+	if clusterPath == "" {
+		return errors.New("nodes with distribute: scp are copied over SSH to their machines: give the cluster file (--cluster PATH)")
+	}
+	cl, diags := config.LoadCluster(clusterPath)
+	if diags.HasErrors() {
+		return diags.Err()
+	}
+	fleet := clusterFleet(cl, "", clusterLogger())
+	copies, err := fleet.DeliverSCP(ctx, &req.Dataflow, req.WorkingDir, req.WorkingDir, remote.DefaultParallelism)
+	for _, c := range copies {
+		ui.Output(fmt.Sprintf("  scp %s -> %s:%s", c.Node, c.Machine, c.Remote))
+	}
+	if err != nil {
+		return fmt.Errorf("distribute: scp: %w", err)
+	}
+	return nil
+}

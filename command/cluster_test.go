@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/cli"
 
 	"github.com/adora-rs/adora/config"
+	"github.com/adora-rs/adora/runtime/proto"
 )
 
 func TestForEachClusterMachinePrintsInOrder(t *testing.T) {
@@ -111,5 +112,17 @@ func TestUnameOfGOARCH(t *testing.T) {
 		if got := unameOfGOARCH(goarch); got != want {
 			t.Errorf("unameOfGOARCH(%s) = %s, want %s", goarch, got, want)
 		}
+	}
+}
+
+func TestDeliverSCPNodesNeedsTheClusterOnlyForSCP(t *testing.T) {
+	ui := cli.NewMockUi()
+	req := &proto.Start{Dataflow: config.Dataflow{Nodes: []config.Node{{ID: "a", Path: "/bin/true"}}}}
+	if err := deliverSCPNodes(context.Background(), ui, "", req); err != nil {
+		t.Fatalf("no scp node: %v", err)
+	}
+	req.Dataflow.Nodes = append(req.Dataflow.Nodes, config.Node{ID: "b", Path: "./b", Deploy: config.Deploy{Distribute: config.DistributeSCP}})
+	if err := deliverSCPNodes(context.Background(), ui, "", req); err == nil || !strings.Contains(err.Error(), "--cluster") {
+		t.Fatalf("scp node without a cluster file: %v", err)
 	}
 }
