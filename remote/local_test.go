@@ -9,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/adora-rs/adora/config"
 )
 
 func localMachine(t *testing.T) *Machine {
@@ -172,5 +174,34 @@ func TestExitErrorHintsPasswordlessSudo(t *testing.T) {
 	_, err := m.Run(context.Background(), "echo 'sudo: a password is required' >&2; exit 1")
 	if err == nil || !strings.Contains(err.Error(), "passwordless sudo") {
 		t.Fatalf("got %v, want a hint about passwordless sudo", err)
+	}
+}
+
+func TestFleetObserveLocalMachine(t *testing.T) {
+	t.Setenv("HOME", t.TempDir())
+	f := &Fleet{Cluster: &config.Cluster{Coordinator: config.Coordinator{Addr: "127.0.0.1"},
+		Machines: []config.Machine{{ID: "here", Local: true}}}, Dialer: NewDialer(nil)}
+	obs, err := f.ObserveMachine(context.Background(), f.Cluster.Machines[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !obs.Reachable || obs.Error != "" || obs.ID != "here" || obs.UnitPresent {
+		t.Fatalf("observation %+v", obs)
+	}
+	if s := f.Spec(f.Cluster.Machines[0]); s.CoordinatorPort != config.DefaultCoordinatorPort || s.MachineID != "here" {
+		t.Fatalf("spec %+v", s)
+	}
+}
+
+func TestParseVersion(t *testing.T) {
+	for in, want := range map[string]string{
+		"adora 1.2.3 (protocol 1, linux/amd64)": "1.2.3",
+		"adora e2e-1":                           "e2e-1",
+		"dora 0.3.0":                            "",
+		"":                                      "",
+	} {
+		if got := ParseVersion(in); got != want {
+			t.Errorf("ParseVersion(%q) = %q, want %q", in, got, want)
+		}
 	}
 }
