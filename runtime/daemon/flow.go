@@ -120,8 +120,9 @@ func StartFlow(cfg FlowConfig) (*Flow, error) {
 		OnLog:   cfg.OnLog,
 		PIDDir:  filepath.Join(cfg.StateDir, "pids", cfg.ID),
 	}
+	scfg.Hooks.MayRestart = f.mayRestart
 	if f.router != nil {
-		scfg.Hooks = supervisor.Hooks{Prepare: f.router.PrepareNode, RequestStop: f.requestStop, Exited: f.router.NodeExited}
+		scfg.Hooks.Prepare, scfg.Hooks.RequestStop, scfg.Hooks.Exited = f.router.PrepareNode, f.requestStop, f.router.NodeExited
 	}
 	f.sup = supervisor.New(scfg)
 	for _, s := range specs {
@@ -147,6 +148,27 @@ func (f *Flow) requestStop(node string) bool {
 	}
 	f.router.RequestStop(node)
 	return true
+}
+
+// mayRestart refuses to restart a node whose inputs are all closed: each
+// comes from a node of this machine that has ended for good (a timer or a
+// node on another machine counts as open). A node without inputs may
+// always restart.
+func (f *Flow) mayRestart(node string) (bool, string) {
+	n := f.cfg.Dataflow.Node(node)
+	if n == nil || len(n.Inputs) == 0 {
+		return true, ""
+	}
+	final := map[string]bool{}
+	for _, st := range f.sup.Nodes() {
+		final[st.ID] = st.Status == supervisor.Finished || st.Status == supervisor.Failed
+	}
+	for _, in := range n.Inputs {
+		if in.Source.IsTimer() || !final[in.Source.Node] {
+			return true, ""
+		}
+	}
+	return false, "not restarting node because all inputs are already closed"
 }
 
 // nodeSpecs builds and checks the spec of every local node, reporting all

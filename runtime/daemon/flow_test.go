@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/adora-rs/adora/config"
 	"github.com/adora-rs/adora/runtime/supervisor"
 )
 
@@ -128,5 +129,40 @@ func TestFlowDrivesRouter(t *testing.T) {
 		if r.Failed || !r.Stopped {
 			t.Fatalf("result %+v", r)
 		}
+	}
+}
+
+// TestFlowNoRestartWhenInputsClosed: a node with restart_policy always
+// is not restarted once every node it reads from has ended for good.
+func TestFlowNoRestartWhenInputsClosed(t *testing.T) {
+	df := config.Dataflow{Nodes: []config.Node{
+		{ID: "src", Path: "/bin/sh", Args: []string{"-c", "exit 0"}, Outputs: []string{"out"}},
+		{ID: "dst", Path: "/bin/sh", Args: []string{"-c", "sleep 0.2; exit 0"},
+			Inputs:  []config.Input{{ID: "in", Source: config.Source{Node: "src", Output: "out"}}},
+			Restart: config.RestartPolicy{Mode: config.RestartAlways}},
+		{ID: "ticking", Path: "/bin/sh", Args: []string{"-c", "sleep 0.2; exit 0"},
+			Inputs:  []config.Input{{ID: "t", Source: config.Source{Node: "adora", Output: "timer/millis/10", Timer: 10 * time.Millisecond}}},
+			Restart: config.RestartPolicy{Mode: config.RestartAlways, MaxRestarts: 2}},
+	}}
+	f, err := StartFlow(FlowConfig{ID: "f2", Dataflow: &df, WorkingDir: t.TempDir(), StateDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	select {
+	case <-f.Done():
+	case <-time.After(15 * time.Second):
+		t.Fatalf("flow did not end: %+v", f.Nodes())
+	}
+	byID := map[string]supervisor.Result{}
+	for _, r := range f.Results() {
+		byID[r.Node] = r
+	}
+	if r := byID["dst"]; r.Failed || r.Restarts > 1 {
+		t.Fatalf("dst %+v: restarted although its only input was closed", r)
+	}
+	// A timer input never closes: the policy applies (max_restarts 2).
+	if r := byID["ticking"]; r.Restarts != 2 {
+		t.Fatalf("ticking %+v, want 2 restarts", r)
 	}
 }

@@ -116,6 +116,10 @@ type Hooks struct {
 	RequestStop func(node string) bool
 	// Exited is called after each process exit, before any restart.
 	Exited func(node string, restarting, failed bool)
+	// MayRestart is asked before a restart the policy allows, and again
+	// after the backoff; false (with the reason) makes the exit final,
+	// for example when every input of the node is closed.
+	MayRestart func(node string) (bool, string)
 }
 
 // Clock is the time source for backoff and stop grace periods.
@@ -390,6 +394,9 @@ func (s *Supervisor) runNode(n *node) {
 		stopping := s.isStopping(n)
 		failed := !ex.success() && !stopping
 		d := tr.next(s.clock.Now(), failed, stopping)
+		if ok, why := s.mayRestart(id); d.Restart && !ok {
+			d = Decision{Reason: why}
+		}
 		s.emit(Event{Kind: EventExited, Node: id, PID: ex.pid, Restarts: restarts, ExitCode: ex.code, Signal: ex.signal, Reason: d.Reason})
 		s.callExited(id, d.Restart, failed && !d.Restart)
 		if !d.Restart {
@@ -413,7 +420,23 @@ func (s *Supervisor) runNode(n *node) {
 			s.finish(n, Result{Node: id, Stopped: true, ExitCode: ex.code, Signal: ex.signal, Restarts: restarts})
 			return
 		}
+		if ok, why := s.mayRestart(id); !ok {
+			s.callExited(id, false, failed)
+			res := Result{Node: id, Failed: failed, ExitCode: ex.code, Signal: ex.signal, Restarts: restarts}
+			if failed {
+				res.Error = ex.String() + "; restart cancelled: " + why
+			}
+			s.finish(n, res)
+			return
+		}
 	}
+}
+
+func (s *Supervisor) mayRestart(id string) (bool, string) {
+	if s.cfg.Hooks.MayRestart == nil {
+		return true, ""
+	}
+	return s.cfg.Hooks.MayRestart(id)
 }
 
 func (s *Supervisor) callExited(id string, restarting, failed bool) {

@@ -599,3 +599,28 @@ func TestLongLinesAreSplit(t *testing.T) {
 		t.Fatalf("long line carried %d bytes, want 200000", total)
 	}
 }
+
+func TestMayRestartHook(t *testing.T) {
+	var mu sync.Mutex
+	calls := 0
+	// Allowed when asked at the exit, refused after the backoff.
+	s, rec := newTestSupervisor(t, Config{Hooks: Hooks{MayRestart: func(string) (bool, string) {
+		mu.Lock()
+		defer mu.Unlock()
+		calls++
+		return calls == 1, "all inputs closed"
+	}}})
+	spec := shNode("n", "exit 5")
+	spec.Restart = config.RestartPolicy{Mode: config.RestartOnFailure, RestartDelay: 50 * time.Millisecond}
+	if err := s.Start(spec); err != nil {
+		t.Fatal(err)
+	}
+	waitDone(t, s, 10*time.Second)
+	res := s.Results()[0]
+	if !res.Failed || res.ExitCode != 5 || !strings.Contains(res.Error, "restart cancelled: all inputs closed") {
+		t.Fatalf("result %+v", res)
+	}
+	if n := rec.count("n", EventStarted); n != 1 {
+		t.Fatalf("started %d times", n)
+	}
+}
