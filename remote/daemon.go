@@ -2,6 +2,7 @@ package remote
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -106,7 +107,13 @@ func RestartDaemon(ctx context.Context, m *Machine, id string) error {
 	if err := validID(id); err != nil {
 		return err
 	}
-	if _, err := m.Run(ctx, m.Sudo("systemctl restart "+Quote(UnitName(id)))); err != nil {
+	cmd := "[ -e " + Quote(UnitPath(id)) + " ] || exit 99; systemctl restart " + Quote(UnitName(id))
+	_, err := m.Run(ctx, m.Sudo(cmd))
+	var ee *ExitError
+	if errors.As(err, &ee) && ee.Status == 99 {
+		return fmt.Errorf("%s is not installed on %s: install the systemd daemon first (adora cluster install)", UnitName(id), m.Target.ID)
+	}
+	if err != nil {
 		return fmt.Errorf("restart %s on %s: %w", UnitName(id), m.Target.ID, err)
 	}
 	return nil

@@ -205,3 +205,11 @@ func TestParseVersion(t *testing.T) {
 		}
 	}
 }
+
+func TestRestartDaemonNotInstalled(t *testing.T) {
+	m := localMachine(t)
+	err := RestartDaemon(context.Background(), m, "never-installed-e2e")
+	if err == nil || !strings.Contains(err.Error(), "is not installed on local") || !strings.Contains(err.Error(), "cluster install") {
+		t.Fatalf("got %v", err)
+	}
+}
