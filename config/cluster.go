@@ -79,7 +79,7 @@ func ParseClusterOptions(src []byte, filename string, opts Options) (*Cluster, D
 	}
 	c.Source = filename
 	diags = append(diags, finishCluster(c, root)...)
-	return c, diags
+	return c, diags.capped()
 }
 
 // IsHCL reports whether a file name selects the HCL syntax.

@@ -56,7 +56,7 @@ func ParseDataflowOptions(src []byte, filename string, opts Options) (*Dataflow,
 	}
 	df.Source = filename
 	diags = append(diags, finishDataflow(df, root)...)
-	return df, diags
+	return df, diags.capped()
 }
 
 // Node returns the node with id, or nil.

@@ -143,3 +143,21 @@ func (ds *Diagnostics) warnf(p Pos, format string, args ...any) {
 func (ds *Diagnostics) hintf(p Pos, hint string, format string, args ...any) {
 	*ds = append(*ds, Diagnostic{Pos: p, Severity: Error, Summary: fmt.Sprintf(format, args...), Detail: hint})
 }
+
+// MaxDiagnostics bounds how many diagnostics one file reports; the rest are
+// counted in a final error.
+const MaxDiagnostics = 500
+
+// capped keeps the first MaxDiagnostics of ds and counts the rest.
+func (ds Diagnostics) capped() Diagnostics {
+	if len(ds) <= MaxDiagnostics {
+		return ds
+	}
+	out := append(Diagnostics(nil), ds[:MaxDiagnostics]...)
+	rest := ds[MaxDiagnostics:]
+	more := Diagnostic{Pos: rest[0].Pos, Severity: Warning, Summary: fmt.Sprintf("%d more problems not shown; fix the ones above first", len(rest))}
+	if rest.HasErrors() {
+		more.Severity = Error
+	}
+	return append(out, more)
+}

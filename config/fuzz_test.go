@@ -134,3 +134,32 @@ func TestHCLSizeLimits(t *testing.T) {
 		t.Fatalf("nested for not refused:\n%v", diags)
 	}
 }
+
+func TestYAMLAliasExpansionLimit(t *testing.T) {
+	// Each level doubles: 2^25 nodes from a few hundred bytes.
+	var b strings.Builder
+	b.WriteString("a0: &a0 [x, x]\n")
+	for i := 1; i <= 25; i++ {
+		fmt.Fprintf(&b, "a%d: &a%d [*a%d, *a%d]\n", i, i, i-1, i-1)
+	}
+	b.WriteString("nodes: *a25\n")
+	_, diags := ParseDataflow([]byte(b.String()), "bomb.yml")
+	if got := diags.Error(); !strings.Contains(got, "bomb.yml:1:1: error: the document expands to more than 1000000 YAML nodes") {
+		t.Fatalf("alias bomb not refused:\n%s", got)
+	}
+}
+
+func TestDiagnosticsCapped(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("nodes:\n")
+	for i := 0; i < 2*MaxDiagnostics; i++ {
+		fmt.Fprintf(&b, "  - id: n%d\n    path: ./n\n    inputs: {i: missing%d/o}\n", i, i)
+	}
+	_, diags := ParseDataflow([]byte(b.String()), "wide.yml")
+	if len(diags) != MaxDiagnostics+1 || !diags.HasErrors() {
+		t.Fatalf("got %d diagnostics", len(diags))
+	}
+	if last := diags[MaxDiagnostics].String(); !strings.Contains(last, "500 more problems not shown") {
+		t.Fatalf("last = %s", last)
+	}
+}

@@ -103,9 +103,15 @@ func validUser(s string) error {
 	return nil
 }
 
+// maxSuggestCandidates bounds the work of one did-you-mean.
+const maxSuggestCandidates = 256
+
 // didYouMean returns the candidate closest to s, or "" when none is close
 // enough to be a likely typo.
 func didYouMean(s string, candidates []string) string {
+	if len(candidates) > maxSuggestCandidates || len(s) > MaxIDLength*2 {
+		return ""
+	}
 	best, bestDist := "", -1
 	for _, c := range candidates {
 		d := levenshtein.Distance(s, c, nil)

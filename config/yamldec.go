@@ -27,6 +27,34 @@ type field struct {
 	decode func(key, value *yaml.Node)
 }
 
+// MaxYAMLNodes bounds a document's size with every alias expanded, so a
+// few lines of nested aliases cannot make decoding take hours.
+const MaxYAMLNodes = 1_000_000
+
+// expandedSize counts the nodes of n with aliases expanded, stopping past
+// limit. memo holds the sizes already computed.
+func expandedSize(n *yaml.Node, limit int, memo map[*yaml.Node]int) int {
+	if n == nil {
+		return 0
+	}
+	if v, ok := memo[n]; ok {
+		return v
+	}
+	memo[n] = limit + 1 // a cycle counts as too large
+	size := 1
+	if n.Kind == yaml.AliasNode {
+		size += expandedSize(n.Alias, limit, memo)
+	}
+	for _, c := range n.Content {
+		if size > limit {
+			break
+		}
+		size += expandedSize(c, limit, memo)
+	}
+	memo[n] = size
+	return size
+}
+
 var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
 // parseYAML parses src into its document root mapping. It reports syntax
@@ -51,6 +79,10 @@ func (d *yamlDecoder) parseYAML(src []byte) *yaml.Node {
 		d.diags.hintf(d.pos(&extra), "remove the '---' separator and everything after it", "a configuration file holds one YAML document; found a second one")
 	}
 	root := doc.Content[0]
+	if n := expandedSize(root, MaxYAMLNodes, map[*yaml.Node]int{}); n > MaxYAMLNodes {
+		d.diags.hintf(d.pos(root), "use fewer aliases (*name)", "the document expands to more than %d YAML nodes", MaxYAMLNodes)
+		return nil
+	}
 	if root.Kind == yaml.ScalarNode && root.Tag == "!!null" {
 		d.diags.hintf(Pos{File: d.file}, "a configuration needs at least one key", "the file is empty")
 		return nil
