@@ -161,15 +161,35 @@ func (r *Router) checkBarrierLocked() {
 	}
 }
 
+// pumpBatch bounds how many OUTPUT frames the reader routes before it
+// pumps the receivers (it pumps sooner when no more bytes are buffered).
+const pumpBatch = 32
+
 func (r *Router) readLoop(c *nodeConn) error {
+	var touched []*nodeConn
+	routed := 0
+	defer func() {
+		for _, rc := range touched {
+			r.pump(rc)
+		}
+	}()
 	for {
+		if len(touched) > 0 && (c.c.Buffered() == 0 || routed >= pumpBatch) {
+			// One write per receiver for the whole batch; with a single
+			// message this happens right away (no added latency).
+			for _, rc := range touched {
+				r.pump(rc)
+			}
+			touched, routed = touched[:0], 0
+		}
 		m, err := c.c.ReadMsg()
 		if err != nil {
 			return err
 		}
 		switch m.Type {
 		case shm.MsgOutput:
-			err = r.handleOutput(c, m)
+			err = r.handleOutput(c, m, &touched)
+			routed++
 		case shm.MsgRegion:
 			var f *os.File
 			if f, err = c.c.TakeFile(); err == nil {

@@ -142,8 +142,9 @@ func (r *Router) releaseTokens(c *nodeConn, tokens []uint64) {
 	}
 }
 
-// handleOutput routes one OUTPUT frame of node c.
-func (r *Router) handleOutput(c *nodeConn, m *shm.Msg) error {
+// handleOutput routes one OUTPUT frame of node c. Receivers it queued for
+// are added to touched; the caller pumps them (after a batch of frames).
+func (r *Router) handleOutput(c *nodeConn, m *shm.Msg, touched *[]*nodeConn) error {
 	r.mu.Lock()
 	ns := c.node
 	if !ns.outputs[m.ID] {
@@ -164,11 +165,10 @@ func (r *Router) handleOutput(c *nodeConn, m *shm.Msg) error {
 		r.samples[s.token] = s
 	}
 	key := outKey{ns.id, m.ID}
-	var touched []*nodeConn
 	for _, in := range r.routes[key] {
 		r.enqueueLocked(in, m.Meta, m.Data, s, c, true)
-		if rc := in.node.conn; rc != nil && !slices.Contains(touched, rc) {
-			touched = append(touched, rc)
+		if rc := in.node.conn; rc != nil && !slices.Contains(*touched, rc) {
+			*touched = append(*touched, rc)
 		}
 	}
 	remote := r.cfg.Remote
@@ -186,9 +186,6 @@ func (r *Router) handleOutput(c *nodeConn, m *shm.Msg) error {
 		remote = nil
 	}
 	r.mu.Unlock()
-	for _, rc := range touched {
-		r.pump(rc)
-	}
 	if remote != nil && rerr == nil {
 		rerr = remote.Publish(ns.id, m.ID, shm.AppendMeta(nil, &m.Meta), data)
 	}
@@ -204,10 +201,11 @@ func (r *Router) handleOutput(c *nodeConn, m *shm.Msg) error {
 }
 
 // enqueueLocked queues a data message for input in, applying its queue
-// policy. With backpressure and canBlock it waits for room (sender is the
-// sending connection, nil for remote data; a node's output to its own
-// input is never held, it falls back to drop_oldest); without canBlock (timers) a full
-// queue drops the new message.
+// policy. With backpressure and canBlock it waits for room; without
+// canBlock (timers) a full queue drops the new message. sender is the
+// sending connection (nil for timers and remote data): its reader pumps the
+// receivers after routing, so they are not kicked here; a node's output to
+// its own input is never held, it falls back to drop_oldest.
 func (r *Router) enqueueLocked(in *inputState, meta shm.Meta, data []byte, s *sample, sender *nodeConn, canBlock bool) {
 	ns := in.node
 	if ns.gone {
@@ -228,6 +226,7 @@ func (r *Router) enqueueLocked(in *inputState, meta shm.Meta, data []byte, s *sa
 			ns.metrics.Dropped++
 			return
 		default:
+			r.kickPendingLocked() // deferred pumps must not wait behind us
 			for len(in.items) >= in.size && !r.closed && !ns.gone {
 				r.cond.Wait()
 			}
@@ -244,8 +243,17 @@ func (r *Router) enqueueLocked(in *inputState, meta shm.Meta, data []byte, s *sa
 	}
 	it.elem = ns.fifo.PushBack(it)
 	in.items = append(in.items, it)
-	if ns.conn != nil {
-		ns.conn.kick()
+	if ns.conn != nil && sender == nil {
+		ns.conn.kick() // a sender's reader pumps its receivers itself
+	}
+}
+
+// kickPendingLocked wakes the writer of every node with queued items.
+func (r *Router) kickPendingLocked() {
+	for _, ns := range r.nodes {
+		if ns.conn != nil && ns.fifo.Len() > 0 {
+			ns.conn.kick()
+		}
 	}
 }
 
