@@ -28,7 +28,8 @@ type flow struct {
 	stopping   bool // stop in progress
 	nodes      map[string]proto.NodeState
 	finished   map[string]proto.DataflowFinished // by daemon id
-	recovering map[string]bool                   // daemons with a recovery spawn not yet confirmed
+	recovering map[string]bool                   // daemons whose part was re-spawned and not yet reported running
+	inflight   map[string]bool                   // daemons with a recovery Spawn request outstanding
 	logs       []proto.LogLine
 	done       chan struct{} // closed when the dataflow ends
 }
@@ -36,7 +37,7 @@ type flow struct {
 func newFlow(r store.DataflowRecord) *flow {
 	return &flow{
 		rec: r, nodes: map[string]proto.NodeState{}, finished: map[string]proto.DataflowFinished{},
-		recovering: map[string]bool{}, done: make(chan struct{}),
+		recovering: map[string]bool{}, inflight: map[string]bool{}, done: make(chan struct{}),
 	}
 }
 

@@ -42,7 +42,7 @@ func (c *Coordinator) recover(s *daemonSession) {
 		if f.starting || f.stopping || (f.rec.Status != proto.FlowRunning && f.rec.Status != proto.FlowRecovering) {
 			continue
 		}
-		if _, done := f.finished[s.id]; done || s.reports(id) || f.recovering[s.id] {
+		if _, done := f.finished[s.id]; done || s.reports(id) || f.inflight[s.id] {
 			continue // finished, running, or a re-spawn is in flight
 		}
 		nodes := f.nodesFor(s)
@@ -55,6 +55,7 @@ func (c *Coordinator) recover(s *daemonSession) {
 		}
 		c.recovery[key] = now
 		f.recovering[s.id] = true
+		f.inflight[s.id] = true
 		c.adoptLocked(f, s)
 		c.log.Info(fmt.Sprintf("auto-recovery: re-spawning dataflow %s (%s) nodes [%s] on daemon %s", f.rec.Name, id, strings.Join(nodes, " "), s.name()))
 		jobs = append(jobs, recoveryJob{msg: c.spawnMessageLocked(f, s.id, nodes, true), flow: f, nodes: nodes})
@@ -71,6 +72,7 @@ func (c *Coordinator) recoverySpawn(s *daemonSession, j recoveryJob) {
 	err := s.conn.Request(ctx, proto.TypeSpawn, j.msg, nil)
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	delete(j.flow.inflight, s.id)
 	if err != nil {
 		delete(j.flow.recovering, s.id)
 		c.log.Warn("auto-recovery: re-spawn failed; retrying after backoff", "dataflow", j.flow.rec.Name, "uuid", j.flow.rec.ID, "daemon", s.name(), "err", err)

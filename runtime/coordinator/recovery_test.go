@@ -416,3 +416,39 @@ func TestNoSecondRecoveryWhileOneIsInFlight(t *testing.T) {
 		t.Fatalf("%d recovery spawns while the first was in flight:\n%s", n, logs)
 	}
 }
+
+func TestRecoveryAgainAfterASecondDaemonRestart(t *testing.T) {
+	clock := coordtest.NewClock(epoch)
+	srv := coordtest.Start(t, coordinator.Config{Clock: clock, TickInterval: quietTick})
+	robot := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
+	c := dial(t, srv.Endpoint)
+	req := startReq("app")
+	req.Dataflow.Nodes = req.Dataflow.Nodes[:1]
+	if _, err := c.Start(ctxT(t), req); err != nil {
+		t.Fatal(err)
+	}
+	// Restart 1: recovered. The daemon sends no further report.
+	robot.Close()
+	second := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
+	if !coordtest.Wait(5*time.Second, func() bool { return len(second.Spawns()) == 1 }) {
+		t.Fatal("first recovery missing")
+	}
+	time.Sleep(20 * time.Millisecond) // the spawn reply is processed
+	// Restart 2, within the backoff: recovered once the backoff passed.
+	second.Close()
+	third := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
+	time.Sleep(20 * time.Millisecond)
+	if n := len(third.Spawns()); n != 0 {
+		t.Fatalf("recovered within the backoff: %d", n)
+	}
+	clock.Advance(31 * time.Second)
+	third.Heartbeat(ctxT(t))
+	coordtest.Wait(5*time.Second, func() bool {
+		d := srv.Daemons().Daemons
+		return len(d) == 1 && d[0].LastHeartbeat.Equal(epoch.Add(31*time.Second))
+	})
+	srv.Tick()
+	if !coordtest.Wait(5*time.Second, func() bool { return len(third.Spawns()) == 1 }) {
+		t.Fatal("no recovery after the second restart")
+	}
+}
