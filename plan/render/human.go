@@ -130,7 +130,7 @@ func Human(w io.Writer, p *plan.Plan, opts Options) error {
 func humanKind(pr *printer, changes []plan.Change, kind plan.Kind) {
 	for i := 0; i < len(changes); i++ {
 		c := changes[i]
-		if c.Kind != kind || (c.Action == plan.NoOp && c.Kind == plan.KindMachine) {
+		if c.Kind != kind || (c.Action == plan.NoOp && c.Kind == plan.KindMachine && len(c.Warnings) == 0) {
 			continue
 		}
 		j := i + 1

@@ -14,6 +14,7 @@ import (
 	"github.com/adora-rs/adora/plan"
 	"github.com/adora-rs/adora/plan/plantest"
 	"github.com/adora-rs/adora/plan/render"
+	"github.com/adora-rs/adora/state"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -171,5 +172,19 @@ func TestTargetedPlanSaysSo(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "Plan: 1 to install") {
 		t.Fatalf("targeted plan counts other changes:\n%s", out.String())
+	}
+}
+
+func TestUnreachableMachineWarningIsShown(t *testing.T) {
+	s := plantest.Scenarios()[2] // binary-upgrade
+	s.Observed.Machines["gpu-server"] = state.MachineObservation{ID: "gpu-server", Error: "dial tcp 10.0.0.4:22: i/o timeout"}
+	p, err := plan.Compute(s.Prior, s.Observed, s.Desired)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	render.Human(&out, p, render.Options{})
+	if !strings.Contains(out.String(), "warning: machine was unreachable at refresh: dial tcp 10.0.0.4:22: i/o timeout") {
+		t.Fatalf("no unreachable warning:\n%s", out.String())
 	}
 }
