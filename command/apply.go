@@ -26,6 +26,7 @@ import (
 	"github.com/adora-rs/adora/internal/version"
 	"github.com/adora-rs/adora/plan"
 	"github.com/adora-rs/adora/plan/planfile"
+	"github.com/adora-rs/adora/plan/render"
 	"github.com/adora-rs/adora/remote"
 	"github.com/adora-rs/adora/runtime/client"
 	"github.com/adora-rs/adora/runtime/proto"
@@ -56,6 +57,9 @@ Options:
 
   -auto-approve         Do not ask for confirmation (required without a
                         terminal).
+  -json                 Machine-readable output, one JSON object per line:
+                        the plan, each step's progress, the result (needs
+                        -auto-approve or a plan file).
   -parallelism N        Machines per rolling wave (default 1).
   -cluster, -state, -binary, -target, -refresh, -lock-timeout, -no-color:
                         as for adora plan.
@@ -92,10 +96,13 @@ func runApply(ui cli.Ui, f *deployFlags, args []string, autoApprove, destroy boo
 	} else {
 		if s, err = f.session(ctx, ui, args, op); err == nil {
 			p, err = s.plan(ctx, f, destroy)
-			if err == nil {
-				err = f.print(ui, p)
-			}
 		}
+	}
+	if err == nil && f.json && !autoApprove {
+		err = errors.New("apply -json needs -auto-approve or a saved plan: there is no one to confirm")
+	}
+	if err == nil {
+		err = printPlanForApply(ui, f, p, fromFile)
 	}
 	if s != nil {
 		defer s.unlock()
@@ -105,8 +112,11 @@ func runApply(ui cli.Ui, f *deployFlags, args []string, autoApprove, destroy boo
 		return 1
 	}
 	if !p.HasChanges() {
-		if fromFile {
+		if fromFile && !f.json {
 			ui.Output("No changes. The fleet matches the configuration.")
+		}
+		if f.json {
+			writeJSONLine(ui, applyResult{Type: "result", OK: true})
 		}
 		return 0
 	}
@@ -195,12 +205,26 @@ func execute(ctx context.Context, interrupt <-chan struct{}, ui cli.Ui, s *deplo
 		Progress: func(ev apply.Event) {
 			mu.Lock()
 			defer mu.Unlock()
+			if f.json {
+				writeJSONLine(ui, progressLine(ev))
+				return
+			}
 			printEvent(ui, ev)
 		},
 	}
-	ui.Output("")
+	if !f.json {
+		ui.Output("")
+	}
 	start := time.Now()
 	final, res, err := e.Apply(ctx, interrupt, p, st)
+	if f.json {
+		r := applyResult{Type: "result", OK: err == nil, Done: res.Done, Interrupted: res.Interrupted, Remaining: res.Remaining,
+			ElapsedSeconds: time.Since(start).Seconds()}
+		if err != nil {
+			r.Error = err.Error()
+		}
+		writeJSONLine(ui, r)
+	}
 	if err != nil {
 		ui.Error(fmt.Sprintf("\nError: %v", err))
 		if errors.Is(err, apply.ErrPersist) {
@@ -215,6 +239,63 @@ func execute(ctx context.Context, interrupt <-chan struct{}, ui cli.Ui, s *deplo
 	ui.Output(fmt.Sprintf("\nApply complete after %s! Machines: %d installed, %d upgraded, %d reconfigured, %d uninstalled; dataflows: %d started, %d restarted, %d stopped.",
 		time.Since(start).Round(time.Millisecond), sum.Install, sum.Upgrade, sum.Reconfigure, sum.Uninstall, sum.Start, sum.Restart, sum.Stop))
 	return 0
+}
+
+// printPlanForApply shows the plan apply is about to carry out: the human
+// rendering, or the first line of the JSON stream.
+func printPlanForApply(ui cli.Ui, f *deployFlags, p *plan.Plan, fromFile bool) error {
+	if f.json {
+		writeJSONLine(ui, struct {
+			Type string          `json:"type"`
+			Plan render.Document `json:"plan"`
+		}{"plan", render.NewDocument(p)})
+		return nil
+	}
+	if fromFile {
+		return nil
+	}
+	return f.print(ui, p)
+}
+
+// progressEvent is one apply event of the -json stream.
+type progressEvent struct {
+	Type           string  `json:"type"` // "progress"
+	Address        string  `json:"address"`
+	Action         string  `json:"action"`
+	Phase          string  `json:"phase"`
+	Wave           int     `json:"wave,omitempty"`
+	Status         string  `json:"status"`
+	ElapsedSeconds float64 `json:"elapsed_seconds,omitempty"`
+	Error          string  `json:"error,omitempty"`
+}
+
+func progressLine(ev apply.Event) progressEvent {
+	pe := progressEvent{Type: "progress", Address: ev.Address, Action: string(ev.Action), Phase: string(ev.Phase),
+		Wave: ev.Wave, Status: string(ev.Status), ElapsedSeconds: ev.Elapsed.Seconds()}
+	if ev.Err != nil {
+		pe.Error = ev.Err.Error()
+	}
+	return pe
+}
+
+// applyResult is the last line of the -json stream.
+type applyResult struct {
+	Type           string   `json:"type"` // "result"
+	OK             bool     `json:"ok"`
+	Done           int      `json:"done"`
+	Interrupted    bool     `json:"interrupted,omitempty"`
+	Remaining      []string `json:"remaining,omitempty"`
+	ElapsedSeconds float64  `json:"elapsed_seconds"`
+	Error          string   `json:"error,omitempty"`
+}
+
+func writeJSONLine(ui cli.Ui, v any) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		ui.Error(err.Error())
+		return
+	}
+	ui.Output(string(data))
 }
 
 func printEvent(ui cli.Ui, ev apply.Event) {

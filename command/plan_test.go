@@ -320,3 +320,34 @@ func TestTwoLevelInterrupt(t *testing.T) {
 		t.Fatalf("no interrupt notice: %q", ui.ErrorWriter.String())
 	}
 }
+
+func TestApplyJSONStream(t *testing.T) {
+	dir := deployProject(t)
+	recordAll(t, dir)
+	code, _, errs := runCmd(t, &ApplyCommand{}, planArgs(dir, "-json")...)
+	if code != 1 || !strings.Contains(errs, "-auto-approve") {
+		t.Fatalf("apply -json without approval: exit %d %s", code, errs)
+	}
+	code, out, errs := runCmd(t, &ApplyCommand{}, planArgs(dir, "-json", "-auto-approve")...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	var types []string
+	for _, l := range lines {
+		var v struct {
+			Type string `json:"type"`
+			OK   bool   `json:"ok"`
+		}
+		if err := json.Unmarshal([]byte(l), &v); err != nil {
+			t.Fatalf("line %q is not JSON: %v", l, err)
+		}
+		types = append(types, v.Type)
+		if v.Type == "result" && !v.OK {
+			t.Fatalf("result not ok: %s", l)
+		}
+	}
+	if strings.Join(types, ",") != "plan,result" {
+		t.Fatalf("stream types = %v; want plan, result", types)
+	}
+}
