@@ -163,3 +163,31 @@ func TestDiagnosticsCapped(t *testing.T) {
 		t.Fatalf("last = %s", last)
 	}
 }
+
+func TestHCLFunctionBounds(t *testing.T) {
+	tests := []struct{ src, want string }{
+		{`locals {
+  a = join("", [for i in range(1000) : "0123456789"])
+  b = join("", [for i in range(1024) : local.a])
+}
+node "a" { path = "x" }`, `d.hcl:3:7: error: error in function call (Call to function "join" failed: arguments are too large`},
+		{`locals {
+  s = join("", [for i in range(1000) : "0123456789"])
+}
+node "a" { path = join(local.s, range(1000)) }`, `result would be too large`},
+		{`locals {
+  s = join("", [for i in range(1000) : "aaaaaaaaaa"])
+}
+node "a" { path = replace(local.s, "a", join("", [for i in range(200) : "b"])) }`, `result would be too large`},
+	}
+	for _, tt := range tests {
+		_, diags := ParseDataflow([]byte(tt.src), "d.hcl")
+		if !strings.Contains(diags.Error(), tt.want) {
+			t.Errorf("diagnostics:\n%v\nwant %q", diags, tt.want)
+		}
+	}
+	df, diags := ParseDataflow([]byte(`node "a" { path = replace(join("-", ["a", "b"]), "-", "/") }`), "d.hcl")
+	if len(diags) > 0 || df.Nodes[0].Path != "a/b" {
+		t.Fatalf("normal calls broken: %v", diags)
+	}
+}

@@ -170,11 +170,13 @@ func lowerFirst(s string) string {
 }
 
 // functions is the function library of adora HCL files: the common
-// terraform functions that make sense without a file system.
-var functions = map[string]function.Function{
+// terraform functions that make sense without a file system. Each is
+// wrapped by bounded, which refuses arguments (and, for join, replace and
+// format, results) larger than MaxValueSize before any work is done.
+var functions = boundAll(map[string]function.Function{
 	"abs": stdlib.AbsoluteFunc, "ceil": stdlib.CeilFunc, "floor": stdlib.FloorFunc,
 	"max": stdlib.MaxFunc, "min": stdlib.MinFunc, "parseint": stdlib.ParseIntFunc,
-	"format": boundedFormat(stdlib.FormatFunc), "formatlist": boundedFormat(stdlib.FormatListFunc),
+	"format": stdlib.FormatFunc, "formatlist": stdlib.FormatListFunc,
 	"join": stdlib.JoinFunc, "split": stdlib.SplitFunc, "lower": stdlib.LowerFunc,
 	"upper": stdlib.UpperFunc, "replace": stdlib.ReplaceFunc, "trimspace": stdlib.TrimSpaceFunc,
 	"trimprefix": stdlib.TrimPrefixFunc, "trimsuffix": stdlib.TrimSuffixFunc, "substr": stdlib.SubstrFunc,
@@ -186,27 +188,87 @@ var functions = map[string]function.Function{
 	"tostring": stdlib.MakeToFunc(cty.String), "tonumber": stdlib.MakeToFunc(cty.Number),
 	"tobool": stdlib.MakeToFunc(cty.Bool), "toset": stdlib.MakeToFunc(cty.Set(cty.DynamicPseudoType)),
 	"tolist": stdlib.MakeToFunc(cty.List(cty.DynamicPseudoType)), "tomap": stdlib.MakeToFunc(cty.Map(cty.DynamicPseudoType)),
+})
+
+func boundAll(fs map[string]function.Function) map[string]function.Function {
+	for name, f := range fs {
+		fs[name] = bounded(name, f)
+	}
+	return fs
 }
 
 // wideVerb matches a format verb with a width or precision of 5 digits or
 // more, which could make format allocate gigabytes.
 var wideVerb = regexp.MustCompile(`%[-+# 0]*(\[\d+\])?\d{5,}|%[^a-zA-Z%]*\.\d{5,}`)
 
-// boundedFormat refuses format strings with huge widths before calling f.
-func boundedFormat(f function.Function) function.Function {
+// bounded wraps f so that oversized work is refused before it starts.
+func bounded(name string, f function.Function) function.Function {
 	return function.New(&function.Spec{
-		Params:   f.Params(),
-		VarParam: f.VarParam(),
+		Description: f.Description(),
+		Params:      f.Params(),
+		VarParam:    f.VarParam(),
 		Type: func(args []cty.Value) (cty.Type, error) {
 			return f.ReturnTypeForValues(args)
 		},
 		Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
-			if len(args) > 0 && args[0].IsKnown() && !args[0].IsNull() && args[0].Type() == cty.String && wideVerb.MatchString(args[0].AsString()) {
-				return cty.NilVal, fmt.Errorf("format widths are limited to 4 digits")
+			if err := checkCall(name, args); err != nil {
+				return cty.NilVal, err
 			}
 			return f.Call(args)
 		},
 	})
+}
+
+// checkCall refuses calls whose arguments, or predictable results, exceed
+// MaxValueSize.
+func checkCall(name string, args []cty.Value) error {
+	total := 0
+	for _, a := range args {
+		total += valueSize(a, MaxValueSize)
+	}
+	if total > MaxValueSize {
+		return fmt.Errorf("arguments are too large (over %d elements and bytes)", MaxValueSize)
+	}
+	str := func(i int) (string, bool) {
+		if i >= len(args) || !args[i].IsKnown() || args[i].IsNull() || args[i].Type() != cty.String {
+			return "", false
+		}
+		return args[i].AsString(), true
+	}
+	switch name {
+	case "format", "formatlist":
+		if f, ok := str(0); ok && wideVerb.MatchString(f) {
+			return fmt.Errorf("format widths are limited to 4 digits")
+		}
+	case "join":
+		// result = separator x (elements - 1) + elements
+		if sep, ok := str(0); ok {
+			n := 0
+			for _, l := range args[1:] {
+				if l.IsKnown() && !l.IsNull() && l.CanIterateElements() {
+					n += l.LengthInt()
+				}
+			}
+			if n > 0 && len(sep)*(n-1) > MaxValueSize {
+				return fmt.Errorf("result would be too large")
+			}
+		}
+	case "replace":
+		// at most len(s)/len(old)+1 replacements of len(new) bytes
+		sv, ok1 := str(0)
+		old, ok2 := str(1)
+		repl, ok3 := str(2)
+		if ok1 && ok2 && ok3 && len(repl) > len(old) {
+			n := len(sv) + 1
+			if len(old) > 0 {
+				n = len(sv)/len(old) + 1
+			}
+			if n*(len(repl)-len(old)) > MaxValueSize {
+				return fmt.Errorf("result would be too large")
+			}
+		}
+	}
+	return nil
 }
 
 // sortedAttrs returns a body's attributes in source order.
