@@ -62,3 +62,9 @@ func (r *dataplaneRouter) Close() error {
 	}
 	return r.Router.Close()
 }
+
+// SourceClosed reports whether an output of a node on another machine has
+// closed for good (false on a single machine).
+func (r *dataplaneRouter) SourceClosed(node, output string) bool {
+	return r.bridge != nil && r.bridge.SourceClosed(node, output)
+}

@@ -150,21 +150,36 @@ func (f *Flow) requestStop(node string) bool {
 	return true
 }
 
+// sourceCloser is a router that knows when an output of a node on another
+// machine closed for good.
+type sourceCloser interface {
+	SourceClosed(node, output string) bool
+}
+
 // mayRestart refuses to restart a node whose inputs are all closed: each
-// comes from a node of this machine that has ended for good (a timer or a
-// node on another machine counts as open). A node without inputs may
-// always restart.
+// comes from a node of this machine that has ended for good, or from a
+// node elsewhere whose output the router saw close. A timer never closes;
+// a node without inputs may always restart.
 func (f *Flow) mayRestart(node string) (bool, string) {
 	n := f.cfg.Dataflow.Node(node)
 	if n == nil || len(n.Inputs) == 0 {
 		return true, ""
 	}
 	final := map[string]bool{}
+	local := map[string]bool{}
 	for _, st := range f.sup.Nodes() {
+		local[st.ID] = true
 		final[st.ID] = st.Status == supervisor.Finished || st.Status == supervisor.Failed
 	}
+	sc, _ := f.router.(sourceCloser)
 	for _, in := range n.Inputs {
-		if in.Source.IsTimer() || !final[in.Source.Node] {
+		src := in.Source
+		switch {
+		case src.IsTimer():
+			return true, ""
+		case local[src.Node] && !final[src.Node]:
+			return true, ""
+		case !local[src.Node] && (sc == nil || !sc.SourceClosed(src.Node, src.Output)):
 			return true, ""
 		}
 	}

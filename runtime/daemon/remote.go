@@ -61,13 +61,41 @@ type bridge struct {
 	failures atomic.Uint64 // publications that failed
 	started  time.Time
 
-	mu   sync.Mutex
-	subs []transport.Subscription
-	lost map[string]uint64 // by publishing node: sent while no remote receiver subscribed
+	mu     sync.Mutex
+	subs   []transport.Subscription
+	lost   map[string]uint64      // by publishing node: sent while no remote receiver subscribed
+	closed map[config.Source]bool // remote outputs closed (Output "" = every output: the node failed)
 }
 
 func newBridge(tr transport.Transport, flowID string, log *slog.Logger) *bridge {
-	return &bridge{tr: tr, flowID: flowID, log: log, started: time.Now(), lost: map[string]uint64{}}
+	return &bridge{tr: tr, flowID: flowID, log: log, started: time.Now(), lost: map[string]uint64{}, closed: map[config.Source]bool{}}
+}
+
+// note records what a remote lifecycle event says about the remote
+// node's outputs.
+func (b *bridge) note(ev dataplane.RemoteEvent) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch ev.Kind {
+	case dataplane.OutputClosed:
+		b.closed[config.Source{Node: ev.Node, Output: ev.Output}] = true
+	case dataplane.NodeFailed:
+		b.closed[config.Source{Node: ev.Node}] = true
+	case dataplane.NodeRestarted:
+		for k := range b.closed {
+			if k.Node == ev.Node {
+				delete(b.closed, k)
+			}
+		}
+	}
+}
+
+// SourceClosed reports whether the remote output node/output will send
+// nothing more (it was closed, or its node failed for good).
+func (b *bridge) SourceClosed(node, output string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.closed[config.Source{Node: node, Output: output}] || b.closed[config.Source{Node: node}]
 }
 
 // Publish implements dataplane.Remote: data is the payload, meta the
@@ -185,7 +213,9 @@ func (b *bridge) start(to deliverer, df *config.Dataflow, local []string) error 
 		if json.Unmarshal(s.Payload, &ev) != nil || isLocal[ev.Node] {
 			return
 		}
-		to.DeliverRemoteEvent(dataplane.RemoteEvent{Kind: ev.Kind, Node: ev.Node, Output: ev.Output, Error: ev.Error})
+		rev := dataplane.RemoteEvent{Kind: ev.Kind, Node: ev.Node, Output: ev.Output, Error: ev.Error}
+		b.note(rev)
+		to.DeliverRemoteEvent(rev)
 	})
 	if err != nil {
 		b.close()

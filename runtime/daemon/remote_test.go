@@ -172,6 +172,20 @@ func TestBridgeRoutesOutputsAndEvents(t *testing.T) {
 	if len(evB) != 1 || evB[0].Kind != dataplane.OutputClosed || evB[0].Output != "frames" {
 		t.Errorf("B events %+v", evB)
 	}
+	if !b.SourceClosed("camera", "frames") || b.SourceClosed("camera", "other") {
+		t.Error("B's view of camera's closed outputs is wrong")
+	}
+	if a.SourceClosed("inference", "predictions") {
+		t.Error("a restart closed inference's output")
+	}
+	b.PublishEvent(dataplane.RemoteEvent{Kind: dataplane.NodeFailed, Node: "inference", Error: "boom"})
+	if !a.SourceClosed("inference", "predictions") {
+		t.Error("a failed node's outputs are not closed")
+	}
+	b.PublishEvent(dataplane.RemoteEvent{Kind: dataplane.NodeRestarted, Node: "inference"})
+	if a.SourceClosed("inference", "predictions") {
+		t.Error("a restarted node's outputs stay closed")
+	}
 	a.close()
 	b.close()
 	if n := tr.count(); n != 0 {
