@@ -61,6 +61,9 @@ Options:
   -binary PATH          adora binary to deploy (default this executable).
   -state PATH           State file (default adora.state next to cluster.yml).
   -lock-timeout D       Wait up to D for the state lock (default 0: fail).
+  -lock=false           Do not take the state lock (plan and refresh only;
+                        the plan may then be made against a state that an
+                        apply is changing).
   -json                 Print the plan as JSON (format in docs/plans.md).
   -markdown             Print the plan as Markdown for a pull-request comment.
   -no-color             No colours in the output.
@@ -121,6 +124,7 @@ type deployFlags struct {
 	excludes    stringList
 	parallelism int
 	lockTimeout time.Duration
+	lock        bool
 	json        bool
 	markdown    bool
 	noColor     bool
@@ -138,6 +142,7 @@ func (f *deployFlags) flagSet(ui cli.Ui, name string, help func() string, planni
 	fs.StringVar(&f.cluster, "cluster", "", "")
 	fs.StringVar(&f.statePath, "state", "", "")
 	fs.DurationVar(&f.lockTimeout, "lock-timeout", 0, "")
+	fs.BoolVar(&f.lock, "lock", true, "")
 	fs.BoolVar(&f.noColor, "no-color", false, "")
 	fs.BoolVar(&f.refresh, "refresh", true, "")
 	if planning {
@@ -249,11 +254,16 @@ func (s *deploySession) open(ctx context.Context, f *deployFlags, clusterPath, o
 		return err
 	}
 	s.backend = b
-	s.lock = state.NewLockInfo(operation, version.Version, time.Now())
-	if err := state.LockWait(ctx, b, s.lock, f.lockTimeout); err != nil {
-		return err
+	if !f.lock && operation != "plan" && operation != "refresh" {
+		return fmt.Errorf("-lock=false is only for plan and refresh: %s changes the fleet", operation)
 	}
-	s.locked = true
+	if f.lock {
+		s.lock = state.NewLockInfo(operation, version.Version, time.Now())
+		if err := state.LockWait(ctx, b, s.lock, f.lockTimeout); err != nil {
+			return err
+		}
+		s.locked = true
+	}
 	if s.prior, err = b.Read(ctx); err != nil {
 		s.unlock()
 		return err

@@ -185,6 +185,20 @@ func TestPlanFailsWhileStateIsLocked(t *testing.T) {
 	}
 }
 
+func TestPlanWithoutLockWhileLocked(t *testing.T) {
+	dir := deployProject(t)
+	b := statefile.New(filepath.Join(dir, "adora.state"))
+	if err := b.Lock(context.Background(), state.NewLockInfo("apply", "test", time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errs := runCmd(t, &PlanCommand{}, planArgs(dir, "-lock=false")...); code != 0 {
+		t.Fatalf("plan -lock=false exit %d\n%s%s", code, out, errs)
+	}
+	if code, _, errs := runCmd(t, &ApplyCommand{}, planArgs(dir, "-lock=false", "-auto-approve")...); code != 1 || !strings.Contains(errs, "only for plan and refresh") {
+		t.Fatalf("apply -lock=false: exit %d %s", code, errs)
+	}
+}
+
 func TestPlanWaitsForTheLockWithTimeout(t *testing.T) {
 	dir := deployProject(t)
 	b := statefile.New(filepath.Join(dir, "adora.state"))
