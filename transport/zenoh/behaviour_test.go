@@ -503,13 +503,13 @@ func TestFullMeshOfThree(t *testing.T) {
 		}
 	}
 	for i, c := range cs {
-		got := c.waitN(t, 3) // two remote, one local
+		c.waitN(t, 3) // two remote, one local
 		time.Sleep(50 * time.Millisecond)
-		if got = c.samples(); len(got) != 3 {
+		if got := c.samples(); len(got) != 3 {
 			t.Fatalf("session %d got %d samples, want 3 (no duplicates)", i, len(got))
 		}
 		seen := map[string]bool{}
-		for _, smp := range got {
+		for _, smp := range c.samples() {
 			seen[smp.Key] = true
 		}
 		if len(seen) != 3 {

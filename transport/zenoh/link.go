@@ -190,7 +190,7 @@ func (l *link) sendNetwork(msgs ...any) {
 			b = wire.AppendInterest(b, m)
 		}
 	}
-	if err := l.flushLocked(nil, b); err != nil {
+	if err := l.flushLocked(context.Background(), b); err != nil {
 		l.fail(err)
 	}
 }
@@ -385,7 +385,7 @@ func (l *link) keepAlive() {
 				continue // recent traffic, or a write in progress
 			}
 			b := wire.AppendKeepAlive(append(l.wbuf[:0], 0, 0))
-			err := l.flushLocked(nil, b)
+			err := l.flushLocked(context.Background(), b)
 			l.wmu.Unlock()
 			if err != nil {
 				l.close(wire.CloseGeneric, false, err)
