@@ -68,3 +68,12 @@ func (r *dataplaneRouter) Close() error {
 func (r *dataplaneRouter) SourceClosed(node, output string) bool {
 	return r.bridge != nil && r.bridge.SourceClosed(node, output)
 }
+
+// InputTimeouts sums the input_timeout trips of every node.
+func (r *dataplaneRouter) InputTimeouts() uint64 {
+	var n uint64
+	for _, m := range r.Metrics() {
+		n += m.InputTimeouts
+	}
+	return n
+}

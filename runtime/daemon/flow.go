@@ -294,6 +294,20 @@ func (f *Flow) Drops() map[string]uint64 {
 	return f.router.Drops()
 }
 
+// inputTimeouter is a router that counts input_timeout trips.
+type inputTimeouter interface {
+	InputTimeouts() uint64
+}
+
+// InputTimeouts is how often an input_timeout closed an input of this
+// flow (0 without a router that counts them).
+func (f *Flow) InputTimeouts() uint64 {
+	if t, ok := f.router.(inputTimeouter); ok {
+		return t.InputTimeouts()
+	}
+	return 0
+}
+
 // Close kills what still runs, then closes the router.
 func (f *Flow) Close() error {
 	err := f.sup.Close()

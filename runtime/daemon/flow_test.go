@@ -38,6 +38,8 @@ func (r *fakeRouter) NodeExited(id string, restarting, failed bool) {
 
 func (r *fakeRouter) Drops() map[string]uint64 { return map[string]uint64{"a": 7} }
 
+func (r *fakeRouter) InputTimeouts() uint64 { return 3 }
+
 func (r *fakeRouter) Connected(id string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -100,6 +102,9 @@ func TestFlowDrivesRouter(t *testing.T) {
 	}
 	if d := f.Drops(); d["a"] != 7 {
 		t.Fatalf("drops %v", d)
+	}
+	if n := f.InputTimeouts(); n != 3 {
+		t.Fatalf("input timeouts %d", n)
 	}
 	start := time.Now()
 	// The connected node gets the stop request and, ignoring it, SIGTERM

@@ -27,10 +27,7 @@ func (d *Daemon) tick(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-hb.C:
-			d.mu.Lock()
-			st := d.stats
-			d.mu.Unlock()
-			d.send(proto.TypeHeartbeat, proto.Heartbeat{Stats: st})
+			d.send(proto.TypeHeartbeat, proto.Heartbeat{Stats: d.faultStats()})
 		case <-mt.C:
 			if m := d.metrics(time.Now()); len(m.Metrics) > 0 {
 				d.send(proto.TypeNodeMetrics, m)
@@ -138,4 +135,20 @@ func (d *Daemon) flushLogs() {
 	case <-done:
 	case <-time.After(time.Second):
 	}
+}
+
+// faultStats are the daemon's cumulative counters: restarts, and input
+// timeouts of ended dataflows plus those of the running ones.
+func (d *Daemon) faultStats() proto.FaultStats {
+	d.mu.Lock()
+	st := d.stats
+	flows := make([]*Flow, 0, len(d.flows))
+	for _, r := range d.flows {
+		flows = append(flows, r.flow)
+	}
+	d.mu.Unlock()
+	for _, f := range flows {
+		st.InputTimeouts += f.InputTimeouts()
+	}
+	return st
 }

@@ -104,6 +104,7 @@ func (d *Daemon) watch(id string, r *flowRun) {
 	defer d.wg.Done()
 	<-r.flow.Done()
 	results := r.flow.Results()
+	timeouts := r.flow.InputTimeouts()
 	r.flow.Close()
 	os.Remove(filepath.Join(d.stateDir, "sockets", id))
 	fin := proto.DataflowFinished{DataflowID: id, Nodes: resultStates(results)}
@@ -111,6 +112,7 @@ func (d *Daemon) watch(id string, r *flowRun) {
 		fin.Failed, fin.Error = true, msg
 	}
 	d.mu.Lock()
+	d.stats.InputTimeouts += timeouts
 	delete(d.flows, id)
 	for k := range d.cpu {
 		if k.flow == id {
