@@ -371,7 +371,8 @@ func looksLikeCluster(path string) (bool, error) {
 	}
 	if config.IsHCL(path) {
 		for _, line := range strings.Split(string(data), "\n") {
-			if t := strings.TrimSpace(line); strings.HasPrefix(t, "machine ") || strings.HasPrefix(t, "machine{") {
+			t := strings.TrimSpace(line)
+			if strings.HasPrefix(t, "machine ") || strings.HasPrefix(t, "machine{") || strings.HasPrefix(t, "coordinator ") || strings.HasPrefix(t, "coordinator{") {
 				return true, nil
 			}
 		}

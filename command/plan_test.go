@@ -296,6 +296,20 @@ func TestStateListShowAndForceUnlock(t *testing.T) {
 	}
 }
 
+func TestLooksLikeClusterOnFixtures(t *testing.T) {
+	for path, want := range map[string]bool{
+		"../testfixtures/hcl/fleet/cluster.hcl":  true,
+		"../testfixtures/hcl/fleet/cluster.yml":  true,
+		"../testfixtures/hcl/fleet/dataflow.hcl": false,
+		"../testfixtures/hcl/fleet/dataflow.yml": false,
+	} {
+		got, err := looksLikeCluster(path)
+		if err != nil || got != want {
+			t.Errorf("looksLikeCluster(%s) = %v, %v; want %v", path, got, err, want)
+		}
+	}
+}
+
 func TestSplitDeployArgs(t *testing.T) {
 	dir := deployProject(t)
 	c, dfs, err := splitDeployArgs("", []string{filepath.Join(dir, "app.yml"), filepath.Join(dir, "cluster.yml")})
@@ -363,5 +377,26 @@ func TestApplyJSONStream(t *testing.T) {
 	}
 	if strings.Join(types, ",") != "plan,result" {
 		t.Fatalf("stream types = %v; want plan, result", types)
+	}
+}
+
+func TestPlanIsTheSameFromYAMLAndHCL(t *testing.T) {
+	t.Setenv("ADORA_HOME", t.TempDir())
+	t.Setenv("ADORA_AUTH_TOKEN", "test-token")
+	outs := map[string]string{}
+	for _, ext := range []string{"yml", "hcl"} {
+		dir := "../testfixtures/hcl/fleet/"
+		code, out, errs := runCmd(t, &PlanCommand{}, "-refresh=false", "-no-color", "-state", filepath.Join(t.TempDir(), "adora.state"),
+			dir+"cluster."+ext, dir+"dataflow."+ext)
+		if code != 0 {
+			t.Fatalf("%s: exit %d\n%s", ext, code, errs)
+		}
+		outs[ext] = out
+	}
+	if outs["yml"] != outs["hcl"] {
+		t.Fatalf("plans differ:\n--- yml\n%s\n--- hcl\n%s", outs["yml"], outs["hcl"])
+	}
+	if !strings.Contains(outs["yml"], "to install") || !strings.Contains(outs["yml"], "+   dataflow.dataflow") {
+		t.Fatalf("unexpected plan:\n%s", outs["yml"])
 	}
 }
