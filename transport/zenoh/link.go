@@ -42,6 +42,7 @@ type link struct {
 	done      chan struct{}
 	closeOnce sync.Once
 	closeErr  error
+	stats     counters              // this link's share of the session counters
 	failErr   atomic.Pointer[error] // first write error
 
 	finalTimer *time.Timer // pending initial D_FINAL (accepting side), under mu
@@ -217,6 +218,7 @@ func (l *link) flushLocked(ctx context.Context, b []byte) error {
 	l.lastTx.Store(time.Now().UnixNano())
 	if err == nil {
 		l.s.stats.bytesSent.Add(uint64(len(b)))
+		l.stats.bytesSent.Add(uint64(len(b)))
 	}
 	return err
 }
@@ -269,6 +271,7 @@ func (l *link) sendPut(ctx context.Context, key string, payload, attachment []by
 		return fmt.Errorf("send to %x: %w", l.zid, err)
 	}
 	l.s.stats.sent.Add(1)
+	l.stats.sent.Add(1)
 	return nil
 }
 
@@ -349,6 +352,7 @@ func (l *link) sendFragmentsLocked(ctx context.Context, pre, payload []byte) err
 	written, err := bufs.WriteTo(l.conn)
 	l.lastTx.Store(time.Now().UnixNano())
 	l.s.stats.bytesSent.Add(uint64(written))
+	l.stats.bytesSent.Add(uint64(written))
 	return err
 }
 
@@ -432,6 +436,7 @@ func (l *link) readOne(buf []byte) ([]byte, error) {
 	}
 	n := int(binary.LittleEndian.Uint16(hdr[:]))
 	l.s.stats.bytesReceived.Add(uint64(n + 2))
+	l.stats.bytesReceived.Add(uint64(n + 2))
 	l.lastRx.Store(time.Now().UnixNano())
 	if first, err := l.r.Peek(1); err == nil && n > 1 && first[0]&^0x60 == wire.IDFragment {
 		return buf, l.readFragment(n)

@@ -62,6 +62,7 @@ func (l *link) handlePush(p *wire.Push) error {
 		return nil
 	}
 	l.s.stats.received.Add(1)
+	l.stats.received.Add(1)
 	if p.Put == nil {
 		return nil // DEL: nothing to deliver to transport.Handler
 	}

@@ -222,6 +222,8 @@ type PeerInfo struct {
 	WhatAmI   string
 	Remote    string // remote address
 	Initiator bool   // we dialled
+	// Counters of this link since it opened (see Stats).
+	MessagesSent, MessagesReceived, BytesSent, BytesReceived uint64
 }
 
 // Peers lists the open links.
@@ -230,7 +232,11 @@ func (s *Session) Peers() []PeerInfo {
 	defer s.mu.RUnlock()
 	var out []PeerInfo
 	for _, l := range s.links {
-		out = append(out, PeerInfo{ZID: l.zid, WhatAmI: l.whatami.String(), Remote: l.conn.RemoteAddr().String(), Initiator: l.initiator})
+		out = append(out, PeerInfo{
+			ZID: l.zid, WhatAmI: l.whatami.String(), Remote: l.conn.RemoteAddr().String(), Initiator: l.initiator,
+			MessagesSent: l.stats.sent.Load(), MessagesReceived: l.stats.received.Load(),
+			BytesSent: l.stats.bytesSent.Load(), BytesReceived: l.stats.bytesReceived.Load(),
+		})
 	}
 	return out
 }

@@ -131,6 +131,12 @@ func TestGoToGoPublishSubscribe(t *testing.T) {
 	if st := b.Stats(); st.MessagesReceived != 100 {
 		t.Errorf("b received %d, want 100", st.MessagesReceived)
 	}
+	if p := a.Peers()[0]; p.MessagesSent != 100 || p.BytesSent < 100 {
+		t.Errorf("a's link counters: %+v", p)
+	}
+	if p := b.Peers()[0]; p.MessagesReceived != 100 || p.BytesReceived < 100 {
+		t.Errorf("b's link counters: %+v", p)
+	}
 }
 
 func TestGoToGoLargePayloads(t *testing.T) {
