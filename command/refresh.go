@@ -20,10 +20,14 @@ func (c *RefreshCommand) Help() string {
   Observes every machine (over SSH: unit, binary checksum and version) and
   the coordinator (daemons, labels, running dataflows and placements), in
   parallel, and reports what differs from the recorded state (drift). It
-  changes nothing: adora plan proposes the changes that repair drift.
+  changes nothing on the machines: adora plan proposes the changes that
+  repair drift. With -update, the observed facts replace the recorded ones
+  (accept the drift); the next plan then proposes what it takes to get from
+  the live cluster to the configuration.
 
 Options:
 
+  -update               Record what was observed in the state.
   -detailed-exitcode    Exit 2 when there is drift, 0 when there is none.
   -json                 Print the observation and the drift as JSON.
   -cluster, -state, -lock-timeout: as for adora plan.
@@ -33,8 +37,9 @@ Options:
 func (c *RefreshCommand) Run(args []string) int {
 	var f deployFlags
 	fs := f.flagSet(c.Meta.Ui, "refresh", c.Help, false)
-	var detailed bool
+	var detailed, update bool
 	fs.BoolVar(&detailed, "detailed-exitcode", false, "")
+	fs.BoolVar(&update, "update", false, "")
 	fs.BoolVar(&f.json, "json", false, "")
 	if !deployParse(c.Meta.Ui, fs, args) {
 		return 1
@@ -83,6 +88,20 @@ func (c *RefreshCommand) Run(args []string) int {
 				c.Meta.Ui.Output(fmt.Sprintf("  ! %s: %s recorded %s, observed %s", d.Address, d.Field, d.Recorded, d.Observed))
 			}
 			c.Meta.Ui.Output("\nRun adora plan to see the changes that repair it.")
+		}
+	}
+	if update && len(drift) > 0 && s.prior != nil {
+		if !s.locked {
+			c.Meta.Ui.Error("refresh -update needs the state lock: drop -lock=false")
+			return 1
+		}
+		st := plan.Refreshed(s.prior, observed)
+		if err := s.backend.Write(ctx, st); err != nil {
+			c.Meta.Ui.Error(err.Error())
+			return 1
+		}
+		if !f.json {
+			c.Meta.Ui.Output(fmt.Sprintf("The state records what was observed (serial %d).", st.Serial))
 		}
 	}
 	if detailed && len(drift) > 0 {

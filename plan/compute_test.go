@@ -317,3 +317,30 @@ func TestUnreachableMachineIsDriftAndAWarning(t *testing.T) {
 		t.Fatalf("drift = %+v; want gpu-server unreachable", p.Drift)
 	}
 }
+
+func TestRefreshedStateHasNoDrift(t *testing.T) {
+	s := scenario(t, "drift")
+	obs := s.Observed
+	// The coordinator no longer runs the dataflow, and a node moved.
+	delete(obs.Dataflows, "my-app")
+	st := plan.Refreshed(s.Prior, obs)
+	if got := plan.DriftOf(st, obs); len(got) != 1 || got[0].Field != "daemon" {
+		t.Fatalf("drift after refresh = %+v; want only the stopped daemon (a running fact, not a record)", got)
+	}
+	if st.Machines["gpu-server"].BinaryVersion != "0.0.9" {
+		t.Fatalf("gpu-server binary = %s; want the observed 0.0.9", st.Machines["gpu-server"].BinaryVersion)
+	}
+	if _, ok := st.Dataflows["my-app"]; ok {
+		t.Fatal("a dataflow the coordinator does not run is still recorded")
+	}
+	if s.Prior.Machines["gpu-server"].BinaryVersion != "0.1.0" {
+		t.Fatal("Refreshed modified the prior state")
+	}
+	p, err := plan.Compute(st, obs, s.Desired)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := actions(p); got["machine.gpu-server"] != plan.Upgrade || got["dataflow.my-app"] != plan.Start {
+		t.Fatalf("plan after refresh = %v; want the upgrade back and the start", got)
+	}
+}
