@@ -15,8 +15,11 @@ import (
 
 	"github.com/hashicorp/cli"
 
+	"github.com/adora-rs/adora/config"
+	"github.com/adora-rs/adora/runtime/client"
 	"github.com/adora-rs/adora/runtime/coordinator"
 	"github.com/adora-rs/adora/runtime/coordinator/coordtest"
+	"github.com/adora-rs/adora/runtime/coordinator/store"
 	"github.com/adora-rs/adora/runtime/proto"
 )
 
@@ -527,5 +530,67 @@ func TestCoordFlagsHostPort(t *testing.T) {
 		if err != nil || fmt.Sprintf("%s %d", o.Addr, o.Port) != want {
 			t.Errorf("%s: %+v, %v; want %s", in, o, err, want)
 		}
+	}
+}
+
+func TestLogsFollowSurvivesCoordinatorRestart(t *testing.T) {
+	t.Setenv("ADORA_HOME", t.TempDir())
+	t.Setenv("ADORA_AUTH_TOKEN", "")
+	st := store.NewMemory()
+	srv := coordtest.Start(t, coordinator.Config{Store: st, TickInterval: time.Hour})
+	port := srv.Endpoint.Port
+	ctx := context.Background()
+	robot, err := coordtest.StartDaemon(ctx, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.Dial(ctx, client.Options{Addr: "127.0.0.1", Port: port})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := proto.Start{Name: "f", Descriptor: []byte("x"), Dataflow: config.Dataflow{Nodes: []config.Node{{ID: "camera", Path: "/bin/true", Deploy: config.Deploy{Machine: "robot"}}}}}
+	rep, err := c.Start(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	id := rep.DataflowID
+	base := time.Now()
+	robot.Log(ctx, proto.LogLine{DataflowID: id, NodeID: "camera", Time: base, Line: "before"})
+
+	ui := cli.NewMockUi()
+	done := make(chan int, 1)
+	go func() {
+		done <- (&LogsCommand{Meta: &Meta{Ui: ui}}).Run([]string{"f", "camera", "--follow", "--coordinator-addr", "127.0.0.1", "--coordinator-port", strconv.Itoa(port)})
+	}()
+	if !coordtest.Wait(5*time.Second, func() bool { return strings.Contains(ui.OutputWriter.String(), "before\n") }) {
+		t.Fatal("history not shown")
+	}
+	time.Sleep(50 * time.Millisecond) // the follow is live
+	robot.Close()
+	srv.Stop()
+
+	// The coordinator comes back on the same port; the daemon too.
+	srv2 := coordtest.StartOn(t, coordinator.Config{Store: st, TickInterval: time.Hour}, port)
+	robot2, err := coordtest.StartDaemon(ctx, srv2.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot", Running: map[string][]string{id: {"camera"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer robot2.Close()
+	robot2.Log(ctx, proto.LogLine{DataflowID: id, NodeID: "camera", Time: base, Line: "before"}) // the daemon's history
+	coordtest.Wait(10*time.Second, func() bool {
+		robot2.Log(ctx, proto.LogLine{DataflowID: id, NodeID: "camera", Time: time.Now(), Line: "after"})
+		time.Sleep(50 * time.Millisecond)
+		return strings.Contains(ui.OutputWriter.String(), "after\n")
+	})
+	robot2.Finish(ctx, id, false, "")
+	select {
+	case code := <-done:
+		out := ui.OutputWriter.String()
+		if code != 0 || strings.Count(out, "before\n") != 1 || !strings.Contains(out, "after\n") || !strings.Contains(ui.ErrorWriter.String(), "reconnecting") {
+			t.Fatalf("logs -f across a restart = %d\nout %q\nerr %q", code, out, ui.ErrorWriter.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("follow did not end; out %q err %q", ui.OutputWriter.String(), ui.ErrorWriter.String())
 	}
 }

@@ -3,11 +3,15 @@ package command
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
+	"github.com/adora-rs/adora/runtime/client"
 	"github.com/adora-rs/adora/runtime/proto"
+	"github.com/adora-rs/adora/runtime/proto/wsconn"
 )
 
 // LogsCommand prints a dataflow's node logs.
@@ -69,7 +73,7 @@ func (c *LogsCommand) Run(args []string) int {
 		}
 		return 0
 	}
-	end, err := cl.FollowLogs(ctx, df, node, *tail, print)
+	end, err := c.follow(ctx, &cf, cl, df, node, *tail, print)
 	if errors.Is(err, context.Canceled) {
 		return 0 // Ctrl-C
 	}
@@ -83,4 +87,58 @@ func (c *LogsCommand) Run(args []string) int {
 	}
 	c.Meta.Ui.Info(msg)
 	return 0
+}
+
+// reconnectFor is how long a follow keeps trying to reach a coordinator
+// that went away (it restarts without stopping any node).
+const reconnectFor = time.Minute
+
+// follow streams logs until the dataflow ends. When the connection to the
+// coordinator drops, it reconnects and resumes after the last line shown
+// (lines with the same timestamp may be skipped or repeated).
+func (c *LogsCommand) follow(ctx context.Context, cf *coordFlags, cl *client.Client, df, node string, tail int, print func(proto.LogLine)) (proto.LogsEnd, error) {
+	var last, resumeAfter time.Time // newest line shown; set at a reconnect
+	show := func(l proto.LogLine) {
+		if !resumeAfter.IsZero() && !l.Time.After(resumeAfter) {
+			return // shown before the reconnect
+		}
+		if l.Time.After(last) {
+			last = l.Time
+		}
+		print(l)
+	}
+	for {
+		end, err := cl.FollowLogs(ctx, df, node, tail, show)
+		if !errors.Is(err, wsconn.ErrClosed) || ctx.Err() != nil {
+			return end, err
+		}
+		cl.Close()
+		c.Meta.Ui.Warn("logs: lost the coordinator; reconnecting")
+		if cl, err = c.redial(ctx, cf); err != nil {
+			return end, err
+		}
+		defer cl.Close()
+		tail, resumeAfter = 0, last
+		if !last.IsZero() {
+			tail = 1000 // enough to cover the gap; older lines are filtered
+		}
+	}
+}
+
+func (c *LogsCommand) redial(ctx context.Context, cf *coordFlags) (*client.Client, error) {
+	deadline := time.Now().Add(reconnectFor)
+	for {
+		cl, err := cf.dial(ctx)
+		if err == nil {
+			return cl, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("coordinator unreachable for %v: %w", reconnectFor, err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
 }

@@ -9,6 +9,7 @@ package coordtest
 import (
 	"context"
 	"net"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -54,6 +55,13 @@ type Server struct {
 // The server stops at the end of the test, or earlier with Stop.
 func Start(t testing.TB, cfg coordinator.Config) *Server {
 	t.Helper()
+	return StartOn(t, cfg, 0)
+}
+
+// StartOn is Start on a given loopback port (0: a free one), to bring a
+// coordinator back where its clients expect it.
+func StartOn(t testing.TB, cfg coordinator.Config, port int) *Server {
+	t.Helper()
 	if cfg.Store == nil {
 		cfg.Store = store.NewMemory()
 	}
@@ -61,7 +69,7 @@ func Start(t testing.TB, cfg coordinator.Config) *Server {
 	if err != nil {
 		t.Fatalf("coordinator.New: %v", err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 	if err != nil {
 		c.Close()
 		t.Fatalf("listen: %v", err)
