@@ -19,6 +19,13 @@
 // arrival order); data items are bounded per input by queue_size and the
 // input's policy, and at most a window of data items is in flight to the
 // node (acknowledged by ACK frames once the application took them).
+//
+// Goroutines, all owned by the Router and stopped and waited for by Close:
+// one accept loop; per connection a reader (registers the node, routes its
+// frames and, after each batch, writes to the receivers it queued for) and
+// a writer (woken for acknowledgements, timers, events and remote data);
+// one ticker per distinct timer interval. State is guarded by one mutex;
+// socket writes happen outside it, one writer per connection at a time.
 package dataplane
 
 import (
