@@ -28,7 +28,8 @@ func (c *LogsCommand) Help() string {
 
 Options:
 
-  --follow, -f   Keep printing new lines until the dataflow ends or Ctrl-C
+  --follow, -f   Keep printing new lines until the dataflow ends or Ctrl-C;
+                 rides out a coordinator restart (reconnects for a minute)
   --tail N       Only the last N lines of history (default: all)
 ` + coordFlagsHelp
 }
