@@ -50,6 +50,8 @@ Options:
 
   -cluster FILE         Cluster file (default ./cluster.yml if present).
   -out FILE             Save the plan; adora apply FILE carries out exactly it.
+  -against FILE         Also show how this plan differs from the saved plan
+                        FILE (what to review again when FILE went stale).
   -detailed-exitcode    Exit 0 when there is nothing to change, 2 when there
                         are changes or drift, 1 on error.
   -refresh=false        Do not look at the live cluster; plan from the state.
@@ -73,9 +75,10 @@ Options:
 func (c *PlanCommand) Run(args []string) int {
 	var f deployFlags
 	fs := f.flagSet(c.Meta.Ui, "plan", c.Help, true)
-	var out string
+	var out, against string
 	var detailed bool
 	fs.StringVar(&out, "out", "", "")
+	fs.StringVar(&against, "against", "", "")
 	fs.BoolVar(&detailed, "detailed-exitcode", false, "")
 	if !deployParse(c.Meta.Ui, fs, args) {
 		return 1
@@ -97,6 +100,12 @@ func (c *PlanCommand) Run(args []string) int {
 		c.Meta.Ui.Error(err.Error())
 		return 1
 	}
+	if against != "" {
+		if err := printDelta(c.Meta.Ui, against, p); err != nil {
+			c.Meta.Ui.Error(err.Error())
+			return 1
+		}
+	}
 	if out != "" {
 		if err := planfile.Write(out, p); err != nil {
 			c.Meta.Ui.Error(err.Error())
@@ -112,6 +121,31 @@ func (c *PlanCommand) Run(args []string) int {
 		return 2
 	}
 	return 0
+}
+
+// printDelta shows what differs between the saved plan at path and p.
+func printDelta(ui cli.Ui, path string, p *plan.Plan) error {
+	approved, err := planfile.Read(path)
+	if err != nil {
+		return err
+	}
+	d := plan.Delta(approved, p)
+	if len(d) == 0 {
+		ui.Output(fmt.Sprintf("\nThis plan makes the same changes as %s.", path))
+		return nil
+	}
+	ui.Output(fmt.Sprintf("\nCompared with %s, %d change(s) differ:", path, len(d)))
+	for _, x := range d {
+		ui.Output(fmt.Sprintf("  %s\n      was: %s\n      now: %s", x.Address, orNothing(x.Was), orNothing(x.Now)))
+	}
+	return nil
+}
+
+func orNothing(s string) string {
+	if s == "" {
+		return "(nothing)"
+	}
+	return s
 }
 
 // deployFlags are the options plan, apply, destroy and refresh share.

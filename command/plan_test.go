@@ -252,6 +252,23 @@ func TestSavedPlanRefusedWhenStateChanged(t *testing.T) {
 	}
 }
 
+func TestPlanAgainstSavedPlan(t *testing.T) {
+	dir := deployProject(t)
+	saved := filepath.Join(dir, "first.plan")
+	if code, _, errs := runCmd(t, &PlanCommand{}, planArgs(dir, "-out", saved)...); code != 0 {
+		t.Fatalf("plan -out: %s", errs)
+	}
+	code, out, _ := runCmd(t, &PlanCommand{}, planArgs(dir, "-against", saved)...)
+	if code != 0 || !strings.Contains(out, "makes the same changes as") {
+		t.Fatalf("plan -against the same plan: exit %d\n%s", code, out)
+	}
+	recordAll(t, dir) // applied in the meantime
+	code, out, _ = runCmd(t, &PlanCommand{}, planArgs(dir, "-against", saved)...)
+	if code != 0 || !strings.Contains(out, "change(s) differ") || !strings.Contains(out, "machine.bot-01\n      was: install") {
+		t.Fatalf("plan -against after apply: exit %d\n%s", code, out)
+	}
+}
+
 func TestApplyRefusesWithoutTerminal(t *testing.T) {
 	dir := deployProject(t)
 	code, _, errs := runCmd(t, &ApplyCommand{}, planArgs(dir)...)

@@ -344,3 +344,29 @@ func TestRefreshedStateHasNoDrift(t *testing.T) {
 		t.Fatalf("plan after refresh = %v; want the upgrade back and the start", got)
 	}
 }
+
+func TestDeltaShowsOnlyWhatMoved(t *testing.T) {
+	approved := compute(t, scenario(t, "binary-upgrade"))
+	if d := plan.Delta(approved, approved); len(d) != 0 {
+		t.Fatalf("delta of a plan with itself = %+v", d)
+	}
+	s := scenario(t, "binary-upgrade")
+	m := s.Observed.Machines["bot-01"] // upgraded by hand since the review
+	m.BinarySHA256, m.BinaryVersion = plantest.Binary020.SHA256, "0.2.0"
+	s.Observed.Machines["bot-01"] = m
+	fresh := compute(t, s)
+	d := plan.Delta(approved, fresh)
+	got := map[string]plan.DeltaItem{}
+	for _, x := range d {
+		got[x.Address] = x
+	}
+	if x := got["machine.bot-01"]; !strings.HasPrefix(x.Was, "upgrade, wave 1") || x.Now != "" {
+		t.Fatalf("bot-01 delta = %+v; want the upgrade gone", x)
+	}
+	if x := got["machine.bot-02"]; !strings.HasPrefix(x.Was, "upgrade, wave 2") || !strings.HasPrefix(x.Now, "upgrade, wave 1") {
+		t.Fatalf("bot-02 delta = %+v; want it to move to wave 1", x)
+	}
+	if len(d) != 3 {
+		t.Fatalf("delta = %+v; want bot-01, bot-02 and gpu-server", d)
+	}
+}
