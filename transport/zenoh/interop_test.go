@@ -347,6 +347,27 @@ func TestInteropThroughRouter(t *testing.T) {
 	}
 }
 
+// With gossip on, as in zenoh's default configuration, two Python peers
+// that dial us still exchange data with us both ways, and nothing is
+// dropped (gossip may make them dial each other too).
+func TestInteropWithGossip(t *testing.T) {
+	requirePythonZenoh(t)
+	g := openT(t, Config{Listen: []string{"tcp/127.0.0.1:0"}})
+	c := newCollector()
+	g.Subscribe("gossip/py", c.handle)
+	pysub := startPy(t, map[string]any{"mode": "peer", "gossip": true, "connect": g.ListenEndpoints(), "action": "sub", "key": "gossip/go"})
+	waitFor(t, "python subscriber", func() bool { return remoteSubscribed(g, "gossip/go") })
+	probeUntil(t, g, "gossip/go", pysub)
+	pypub := startPy(t, map[string]any{"mode": "peer", "gossip": true, "connect": g.ListenEndpoints(), "action": "pub", "key": "gossip/py", "count": 5, "size": 100})
+	waitFor(t, "two python links", func() bool { return len(g.Peers()) == 2 })
+	time.Sleep(200 * time.Millisecond)
+	io.WriteString(pypub.stdin, "go\n")
+	c.waitN(t, 5)
+	if d := g.Stats().Dropped; d != 0 {
+		t.Errorf("dropped %d", d)
+	}
+}
+
 // Our peer (not client) through a Python router, and a Python client
 // dialling our peer directly (we then stand in for its router).
 func TestInteropPeerModeWithRouterAndClient(t *testing.T) {

@@ -3,6 +3,7 @@
 
 Reads one JSON object from argv[1] and acts:
   mode       "peer" | "client" | "router"
+  gossip     enable gossip scouting (default false)
   listen     list of endpoints (optional)
   connect    list of endpoints (optional)
   action     "sub"    print each sample as a JSON line on stdout
@@ -30,7 +31,7 @@ def config(spec):
     c = zenoh.Config()
     c.insert_json5("mode", json.dumps(spec.get("mode", "peer")))
     c.insert_json5("scouting/multicast/enabled", "false")
-    c.insert_json5("scouting/gossip/enabled", "false")
+    c.insert_json5("scouting/gossip/enabled", json.dumps(spec.get("gossip", False)))
     c.insert_json5("listen/endpoints", json.dumps(spec.get("listen", [])))
     c.insert_json5("connect/endpoints", json.dumps(spec.get("connect", [])))
     return c
