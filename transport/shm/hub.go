@@ -35,15 +35,19 @@ type Hub struct {
 }
 
 type hubClient struct {
-	c      *Conn
-	subs   map[uint32]string
-	owned  map[uint32]*hubRegion
-	mapped map[uint32]bool
-	held   map[uint64]int
-	out    []outFrame
-	wake   chan struct{}
-	gone   bool
+	c       *Conn
+	subs    map[uint32]string
+	owned   map[uint32]*hubRegion
+	mapped  map[uint32]bool
+	held    map[uint64]int
+	out     []outFrame
+	wake    chan struct{}
+	gone    bool
+	dropped uint64
 }
+
+// maxHubQueue bounds the frames waiting for one session's socket.
+const maxHubQueue = 1 << 16
 
 type outFrame struct {
 	m *Msg
@@ -276,6 +280,13 @@ func (h *Hub) publish(from *hubClient, m *Msg) error {
 	}
 	for c := range h.clients {
 		if !c.matchesLocked(m.ID) {
+			continue
+		}
+		if len(c.out) >= maxHubQueue {
+			c.dropped++ // a subscriber this far behind loses samples rather than the hub its memory
+			if c.dropped == 1 || c.dropped%10000 == 0 {
+				h.log.Warn("shm hub: subscriber too slow, dropping samples", "dropped", c.dropped)
+			}
 			continue
 		}
 		in := &Msg{Type: MsgInput, ID: m.ID, Meta: m.Meta, Data: m.Data}
