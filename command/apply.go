@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -73,6 +74,19 @@ func (c *ApplyCommand) Run(args []string) int {
 	fs.BoolVar(&autoApprove, "auto-approve", false, "")
 	if !deployParse(c.Meta.Ui, fs, args) {
 		return 1
+	}
+	if fs.NArg() == 1 && isPlanFile(fs.Arg(0)) {
+		var planning []string
+		fs.Visit(func(fl *flag.Flag) {
+			switch fl.Name {
+			case "target", "exclude", "binary", "parallelism", "refresh", "cluster":
+				planning = append(planning, "-"+fl.Name)
+			}
+		})
+		if len(planning) > 0 {
+			c.Meta.Ui.Error(fmt.Sprintf("%s cannot be used with a saved plan: the plan file already decided; make a new plan with them instead", strings.Join(planning, ", ")))
+			return 1
+		}
 	}
 	return runApply(c.Meta.Ui, &f, fs.Args(), autoApprove, false)
 }

@@ -238,6 +238,10 @@ func TestSavedPlanRefusedWhenStateChanged(t *testing.T) {
 	if code != 0 || !strings.Contains(out, `"format_version"`) {
 		t.Fatalf("show -json exit %d\n%s", code, out)
 	}
+	code, _, errs = runCmd(t, &ApplyCommand{}, "-target", "machine.bot-01", planPath)
+	if code != 1 || !strings.Contains(errs, "-target cannot be used with a saved plan") {
+		t.Fatalf("apply PLANFILE -target: exit %d %s", code, errs)
+	}
 	// Someone else applies in between: the serial moves.
 	if err := statefile.New(filepath.Join(dir, "adora.state")).Write(context.Background(), st); err != nil {
 		t.Fatal(err)
