@@ -612,3 +612,24 @@ func TestLastLinesBeforeResult(t *testing.T) {
 		}
 	}
 }
+
+func TestLogRepliesFitOneMessage(t *testing.T) {
+	for _, fill := range []string{"x", "\x01"} { // plain, and worst-case escaping
+		var lines []proto.LogLine
+		for i := range 200 {
+			lines = append(lines, proto.LogLine{DataflowID: "df", NodeID: "n", Stream: proto.Stdout, Line: strings.Repeat(fill, 20<<10) + strconv.Itoa(i)})
+		}
+		kept := fitReply(lines)
+		if len(kept) == 0 || !strings.HasSuffix(lines[len(lines)-1].Line, "[cut]") || kept[len(kept)-1].NodeID != "n" {
+			t.Fatalf("fill %q: kept %d lines", fill, len(kept))
+		}
+		env, err := proto.NewEnvelope(proto.TypeLogsReply, proto.LogsReply{DataflowID: "df", Lines: kept})
+		if err != nil {
+			t.Fatal(err)
+		}
+		env.ReplyTo = 1
+		if _, err := proto.Encode(env); err != nil {
+			t.Fatalf("fill %q: %v", fill, err)
+		}
+	}
+}

@@ -80,6 +80,7 @@ func (d *Daemon) forwardLogs(ctx context.Context) {
 	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
 	var batch []proto.LogLine
+	size := 0
 	flush := func() {
 		if len(batch) == 0 {
 			return
@@ -90,27 +91,31 @@ func (d *Daemon) forwardLogs(ctx context.Context) {
 		if c != nil {
 			c.TrySend(proto.TypeLog, proto.Log{Lines: batch})
 		}
-		batch = nil
+		batch, size = nil, 0
+	}
+	add := func(l proto.LogLine) {
+		if n := lineWireSize(l); size+n > maxLogBatchBytes {
+			flush()
+		}
+		batch = append(batch, l)
+		size += lineWireSize(l)
+		if len(batch) >= 200 {
+			flush()
+		}
 	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case l := <-d.logs:
-			batch = append(batch, l)
-			if len(batch) >= 200 {
-				flush()
-			}
+			add(l)
 		case <-t.C:
 			flush()
 		case done := <-d.flushReq:
 			for drained := false; !drained; {
 				select {
 				case l := <-d.logs:
-					batch = append(batch, l)
-					if len(batch) >= 200 {
-						flush()
-					}
+					add(l)
 				default:
 					drained = true
 				}
@@ -152,3 +157,16 @@ func (d *Daemon) faultStats() proto.FaultStats {
 	}
 	return st
 }
+
+// Bounds that keep every log message under proto.MaxMessageSize.
+const (
+	// maxStreamedLine cuts a line streamed to the coordinator (the node's
+	// log file keeps it whole).
+	maxStreamedLine = 16 << 10
+	// maxLogBatchBytes bounds the worst-case JSON size of one Log batch.
+	maxLogBatchBytes = 768 << 10
+)
+
+// lineWireSize is an upper bound of a line's JSON size (every byte of the
+// text escaped as \u00XX, plus the fields).
+func lineWireSize(l proto.LogLine) int { return 6*len(l.Line) + 256 }

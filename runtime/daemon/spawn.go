@@ -237,6 +237,9 @@ func (d *Daemon) nodeLog(flowID string, stream proto.Stream, node string, t time
 		d.log.Info("node "+line, "dataflow", flowID, "node", node)
 		d.writeSystemLine(l)
 	}
+	if len(l.Line) > maxStreamedLine {
+		l.Line = l.Line[:maxStreamedLine] + " [cut; the node's log file has the whole line]"
+	}
 	select {
 	case d.logs <- l:
 	default:
@@ -310,7 +313,24 @@ func (d *Daemon) readLogs(m proto.Logs) (proto.LogsReply, error) {
 	if m.Tail > 0 && len(rep.Lines) > m.Tail {
 		rep.Lines = rep.Lines[len(rep.Lines)-m.Tail:]
 	}
+	rep.Lines = fitReply(rep.Lines)
 	return rep, nil
+}
+
+// fitReply keeps the newest lines that fit in one reply message, each cut
+// to maxStreamedLine.
+func fitReply(lines []proto.LogLine) []proto.LogLine {
+	total := 0
+	for i := len(lines) - 1; i >= 0; i-- {
+		if len(lines[i].Line) > maxStreamedLine {
+			lines[i].Line = lines[i].Line[:maxStreamedLine] + " [cut]"
+		}
+		total += lineWireSize(lines[i])
+		if total > maxLogBatchBytes {
+			return lines[i+1:]
+		}
+	}
+	return lines
 }
 
 func cutSuffix(s, suffix string) (string, bool) {
