@@ -16,6 +16,8 @@ import (
 // references (the memfd is passed once per receiving session), never
 // copied; the publisher gets a region back (DROPPED) when every receiver
 // released it, and a session that disconnects releases everything it held.
+// A subscriber that falls 65536 frames behind loses samples (logged) rather
+// than growing the hub's memory.
 //
 // The daemon's node data plane (runtime/dataplane) uses the same frames and
 // regions with dataflow-specific routing; Hub serves generic keyed pub/sub
