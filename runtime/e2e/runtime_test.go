@@ -20,6 +20,7 @@ func TestPlacementByMachineAndLabels(t *testing.T) {
 	e.coordinator("--store", "memory")
 	e.daemon("robot", "role=edge")
 	e.daemon("gpu-server", "gpu=true,arch=x86_64")
+	e.daemon("", "")
 	c := e.client()
 
 	rep, err := e.startFlow(c, "edge-ai", `
@@ -40,17 +41,21 @@ nodes:
       machine: robot
     path: /bin/sh
     args: -c 'exec sleep 60'
+  - id: logger
+    path: /bin/sh
+    args: -c 'exec sleep 60'
 `)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]string{"camera": "robot", "inference": "gpu-server", "actuator": "robot"}
+	// Unassigned nodes go to the unnamed daemon ("" here).
+	want := map[string]string{"camera": "robot", "inference": "gpu-server", "actuator": "robot", "logger": ""}
 	for _, p := range rep.Placements {
 		if want[p.NodeID] != p.MachineID {
 			t.Errorf("node %s placed on %q, want %q", p.NodeID, p.MachineID, want[p.NodeID])
 		}
 	}
-	if len(rep.Placements) != 3 {
+	if len(rep.Placements) != 4 {
 		t.Fatalf("placements %+v", rep.Placements)
 	}
 	// The processes run under the daemon the placement names.
