@@ -122,6 +122,10 @@ func TestCoordinatorKillKeepsNodes(t *testing.T) {
 	if now := e.nodePID("", rep.DataflowID, "worker"); now != pid || !alive(pid) {
 		t.Fatalf("node pid %d -> %d (alive %v): it was restarted", pid, now, alive(pid))
 	}
+	lines, err := c.Logs(ctx(t), "survivor", "worker", 3)
+	if err != nil || len(lines) == 0 || lines[len(lines)-1].Line != "alive worker" {
+		t.Fatalf("logs after the coordinator restart: %v, %+v", err, lines)
+	}
 	stopped, err := c.Stop(ctx(t), "survivor", time.Second, false)
 	if err != nil {
 		t.Fatal(err)
