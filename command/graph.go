@@ -1,6 +1,7 @@
 package command
 
 import (
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -37,7 +38,8 @@ Usage: adora graph [options] DATAFLOW
 Options:
 
   -cluster FILE    Group nodes by machine of this cluster file.
-  -format FORMAT   mermaid (default) or dot.
+  -format FORMAT   mermaid (default), dot, or json (format_version 1:
+                   machines with their nodes, timers, edges).
   -var NAME=VALUE  Set an HCL variable; repeatable.
 `)
 }
@@ -59,17 +61,25 @@ func (c *GraphCommand) Run(args []string) int {
 		c.Meta.Ui.Error("adora graph: want exactly one DATAFLOW file\n\n" + c.Help())
 		return 1
 	}
-	if format != "mermaid" && format != "dot" {
-		c.Meta.Ui.Error(fmt.Sprintf("adora graph: unknown -format %q; use mermaid or dot", format))
+	if format != "mermaid" && format != "dot" && format != "json" {
+		c.Meta.Ui.Error(fmt.Sprintf("adora graph: unknown -format %q; use mermaid, dot or json", format))
 		return 1
 	}
 	g, ok := c.load(files[0], clusterFile, config.Options{Vars: vars})
 	if !ok {
 		return 1
 	}
-	if format == "dot" {
+	switch format {
+	case "dot":
 		c.Meta.Ui.Output(g.dot())
-	} else {
+	case "json":
+		b, err := json.MarshalIndent(g.json(), "", "  ")
+		if err != nil {
+			c.Meta.Ui.Error(fmt.Sprintf("adora graph: %v", err))
+			return 1
+		}
+		c.Meta.Ui.Output(string(b))
+	default:
 		c.Meta.Ui.Output(g.mermaid())
 	}
 	return 0
@@ -153,6 +163,7 @@ type graphGroup struct {
 
 type graphEdge struct {
 	from, to, label string
+	output, input   string // for the JSON form
 	timer           bool
 	// cross: the nodes run on different machines, so messages cross the
 	// network (drawn dashed).
@@ -184,11 +195,13 @@ func newDataflowGraph(name string, df *config.Dataflow, decisions []placement.De
 			}
 			if in.Source.IsTimer() {
 				timers[in.Source.Output] = true
-				g.edges = append(g.edges, graphEdge{from: in.Source.Output, to: n.ID, label: in.ID, timer: true})
+				g.edges = append(g.edges, graphEdge{from: in.Source.Output, to: n.ID, label: in.ID, timer: true,
+					output: in.Source.String(), input: in.ID})
 				continue
 			}
 			from, to := machineOf[in.Source.Node], machineOf[n.ID]
-			g.edges = append(g.edges, graphEdge{from: in.Source.Node, to: n.ID, label: label, cross: from != to})
+			g.edges = append(g.edges, graphEdge{from: in.Source.Node, to: n.ID, label: label, cross: from != to,
+				output: in.Source.Output, input: in.ID})
 		}
 	}
 	sort.Strings(order)
@@ -284,6 +297,48 @@ func (g *dataflowGraph) dot() string {
 	return b.String()
 }
 
+// graphJSON is the -format json output. Bump FormatVersion on incompatible
+// changes.
+type graphJSON struct {
+	FormatVersion int             `json:"format_version"`
+	Dataflow      string          `json:"dataflow"`
+	Machines      []graphJSONHost `json:"machines"` // machine "" holds nodes without a placement
+	Timers        []string        `json:"timers"`
+	Edges         []graphJSONEdge `json:"edges"`
+}
+
+type graphJSONHost struct {
+	Machine string   `json:"machine"`
+	Nodes   []string `json:"nodes"`
+}
+
+type graphJSONEdge struct {
+	From         string `json:"from"` // node id, or "adora" for a timer (output timer/millis/100)
+	Output       string `json:"output"`
+	To           string `json:"to"`
+	Input        string `json:"input"`
+	Timer        bool   `json:"timer,omitempty"`
+	CrossMachine bool   `json:"cross_machine,omitempty"`
+}
+
+func (g *dataflowGraph) json() graphJSON {
+	out := graphJSON{FormatVersion: 1, Dataflow: g.name, Machines: []graphJSONHost{}, Timers: []string{}, Edges: []graphJSONEdge{}}
+	for _, grp := range g.groups {
+		out.Machines = append(out.Machines, graphJSONHost{Machine: grp.machine, Nodes: grp.nodes})
+	}
+	for _, t := range g.timers {
+		out.Timers = append(out.Timers, "adora/"+t)
+	}
+	for _, e := range g.edges {
+		from, output := e.from, e.output
+		if e.timer {
+			from, output = config.TimerNode, e.from
+		}
+		out.Edges = append(out.Edges, graphJSONEdge{From: from, Output: output, To: e.to, Input: e.input, Timer: e.timer, CrossMachine: e.cross})
+	}
+	return out
+}
+
 // dotID quotes s as a DOT string.
 func dotID(s string) string {
 	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(s) + `"`
@@ -296,7 +351,7 @@ func (c *GraphCommand) AutocompleteArgs() complete.Predictor { return cfgFilePre
 func (c *GraphCommand) AutocompleteFlags() complete.Flags {
 	return complete.Flags{
 		"-cluster": cfgFilePredictor,
-		"-format":  complete.PredictSet("mermaid", "dot"),
+		"-format":  complete.PredictSet("mermaid", "dot", "json"),
 		"-var":     complete.PredictAnything,
 	}
 }

@@ -52,6 +52,8 @@ func TestGraphGolden(t *testing.T) {
 		{"fleet-mermaid", []string{"--cluster", fx + "guide/fleet/cluster.yml", fx + "guide/fleet/dataflow.yml"}},
 		{"full-mermaid", []string{fx + "hcl/full/dataflow.yml"}},
 		{"full-dot", []string{fx + "hcl/full/dataflow.hcl", "-format=dot"}},
+		{"edge-ai-json", []string{"-format", "json", "-cluster", fx + "guide/edge-ai/cluster.yml", fx + "guide/edge-ai/dataflow.yml"}},
+		{"full-json", []string{"-format", "json", fx + "hcl/full/dataflow.yml"}},
 		{"inline-by-name-mermaid", []string{"-cluster", fx + "hcl/inline/cluster.hcl", "edge-ai"}},
 		{"full-fleet50-mermaid", []string{fx + "hcl/full/dataflow.hcl", "-cluster", fx + "hcl/fleet50/cluster.hcl", "-var", "robots=5"}},
 	}
@@ -89,7 +91,7 @@ func TestGraphErrors(t *testing.T) {
 	}{
 		{"no file", nil, "want exactly one DATAFLOW file"},
 		{"two files", []string{"a.yml", "b.yml"}, "want exactly one DATAFLOW file"},
-		{"bad format", []string{"-format", "png", "../testfixtures/guide/fleet/dataflow.yml"}, `unknown -format "png"`},
+		{"bad format", []string{"-format", "png", "../testfixtures/guide/fleet/dataflow.yml"}, `unknown -format "png"; use mermaid, dot or json`},
 		{"missing file", []string{"nope.yml"}, "nope.yml: error: file not found"},
 		{"placement impossible", []string{"../testfixtures/guide/fleet/dataflow.yml", "-cluster", "../testfixtures/guide/edge-ai/cluster.yml"},
 			`no machine matches labels {"lidar": "true"}`},

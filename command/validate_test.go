@@ -127,7 +127,7 @@ func TestValidateDefaultFiles(t *testing.T) {
 func TestAutocomplete(t *testing.T) {
 	var _ cli.CommandAutocomplete = &ValidateCommand{}
 	var _ cli.CommandAutocomplete = &GraphCommand{}
-	if got := (&GraphCommand{}).AutocompleteFlags()["-format"].Predict(complete.Args{}); strings.Join(got, ",") != "mermaid,dot" {
+	if got := (&GraphCommand{}).AutocompleteFlags()["-format"].Predict(complete.Args{}); strings.Join(got, ",") != "mermaid,dot,json" {
 		t.Fatalf("-format predictions = %v", got)
 	}
 }
