@@ -243,9 +243,11 @@ func TestInteropGoPublishesPythonPeerSubscribes(t *testing.T) {
 func TestInteropPythonFiltersByOurWildcard(t *testing.T) {
 	requirePythonZenoh(t)
 	g := openT(t, Config{Listen: []string{"tcp/127.0.0.1:0"}})
-	c := newCollector()
+	c, cd := newCollector(), newCollector()
 	g.Subscribe("interop/w/*/x", c.handle)
-	keys := []string{"interop/w/a/x", "interop/w/a/y", "interop/w/a/b/x", "interop/w/@v/x", "interop/w/b/x"}
+	g.Subscribe("interop/d/cam$*", cd.handle)
+	keys := []string{"interop/w/a/x", "interop/w/a/y", "interop/w/a/b/x", "interop/w/@v/x", "interop/w/b/x",
+		"interop/d/camera", "interop/d/lidar", "interop/d/cam/x"}
 	py := startPy(t, map[string]any{"mode": "peer", "connect": g.ListenEndpoints(), "action": "keys", "keys": keys})
 	waitFor(t, "python link", func() bool { return len(g.Peers()) == 1 })
 	time.Sleep(200 * time.Millisecond)
@@ -257,8 +259,11 @@ func TestInteropPythonFiltersByOurWildcard(t *testing.T) {
 	if len(got) != 2 || got[0].Key != "interop/w/a/x" || got[1].Key != "interop/w/b/x" {
 		t.Fatalf("got %v, want interop/w/a/x and interop/w/b/x", got)
 	}
-	if r := g.Stats().MessagesReceived; r != 3 {
-		t.Errorf("received %d PUSH, want 3 (two PUT and the DEL)", r)
+	if got := cd.samples(); len(got) != 1 || got[0].Key != "interop/d/camera" {
+		t.Fatalf("got %v, want interop/d/camera", got)
+	}
+	if r := g.Stats().MessagesReceived; r != 4 {
+		t.Errorf("received %d PUSH, want 4 (three PUT and the DEL)", r)
 	}
 }
 
@@ -440,6 +445,10 @@ var wildcardTable = [][2]string{
 	{"**/@b", "@b"}, {"adora/n/d/output/*/*", "adora/n/d/output/cam/image"},
 	{"adora/n/d/output/cam/**", "adora/n/d/output/cam/image/@ack"},
 	{"x/*/z/**", "x/y/z"}, {"x/*/z/**", "x/y/q/z"}, {"**/x/**", "a/x"},
+	{"a/b$*", "a/bc"}, {"a/b$*", "a/b"}, {"a/b$*", "a/cb"}, {"a/b$*", "a/@b"},
+	{"a/$*c", "a/b$*"}, {"a/x$*y", "a/x$*z"}, {"a/$*-l$*", "a/cam-left"},
+	{"a/$*-l$*", "a/cam-right"}, {"a/b$*", "a/*"}, {"a/b$*/c", "a/**"},
+	{"a/b$*", "**/bx"}, {"cam$*/img", "camera/*"}, {"$*a$*b", "xab"}, {"a$*b", "ba"},
 }
 
 func TestInteropWildcardsMatchZenoh(t *testing.T) {

@@ -1,13 +1,11 @@
 // Package keyexpr implements Zenoh key expressions: the canonical-form
-// check and intersection with the wildcards `*` (exactly one chunk) and
-// `**` (any number of chunks, including none).
+// check and intersection with the wildcards `*` (exactly one chunk), `**`
+// (any number of chunks, including none) and `$*` (any run of characters
+// inside one chunk, as in `img$*` or `$*-left`).
 //
 // A key expression is a '/'-separated list of non-empty chunks. A chunk
 // that starts with '@' is verbatim: wildcards never match it, only the
-// identical chunk does. The sub-chunk wildcard `$*` is accepted in
-// expressions received from peers (it is then matched conservatively, as
-// if the chunk were `*`), but refused in local subscriptions and
-// publications, which is what Check enforces.
+// identical chunk does.
 package keyexpr
 
 import (
@@ -19,26 +17,22 @@ import (
 // ErrInvalid is wrapped by every error Check returns.
 var ErrInvalid = errors.New("invalid key expression")
 
-// Check reports whether s is a canonical key expression we accept: no
-// empty chunk, no leading or trailing '/', no '#' or '?', '*' only as a
-// whole chunk `*` or `**`, no `**/**` (write `**`), no `**/*` (write
-// `*/**`), no wildcard inside a verbatim '@' chunk, and no '$'.
+// Check reports whether s is a canonical key expression: no empty chunk,
+// no leading or trailing '/', no '#' or '?', '*' only as a whole chunk
+// (`*` or `**`) or as `$*` inside a chunk, '$' only in `$*`, no `$*$*`,
+// no chunk that is just `$*` (write `*`), no `**/**` (write `**`), no
+// `**/*` (write `*/**`), and no wildcard in a verbatim '@' chunk.
 func Check(s string) error {
-	if err := check(s, false); err != nil {
+	if err := check(s); err != nil {
 		return fmt.Errorf("%w %q: %s", ErrInvalid, s, err.Error())
 	}
 	return nil
 }
 
-// CheckRemote is Check, but allows `$*` inside chunks as Zenoh does.
-func CheckRemote(s string) error {
-	if err := check(s, true); err != nil {
-		return fmt.Errorf("%w %q: %s", ErrInvalid, s, err.Error())
-	}
-	return nil
-}
+// CheckRemote is Check; it is kept for expressions received from peers.
+func CheckRemote(s string) error { return Check(s) }
 
-func check(s string, dollar bool) error {
+func check(s string) error {
 	if s == "" {
 		return errors.New("empty")
 	}
@@ -49,7 +43,7 @@ func check(s string, dollar bool) error {
 	for i, rest, more := 0, s, true; more; i++ {
 		var c string
 		c, rest, more = strings.Cut(rest, "/")
-		if err := checkChunk(c, i, dollar); err != nil {
+		if err := checkChunk(c, i); err != nil {
 			return err
 		}
 		if prev == "**" && c == "**" {
@@ -63,7 +57,7 @@ func check(s string, dollar bool) error {
 	return nil
 }
 
-func checkChunk(c string, i int, dollar bool) error {
+func checkChunk(c string, i int) error {
 	switch {
 	case c == "":
 		return fmt.Errorf("chunk %d is empty (no leading, trailing or double '/')", i+1)
@@ -72,18 +66,15 @@ func checkChunk(c string, i int, dollar bool) error {
 	case c[0] == '@' && strings.ContainsAny(c, "*$"):
 		return fmt.Errorf("verbatim chunk %q cannot hold wildcards", c)
 	}
-	if !dollar {
-		if strings.ContainsAny(c, "*$") {
-			return fmt.Errorf("chunk %q: '*' must be a whole chunk ('*' or '**'); '$' is not supported", c)
-		}
-		return nil
-	}
 	rest := strings.ReplaceAll(c, "$*", "\x00")
 	if strings.ContainsAny(rest, "*$") {
-		return fmt.Errorf("chunk %q: '*' and '$' only as '$*'", c)
+		return fmt.Errorf("chunk %q: '*' stands alone ('*', '**') or follows '$' ('$*'); '$' only in '$*'", c)
 	}
-	if strings.Contains(rest, "\x00\x00") || rest == "\x00" {
-		return fmt.Errorf("chunk %q is not canonical", c)
+	if rest == "\x00" {
+		return fmt.Errorf("chunk %q is not canonical, write '*'", c)
+	}
+	if strings.Contains(rest, "\x00\x00") {
+		return fmt.Errorf("chunk %q is not canonical, write one '$*'", c)
 	}
 	return nil
 }
@@ -153,6 +144,57 @@ func chunkIntersects(x, y string) bool {
 	if verbatim(x) || verbatim(y) {
 		return false
 	}
-	// '*' matches any chunk; a '$*' chunk is matched conservatively.
-	return x == "*" || y == "*" || strings.Contains(x, "$*") || strings.Contains(y, "$*")
+	if x == "*" || y == "*" {
+		return true
+	}
+	if !strings.Contains(x, "$*") && !strings.Contains(y, "$*") {
+		return false
+	}
+	return globIntersects(tokens(x), tokens(y))
+}
+
+// star stands for `$*` in a tokenised chunk.
+const star = -1
+
+func tokens(c string) []int {
+	t := make([]int, 0, len(c))
+	for i := 0; i < len(c); i++ {
+		if c[i] == '$' && i+1 < len(c) && c[i+1] == '*' {
+			t = append(t, star)
+			i++
+			continue
+		}
+		t = append(t, int(c[i]))
+	}
+	return t
+}
+
+// globIntersects reports whether some string matches both patterns, where
+// star matches any run of bytes (dynamic programming over both).
+func globIntersects(p, q []int) bool {
+	memo := make([]int8, (len(p)+1)*(len(q)+1))
+	var run func(i, j int) bool
+	run = func(i, j int) bool {
+		k := i*(len(q)+1) + j
+		if memo[k] != 0 {
+			return memo[k] == 1
+		}
+		r := false
+		switch {
+		case i == len(p) && j == len(q):
+			r = true
+		case i < len(p) && p[i] == star:
+			r = run(i+1, j) || (j < len(q) && run(i, j+1))
+		case j < len(q) && q[j] == star:
+			r = run(i, j+1) || (i < len(p) && run(i+1, j))
+		case i < len(p) && j < len(q):
+			r = p[i] == q[j] && run(i+1, j+1)
+		}
+		memo[k] = 2
+		if r {
+			memo[k] = 1
+		}
+		return r
+	}
+	return run(0, 0)
 }

@@ -17,7 +17,8 @@ func TestCheck(t *testing.T) {
 		{"", false}, {"/a", false}, {"a/", false}, {"a//b", false}, {"a/b*", false},
 		{"a/*b", false}, {"a/***", false}, {"**/**", false}, {"a/**/**/b", false},
 		{"**/*", false}, {"a/**/*", false}, {"a#b", false}, {"a?b", false},
-		{"a/$*", false}, {"@*", false}, {"@a*", false},
+		{"a/$*", false}, {"@*", false}, {"@a*", false}, {"a/b$*", true},
+		{"a/$*b", true}, {"a/x$*y$*z", true}, {"a/$*$*b", false}, {"a/$b", false}, {"@a$*", false},
 	} {
 		err := Check(tc.expr)
 		if (err == nil) != tc.ok {
@@ -25,17 +26,6 @@ func TestCheck(t *testing.T) {
 		}
 		if err != nil && !errors.Is(err, ErrInvalid) {
 			t.Errorf("Check(%q) error does not wrap ErrInvalid", tc.expr)
-		}
-	}
-}
-
-func TestCheckRemoteDollar(t *testing.T) {
-	for _, tc := range []struct {
-		expr string
-		ok   bool
-	}{{"a/b$*", true}, {"a/$*b", true}, {"a/$*", false}, {"a/$*$*b", false}, {"a/$b", false}} {
-		if err := CheckRemote(tc.expr); (err == nil) != tc.ok {
-			t.Errorf("CheckRemote(%q) = %v, want ok=%v", tc.expr, err, tc.ok)
 		}
 	}
 }
@@ -55,7 +45,10 @@ func TestIntersects(t *testing.T) {
 		{"a/@b", "a/**", false}, {"a/@b", "a/@b", true}, {"a/**/@b", "a/x/@b", true},
 		{"**/@b", "@b", true}, {"a/**/@b", "a/@c/@b", false},
 		{"adora/n/d/output/cam/**", "adora/n/d/output/cam/image/@ack", false},
-		{"a/b$*", "a/bc", true}, {"a/b$*", "a/@b", false},
+		{"a/b$*", "a/bc", true}, {"a/b$*", "a/b", true}, {"a/b$*", "a/cb", false},
+		{"a/b$*", "a/@b", false}, {"a/$*c", "a/b$*", true}, {"a/x$*y", "a/x$*z", false},
+		{"a/$*-l$*", "a/cam-left", true}, {"a/$*-l$*", "a/cam-right", false}, {"a/b$*", "a/*", true},
+		{"a/b$*/c", "a/**", true}, {"a/b$*", "**/bx", true},
 	} {
 		if got := Intersects(tc.a, tc.b); got != tc.want {
 			t.Errorf("Intersects(%q, %q) = %v, want %v", tc.a, tc.b, got, tc.want)
