@@ -260,17 +260,20 @@ func TestPipelineThroughCoordinator(t *testing.T) {
 	if err != nil {
 		t.Fatalf("adora start: %v\n%s", err, out)
 	}
+	// The receiver checks order itself (in_order); the attached log stream
+	// may repeat lines it already showed, so count distinct messages here.
 	re := regexp.MustCompile(`(?m)^receiver: received seq=(\d+) value=(\d+)$`)
-	ms := re.FindAllStringSubmatch(out, -1)
-	for i, m := range ms {
+	seen := map[int]bool{}
+	for _, m := range re.FindAllStringSubmatch(out, -1) {
 		seq, _ := strconv.Atoi(m[1])
 		v, _ := strconv.Atoi(m[2])
-		if seq != i || v != i*i {
-			t.Fatalf("message %d: seq=%d value=%d", i, seq, v)
+		if v != seq*seq || seq < 0 || seq >= 30 {
+			t.Fatalf("received seq=%d value=%d; output:\n%s", seq, v, out)
 		}
+		seen[seq] = true
 	}
-	if len(ms) != 30 || !strings.Contains(out, "receiver: receiver done: count=30 in_order=true") {
-		t.Fatalf("receiver got %d messages; output:\n%s", len(ms), out)
+	if len(seen) != 30 || !strings.Contains(out, "receiver: receiver done: count=30 in_order=true") {
+		t.Fatalf("receiver got %d distinct messages; output:\n%s", len(seen), out)
 	}
 }
 
