@@ -124,5 +124,5 @@ func (e *Event) Release() {
 	if !e.shared || e.released.Swap(true) {
 		return
 	}
-	e.n.release(e.token, true)
+	e.n.release(e.token)
 }

@@ -325,14 +325,12 @@ func (n *Node) deliverLoop() {
 	}
 }
 
-// release queues a drop token; now sends it at once.
-func (n *Node) release(token uint64, now bool) {
+// release sends a drop token at once.
+func (n *Node) release(token uint64) {
 	n.mu.Lock()
 	n.pendingRel = append(n.pendingRel, token)
 	n.mu.Unlock()
-	if now {
-		n.flush()
-	}
+	n.flush()
 }
 
 // flushDue sends acknowledgements once half the daemon's window is
