@@ -191,3 +191,30 @@ node "a" { path = replace(local.s, "a", join("", [for i in range(200) : "b"])) }
 		t.Fatalf("normal calls broken: %v", diags)
 	}
 }
+
+// shellQuote quotes s for splitArgs: single quotes, with ' written as '\''.
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// FuzzSplitArgs: whatever splitArgs accepts, quoting its words and
+// splitting again gives the same words.
+func FuzzSplitArgs(f *testing.F) {
+	for _, s := range []string{"", "a b", `--name "hello world"`, `'x'\'' y'`, `a\ b "c\"d" 'e'`, "\t\n"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		words, err := splitArgs(s)
+		if err != nil {
+			return
+		}
+		quoted := make([]string, len(words))
+		for i, w := range words {
+			quoted[i] = shellQuote(w)
+		}
+		again, err := splitArgs(strings.Join(quoted, " "))
+		if err != nil || !reflect.DeepEqual(words, again) && !(len(words) == 0 && len(again) == 0) {
+			t.Fatalf("%q -> %q -> %q (%v)", s, words, again, err)
+		}
+	})
+}
