@@ -192,7 +192,7 @@ node "a" { path = replace(local.s, "a", join("", [for i in range(200) : "b"])) }
 	}
 }
 
-// shellQuote quotes s for splitArgs: single quotes, with ' written as '\''.
+// shellQuote quotes s for splitArgs: single quotes, with ' written as '\”.
 func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
