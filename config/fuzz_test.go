@@ -192,7 +192,8 @@ node "a" { path = replace(local.s, "a", join("", [for i in range(200) : "b"])) }
 	}
 }
 
-// shellQuote quotes s for splitArgs: single quotes, with ' written as '\”.
+// shellQuote quotes s for splitArgs in single quotes; a single quote inside
+// becomes close quote, escaped quote, open quote.
 func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
