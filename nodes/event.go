@@ -58,7 +58,8 @@ type Metadata struct {
 	Timestamp time.Time
 	// TypeInfo is a free-form description of the payload's type.
 	TypeInfo string
-	// Parameters are user key/values, carried as a JSON object.
+	// Parameters are user key/values, carried as a JSON object (numbers
+	// arrive as float64, lists as []any).
 	Parameters map[string]any
 }
 
