@@ -12,8 +12,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/adora-rs/adora/config"
 	"github.com/adora-rs/adora/runtime/client"
 	"github.com/adora-rs/adora/runtime/proto"
@@ -82,7 +80,7 @@ func (c *StartCommand) Run(args []string) int {
 	}
 	defer cl.Close()
 	opts, _ := cf.options()
-	if err := uploadHTTPArtifacts(ctx, opts, &req); err != nil {
+	if err := client.UploadHTTPArtifacts(ctx, opts, &req); err != nil {
 		c.Meta.Ui.Error(err.Error())
 		return 1
 	}
@@ -119,56 +117,6 @@ func (c *StartCommand) loadStart(path, name string) (proto.Start, error) {
 		return proto.Start{}, diags.Err()
 	}
 	return proto.Start{Name: name, Descriptor: src, Dataflow: *df, WorkingDir: filepath.Dir(abs)}, nil
-}
-
-// uploadHTTPArtifacts uploads the binary of every node distributed over
-// http to the coordinator and records it in req.Artifacts.
-func uploadHTTPArtifacts(ctx context.Context, opts client.Options, req *proto.Start) error {
-	build := ""
-	for _, n := range req.Dataflow.Nodes {
-		if n.Deploy.Distribute != config.DistributeHTTP {
-			continue
-		}
-		if build == "" {
-			build = uuid.Must(uuid.NewV7()).String()
-		}
-		path := n.Path
-		if !filepath.IsAbs(path) {
-			path = filepath.Join(req.WorkingDir, path)
-		}
-		a, err := uploadOne(ctx, opts, build, n.ID, path)
-		if err != nil {
-			return fmt.Errorf("node %q (distribute: http): %w", n.ID, err)
-		}
-		if req.Artifacts == nil {
-			req.Artifacts = map[string]proto.Artifact{}
-		}
-		req.Artifacts[n.ID] = a
-	}
-	return nil
-}
-
-func uploadOne(ctx context.Context, opts client.Options, build, node, path string) (proto.Artifact, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return proto.Artifact{}, fmt.Errorf("binary to upload: %w (build it on this machine first)", err)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return proto.Artifact{}, err
-	}
-	sum, err := client.FileSHA256(f)
-	if err != nil {
-		return proto.Artifact{}, err
-	}
-	if _, err := f.Seek(0, 0); err != nil {
-		return proto.Artifact{}, err
-	}
-	if err := client.UploadArtifact(ctx, opts, build, node, f, sum); err != nil {
-		return proto.Artifact{}, err
-	}
-	return proto.Artifact{BuildID: build, NodeID: node, SHA256: sum, Size: fi.Size()}, nil
 }
 
 // attachLogs streams a dataflow's logs until it ends. The first interrupt

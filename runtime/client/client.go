@@ -15,10 +15,15 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
+
+	"github.com/adora-rs/adora/config"
 	"github.com/adora-rs/adora/runtime/proto"
 	"github.com/adora-rs/adora/runtime/proto/wsconn"
 )
@@ -380,4 +385,57 @@ func setAuth(req *http.Request, token string) {
 func readSmall(r io.Reader) string {
 	b, _ := io.ReadAll(io.LimitReader(r, 512))
 	return strings.TrimSpace(string(b))
+}
+
+// UploadHTTPArtifacts uploads the binary of every node of req distributed
+// over http ("_unstable_deploy.distribute: http") to the coordinator, under
+// one new build id, and records them in req.Artifacts. Relative node paths
+// resolve against req.WorkingDir. Call it before Start; `adora start` and
+// `adora apply` both need it for such nodes.
+func UploadHTTPArtifacts(ctx context.Context, opts Options, req *proto.Start) error {
+	build := ""
+	for _, n := range req.Dataflow.Nodes {
+		if n.Deploy.Distribute != config.DistributeHTTP {
+			continue
+		}
+		if build == "" {
+			build = uuid.Must(uuid.NewV7()).String()
+		}
+		path := n.Path
+		if !filepath.IsAbs(path) {
+			path = filepath.Join(req.WorkingDir, path)
+		}
+		a, err := uploadFile(ctx, opts, build, n.ID, path)
+		if err != nil {
+			return fmt.Errorf("node %q (distribute: http): %w", n.ID, err)
+		}
+		if req.Artifacts == nil {
+			req.Artifacts = map[string]proto.Artifact{}
+		}
+		req.Artifacts[n.ID] = a
+	}
+	return nil
+}
+
+func uploadFile(ctx context.Context, opts Options, build, node, path string) (proto.Artifact, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return proto.Artifact{}, fmt.Errorf("binary to upload: %w (build it on this machine first)", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return proto.Artifact{}, err
+	}
+	sum, err := FileSHA256(f)
+	if err != nil {
+		return proto.Artifact{}, err
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return proto.Artifact{}, err
+	}
+	if err := UploadArtifact(ctx, opts, build, node, f, sum); err != nil {
+		return proto.Artifact{}, err
+	}
+	return proto.Artifact{BuildID: build, NodeID: node, SHA256: sum, Size: fi.Size()}, nil
 }

@@ -522,3 +522,18 @@ func TestOddDaemonPayloadsDoNotHurt(t *testing.T) {
 		t.Fatalf("coordinator hurt: %v", err)
 	}
 }
+
+func TestStartRefusesHTTPNodeWithoutArtifact(t *testing.T) {
+	srv := coordtest.Start(t, coordinator.Config{})
+	robot := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
+	c := dial(t, srv.Endpoint)
+	req := startReq("app")
+	req.Dataflow.Nodes = req.Dataflow.Nodes[:1]
+	req.Dataflow.Nodes[0].Deploy.Distribute = config.DistributeHTTP
+	if _, err := c.Start(ctxT(t), req); err == nil || !strings.Contains(err.Error(), `node "camera" is distributed over http but no artifact was uploaded`) {
+		t.Fatalf("start = %v", err)
+	}
+	if len(robot.Spawns()) != 0 {
+		t.Fatal("spawned anyway")
+	}
+}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/adora-rs/adora/config"
 	"github.com/adora-rs/adora/placement"
 	"github.com/adora-rs/adora/runtime/coordinator/store"
 	"github.com/adora-rs/adora/runtime/proto"
@@ -192,6 +193,12 @@ func validateStart(req *proto.Start) error {
 			return fmt.Errorf("node id %q appears twice", n.ID)
 		}
 		seen[n.ID] = true
+		if n.Deploy.Distribute == config.DistributeHTTP {
+			a, ok := req.Artifacts[n.ID]
+			if !ok || !proto.ValidID(a.BuildID) || a.SHA256 == "" {
+				return fmt.Errorf("node %q is distributed over http but no artifact was uploaded for it (adora start uploads it; other callers use client.UploadHTTPArtifacts first)", n.ID)
+			}
+		}
 	}
 	return nil
 }
