@@ -221,11 +221,13 @@ func TestCameraViewerKilledAndRestarted(t *testing.T) {
 	}
 }
 
-// The pipeline through a local coordinator and daemon: adora up, then
-// adora start --attach streams the node logs until the dataflow ends.
-func TestPipelineThroughCoordinator(t *testing.T) {
+// startAttached runs an example through a local coordinator and daemon:
+// adora up, then adora start --attach, which streams the node logs until
+// the dataflow ends. It returns that output.
+func startAttached(t *testing.T, example string, env ...string) string {
+	t.Helper()
 	bin := build(t)
-	src, err := os.ReadFile(filepath.Join("pipeline", "dataflow.yml"))
+	src, err := os.ReadFile(filepath.Join(example, "dataflow.yml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +246,7 @@ func TestPipelineThroughCoordinator(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
 		cmd := exec.CommandContext(ctx, filepath.Join(bin, "adora"), args...)
-		cmd.Env = append(os.Environ(), "ADORA_HOME="+home, "COUNT=30")
+		cmd.Env = append(append(os.Environ(), "ADORA_HOME="+home), env...)
 		out, err := cmd.CombinedOutput()
 		return string(out), err
 	}
@@ -256,10 +258,16 @@ func TestPipelineThroughCoordinator(t *testing.T) {
 			t.Logf("adora down: %v\n%s", err, out)
 		}
 	})
-	out, err := adora(90*time.Second, "start", df, "--attach", "--name", "pipeline-test", "--coordinator-port", port)
+	out, err := adora(90*time.Second, "start", df, "--attach", "--name", example+"-test", "--coordinator-port", port)
 	if err != nil {
 		t.Fatalf("adora start: %v\n%s", err, out)
 	}
+	return out
+}
+
+// The pipeline through adora up + adora start.
+func TestPipelineThroughCoordinator(t *testing.T) {
+	out := startAttached(t, "pipeline", "COUNT=30")
 	// The receiver checks order itself (in_order); the attached log stream
 	// may repeat lines it already showed, so count distinct messages here.
 	re := regexp.MustCompile(`(?m)^receiver: received seq=(\d+) value=(\d+)$`)
@@ -299,5 +307,18 @@ func TestCameraKilledClosesViewerInput(t *testing.T) {
 		if !hasLine(v, want) {
 			t.Fatalf("viewer never printed %q; output:\n%s", want, strings.Join(v, "\n"))
 		}
+	}
+}
+
+// The camera through adora up + adora start.
+func TestCameraThroughCoordinator(t *testing.T) {
+	out := startAttached(t, "camera", "FRAMES=15")
+	re := regexp.MustCompile(`(?m)^viewer: frame (\d+) bytes=6220800 checksum_ok=true zero_copy=true$`)
+	seen := map[string]bool{}
+	for _, m := range re.FindAllStringSubmatch(out, -1) {
+		seen[m[1]] = true
+	}
+	if len(seen) != 15 || !strings.Contains(out, "viewer: viewer done: frames=15 bad=0 in_order=true") {
+		t.Fatalf("viewer saw %d distinct frames; output:\n%s", len(seen), out)
 	}
 }
