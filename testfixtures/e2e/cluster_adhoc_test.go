@@ -31,8 +31,8 @@ func TestQuickStart(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("cluster up exit %d", code)
 	}
-	mustContain(t, out, "Starting coordinator on 10.77.1.1:16014...",
-		"Starting daemon on h1 (adora@10.77.1.2)... OK", "Starting daemon on h3 (adora@10.77.3.2)... OK", "All 3 daemons connected.")
+	mustContain(t, out, "Starting coordinator on "+coordHP(16014)+"...",
+		"Starting daemon on h1 ("+tgt("h1")+")... OK", "Starting daemon on h3 ("+tgt("h3")+")... OK", "All 3 daemons connected.")
 	f.waitDaemons(5*time.Second, "e2e-1", names...)
 	pids := map[string]string{}
 	for _, n := range names {
@@ -51,9 +51,9 @@ func TestQuickStart(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("second cluster up exit %d", code)
 	}
-	mustContain(t, out, "Coordinator already running at 10.77.1.1:16014.")
+	mustContain(t, out, "Coordinator already running at "+coordHP(16014)+".")
 	for _, n := range names {
-		mustContain(t, out, "Starting daemon on "+n+" (adora@10.77."+n[1:]+".2)... OK (already running, pid "+pids[n]+")")
+		mustContain(t, out, "Starting daemon on "+n+" ("+tgt(n)+")... OK (already running, pid "+pids[n]+")")
 		if c := sh(t, n, "ps -eo args | grep -c '^/home/adora/.adora/bin/adora daemon' || true"); c != "1" {
 			t.Fatalf("%s runs %s daemons after a second up, want 1", n, c)
 		}
@@ -99,7 +99,7 @@ func TestQuickStart(t *testing.T) {
 		}
 		t.Fatalf("cluster down exit %d", code)
 	}
-	mustContain(t, out, "Coordinator and daemons destroyed.", "Stopping daemon on h2 (adora@10.77.2.2)... OK")
+	mustContain(t, out, "Coordinator and daemons destroyed.", "Stopping daemon on h2 ("+tgt("h2")+")... OK")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := testbed.WaitFor(ctx, 200*time.Millisecond, func() error {
@@ -134,7 +134,7 @@ func TestClusterUpUnreachableHost(t *testing.T) {
 	if code != 1 {
 		t.Fatalf("cluster up with h2 cut off: exit %d, want 1", code)
 	}
-	mustContain(t, out, "Starting daemon on h1 (adora@10.77.1.2)... OK", "Starting daemon on h2 (adora@10.77.2.2)... FAILED: connect to h2",
-		"Starting daemon on h3 (adora@10.77.3.2)... OK", "2/3 daemons connected.", "Failed on 1 machine(s): h2")
+	mustContain(t, out, "Starting daemon on h1 ("+tgt("h1")+")... OK", "Starting daemon on h2 ("+tgt("h2")+")... FAILED: connect to h2",
+		"Starting daemon on h3 ("+tgt("h3")+")... OK", "2/3 daemons connected.", "Failed on 1 machine(s): h2")
 	f.waitDaemons(5*time.Second, "e2e-1", "h1", "h3")
 }

@@ -77,8 +77,22 @@ func (f *fleet) startCoordinator() {
 	if err != nil {
 		f.t.Fatal(err)
 	}
+	logf, err := os.Create(filepath.Join(f.home, "coordinator.log"))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.t.Cleanup(func() {
+		logf.Close()
+		if f.t.Failed() {
+			b, _ := os.ReadFile(logf.Name())
+			if len(b) > 8000 {
+				b = b[len(b)-8000:]
+			}
+			f.t.Logf("coordinator log (tail):\n%s", b)
+		}
+	})
 	c, err := coordinator.New(coordinator.Config{Store: store.NewMemory(), Token: f.token,
-		ArtifactsDir: filepath.Join(f.home, "artifacts"), Logger: slog.New(slog.DiscardHandler)})
+		ArtifactsDir: filepath.Join(f.home, "artifacts"), Logger: slog.New(slog.NewTextHandler(logf, nil))})
 	if err != nil {
 		f.t.Fatal(err)
 	}

@@ -133,3 +133,18 @@ func hostNames() []string {
 }
 
 var osReadFile = os.ReadFile
+
+// bedAddr is host name's address on the bed.
+func bedAddr(name string) string {
+	h, err := bed.Host(name)
+	if err != nil {
+		panic(err)
+	}
+	return h.Addr
+}
+
+// tgt is how the CLI names host name: user@address.
+func tgt(name string) string { return bed.User + "@" + bedAddr(name) }
+
+// coordHP is the bed's coordinator address with port.
+func coordHP(port int) string { return fmt.Sprintf("%s:%d", bed.CoordinatorAddr, port) }

@@ -37,7 +37,7 @@ func TestRemoteKnownHostsAcceptNewThenRefuseChangedKey(t *testing.T) {
 	}
 	m.Close()
 	recorded := sh(t, "h3", "cut -d' ' -f1,2 /etc/ssh/ssh_host_ed25519_key.pub")
-	if b := readFile(t, kh); !strings.Contains(b, "10.77.3.2 "+recorded) {
+	if b := readFile(t, kh); !strings.Contains(b, bedAddr("h3")+" "+recorded) {
 		t.Fatalf("known_hosts does not record h3's key %q:\n%s", recorded, b)
 	}
 	m, err = dialAs(t, kh, bed.User, "h3")

@@ -97,4 +97,3 @@ func TestTestbedSelf(t *testing.T) {
 		t.Fatalf("the main bed broke: %v", err)
 	}
 }
-
