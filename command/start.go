@@ -2,6 +2,7 @@ package command
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"github.com/adora-rs/adora/config"
 	"github.com/adora-rs/adora/runtime/client"
 	"github.com/adora-rs/adora/runtime/proto"
+	"github.com/adora-rs/adora/runtime/proto/wsconn"
 )
 
 // StartCommand starts a dataflow through the coordinator.
@@ -144,6 +146,10 @@ func attachLogs(ctx context.Context, stopSignals func(), m *Meta, cl *client.Cli
 	for {
 		select {
 		case r := <-done:
+			if errors.Is(r.err, wsconn.ErrClosed) {
+				m.Ui.Error(fmt.Sprintf("lost the coordinator; dataflow `%s` keeps running (check with `adora list`, follow with `adora logs -f %s`)", name, name))
+				return 1
+			}
 			if r.err != nil {
 				m.Ui.Error("logs: " + r.err.Error())
 				return 1
