@@ -249,14 +249,9 @@ func reapOne(path string, log *slog.Logger) bool {
 	if err != nil {
 		return false
 	}
-	f := strings.Fields(string(b))
-	if len(f) != 3 || f[2] != bootID() {
-		return false // written before a reboot: those processes are gone
-	}
-	pid, err1 := strconv.Atoi(f[0])
-	start, err2 := strconv.ParseUint(f[1], 10, 64)
-	if err1 != nil || err2 != nil || pid <= 1 {
-		return false
+	pid, start, boot, ok := parsePIDFile(b)
+	if !ok || boot != bootID() {
+		return false // unreadable, or written before a reboot: those processes are gone
 	}
 	if cur, err := ProcessStartTime(pid); err == nil && cur != start {
 		return false // the pid belongs to another process now
@@ -275,4 +270,19 @@ func bootID() string {
 		return ""
 	}
 	return strings.TrimSpace(string(b))
+}
+
+// parsePIDFile decodes "<pid> <start ticks> <boot id>"; pids 0 and 1 are
+// never valid.
+func parsePIDFile(b []byte) (pid int, start uint64, boot string, ok bool) {
+	f := strings.Fields(string(b))
+	if len(f) != 3 {
+		return 0, 0, "", false
+	}
+	pid, err1 := strconv.Atoi(f[0])
+	start, err2 := strconv.ParseUint(f[1], 10, 64)
+	if err1 != nil || err2 != nil || pid <= 1 {
+		return 0, 0, "", false
+	}
+	return pid, start, f[2], true
 }
