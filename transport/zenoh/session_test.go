@@ -195,7 +195,7 @@ func BenchmarkPingPong(b *testing.B) {
 }
 
 func BenchmarkThroughput(b *testing.B) {
-	for _, size := range []int{64 << 10, 4 << 20} {
+	for _, size := range []int{1024, 64 << 10, 4 << 20} {
 		b.Run(fmt.Sprint(size), func(b *testing.B) {
 			a := openT(b, Config{Listen: []string{"tcp/127.0.0.1:0"}})
 			c := openT(b, Config{Connect: a.ListenEndpoints()})
@@ -223,7 +223,7 @@ func BenchmarkThroughput(b *testing.B) {
 // BenchmarkRawTCPThroughput is the baseline for BenchmarkThroughput: the
 // same payloads over one loopback TCP connection, 4-byte length framing.
 func BenchmarkRawTCPThroughput(b *testing.B) {
-	for _, size := range []int{64 << 10, 4 << 20} {
+	for _, size := range []int{1024, 64 << 10, 4 << 20} {
 		b.Run(fmt.Sprint(size), func(b *testing.B) {
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {
