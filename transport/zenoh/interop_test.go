@@ -373,6 +373,39 @@ func TestInteropWithGossip(t *testing.T) {
 	}
 }
 
+// Both sides publish on the same long keys: we declare aliases for them
+// on the link, and whatever form Python uses to name them back to us
+// (our alias, its own, or the full key) resolves.
+func TestInteropSameKeysBothWays(t *testing.T) {
+	requirePythonZenoh(t)
+	g := openT(t, Config{Listen: []string{"tcp/127.0.0.1:0"}})
+	c := newCollector()
+	g.Subscribe("echo/**", c.handle)
+	startPy(t, map[string]any{"mode": "peer", "connect": g.ListenEndpoints(), "action": "echo", "key": "echo/**"})
+	waitFor(t, "python subscriber", func() bool { return remoteSubscribed(g, "echo/x") })
+	keys := []string{"echo/a/long/key/name", "echo/another/long/key", "echo/a/long/key/name"}
+	for i, k := range keys {
+		if err := g.Publish(context.Background(), k, []byte(fmt.Sprintf("ping%d", i)), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := c.waitN(t, 2*len(keys)) // our own pings (local) and python's pongs
+	pongs := map[string]string{}
+	for _, s := range got {
+		if strings.HasPrefix(string(s.Payload), "pong") {
+			pongs[string(s.Payload)] = s.Key
+		}
+	}
+	for i, k := range keys {
+		if pongs[fmt.Sprintf("pong%d", i)] != k {
+			t.Fatalf("pong%d on %q, want %q (all: %v)", i, pongs[fmt.Sprintf("pong%d", i)], k, pongs)
+		}
+	}
+	if d := g.Stats().Dropped; d != 0 {
+		t.Errorf("dropped %d", d)
+	}
+}
+
 // Our peer (not client) through a Python router, and a Python client
 // dialling our peer directly (we then stand in for its router).
 func TestInteropPeerModeWithRouterAndClient(t *testing.T) {

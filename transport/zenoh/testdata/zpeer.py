@@ -12,6 +12,9 @@ Reads one JSON object from argv[1] and acts:
                       (payload: the key), then delete keys[0]
              "get"    after a line on stdin, query key and print the time
                       it took and the number of replies
+             "echo"   subscribe to key; answer each sample whose payload
+                      starts with "ping" by putting "pong" + the rest on
+                      the sample's own key
              "serve"  just run (a router)
              "intersect" print [a, b, intersects] for each pair in pairs
 Prints {"open_ms": N} and then "READY" once the session is open and
@@ -101,6 +104,16 @@ def main():
         t0 = time.monotonic()
         replies = list(session.get(spec["key"], timeout=10.0))
         emit({"get_ms": (time.monotonic() - t0) * 1000, "replies": len(replies)})
+    elif action == "echo":
+        def on_ping(s):
+            p = s.payload.to_bytes()
+            if p.startswith(b"ping"):
+                session.put(str(s.key_expr), b"pong" + p[4:],
+                            congestion_control=zenoh.CongestionControl.BLOCK)
+        sub = session.declare_subscriber(spec["key"], on_ping)
+        emit("READY")
+        sys.stdin.read()
+        sub.undeclare()
     elif action == "serve":
         emit("READY")
         sys.stdin.read()
