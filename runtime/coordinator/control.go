@@ -65,7 +65,9 @@ func (c *Coordinator) controlMessage(conn *wsconn.Conn, e *proto.Envelope) {
 		}
 	})
 	if !ok {
-		conn.Reply(context.Background(), e, "", nil, fmt.Errorf("coordinator is shutting down"))
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		conn.Reply(ctx, e, "", nil, fmt.Errorf("coordinator is shutting down"))
 	}
 }
 
