@@ -250,11 +250,11 @@ func (c *DownCommand) waitExit(home, name string) bool {
 		return true
 	}
 	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || pid <= 1 || !isAdora(pid) {
+	if err != nil || pid <= 1 {
 		os.Remove(pidFile(home, name))
 		return true
 	}
-	for i, deadline := 0, time.Now().Add(downWait); ; i++ {
+	for deadline := time.Now().Add(downWait); ; {
 		if !isAdora(pid) {
 			os.Remove(pidFile(home, name))
 			c.Meta.Ui.Output(fmt.Sprintf("%s stopped (pid %d)", name, pid))

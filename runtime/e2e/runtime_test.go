@@ -267,7 +267,7 @@ func TestUpIsIdempotentAndDownStops(t *testing.T) {
 		pids[name], _ = strconv.Atoi(strings.TrimSpace(string(b)))
 	}
 	out, code = e.adora(60*time.Second, "down", "--port", port)
-	if code != 0 {
+	if code != 0 || !strings.Contains(out, "daemon stopped") || !strings.Contains(out, "coordinator stopped") {
 		t.Fatalf("down (exit %d):\n%s", code, out)
 	}
 	for name, pid := range pids {
