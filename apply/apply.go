@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -94,6 +95,10 @@ type Executor struct {
 	Deployer  Deployer
 	// Backend persists the state after every completed change.
 	Backend state.Backend
+	// Checker, when set, re-observes a machine just before each of its
+	// changes and refuses the change when a precondition of the plan no
+	// longer holds (the world moved during a long apply).
+	Checker MachineObserver
 	// Progress, when set, is called for every Event, from the goroutine
 	// running the change; it must be safe for concurrent use.
 	Progress func(Event)
@@ -361,6 +366,9 @@ func (e *Executor) doMachine(ctx context.Context, p *plan.Plan, c plan.Change) e
 	if err != nil {
 		return err
 	}
+	if err := e.checkPreconditions(ctx, p, m, c.Address); err != nil {
+		return err
+	}
 	switch c.Action {
 	case plan.Uninstall:
 		if err := need(e.Installer, "installer"); err != nil {
@@ -425,6 +433,48 @@ func (e *Executor) doDataflow(ctx context.Context, p *plan.Plan, c plan.Change) 
 		return fmt.Errorf("start: %w", err)
 	}
 	return e.record(ctx, c, uuid)
+}
+
+// PreconditionError is a planned change refused because a live fact it
+// relied on changed since the plan was made.
+type PreconditionError struct {
+	Violations []plan.Violation
+}
+
+func (e *PreconditionError) Error() string {
+	msgs := make([]string, len(e.Violations))
+	for i, v := range e.Violations {
+		msgs[i] = v.String()
+	}
+	return "not carried out, the machine changed since the plan was made: " + strings.Join(msgs, "; ") + "; run adora plan again"
+}
+
+// checkPreconditions re-observes m when the plan holds preconditions for
+// addr and fails when one no longer holds.
+func (e *Executor) checkPreconditions(ctx context.Context, p *plan.Plan, m config.Machine, addr string) error {
+	if e.Checker == nil {
+		return nil
+	}
+	// Only facts the machine itself shows are re-checked here (whether
+	// its daemon is connected needs the coordinator).
+	sub := &plan.Plan{}
+	for _, pc := range p.Preconditions {
+		if pc.Address == addr && (pc.Field == "reachable" || pc.Field == "binary_sha256") {
+			sub.Preconditions = append(sub.Preconditions, pc)
+		}
+	}
+	if len(sub.Preconditions) == 0 {
+		return nil
+	}
+	obs, err := e.Checker.ObserveMachine(ctx, m)
+	if err != nil {
+		obs = state.MachineObservation{ID: m.ID, Error: err.Error()}
+	}
+	now := &state.Observed{Machines: map[string]state.MachineObservation{m.ID: obs}}
+	if v := plan.CheckPreconditions(sub, now); len(v) > 0 {
+		return &PreconditionError{Violations: v}
+	}
+	return nil
 }
 
 // removeMoved uninstalls the recorded daemon of a machine that moves to

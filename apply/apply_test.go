@@ -340,6 +340,35 @@ func TestMachineMovedToAnotherHostIsReinstalled(t *testing.T) {
 	}
 }
 
+func TestMachineChangedDuringTheRolloutIsNotTouched(t *testing.T) {
+	h := newHarness(t)
+	h.deploy(plantest.Desired(plantest.Cluster(), apps, plantest.Binary010))
+	p := h.plan(plantest.Desired(plantest.Cluster(), apps, plantest.Binary020))
+	e := h.executor()
+	e.Checker = h.w
+	h.w.hook = func(c string) error {
+		if c == "upgrade bot-01" {
+			// Someone replaces gpu-server's binary by hand meanwhile.
+			h.w.mu.Lock()
+			h.w.machines["gpu-server"].sha = "cafe"
+			h.w.mu.Unlock()
+		}
+		return nil
+	}
+	st, _ := h.backend.Read(context.Background())
+	_, res, err := e.Apply(context.Background(), nil, p, st)
+	var pe *PreconditionError
+	if !errors.As(err, &pe) || !strings.Contains(err.Error(), "machine.gpu-server: binary_sha256 was a1a1") || !strings.Contains(err.Error(), "now cafe") {
+		t.Fatalf("apply = %v; want a precondition error for gpu-server", err)
+	}
+	if slices.Contains(h.w.log(), "upgrade gpu-server") {
+		t.Fatal("gpu-server was upgraded although it changed since the plan")
+	}
+	if res.Done != 2 {
+		t.Fatalf("done = %d; want bot-01 and bot-02", res.Done)
+	}
+}
+
 func TestLongStepsReportProgress(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		w := newWorld()

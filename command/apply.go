@@ -215,7 +215,7 @@ func execute(ctx context.Context, interrupt <-chan struct{}, ui cli.Ui, s *deplo
 	var mu sync.Mutex
 	e := &apply.Executor{
 		Installer: s.ops, Upgrader: s.ops, Waiter: s.ops, Deployer: s.ops, Backend: s.backend,
-		Logger: s.ops.log,
+		Checker: s.ops, Logger: s.ops.log,
 		Progress: func(ev apply.Event) {
 			mu.Lock()
 			defer mu.Unlock()
