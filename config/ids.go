@@ -90,8 +90,11 @@ func validHost(kind, s string) error {
 	return nil
 }
 
-// validUser accepts an ssh user name.
+// validUser accepts an ssh user name; empty means the default user.
 func validUser(s string) error {
+	if s == "" {
+		return nil
+	}
 	if s[0] == '-' {
 		return fmt.Errorf("ssh user %q must not start with '-'", s)
 	}
