@@ -540,3 +540,23 @@ func TestSlowHandlerIsNotLeaseExpiry(t *testing.T) {
 		t.Fatalf("%d links closed during a slow handler", n)
 	}
 }
+
+// A fragmented message that does not decode (a sender abandoned its
+// tail) is dropped and counted; the link and later messages are fine.
+func TestBrokenReassemblyDropped(t *testing.T) {
+	s := listener(t, Config{})
+	c := newCollector()
+	s.Subscribe("rb/*", c.handle)
+	p := dialRaw(t, s)
+	p.handshake(1, 10*time.Second)
+	p.network(isFinal(0))
+	m := wire.AppendPush(nil, &wire.Push{Key: wire.WireExpr{Suffix: "rb/x"}, Put: &wire.Put{Payload: make([]byte, 100)}})
+	b := wire.AppendFragmentHeader(nil, true, false, p.sn) // only the head, marked last
+	p.sn++
+	p.write(append(b, m[:40]...))
+	p.frame(wire.AppendPush(nil, &wire.Push{Key: wire.WireExpr{Suffix: "rb/y"}, Put: &wire.Put{Payload: []byte("ok")}}))
+	got := c.waitN(t, 1)
+	if got[0].Key != "rb/y" || s.Stats().Dropped != 1 || len(s.Peers()) != 1 {
+		t.Fatalf("got %q, dropped %d, %d peers", got[0].Key, s.Stats().Dropped, len(s.Peers()))
+	}
+}

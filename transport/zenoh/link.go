@@ -530,14 +530,19 @@ func growTo(b []byte, n, spare int) []byte {
 	return nb
 }
 
+// handleReassembled decodes a reassembled message. One that does not
+// decode is dropped and counted, but the link stays: batch framing is
+// intact, and a Zenoh sender may legitimately abandon the rest of a
+// fragmented message under congestion (without the Patch extension,
+// which we decline, the receiver cannot tell), leaving a truncated or
+// spliced message behind.
 func (l *link) handleReassembled(b []byte) error {
 	r := wire.NewReader(b)
 	m := wire.ReadNetworkMessage(r)
-	if err := r.Err(); err != nil {
-		return fmt.Errorf("reassembled message: %w", err)
-	}
-	if r.Len() != 0 {
-		return fmt.Errorf("reassembled message: %d trailing bytes", r.Len())
+	if err := r.Err(); err != nil || r.Len() != 0 {
+		l.s.stats.dropped.Add(1)
+		l.log.Debug("zenoh: reassembled message dropped", "err", err, "trailing", r.Len())
+		return nil
 	}
 	return l.handleNetwork(m)
 }
