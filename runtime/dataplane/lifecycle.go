@@ -251,22 +251,44 @@ type Remote interface {
 }
 
 // DeliverRemote hands a message published by a node on another machine to
-// the local inputs it feeds. data is copied. It blocks while a backpressure
-// input queue is full.
+// the local inputs it feeds. data is copied: payloads of at least the
+// shared-memory threshold into a region of the router's own, which local
+// receivers then read in place. It blocks while a backpressure input queue
+// is full.
 func (r *Router) DeliverRemote(node, output string, meta, data []byte) error {
 	m, err := shm.DecodeMeta(meta)
 	if err != nil {
 		return fmt.Errorf("remote output %s/%s: %w", node, output, err)
 	}
 	m.Params = bytes.Clone(m.Params)
-	data = bytes.Clone(data)
+	r.delivering.RLock() // Close unmaps regions only after deliveries end
+	defer r.delivering.RUnlock()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.closed {
+	routes := r.routes[outKey{node, output}]
+	if r.closed || len(routes) == 0 {
 		return nil
 	}
-	for _, in := range r.routes[outKey{node, output}] {
-		r.enqueueLocked(in, m, data, nil, nil, true)
+	var s *sample
+	if len(data) >= r.cfg.ShmThreshold {
+		if s, err = r.ownSampleLocked(len(data)); err != nil {
+			return fmt.Errorf("remote output %s/%s: %w", node, output, err)
+		}
+		r.mu.Unlock() // the region is ours until enqueued: copy unlocked
+		copy(s.region.own.Data, data)
+		r.mu.Lock()
+		data = nil
+		if r.closed {
+			return nil
+		}
+	} else {
+		data = bytes.Clone(data)
+	}
+	for _, in := range routes {
+		r.enqueueLocked(in, m, data, s, nil, true)
+	}
+	if s != nil {
+		r.unrefSampleLocked(s)
 	}
 	return nil
 }

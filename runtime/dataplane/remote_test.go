@@ -79,7 +79,7 @@ func TestRemoteSourceDeliversLocally(t *testing.T) {
 	h.spawn("dst", "receiver", 0)
 	dst := h.reapAsync("dst")
 	for seq := 0; seq < 3; seq++ {
-		b := make([]byte, 100000) // large remote payloads arrive inline
+		b := make([]byte, 100000)
 		fill(b, seq)
 		if err := h.r.DeliverRemote("far", "out", shm.AppendMeta(nil, &shm.Meta{Timestamp: 1}), b); err != nil {
 			t.Fatal(err)
@@ -92,9 +92,31 @@ func TestRemoteSourceDeliversLocally(t *testing.T) {
 	h.r.DeliverRemoteEvent(RemoteEvent{Kind: NodeFailed, Node: "far", Error: "boom"})
 	waitErr(t, dst, "receiver")
 	lines := h.logLines("dst")
-	checkSequence(t, parseInputs(lines), 3, 100000, false)
+	checkSequence(t, parseInputs(lines), 3, 100000, true) // in the router's own shared memory
 	want := []string{"NODE_RESTARTED far in", "NODE_FAILED far in", "INPUT_CLOSED in", "ALL_INPUTS_CLOSED "}
 	if got := lines[3:]; !slices.Equal(got, want) {
 		t.Fatalf("events %q, want %q", got, want)
+	}
+}
+
+// Remote payloads above the frame limit reach local receivers through the
+// router's own regions, which are reused and freed at Close.
+func TestRemotePayloadBeyondFrameLimit(t *testing.T) {
+	df := dataflow(sender("far", "out"), receiver("dst", input("in", "far/out", 2, config.Backpressure)))
+	h := newHarnessWith(t, df, []string{"dst"}, &recordingRemote{})
+	h.spawn("dst", "receiver", 0)
+	dst := h.reapAsync("dst")
+	big := make([]byte, shm.MaxFrame+4096)
+	for seq := 0; seq < 2; seq++ {
+		fill(big, seq)
+		if err := h.r.DeliverRemote("far", "out", shm.AppendMeta(nil, &shm.Meta{Timestamp: 1}), big); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.r.DeliverRemoteEvent(RemoteEvent{Kind: OutputClosed, Node: "far", Output: "out"})
+	waitErr(t, dst, "receiver")
+	checkSequence(t, parseInputs(h.logLines("dst")), 2, len(big), true)
+	if regions, samples := h.r.regionCount(); samples != 0 || regions > maxOwnRegions {
+		t.Fatalf("%d regions, %d samples after delivery", regions, samples)
 	}
 }

@@ -16,9 +16,10 @@ import (
 // or, if the owner is gone or retired it, the region is closed and
 // receivers are told to unmap it (REGION_CLOSED).
 type region struct {
-	id        uint32 // router-wide id, used towards receivers
-	localID   uint32 // the owner's id
-	owner     *nodeConn
+	id        uint32    // router-wide id, used towards receivers
+	localID   uint32    // the owner's id
+	owner     *nodeConn // nil: the router's own region (remote data)
+	own       *shm.Region
 	file      *os.File
 	size      uint64
 	live      int
@@ -38,6 +39,11 @@ type sample struct {
 }
 
 func (g *region) closeLocked() {
+	if g.own != nil {
+		g.own.Close()
+		g.own, g.file = nil, nil
+		return
+	}
 	if g.mapping != nil {
 		unix.Munmap(g.mapping)
 		g.mapping = nil
@@ -91,7 +97,9 @@ func (r *Router) retireOwned(c *nodeConn, localID uint32) {
 
 func (r *Router) retireLocked(g *region) {
 	delete(r.regions, g.id)
-	delete(g.owner.owned, g.localID)
+	if g.owner != nil {
+		delete(g.owner.owned, g.localID)
+	}
 	for c := range g.sentTo {
 		if !c.closed {
 			c.control = append(c.control, &shm.Msg{Type: shm.MsgRegionClosed, Region: g.id})
@@ -115,6 +123,8 @@ func (r *Router) unrefSampleLocked(s *sample) {
 		return
 	}
 	switch {
+	case g.owner == nil:
+		r.ownFree = append(r.ownFree, g)
 	case g.ownerGone || g.retireReq:
 		r.retireLocked(g)
 	case !g.owner.closed:
@@ -322,4 +332,40 @@ func (r *Router) closeOutputs(c *nodeConn, ids []string) {
 			}
 		}
 	}
+}
+
+// maxOwnRegions bounds the free regions the router keeps for remote data.
+const maxOwnRegions = 8
+
+// ownSampleLocked takes one of the router's own regions for n bytes of
+// remote data (the caller copies the data in, outside the lock), so local
+// receivers read it in place, whatever its size. The sample holds one
+// routing reference.
+func (r *Router) ownSampleLocked(n int) (*sample, error) {
+	var g *region
+	for i, f := range r.ownFree {
+		if f.size >= uint64(n) {
+			g = f
+			r.ownFree = append(r.ownFree[:i], r.ownFree[i+1:]...)
+			break
+		}
+	}
+	if g == nil {
+		if len(r.ownFree) >= maxOwnRegions {
+			r.retireLocked(r.ownFree[0])
+			r.ownFree = r.ownFree[1:]
+		}
+		reg, err := shm.NewRegion("adora-remote", n)
+		if err != nil {
+			return nil, err
+		}
+		r.nextReg++
+		g = &region{id: r.nextReg, own: reg, file: reg.File(), size: uint64(reg.Size()), sentTo: map[*nodeConn]bool{}}
+		r.regions[g.id] = g
+	}
+	g.live++
+	r.nextTok++
+	s := &sample{token: r.nextTok, region: g, length: uint64(n), refs: 1}
+	r.samples[s.token] = s
+	return s, nil
 }

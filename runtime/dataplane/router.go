@@ -97,6 +97,9 @@ type Router struct {
 	nextReg   uint32
 	nextTok   uint64
 	samples   map[uint64]*sample
+	ownFree   []*region // the router's own free regions (remote data)
+
+	delivering sync.RWMutex // held (read) by DeliverRemote; Close takes it before unmapping
 
 	quit chan struct{}
 	wg   sync.WaitGroup
@@ -350,6 +353,8 @@ func (r *Router) Close() error {
 		c.c.Close()
 	}
 	r.wg.Wait()
+	r.delivering.Lock()
+	defer r.delivering.Unlock()
 	r.mu.Lock()
 	for id, reg := range r.regions {
 		reg.closeLocked()
