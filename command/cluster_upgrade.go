@@ -31,8 +31,9 @@ Usage: adora cluster upgrade [options] PATH
   executable for the machine's architecture, rename it over
   ` + remote.BinaryPath + `, restart adora-daemon-<id>, and wait until the
   daemon is connected to the coordinator again reporting the new version
-  (polling every 500 ms). The rollout stops at the first machine that fails;
-  the machines after it are left untouched. Daemons must be installed with
+  (polling every 500 ms). The rollout stops at the first machine that fails,
+  which gets its previous binary back; the machines after it are left
+  untouched. Exits 1 when a machine failed. Daemons must be installed with
   "adora cluster install".
 
 Options:
@@ -41,6 +42,9 @@ Options:
                     "FILE version"; needed when FILE is for another
                     architecture)
   -timeout D        how long to wait for each daemon (default 30s)
+  -rollback=false   leave a failed machine on the new binary (default: put
+                    its previous binary back, kept as ` + remote.PrevBinaryPath + `,
+                    and restart it)
 `)
 }
 
@@ -49,6 +53,7 @@ func (c *ClusterUpgradeCommand) Run(args []string) int {
 	binary := fs.String("binary", "", "the new adora binary")
 	want := fs.String("version", "", "the version the binary reports")
 	timeout := fs.Duration("timeout", 30*time.Second, "wait for each daemon")
+	rollback := fs.Bool("rollback", true, "put the previous binary back on a failed machine")
 	if !clusterParse(c.Meta.Ui, fs, args) {
 		return 1
 	}
@@ -80,7 +85,7 @@ func (c *ClusterUpgradeCommand) Run(args []string) int {
 		c.Meta.Ui.Error(fmt.Sprintf("cannot reach the coordinator at %s:%d to watch the rollout: %v", opts.Addr, opts.Port, err))
 		return 1
 	}
-	u := clusterUpgrader{ui: c.Meta, fleet: fleet, bin: bin, version: *want, opts: opts, timeout: *timeout}
+	u := clusterUpgrader{ui: c.Meta, fleet: fleet, bin: bin, version: *want, opts: opts, timeout: *timeout, rollback: *rollback}
 	// With the control API (token), a reconnect is recognised by a
 	// connection newer than the restart, so a registration left over from
 	// the old process never counts; without it, by the version alone.
@@ -108,16 +113,19 @@ func (c *ClusterUpgradeCommand) Run(args []string) int {
 }
 
 type clusterUpgrader struct {
-	ui      *Meta
-	fleet   *remote.Fleet
-	bin     remote.File
-	version string
-	opts    client.Options
-	ctl     *client.Client // nil: watch through /api/health
-	timeout time.Duration
+	ui       *Meta
+	fleet    *remote.Fleet
+	bin      remote.File
+	version  string
+	opts     client.Options
+	ctl      *client.Client // nil: watch through /api/health
+	timeout  time.Duration
+	rollback bool
 }
 
-// machine upgrades one machine, printing the guide's step lines.
+// machine upgrades one machine, printing the guide's step lines. When the
+// daemon does not come back on the new binary, the previous binary is put
+// back (unless -rollback=false) and the error says so.
 func (u *clusterUpgrader) machine(ctx context.Context, m config.Machine) error {
 	ui := u.ui.Ui
 	ui.Output(fmt.Sprintf("Upgrading %s (%s)...", m.ID, u.fleet.Target(m)))
@@ -127,6 +135,16 @@ func (u *clusterUpgrader) machine(ctx context.Context, m config.Machine) error {
 		return err
 	}
 	defer mc.Close()
+	prev := ""
+	if have, err := clusterHealthDaemons(ctx, u.opts); err == nil {
+		prev = have[m.ID].Version
+	}
+	if u.rollback {
+		if err := remote.BackupBinary(ctx, mc); err != nil {
+			ui.Error("  SCP binary... FAILED")
+			return err
+		}
+	}
 	changed, err := remote.PushBinary(ctx, mc, u.bin)
 	if err != nil {
 		ui.Error("  SCP binary... FAILED")
@@ -138,7 +156,7 @@ func (u *clusterUpgrader) machine(ctx context.Context, m config.Machine) error {
 		ui.Output("  SCP binary... OK (unchanged)")
 	}
 	since := u.coordinatorNow(ctx)
-	if !changed && len(missingClusterDaemons(ctx, u.opts, []string{m.ID}, u.version)) == 0 {
+	if !changed && prev == u.version {
 		ui.Output("  Restart service... skipped (already running " + u.version + ")")
 		since = time.Time{} // no restart: the current connection counts
 	} else {
@@ -149,15 +167,36 @@ func (u *clusterUpgrader) machine(ctx context.Context, m config.Machine) error {
 		ui.Output("  Restart service... OK")
 	}
 	start := time.Now()
-	if !u.waitReconnect(ctx, m.ID, since) {
-		ui.Error("  Waiting for reconnect... FAILED")
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return fmt.Errorf("daemon did not reconnect with version %s within %s (see journalctl -u %s on the machine)", u.version, u.timeout, remote.UnitName(m.ID))
+	if u.waitReconnect(ctx, m.ID, u.version, since) {
+		ui.Output(fmt.Sprintf("  Waiting for reconnect... OK (%.1fs)", time.Since(start).Seconds()))
+		return nil
 	}
-	ui.Output(fmt.Sprintf("  Waiting for reconnect... OK (%.1fs)", time.Since(start).Seconds()))
-	return nil
+	ui.Error("  Waiting for reconnect... FAILED")
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	err = fmt.Errorf("daemon did not reconnect with version %s within %s (see journalctl -u %s on the machine)", u.version, u.timeout, remote.UnitName(m.ID))
+	if !u.rollback || !changed {
+		return err
+	}
+	return fmt.Errorf("%w; %s", err, u.rollBack(ctx, mc, m.ID, prev))
+}
+
+// rollBack restores the previous binary of a failed machine and waits for
+// its daemon; it returns what happened, for the error.
+func (u *clusterUpgrader) rollBack(ctx context.Context, mc *remote.Machine, id, prev string) string {
+	ui := u.ui.Ui
+	since := u.coordinatorNow(ctx)
+	if err := remote.RollbackBinary(ctx, mc, id); err != nil {
+		ui.Error("  Roll back... FAILED")
+		return "the rollback failed too: " + err.Error()
+	}
+	if prev == "" || !u.waitReconnect(ctx, id, prev, since) {
+		ui.Error("  Roll back... FAILED (the previous binary is back, its daemon did not reconnect)")
+		return "the previous binary is back but its daemon did not reconnect"
+	}
+	ui.Output(fmt.Sprintf("  Roll back... OK (%s again)", prev))
+	return "rolled back to " + prev
 }
 
 // coordinatorNow is the coordinator's clock (zero without the control API).
@@ -173,10 +212,10 @@ func (u *clusterUpgrader) coordinatorNow(ctx context.Context) time.Time {
 }
 
 // waitReconnect polls every 500 ms until machine id's daemon is connected
-// with the new version (and, when since is set, connected after since).
-func (u *clusterUpgrader) waitReconnect(ctx context.Context, id string, since time.Time) bool {
+// with version (and, when since is set, connected after since).
+func (u *clusterUpgrader) waitReconnect(ctx context.Context, id, version string, since time.Time) bool {
 	if u.ctl == nil || since.IsZero() {
-		return len(waitClusterDaemons(ctx, u.opts, []string{id}, u.version, u.timeout)) == 0
+		return len(waitClusterDaemons(ctx, u.opts, []string{id}, version, u.timeout)) == 0
 	}
 	ctx, cancel := context.WithTimeout(ctx, u.timeout)
 	defer cancel()
@@ -185,7 +224,7 @@ func (u *clusterUpgrader) waitReconnect(ctx context.Context, id string, since ti
 	for {
 		if rep, err := u.ctl.Daemons(ctx); err == nil {
 			for _, d := range rep.Daemons {
-				if d.MachineID == id && d.Connected && d.Version == u.version && d.ConnectedAt.After(since) {
+				if d.MachineID == id && d.Connected && d.Version == version && d.ConnectedAt.After(since) {
 					return true
 				}
 			}

@@ -170,3 +170,33 @@ func parsePID(out, word string) (int, bool) {
 	}
 	return 0, false
 }
+
+// PrevBinaryPath keeps the binary an upgrade replaced, for a rollback.
+const PrevBinaryPath = BinaryPath + ".prev"
+
+// BackupBinary copies BinaryPath to PrevBinaryPath (temp copy, then
+// rename) so that RollbackBinary can restore it. It does nothing when no
+// binary is installed yet.
+func BackupBinary(ctx context.Context, m *Machine) error {
+	tmp := PrevBinaryPath + ".adora-tmp"
+	cmd := "if [ -e " + BinaryPath + " ]; then cp -p " + BinaryPath + " " + tmp + " && sync " + tmp + " && mv -f " + tmp + " " + PrevBinaryPath + "; fi"
+	if _, err := m.Run(ctx, m.Sudo(cmd)); err != nil {
+		return fmt.Errorf("keep the previous binary on %s: %w", m.Target.ID, err)
+	}
+	return nil
+}
+
+// RollbackBinary puts PrevBinaryPath back as BinaryPath (atomic rename)
+// and restarts machine id's daemon.
+func RollbackBinary(ctx context.Context, m *Machine, id string) error {
+	cmd := "[ -e " + PrevBinaryPath + " ] || exit 99; mv -f " + PrevBinaryPath + " " + BinaryPath
+	_, err := m.Run(ctx, m.Sudo(cmd))
+	var ee *ExitError
+	if errors.As(err, &ee) && ee.Status == 99 {
+		return fmt.Errorf("roll back %s: no previous binary kept", m.Target.ID)
+	}
+	if err != nil {
+		return fmt.Errorf("roll back %s: %w", m.Target.ID, err)
+	}
+	return RestartDaemon(ctx, m, id)
+}
