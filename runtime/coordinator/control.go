@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/adora-rs/adora/internal/version"
@@ -32,7 +33,8 @@ func (c *Coordinator) handleControl(w http.ResponseWriter, r *http.Request) {
 		c.log.Warn("control hello refused", "remote", r.RemoteAddr, "err", err)
 		return
 	}
-	conn := wsconn.Start(ws, c.controlMessage, c.cfg.ConnOptions)
+	var inflight atomic.Int32 // this connection's requests being served
+	conn := wsconn.Start(ws, func(conn *wsconn.Conn, e *proto.Envelope) { c.controlMessage(&inflight, conn, e) }, c.cfg.ConnOptions)
 	select {
 	case <-conn.Done():
 	case <-c.ctx.Done():
@@ -41,9 +43,16 @@ func (c *Coordinator) handleControl(w http.ResponseWriter, r *http.Request) {
 	c.dropFollowers(conn)
 }
 
+// Per control connection bounds.
+const (
+	maxRequestsPerConn  = 64
+	maxFollowersPerConn = 16
+)
+
 // controlMessage dispatches one CLI message; requests run on their own
-// worker so a slow stop never blocks the connection.
-func (c *Coordinator) controlMessage(conn *wsconn.Conn, e *proto.Envelope) {
+// worker (at most maxRequestsPerConn per connection) so a slow stop never
+// blocks the connection.
+func (c *Coordinator) controlMessage(inflight *atomic.Int32, conn *wsconn.Conn, e *proto.Envelope) {
 	if e.Type == proto.TypeUnfollow {
 		var u proto.Unfollow
 		if e.Into(&u) == nil {
@@ -54,7 +63,13 @@ func (c *Coordinator) controlMessage(conn *wsconn.Conn, e *proto.Envelope) {
 	if !e.IsRequest() {
 		return
 	}
+	if inflight.Add(1) > maxRequestsPerConn {
+		inflight.Add(-1)
+		conn.Reply(c.ctx, e, "", nil, fmt.Errorf("too many requests in flight on this connection (at most %d)", maxRequestsPerConn))
+		return
+	}
 	ok := c.goWorker(func() {
+		defer inflight.Add(-1)
 		t, payload, err := c.control(conn, e)
 		if t == "" && err == nil {
 			return // answered by the handler itself
@@ -65,6 +80,7 @@ func (c *Coordinator) controlMessage(conn *wsconn.Conn, e *proto.Envelope) {
 		}
 	})
 	if !ok {
+		inflight.Add(-1)
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		conn.Reply(ctx, e, "", nil, fmt.Errorf("coordinator is shutting down"))

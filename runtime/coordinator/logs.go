@@ -142,6 +142,10 @@ func (c *Coordinator) logs(ctx context.Context, conn *wsconn.Conn, e *proto.Enve
 	if f != nil {
 		id, daemonIDs, ring = f.rec.ID, f.daemonIDs(), append([]proto.LogLine(nil), f.logs...)
 		if req.Follow {
+			if c.followersOfLocked(conn) >= maxFollowersPerConn {
+				c.mu.Unlock()
+				return fmt.Errorf("too many log follows on this connection (at most %d)", maxFollowersPerConn)
+			}
 			fl = &follower{conn: conn, id: e.ID, flowID: id, node: req.Node}
 			c.followers[fl] = struct{}{}
 		}
@@ -190,6 +194,16 @@ func (c *Coordinator) logs(ctx context.Context, conn *wsconn.Conn, e *proto.Enve
 		c.startFollowing(fl, lines)
 	}
 	return nil
+}
+
+func (c *Coordinator) followersOfLocked(conn *wsconn.Conn) int {
+	n := 0
+	for fl := range c.followers {
+		if fl.conn == conn {
+			n++
+		}
+	}
+	return n
 }
 
 func (c *Coordinator) dropFollower(fl *follower) {

@@ -273,3 +273,49 @@ func TestUnreferencedArtifactsAreRemoved(t *testing.T) {
 		t.Fatalf("referenced artifact removed: %v", err)
 	}
 }
+
+func TestFollowsPerConnectionAreBounded(t *testing.T) {
+	srv := coordtest.Start(t, coordinator.Config{TickInterval: quietTick})
+	robot := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
+	c := dial(t, srv.Endpoint)
+	req := startReq("app")
+	req.Dataflow.Nodes = req.Dataflow.Nodes[:1]
+	rep, err := c.Start(ctxT(t), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	robot.Log(ctxT(t), line(rep.DataflowID, "camera", "hello", 1))
+	ctx, cancel := context.WithCancel(context.Background())
+	started := make(chan struct{}, 16)
+	done := make(chan struct{}, 16)
+	for i := 0; i < 16; i++ {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			c.FollowLogs(ctx, "app", "", 0, func(proto.LogLine) { started <- struct{}{} })
+		}()
+	}
+	for i := 0; i < 16; i++ {
+		select {
+		case <-started:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("only %d follows started", i)
+		}
+	}
+	_, err = c.FollowLogs(ctxT(t), "app", "", 0, func(proto.LogLine) {})
+	cancel()
+	for i := 0; i < 16; i++ {
+		<-done
+	}
+	if err == nil || !strings.Contains(err.Error(), "too many log follows on this connection (at most 16)") {
+		t.Fatalf("17th follow = %v", err)
+	}
+	// Unfollowed slots are free again.
+	if !coordtest.Wait(5*time.Second, func() bool {
+		fctx, fcancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer fcancel()
+		_, err := c.FollowLogs(fctx, "app", "", 0, func(proto.LogLine) {})
+		return errors.Is(err, context.DeadlineExceeded)
+	}) {
+		t.Fatal("follow slots not released")
+	}
+}
