@@ -29,6 +29,9 @@ import (
 
 var adoraBin string
 
+// loopbackZenoh keeps the daemons' data-plane listeners on loopback.
+const loopbackZenoh = "tcp/127.0.0.1:0"
+
 func TestMain(m *testing.M) {
 	code, err := run(m)
 	if err != nil {
@@ -211,7 +214,7 @@ func (e *env) coordinator(extra ...string) *proc {
 // daemon starts a daemon and waits until the coordinator lists it.
 func (e *env) daemon(machineID, labels string) *proc {
 	e.t.Helper()
-	args := []string{"daemon", "--coordinator-addr", "127.0.0.1", "--coordinator-port", strconv.Itoa(e.port)}
+	args := []string{"daemon", "--coordinator-addr", "127.0.0.1", "--coordinator-port", strconv.Itoa(e.port), "--zenoh-listen", loopbackZenoh}
 	if machineID != "" {
 		args = append(args, "--machine-id", machineID)
 	}

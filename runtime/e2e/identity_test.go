@@ -19,7 +19,7 @@ func TestDuplicateMachineIDRefused(t *testing.T) {
 
 	other := &env{t: t, home: t.TempDir(), port: e.port, dir: e.dir}
 	out, code := other.adora(30*time.Second, "daemon", "--machine-id", "robot",
-		"--coordinator-addr", "127.0.0.1", "--coordinator-port", strconv.Itoa(e.port),
+		"--coordinator-addr", "127.0.0.1", "--coordinator-port", strconv.Itoa(e.port), "--zenoh-listen", loopbackZenoh,
 		"--token-file", filepath.Join(e.home, "token"))
 	if code != 1 || !strings.Contains(out, `machine id "robot" is already in use`) {
 		t.Fatalf("second daemon: exit %d:\n%s", code, out)
@@ -36,7 +36,7 @@ func TestDaemonWithoutTokenIsRejected(t *testing.T) {
 	e.coordinator("--store", "memory")
 	stranger := &env{t: t, home: t.TempDir(), port: e.port, dir: e.dir}
 	p := stranger.start("tokenless daemon", "daemon", "--machine-id", "stranger",
-		"--coordinator-addr", "127.0.0.1", "--coordinator-port", strconv.Itoa(e.port))
+		"--coordinator-addr", "127.0.0.1", "--coordinator-port", strconv.Itoa(e.port), "--zenoh-listen", loopbackZenoh)
 	e.waitFor(10*time.Second, "a 401 in the daemon's log", func() bool {
 		return strings.Contains(p.out.String(), "401")
 	})

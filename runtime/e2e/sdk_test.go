@@ -85,7 +85,7 @@ func TestCrossMachineGoNodes(t *testing.T) {
 	dir := goNodes(t)
 	e.coordinator("--store", "memory")
 	for _, m := range []string{"robot", "gpu-server"} {
-		e.daemonArgs(m, "--zenoh-listen", "tcp/127.0.0.1:0")
+		e.daemonArgs(m, "--zenoh-listen", loopbackZenoh)
 	}
 	c := e.client()
 	rep, err := e.startFlow(c, "split", `
