@@ -2,6 +2,7 @@ package shm
 
 import (
 	"bytes"
+	"encoding/hex"
 	"reflect"
 	"testing"
 )
@@ -77,4 +78,23 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("re-encoding differs:\n%x\n%x", body, again)
 		}
 	})
+}
+
+// The byte examples of docs/node-protocol.md.
+func TestWireGoldenFrames(t *testing.T) {
+	for _, tc := range []struct {
+		m   *Msg
+		hex string
+	}{
+		{&Msg{Type: MsgRegister, Version: 2, Dataflow: "df", Node: "n", Secret: "ab"}, "0e0000000102000200646601006e02006162"},
+		{&Msg{Type: MsgReady, Count: 8}, "050000008108000000"},
+		{&Msg{Type: MsgOutput, ID: "out", Meta: Meta{Timestamp: 1}, Data: []byte("hi")}, "1b0000000203006f7574010000000000000000000000000000020000006869"},
+		{&Msg{Type: MsgInput, ID: "in", Meta: Meta{Timestamp: 1}, Shm: &ShmRef{Region: 3, Len: 4096}, Token: 7},
+			"30000000820200696e01000000000000000000000000000103000000000000000000000000100000000000000700000000000000"},
+		{&Msg{Type: MsgAck, Count: 4}, "050000000404000000"},
+	} {
+		if got := hex.EncodeToString(AppendFrame(nil, tc.m)); got != tc.hex {
+			t.Errorf("%s:\n got %s\nwant %s", tc.m.Type, got, tc.hex)
+		}
+	}
 }
