@@ -335,6 +335,18 @@ func TestInteropThroughRouter(t *testing.T) {
 		}
 	}
 
+	// The router told us its subscribers: a key nobody wants stays here.
+	waitFor(t, "router filtering", func() bool { return !g.Matching("unrouted/x") })
+	sent := g.Stats().MessagesSent
+	g.Publish(context.Background(), "unrouted/x", []byte("nobody"), nil)
+	if n := g.Stats().MessagesSent; n != sent {
+		t.Fatalf("a publication nobody subscribed to was sent to the router")
+	}
+	// A subscriber that appears later is declared to us (future interest).
+	late := startPy(t, map[string]any{"mode": "client", "connect": []string{rep}, "action": "sub", "key": "later/*"})
+	waitFor(t, "late subscriber known", func() bool { return g.Matching("later/k") })
+	probeUntil(t, g, "later/k", late)
+
 	// Python client publishes, Go client subscribes through the router.
 	c := newCollector()
 	if _, err := g.Subscribe("routed/py", c.handle); err != nil {

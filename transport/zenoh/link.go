@@ -66,6 +66,11 @@ type link struct {
 	fragBad [2]bool
 	rxAlias map[uint16]string // expression ids the peer declared
 
+	// routerFiltered is set once a router answered our interest in its
+	// subscribers (D_FINAL): from then on only matching publications go
+	// to it, as with a peer.
+	routerFiltered atomic.Bool
+
 	// routing state, under mu
 	mu         sync.Mutex
 	remoteSubs map[uint32]string
@@ -135,8 +140,8 @@ func (l *link) maxBatch() int { return l.p.batchSize - 2 }
 
 // wants reports whether a publication on key should go to this link.
 func (l *link) wants(key string) bool {
-	if l.whatami == wire.Router {
-		return true // routers filter by themselves
+	if l.whatami == wire.Router && !l.routerFiltered.Load() {
+		return true // until the router has told us its subscribers
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -106,8 +106,10 @@ func (l *link) handleDeclare(d *wire.Declare) error {
 			return fmt.Errorf("D_SUBSCRIBER %d: %w", d.ID, err)
 		}
 		if err := keyexpr.CheckRemote(key); err != nil {
-			l.log.Debug("zenoh: ignoring subscriber on invalid key", "err", err)
-			return nil
+			// Err on the side of sending: a subscriber we cannot parse
+			// (a newer syntax?) gets everything rather than nothing.
+			l.log.Debug("zenoh: subscriber on a key we cannot parse, matching all", "err", err)
+			key = "**"
 		}
 		l.mu.Lock()
 		defer l.mu.Unlock()
@@ -122,10 +124,22 @@ func (l *link) handleDeclare(d *wire.Declare) error {
 		delete(l.remoteSubs, d.ID)
 		clear(l.matchCache)
 		l.mu.Unlock()
+	case wire.DeclFinal:
+		if d.HasInterest && d.InterestID == routerInterestID && l.whatami == wire.Router {
+			l.mu.Lock()
+			clear(l.matchCache)
+			l.mu.Unlock()
+			l.routerFiltered.Store(true)
+			l.log.Debug("zenoh: router subscribers known, filtering publications")
+		}
 	}
-	// D_FINAL, queryables and tokens need no action.
+	// Other D_FINALs, queryables and tokens need no action.
 	return nil
 }
+
+// routerInterestID is the id of the interest we send a router for its
+// subscribers (current and future).
+const routerInterestID = 1
 
 // handleInterest answers an INTEREST: for Current and CurrentFuture, our
 // matching subscribers (tagged with the interest id when no future
@@ -187,6 +201,13 @@ func (l *link) sendInitialDeclarationsLocked() {
 		msgs = append(msgs, declareSubscriber(sub.id, sub.expr, nil))
 	}
 	s.mu.RUnlock()
+	if l.whatami == wire.Router {
+		// Ask for the subscribers the router knows, now and later, so
+		// that we send it only what someone wants (writer-side
+		// filtering, as a Zenoh client does).
+		msgs = append(msgs, &wire.Interest{ID: routerInterestID, Mode: wire.InterestCurrentFuture,
+			Options: wire.InterestKeyExprs | wire.InterestSubscribers})
+	}
 	l.sendChunked(msgs)
 	if l.whatami != wire.Peer {
 		return
