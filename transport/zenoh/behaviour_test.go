@@ -560,3 +560,38 @@ func TestBrokenReassemblyDropped(t *testing.T) {
 		t.Fatalf("got %q, dropped %d, %d peers", got[0].Key, s.Stats().Dropped, len(s.Peers()))
 	}
 }
+
+// Towards a router we send everything until it has answered our interest
+// in its subscribers, then only what they match.
+func TestRouterWriterSideFiltering(t *testing.T) {
+	s := listener(t, Config{})
+	s.Subscribe("own/sub", func(Sample) {})
+	p := dialRaw(t, s)
+	p.handshakeAs(1, 10*time.Second, wire.Router)
+	var in *wire.Interest
+	msgs := p.network(func(m wire.NetworkMessage) bool {
+		in, _ = m.(*wire.Interest)
+		return in != nil
+	})
+	if d, ok := msgs[0].(*wire.Declare); !ok || d.Kind != wire.DeclSubscriber || d.Key.Suffix != "own/sub" {
+		t.Fatalf("first message %#v, want our D_SUBSCRIBER", msgs[0])
+	}
+	if in.Mode != wire.InterestCurrentFuture || in.Options&wire.InterestSubscribers == 0 || in.Key != nil {
+		t.Fatalf("interest %#v", in)
+	}
+	waitFor(t, "router link", func() bool { return len(s.Peers()) == 1 })
+	if !s.Matching("any/key") {
+		t.Fatal("before the router's D_FINAL everything should go to it")
+	}
+	p.frame(
+		wire.AppendDeclare(nil, &wire.Declare{HasInterest: true, InterestID: in.ID, Kind: wire.DeclSubscriber, ID: 5, Key: wire.WireExpr{Suffix: "wanted/*"}, HasKey: true}),
+		wire.AppendDeclare(nil, &wire.Declare{HasInterest: true, InterestID: in.ID, Kind: wire.DeclFinal}),
+	)
+	waitFor(t, "filtering", func() bool { return !s.Matching("any/key") })
+	if !s.Matching("wanted/x") {
+		t.Fatal("a key the router's subscriber wants is filtered out")
+	}
+	// a later subscriber (future declaration) opens its keys again
+	p.frame(wire.AppendDeclare(nil, &wire.Declare{Kind: wire.DeclSubscriber, ID: 6, Key: wire.WireExpr{Suffix: "any/**"}, HasKey: true}))
+	waitFor(t, "future subscriber", func() bool { return s.Matching("any/key") })
+}

@@ -33,10 +33,13 @@ func dialRaw(t testing.TB, s *Session) *rawPeer {
 }
 
 // handshake runs INIT/OPEN as initiator announcing lease.
-func (p *rawPeer) handshake(zid byte, lease time.Duration) {
+func (p *rawPeer) handshake(zid byte, lease time.Duration) { p.handshakeAs(zid, lease, wire.Peer) }
+
+// handshakeAs is handshake with a chosen role.
+func (p *rawPeer) handshakeAs(zid byte, lease time.Duration, w wire.WhatAmI) {
 	p.t.Helper()
 	p.zid = []byte{zid, 0xee}
-	p.write(wire.AppendInit(nil, &wire.Init{Version: wire.Version, WhatAmI: wire.Peer, ZID: p.zid, Resolution: wire.DefaultResolution, BatchSize: wire.DefaultBatchSize}))
+	p.write(wire.AppendInit(nil, &wire.Init{Version: wire.Version, WhatAmI: w, ZID: p.zid, Resolution: wire.DefaultResolution, BatchSize: wire.DefaultBatchSize}))
 	ack, ok := p.read().(*wire.Init)
 	if !ok || !ack.Ack {
 		p.t.Fatalf("want INIT ack")
