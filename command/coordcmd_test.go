@@ -594,3 +594,56 @@ func TestLogsFollowSurvivesCoordinatorRestart(t *testing.T) {
 		t.Fatalf("follow did not end; out %q err %q", ui.OutputWriter.String(), ui.ErrorWriter.String())
 	}
 }
+
+func TestStartAttachSurvivesCoordinatorRestart(t *testing.T) {
+	t.Setenv("ADORA_HOME", t.TempDir())
+	t.Setenv("ADORA_AUTH_TOKEN", "")
+	st := store.NewMemory()
+	srv := coordtest.Start(t, coordinator.Config{Store: st, TickInterval: time.Hour})
+	port := srv.Endpoint.Port
+	ctx := context.Background()
+	robot, err := coordtest.StartDaemon(ctx, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	file := filepath.Join(dir, "df.yml")
+	os.WriteFile(file, []byte("nodes:\n  - id: camera\n    path: /bin/true\n    _unstable_deploy:\n      machine: robot\n"), 0o644)
+	ui := cli.NewMockUi()
+	done := make(chan int, 1)
+	go func() {
+		done <- (&StartCommand{Meta: &Meta{Ui: ui}}).Run([]string{"--attach", "--name", "a", "--coordinator-addr", "127.0.0.1", "--coordinator-port", strconv.Itoa(port), file})
+	}()
+	if !coordtest.Wait(5*time.Second, func() bool { return len(robot.Spawns()) == 1 }) {
+		t.Fatal("not started")
+	}
+	id := robot.Spawns()[0].DataflowID
+	coordtest.Wait(5*time.Second, func() bool {
+		robot.Log(ctx, proto.LogLine{DataflowID: id, NodeID: "camera", Time: time.Now(), Line: "one"})
+		time.Sleep(30 * time.Millisecond)
+		return strings.Contains(ui.OutputWriter.String(), "camera: one\n")
+	})
+	robot.Close()
+	srv.Stop()
+
+	srv2 := coordtest.StartOn(t, coordinator.Config{Store: st, TickInterval: time.Hour}, port)
+	robot2, err := coordtest.StartDaemon(ctx, srv2.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot", Running: map[string][]string{id: {"camera"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer robot2.Close()
+	coordtest.Wait(10*time.Second, func() bool {
+		robot2.Log(ctx, proto.LogLine{DataflowID: id, NodeID: "camera", Time: time.Now(), Line: "two"})
+		time.Sleep(50 * time.Millisecond)
+		return strings.Contains(ui.OutputWriter.String(), "camera: two\n")
+	})
+	robot2.Finish(ctx, id, false, "")
+	select {
+	case code := <-done:
+		if code != 0 || !strings.Contains(ui.OutputWriter.String(), "dataflow `a` succeeded") || !strings.Contains(ui.ErrorWriter.String(), "reconnecting") {
+			t.Fatalf("attach across a restart = %d\nout %q\nerr %q", code, ui.OutputWriter.String(), ui.ErrorWriter.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("attach did not end; out %q err %q", ui.OutputWriter.String(), ui.ErrorWriter.String())
+	}
+}

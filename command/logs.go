@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
+
+	"github.com/hashicorp/cli"
 
 	"github.com/adora-rs/adora/runtime/client"
 	"github.com/adora-rs/adora/runtime/proto"
@@ -74,7 +77,9 @@ func (c *LogsCommand) Run(args []string) int {
 		}
 		return 0
 	}
-	end, err := c.follow(ctx, &cf, cl, df, node, *tail, print)
+	lc := &liveClient{cl: cl}
+	defer lc.swap(nil)
+	end, err := followLogs(ctx, c.Meta.Ui, &cf, lc, df, node, *tail, print)
 	if errors.Is(err, context.Canceled) {
 		return 0 // Ctrl-C
 	}
@@ -94,10 +99,35 @@ func (c *LogsCommand) Run(args []string) int {
 // that went away (it restarts without stopping any node).
 const reconnectFor = time.Minute
 
-// follow streams logs until the dataflow ends. When the connection to the
-// coordinator drops, it reconnects and resumes after the last line shown
-// (lines with the same timestamp may be skipped or repeated).
-func (c *LogsCommand) follow(ctx context.Context, cf *coordFlags, cl *client.Client, df, node string, tail int, print func(proto.LogLine)) (proto.LogsEnd, error) {
+// liveClient is the client a follow currently uses; followLogs swaps it
+// when it reconnects, so others (a stop on Ctrl-C) use the live one.
+type liveClient struct {
+	mu sync.Mutex
+	cl *client.Client
+}
+
+func (l *liveClient) get() *client.Client {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.cl
+}
+
+// swap installs cl and closes the one it replaces.
+func (l *liveClient) swap(cl *client.Client) {
+	l.mu.Lock()
+	old := l.cl
+	l.cl = cl
+	l.mu.Unlock()
+	if old != nil {
+		old.Close()
+	}
+}
+
+// followLogs streams logs until the dataflow ends. When the connection to
+// the coordinator drops, it reconnects (for up to reconnectFor) and
+// resumes after the last line shown (lines with that very timestamp may
+// be skipped).
+func followLogs(ctx context.Context, ui cli.Ui, cf *coordFlags, lc *liveClient, df, node string, tail int, print func(proto.LogLine)) (proto.LogsEnd, error) {
 	var last, resumeAfter time.Time // newest line shown; set at a reconnect
 	show := func(l proto.LogLine) {
 		if !resumeAfter.IsZero() && !l.Time.After(resumeAfter) {
@@ -109,16 +139,16 @@ func (c *LogsCommand) follow(ctx context.Context, cf *coordFlags, cl *client.Cli
 		print(l)
 	}
 	for {
-		end, err := cl.FollowLogs(ctx, df, node, tail, show)
+		end, err := lc.get().FollowLogs(ctx, df, node, tail, show)
 		if !errors.Is(err, wsconn.ErrClosed) || ctx.Err() != nil {
 			return end, err
 		}
-		cl.Close()
-		c.Meta.Ui.Warn("logs: lost the coordinator; reconnecting")
-		if cl, err = c.redial(ctx, cf); err != nil {
+		ui.Warn("lost the coordinator; reconnecting")
+		cl, err := redial(ctx, cf)
+		if err != nil {
 			return end, err
 		}
-		defer cl.Close()
+		lc.swap(cl)
 		tail, resumeAfter = 0, last
 		if !last.IsZero() {
 			tail = 1000 // enough to cover the gap; older lines are filtered
@@ -126,7 +156,8 @@ func (c *LogsCommand) follow(ctx context.Context, cf *coordFlags, cl *client.Cli
 	}
 }
 
-func (c *LogsCommand) redial(ctx context.Context, cf *coordFlags) (*client.Client, error) {
+// redial connects again, retrying every second for up to reconnectFor.
+func redial(ctx context.Context, cf *coordFlags) (*client.Client, error) {
 	deadline := time.Now().Add(reconnectFor)
 	for {
 		cl, err := cf.dial(ctx)

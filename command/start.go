@@ -16,7 +16,6 @@ import (
 	"github.com/adora-rs/adora/config"
 	"github.com/adora-rs/adora/runtime/client"
 	"github.com/adora-rs/adora/runtime/proto"
-	"github.com/adora-rs/adora/runtime/proto/wsconn"
 )
 
 // StartCommand starts a dataflow through the coordinator.
@@ -98,7 +97,9 @@ func (c *StartCommand) Run(args []string) int {
 	if !wantAttach {
 		return 0
 	}
-	return attachLogs(ctx, stop, c.Meta, cl, rep.Name, rep.DataflowID)
+	lc := &liveClient{cl: cl}
+	defer lc.swap(nil)
+	return attachLogs(stop, c.Meta, &cf, lc, rep.Name, rep.DataflowID)
 }
 
 // loadStart reads and checks the dataflow file.
@@ -121,9 +122,10 @@ func (c *StartCommand) loadStart(path, name string) (proto.Start, error) {
 	return proto.Start{Name: name, Descriptor: src, Dataflow: *df, WorkingDir: filepath.Dir(abs)}, nil
 }
 
-// attachLogs streams a dataflow's logs until it ends. The first interrupt
-// stops the dataflow gracefully, a second one kills it.
-func attachLogs(ctx context.Context, stopSignals func(), m *Meta, cl *client.Client, name, id string) int {
+// attachLogs streams a dataflow's logs until it ends, riding out a
+// coordinator restart. The first interrupt stops the dataflow gracefully;
+// a second one kills it and stops waiting.
+func attachLogs(stopSignals func(), m *Meta, cf *coordFlags, lc *liveClient, name, id string) int {
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
@@ -137,7 +139,7 @@ func attachLogs(ctx context.Context, stopSignals func(), m *Meta, cl *client.Cli
 	}
 	done := make(chan result, 1)
 	go func() {
-		end, err := cl.FollowLogs(followCtx, id, "", 0, func(l proto.LogLine) { m.Ui.Output(formatLine(l, true)) })
+		end, err := followLogs(followCtx, m.Ui, cf, lc, id, "", 0, func(l proto.LogLine) { m.Ui.Output(formatLine(l, true)) })
 		done <- result{end, err}
 	}()
 	var stops sync.WaitGroup // Stop calls in flight; waited for before returning
@@ -146,12 +148,12 @@ func attachLogs(ctx context.Context, stopSignals func(), m *Meta, cl *client.Cli
 	for {
 		select {
 		case r := <-done:
-			if errors.Is(r.err, wsconn.ErrClosed) {
-				m.Ui.Error(fmt.Sprintf("lost the coordinator; dataflow `%s` keeps running (check with `adora list`, follow with `adora logs -f %s`)", name, name))
+			switch {
+			case errors.Is(r.err, context.Canceled):
+				m.Ui.Error(fmt.Sprintf("interrupted; check dataflow `%s` with `adora list`", name))
 				return 1
-			}
-			if r.err != nil {
-				m.Ui.Error("logs: " + r.err.Error())
+			case r.err != nil:
+				m.Ui.Error(fmt.Sprintf("logs: %v; dataflow `%s` may still run (check with `adora list`)", r.err, name))
 				return 1
 			}
 			return reportEnd(m, name, r.end)
@@ -168,10 +170,15 @@ func attachLogs(ctx context.Context, stopSignals func(), m *Meta, cl *client.Cli
 				defer stops.Done()
 				sctx, scancel := context.WithTimeout(context.Background(), time.Minute)
 				defer scancel()
-				if rep, err := cl.Stop(sctx, id, 0, force); err != nil && !force {
+				rep, err := lc.get().Stop(sctx, id, 0, force)
+				switch {
+				case err != nil:
 					m.Ui.Error("stop: " + err.Error())
-				} else if err == nil && rep.Error != "" {
+				case rep.Error != "":
 					m.Ui.Error("stop: " + rep.Error)
+				}
+				if force {
+					cancel() // do not wait for the end any longer
 				}
 			}()
 		}
