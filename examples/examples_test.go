@@ -322,3 +322,78 @@ func TestCameraThroughCoordinator(t *testing.T) {
 		t.Fatalf("viewer saw %d distinct frames; output:\n%s", len(seen), out)
 	}
 }
+
+// A node written in Python from docs/node-protocol.md alone
+// (examples/python/receiver.py, standard library only) receives the
+// pipeline's squares inline and the camera's frames through shared memory.
+func TestPythonReceiverFromTheProtocolDocument(t *testing.T) {
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		t.Fatalf("python3 is needed for this test (testfixtures/setup.sh installs it): %v", err)
+	}
+	script, err := filepath.Abs(filepath.Join("python", "receiver.py"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := []byte(`nodes:
+  - id: sender
+    path: ../../tmp/examples/sender
+    inputs:
+      tick: adora/timer/millis/5
+    outputs: [numbers]
+  - id: camera
+    path: ../../tmp/examples/camera
+    inputs:
+      tick: adora/timer/millis/20
+    outputs: [frames]
+  - id: pyreceiver
+    path: ` + py + `
+    args: ` + script + `
+    inputs:
+      numbers:
+        source: sender/numbers
+        queue_policy: backpressure
+      frames:
+        source: camera/frames
+        queue_size: 4
+        queue_policy: backpressure
+`)
+	lines := runYAML(t, src, "COUNT=20", "FRAMES=5")
+	got := lines["pyreceiver"]
+	numbers, frames := 0, 0
+	for _, l := range got {
+		switch {
+		case strings.HasPrefix(l, "received numbers "):
+			if want := fmt.Sprintf("received numbers %d %x", len(strconv.Itoa(numbers)), strconv.Itoa(numbers)); l != want {
+				t.Fatalf("line %q, want %q", l, want)
+			}
+			numbers++
+		case strings.HasPrefix(l, "received frames 6220800 "):
+			if want := "received frames 6220800 " + frameHead(frames); l != want {
+				t.Fatalf("line %q, want %q (the camera's pixels, read in place)", l, want)
+			}
+			frames++
+		}
+	}
+	if numbers != 20 || frames != 5 || !hasLine(got, "input closed numbers") || !hasLine(got, "input closed frames") || !hasLine(got, "python receiver done") {
+		t.Fatalf("python receiver: %d numbers, %d frames; output:\n%s", numbers, frames, strings.Join(got, "\n"))
+	}
+}
+
+// frameHead is the hex of the first 16 bytes the camera paints in frame i.
+func frameHead(i int) string {
+	b := make([]byte, 16)
+	for k := range b {
+		x := k / 3
+		switch k % 3 {
+		case 0:
+			b[k] = byte(x + i)
+		case 1:
+			b[k] = byte(x*3 + i*5)
+		case 2:
+			b[k] = byte(i)
+		}
+	}
+	b[0] = 0 // row 0
+	return fmt.Sprintf("%x", b)
+}
