@@ -34,8 +34,9 @@ func (c *StartCommand) Help() string {
   coordinator's artifact store first.
 
   With --attach (the default when stdin is a terminal) the node logs are
-  streamed until the dataflow ends; Ctrl-C stops it (a second Ctrl-C kills
-  it). Exit status 1 if the start failed or the dataflow failed.
+  streamed until the dataflow ends, across a coordinator restart; Ctrl-C
+  stops it (a second Ctrl-C kills it). Exit status 1 if the start failed
+  or the dataflow failed.
 
 Options:
 
