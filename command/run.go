@@ -22,6 +22,9 @@ import (
 	"github.com/adora-rs/adora/runtime/supervisor"
 )
 
+// runKeepLogs is how many runs' log directories adora run keeps.
+const runKeepLogs = 50
+
 // RunCommand runs a dataflow on this machine without coordinator or daemon.
 type RunCommand struct{ Meta *Meta }
 
@@ -33,7 +36,8 @@ Usage: adora run DATAFLOW [options]
 
   Runs every node of DATAFLOW on this machine, in this process: no
   coordinator or daemon is needed. Node output goes to the terminal,
-  prefixed by the node id (and to ADORA_HOME/run/logs/<uuid>/). Relative
+  prefixed by the node id (and to ADORA_HOME/run/logs/<uuid>/; the last
+  50 runs are kept). Relative
   node paths resolve against the dataflow file's directory.
   _unstable_deploy sections are ignored (with a notice): every node runs
   here.
@@ -101,6 +105,7 @@ func (c *RunCommand) Run(args []string) int {
 	c.wait(flow, *stopAfter, *grace)
 	results := flow.Results()
 	flow.Close()
+	daemon.PruneLogs(filepath.Join(home, "run"), runKeepLogs, map[string]bool{id: true})
 	if msg := daemon.Failure(results); msg != "" {
 		c.Meta.Ui.Error(fmt.Sprintf("adora run: dataflow failed: %s\nlogs: %s", msg, filepath.Dir(daemon.LogPath(filepath.Join(home, "run"), id, "x"))))
 		return 1

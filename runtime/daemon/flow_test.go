@@ -1,7 +1,9 @@
 package daemon
 
 import (
+	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -169,5 +171,31 @@ func TestFlowNoRestartWhenInputsClosed(t *testing.T) {
 	// A timer input never closes: the policy applies (max_restarts 2).
 	if r := byID["ticking"]; r.Restarts != 2 {
 		t.Fatalf("ticking %+v, want 2 restarts", r)
+	}
+}
+
+func TestPruneLogs(t *testing.T) {
+	state := t.TempDir()
+	base := time.Now().Add(-time.Hour)
+	for i := range 6 {
+		dir := filepath.Join(state, "logs", fmt.Sprintf("df%d", i))
+		os.MkdirAll(dir, 0o755)
+		mod := base.Add(time.Duration(i) * time.Minute)
+		os.Chtimes(dir, mod, mod)
+	}
+	// df0 is the oldest but still running: it stays.
+	if n := PruneLogs(state, 3, map[string]bool{"df0": true}); n != 2 {
+		t.Fatalf("removed %d, want 2", n)
+	}
+	ents, _ := os.ReadDir(filepath.Join(state, "logs"))
+	var left []string
+	for _, e := range ents {
+		left = append(left, e.Name())
+	}
+	if !slices.Equal(left, []string{"df0", "df3", "df4", "df5"}) {
+		t.Fatalf("left %v", left)
+	}
+	if n := PruneLogs(t.TempDir(), 3, nil); n != 0 {
+		t.Fatalf("pruned %d in an empty state dir", n)
 	}
 }

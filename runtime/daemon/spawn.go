@@ -121,6 +121,7 @@ func (d *Daemon) watch(id string, r *flowRun) {
 	}
 	d.mu.Unlock()
 	d.log.Info("dataflow finished on this daemon", "dataflow", id, "failed", fin.Failed, "error", fin.Error)
+	d.pruneLogs()
 	d.sendFinished(fin)
 	close(r.done)
 }
@@ -398,5 +399,19 @@ func (d *Daemon) connectPeers(m *proto.Spawn) {
 				d.log.Warn("link to peer daemon", "daemon", p.DaemonID, "endpoint", ep, "err", err)
 			}
 		}
+	}
+}
+
+// pruneLogs keeps the log directories of the newest KeepLogs dataflows
+// (and of every running one).
+func (d *Daemon) pruneLogs() {
+	d.mu.Lock()
+	active := make(map[string]bool, len(d.flows))
+	for id := range d.flows {
+		active[id] = true
+	}
+	d.mu.Unlock()
+	if n := PruneLogs(d.stateDir, KeepLogs, active); n > 0 {
+		d.log.Info("removed old node logs", "dataflows", n)
 	}
 }
