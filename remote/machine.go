@@ -11,6 +11,8 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
@@ -95,10 +97,67 @@ type sshExec struct {
 	client *ssh.Client
 	mu     sync.Mutex
 	sftp   *sftp.Client
+
+	kaStop chan struct{} // closed by close: ends keepalive
+	kaDone chan struct{} // closed when keepalive returned
+	lost   atomic.Bool   // keepalive gave the connection up
+}
+
+// ErrConnectionLost is a session whose host stopped answering.
+var ErrConnectionLost = errors.New("connection lost: the host stopped answering keepalive probes")
+
+// newSSHExec wraps client and, when interval > 0, probes it every interval
+// (keepalive@openssh.com): after three unanswered probes the connection is
+// closed, so a command on a host that vanished fails instead of hanging.
+func newSSHExec(client *ssh.Client, interval time.Duration) *sshExec {
+	e := &sshExec{client: client, kaStop: make(chan struct{}), kaDone: make(chan struct{})}
+	if interval <= 0 {
+		close(e.kaDone)
+		return e
+	}
+	go e.keepalive(interval, 3)
+	return e
+}
+
+func (e *sshExec) keepalive(interval time.Duration, maxMissed int) {
+	defer close(e.kaDone)
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	missed := 0
+	for {
+		select {
+		case <-e.kaStop:
+			return
+		case <-t.C:
+		}
+		res := make(chan error, 1)
+		// Returns when answered or when the client is closed.
+		go func() { _, _, err := e.client.SendRequest("keepalive@openssh.com", true, nil); res <- err }()
+		select {
+		case <-e.kaStop:
+			return
+		case err := <-res:
+			if err != nil {
+				e.lost.Store(true)
+				e.client.Close()
+				return
+			}
+			missed = 0
+		case <-time.After(interval):
+			if missed++; missed >= maxMissed {
+				e.lost.Store(true)
+				e.client.Close()
+				return
+			}
+		}
+	}
 }
 
 func (e *sshExec) run(ctx context.Context, cmd string, stdin io.Reader) ([]byte, []byte, error) {
 	s, err := e.client.NewSession()
+	if err != nil && e.lost.Load() {
+		return nil, nil, ErrConnectionLost
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("open ssh session: %w", err)
 	}
@@ -121,6 +180,9 @@ func (e *sshExec) run(ctx context.Context, cmd string, stdin io.Reader) ([]byte,
 	var ee *ssh.ExitError
 	if errors.As(err, &ee) {
 		return out.Bytes(), errb.Bytes(), &ExitError{Status: ee.ExitStatus(), Stderr: errb.String()}
+	}
+	if err != nil && e.lost.Load() {
+		return out.Bytes(), errb.Bytes(), ErrConnectionLost
 	}
 	if err != nil {
 		return out.Bytes(), errb.Bytes(), fmt.Errorf("remote command: %w", err)
@@ -164,8 +226,15 @@ func (e *sshExec) close() error {
 		e.sftp.Close()
 		e.sftp = nil
 	}
+	select {
+	case <-e.kaStop:
+	default:
+		close(e.kaStop)
+	}
 	e.mu.Unlock()
-	return e.client.Close()
+	err := e.client.Close()
+	<-e.kaDone
+	return err
 }
 
 // localExec runs commands on this machine.

@@ -17,6 +17,10 @@ import (
 // DefaultConnectTimeout bounds the TCP connect and SSH handshake.
 const DefaultConnectTimeout = 10 * time.Second
 
+// DefaultKeepAlive is how often an open session probes its connection: a
+// host that stops answering is given up after about four intervals.
+const DefaultKeepAlive = 5 * time.Second
+
 // Dialer opens Machines. The zero value is not usable; use NewDialer.
 type Dialer struct {
 	// KnownHosts checks host keys (accept-new).
@@ -27,6 +31,9 @@ type Dialer struct {
 	Logger *slog.Logger
 	// AgentSocket is the ssh-agent socket ("" = none).
 	AgentSocket string
+	// KeepAlive is the interval of the connection probes; three unanswered
+	// probes close the connection (default DefaultKeepAlive, < 0 = off).
+	KeepAlive time.Duration
 	// DefaultKeys are tried when a target names no identity file and no
 	// agent offers a key that works (default ~/.ssh/id_ed25519, id_rsa).
 	DefaultKeys []string
@@ -66,7 +73,11 @@ func (d *Dialer) Dial(ctx context.Context, t Target) (*Machine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s (%s): %w", t.ID, t, err)
 	}
-	return &Machine{Target: t, exec: &sshExec{client: cl}, log: d.Logger}, nil
+	ka := d.KeepAlive
+	if ka == 0 {
+		ka = DefaultKeepAlive
+	}
+	return &Machine{Target: t, exec: newSSHExec(cl, ka), log: d.Logger}, nil
 }
 
 func (d *Dialer) dialSSH(ctx context.Context, t Target) (*ssh.Client, error) {

@@ -153,3 +153,41 @@ func readFile(t *testing.T, p string) string {
 	}
 	return string(b)
 }
+
+// TestRemoteKeepAliveEndsHungSession: a host cut off in the middle of a
+// command makes the command fail after a few unanswered probes instead of
+// hanging.
+func TestRemoteKeepAliveEndsHungSession(t *testing.T) {
+	h, _ := bed.Host("h3")
+	d := remote.NewDialer(nil)
+	d.KnownHosts = remote.NewKnownHosts(filepath.Join(t.TempDir(), "kh"))
+	d.KeepAlive = time.Second
+	m, err := d.Dial(context.Background(), remote.Target{ID: "h3", Host: h.Addr, Port: 22, User: bed.User, IdentityFile: bed.Key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	done := make(chan error, 1)
+	go func() {
+		_, err := m.Run(context.Background(), "sleep 60")
+		done <- err
+	}()
+	time.Sleep(500 * time.Millisecond)
+	if err := bed.Partition(context.Background(), "h3"); err != nil {
+		t.Fatal(err)
+	}
+	defer bed.Heal(context.Background(), "h3")
+	start := time.Now()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("the command succeeded on a partitioned host")
+		}
+		if !errors.Is(err, remote.ErrConnectionLost) {
+			t.Fatalf("got %v, want ErrConnectionLost", err)
+		}
+		t.Logf("gave up after %s: %v", time.Since(start).Round(100*time.Millisecond), err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("the command still hangs 20 s after the host was cut off")
+	}
+}

@@ -256,6 +256,10 @@ heal_host() {
   local i=$1 ns=$PREFIX-h$i
   ip netns exec "$ns" ip link set host0 up
   ip netns exec "$ns" ip route replace default via "$NET.$i.1"
+  # Forget neighbours that failed while cut off, then wait until it answers.
+  ip neigh flush dev "$PREFIX-h$i" 2>/dev/null || true
+  ip netns exec "$ns" ip neigh flush dev host0 2>/dev/null || true
+  wait_host "$i"
 }
 
 cmd_host() { # verb name
