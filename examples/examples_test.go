@@ -329,7 +329,7 @@ func TestCameraThroughCoordinator(t *testing.T) {
 func TestPythonReceiverFromTheProtocolDocument(t *testing.T) {
 	py, err := exec.LookPath("python3")
 	if err != nil {
-		t.Fatalf("python3 is needed for this test (testfixtures/setup.sh installs it): %v", err)
+		t.Fatalf("python3 is needed for this test (CI has it for the Zenoh interop suite, see testfixtures/setup.sh): %v", err)
 	}
 	script, err := filepath.Abs(filepath.Join("python", "receiver.py"))
 	if err != nil {
