@@ -106,6 +106,9 @@ func renderList(flows []proto.DataflowInfo, now time.Time) string {
 		if failed > 0 && f.Status.Active() {
 			status += fmt.Sprintf(" (%d node(s) failed)", failed)
 		}
+		if f.RestartedAs != "" {
+			status += " (restarted as " + shortID(f.RestartedAs) + ")"
+		}
 		if f.Error != "" && !f.Status.Active() {
 			status += " (" + truncateText(f.Error, 60) + ")"
 		}

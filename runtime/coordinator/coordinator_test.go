@@ -385,7 +385,7 @@ func TestRestartUsesStoredDescriptor(t *testing.T) {
 		t.Fatalf("spawns = %d %+v", len(spawns), spawns)
 	}
 	info, err := c.Info(ctxT(t), first.DataflowID)
-	if err != nil || info.Status != proto.FlowStopped {
+	if err != nil || info.Status != proto.FlowStopped || info.RestartedAs == "" || info.RestartedAs == first.DataflowID {
 		t.Fatalf("old info = %+v, %v", info, err)
 	}
 	list, _ := c.List(ctxT(t), false)

@@ -96,7 +96,7 @@ func recordInfo(r store.DataflowRecord) proto.DataflowInfo {
 	return proto.DataflowInfo{
 		ID: r.ID, Name: r.Name, Status: r.Status, Error: r.Error, Placements: r.Placements,
 		DescriptorSHA256: r.DescriptorSHA256(), WorkingDir: r.WorkingDir,
-		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
+		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, RestartedAs: r.RestartedAs,
 	}
 }
 

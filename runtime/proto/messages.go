@@ -373,6 +373,8 @@ type DataflowInfo struct {
 	UpdatedAt        time.Time `json:"updated_at"`
 	// Descriptor is only filled by Info, not by List.
 	Descriptor []byte `json:"descriptor,omitempty"`
+	// RestartedAs is the uuid of the dataflow that replaced this one.
+	RestartedAs string `json:"restarted_as,omitempty"`
 }
 
 // List asks for dataflows. All includes finished ones (most recent first
