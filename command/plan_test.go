@@ -421,3 +421,30 @@ func TestPlanIsTheSameFromYAMLAndHCL(t *testing.T) {
 		t.Fatalf("unexpected plan:\n%s", outs["yml"])
 	}
 }
+
+func TestPlanUnsatisfiablePlacementIsAnErrorWithPosition(t *testing.T) {
+	dir := deployProject(t)
+	app := strings.Replace(readTestFile(t, filepath.Join(dir, "app.yml")), "machine: bot-01", "machine: bot-1", 1)
+	if err := os.WriteFile(filepath.Join(dir, "app.yml"), []byte(app), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := runCmd(t, &PlanCommand{}, planArgs(dir, "-detailed-exitcode")...)
+	if code != 1 {
+		t.Fatalf("exit %d; want 1\n%s", code, out)
+	}
+	if !strings.Contains(errs, "app.yml:") || !strings.Contains(errs, "bot-1") {
+		t.Fatalf("error does not point at the file and the machine: %s", errs)
+	}
+	if strings.Contains(out, "Plan:") {
+		t.Fatalf("a plan was printed despite the error:\n%s", out)
+	}
+}
+
+func readTestFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
