@@ -219,7 +219,7 @@ func TestBadOrOversizedMessageClosesOnlyThatConnection(t *testing.T) {
 	}
 }
 
-func TestDuplicateMachineIDRefusedAndSameUUIDReplaces(t *testing.T) {
+func TestDuplicateMachineIDAndLiveDuplicateIdentityRefused(t *testing.T) {
 	srv := coordtest.Start(t, coordinator.Config{})
 	first := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "uuid-1", MachineID: "robot"})
 
