@@ -169,8 +169,12 @@ func (c *computer) machines() {
 		after := c.desiredMachine(want[id])
 		rec, ok := c.prior.Machines[id]
 		if !ok {
+			reason := "machine is new in the cluster"
+			if obs, seen := c.observedMachine(id); seen && obs.Reachable && obs.UnitPresent {
+				reason = "a daemon runs there but adora has no record of it (installed by hand or by adora cluster): install adopts it, restarting it only if something differs"
+			}
 			c.add(Change{Address: state.MachineAddr(id), Kind: KindMachine, Name: id, Action: Install,
-				Reason: "machine is new in the cluster", MachineAfter: &after,
+				Reason: reason, MachineAfter: &after,
 				Diffs: []Diff{{Field: "binary", After: binaryString(after.BinaryVersion, after.BinarySHA256)}}})
 			continue
 		}

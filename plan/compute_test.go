@@ -302,6 +302,16 @@ func TestDisabledUnitIsDriftAndReenabled(t *testing.T) {
 	}
 }
 
+func TestUnrecordedDaemonIsAdopted(t *testing.T) {
+	s := scenario(t, "first-deployment")
+	s.Observed = plantest.Healthy(plantest.Deployed())
+	p := compute(t, s)
+	c, _ := p.Change("machine.bot-01")
+	if c.Action != plan.Install || !strings.Contains(c.Reason, "adopts it") {
+		t.Fatalf("bot-01 = %s %q; want an install that adopts the daemon", c.Action, c.Reason)
+	}
+}
+
 func TestUnreachableMachineIsDriftAndAWarning(t *testing.T) {
 	s := scenario(t, "binary-upgrade")
 	s.Desired.Binary = plantest.Binary010 // nothing to change
