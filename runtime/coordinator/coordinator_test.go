@@ -328,6 +328,9 @@ func TestStartPlacesNodesAndStops(t *testing.T) {
 	if _, err := c.Stop(ctxT(t), "my-app", 0, false); err == nil || !strings.Contains(err.Error(), "is not running") {
 		t.Fatalf("second stop = %v", err)
 	}
+	if _, err := c.Stop(ctxT(t), "my-app", -time.Second, false); err == nil || !strings.Contains(err.Error(), "must not be negative") {
+		t.Fatalf("negative grace = %v", err)
+	}
 	if _, err := c.Stop(ctxT(t), "nope", 0, false); err == nil || !strings.Contains(err.Error(), "no dataflow with name or uuid `nope`") {
 		t.Fatalf("stop unknown = %v", err)
 	}

@@ -430,6 +430,9 @@ func (c *Coordinator) resolveRecord(ref string) (store.DataflowRecord, error) {
 // on. Daemons that are not connected stop it when they reconnect; the
 // reply's Error says so.
 func (c *Coordinator) Stop(ctx context.Context, req proto.StopFlow) (proto.StopReply, error) {
+	if req.Grace < 0 {
+		return proto.StopReply{}, errors.New("the grace duration must not be negative")
+	}
 	c.mu.Lock()
 	f := c.resolveLocked(req.Dataflow)
 	if f == nil {
@@ -480,6 +483,9 @@ func (c *Coordinator) Stop(ctx context.Context, req proto.StopFlow) (proto.StopR
 // Restart stops a dataflow (if it runs) and starts it again from its
 // stored descriptor, working directory and artifacts under a new uuid.
 func (c *Coordinator) Restart(ctx context.Context, req proto.Restart) (proto.RestartReply, error) {
+	if req.Grace < 0 {
+		return proto.RestartReply{}, errors.New("the grace duration must not be negative")
+	}
 	c.mu.Lock()
 	f := c.resolveLocked(req.Dataflow)
 	var rec store.DataflowRecord
