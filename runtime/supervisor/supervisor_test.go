@@ -624,3 +624,30 @@ func TestMayRestartHook(t *testing.T) {
 		t.Fatalf("started %d times", n)
 	}
 }
+
+func TestNodeOutputRotates(t *testing.T) {
+	logPath := filepath.Join(t.TempDir(), "chatty.jsonl")
+	s, rec := newTestSupervisor(t, Config{LogMaxSize: 64 << 10, LogKeep: 3})
+	spec := shNode("chatty", `i=0; while [ $i -lt 20000 ]; do echo "line $i"; i=$((i+1)); done`)
+	spec.LogPath = logPath
+	if err := s.Start(spec); err != nil {
+		t.Fatal(err)
+	}
+	waitDone(t, s, 30*time.Second)
+	if n := len(rec.texts("chatty", Stdout)); n != 20000 {
+		t.Fatalf("callback saw %d lines, want 20000", n)
+	}
+	for _, p := range []string{logPath, logPath + ".1", logPath + ".2"} {
+		st, err := os.Stat(p)
+		if err != nil || st.Size() > 64<<10 {
+			t.Fatalf("%s: %v (size over the limit?)", p, err)
+		}
+	}
+	if _, err := os.Stat(logPath + ".3"); !os.IsNotExist(err) {
+		t.Fatalf("kept more than 3 files: %v", err)
+	}
+	tail, err := TailLog(logPath, 2)
+	if err != nil || len(tail) != 2 || tail[0].Line != "line 19998" || tail[1].Line != "line 19999" {
+		t.Fatalf("tail %+v, %v", tail, err)
+	}
+}
