@@ -633,3 +633,56 @@ func TestLogRepliesFitOneMessage(t *testing.T) {
 		}
 	}
 }
+
+// TestDaemonManyFlowsThenDestroy: concurrent spawns, then one destroy
+// stops every node of every dataflow.
+func TestDaemonManyFlowsThenDestroy(t *testing.T) {
+	fc := newFakeCoordinator(t)
+	rd := startDaemon(t, fc, t.TempDir(), "")
+	fc.waitRegister(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 6)
+	for range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m := spawnMsg(shDataflow(map[string]string{"a": "exec sleep 30", "b": "exec sleep 30"}), "a", "b")
+			errs <- request(t, fc.conn(), proto.TypeSpawn, m, nil)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	var pids []int
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		rep := rd.d.statusReport()
+		pids = pids[:0]
+		for _, df := range rep.Dataflows {
+			for _, n := range df.Nodes {
+				if n.PID > 0 {
+					pids = append(pids, n.PID)
+				}
+			}
+		}
+		if len(rep.Dataflows) == 6 && len(pids) == 12 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status report %+v", rep)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := request(t, fc.conn(), proto.TypeDestroy, proto.Destroy{Grace: 100 * time.Millisecond}, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, pid := range pids {
+		if processAlive(pid) {
+			t.Fatalf("node %d survived destroy", pid)
+		}
+	}
+}
