@@ -24,3 +24,20 @@ func TestParseEndpoint(t *testing.T) {
 		}
 	}
 }
+
+func FuzzParseEndpoint(f *testing.F) {
+	for _, s := range []string{"tcp/127.0.0.1:7447", "tcp/[::1]:0", "udp/x:1", "tcp/a:b:c", "tcp/[::1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, ep string) {
+		addr, err := parseEndpoint(ep)
+		if err != nil {
+			return
+		}
+		// what we accept round-trips through the locator form
+		again, err := parseEndpoint("tcp/" + addr)
+		if err != nil || again != addr {
+			t.Fatalf("%q -> %q -> %q, %v", ep, addr, again, err)
+		}
+	})
+}

@@ -86,3 +86,21 @@ func FuzzIntersects(f *testing.F) {
 		}
 	})
 }
+
+func FuzzCheck(f *testing.F) {
+	for _, s := range []string{"a/b", "a/**/c", "a$*b/*", "@x/y", "a//b", "**/**"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if Check(s) != nil {
+			return
+		}
+		// canonical expressions have no empty chunk and intersect themselves
+		if strings.Contains(s, "//") || strings.HasPrefix(s, "/") || strings.HasSuffix(s, "/") {
+			t.Fatalf("%q accepted", s)
+		}
+		if !Intersects(s, s) {
+			t.Fatalf("%q does not intersect itself", s)
+		}
+	})
+}
