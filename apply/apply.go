@@ -413,7 +413,11 @@ func (e *Executor) doDataflow(ctx context.Context, p *plan.Plan, c plan.Change) 
 	e.mu.Lock()
 	rec, running := e.st.Dataflows[c.Name]
 	e.mu.Unlock()
-	if c.Action == plan.Stop || (c.Action == plan.Restart && running) {
+	adopt := c.Action == plan.Restart && !running && c.DataflowAfter != nil && c.DataflowAfter.UUID != ""
+	if adopt {
+		rec.UUID = c.DataflowAfter.UUID // running, but not recorded
+	}
+	if c.Action == plan.Stop || (c.Action == plan.Restart && (running || adopt)) {
 		if err := e.Deployer.Stop(ctx, c.Name, rec.UUID); err != nil {
 			return fmt.Errorf("stop: %w", err)
 		}

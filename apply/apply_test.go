@@ -3,6 +3,7 @@ package apply
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -366,6 +367,26 @@ func TestMachineChangedDuringTheRolloutIsNotTouched(t *testing.T) {
 	}
 	if res.Done != 2 {
 		t.Fatalf("done = %d; want bot-01 and bot-02", res.Done)
+	}
+}
+
+func TestUnrecordedRunningDataflowIsRestarted(t *testing.T) {
+	h := newHarness(t)
+	h.deploy(plantest.Desired(plantest.Cluster(), apps, plantest.Binary010))
+	// The state is lost; the fleet still runs.
+	if err := os.Remove(h.backend.Path()); err != nil {
+		t.Fatal(err)
+	}
+	p := h.plan(plantest.Desired(plantest.Cluster(), apps, plantest.Binary010))
+	if _, err := h.apply(p, nil); err != nil {
+		t.Fatal(err)
+	}
+	calls := h.w.log()
+	if indexOf(t, calls, "stop my-app") > indexOf(t, calls, "start my-app") {
+		t.Fatalf("calls = %v; want the unrecorded run stopped before the start", calls)
+	}
+	if again := h.plan(plantest.Desired(plantest.Cluster(), apps, plantest.Binary010)); again.HasChanges() {
+		t.Fatalf("plan after adopting has changes: %v", again.Changes)
 	}
 }
 

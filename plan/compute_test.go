@@ -310,6 +310,13 @@ func TestUnrecordedDaemonIsAdopted(t *testing.T) {
 	if c.Action != plan.Install || !strings.Contains(c.Reason, "adopts it") {
 		t.Fatalf("bot-01 = %s %q; want an install that adopts the daemon", c.Action, c.Reason)
 	}
+	d, _ := p.Change("dataflow.my-app")
+	if d.Action != plan.Restart || d.DataflowAfter.UUID != "d7c9e0f2-0000-4000-8000-0000000000aa" {
+		t.Fatalf("my-app = %s %+v; want a restart of the unrecorded run", d.Action, d.DataflowAfter)
+	}
+	if n, _ := p.Change("dataflow.my-app.node.camera"); n.Action != plan.Start {
+		t.Fatalf("camera = %s; want start", n.Action)
+	}
 }
 
 func TestUnreachableMachineIsDriftAndAWarning(t *testing.T) {

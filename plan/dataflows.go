@@ -37,7 +37,7 @@ func (c *computer) dataflows() Errors {
 		if rec, ok := c.prior.Dataflows[name]; ok {
 			c.changeDataflow(rec, after, byNode)
 		} else {
-			c.startDataflow(after, byNode, "dataflow is new")
+			c.newDataflow(after, byNode)
 		}
 	}
 	return errs
@@ -55,8 +55,23 @@ func (c *computer) stopDataflow(rec state.Dataflow) {
 	}
 }
 
-func (c *computer) startDataflow(after state.Dataflow, byNode map[string]Placement, reason string) {
-	c.add(Change{Address: state.DataflowAddr(after.Name), Kind: KindDataflow, Name: after.Name, Action: Start,
+// newDataflow starts a dataflow the state does not record, or restarts it
+// from the configuration when the coordinator already runs one of that
+// name (started by hand or by another tool).
+func (c *computer) newDataflow(after state.Dataflow, byNode map[string]Placement) {
+	obs, running, _ := c.running(after.Name)
+	if !running {
+		c.startDataflow(after, byNode, Start, "dataflow is new")
+		return
+	}
+	after.UUID = obs.UUID
+	c.startDataflow(after, byNode, Restart, "a dataflow of this name runs but adora has no record of it: it is restarted from the configuration")
+}
+
+// startDataflow adds the dataflow change (Start, or Restart of a run the
+// state does not record) and a Start per node with its placement.
+func (c *computer) startDataflow(after state.Dataflow, byNode map[string]Placement, action Action, reason string) {
+	c.add(Change{Address: state.DataflowAddr(after.Name), Kind: KindDataflow, Name: after.Name, Action: action,
 		Reason: reason, DataflowAfter: &after})
 	for _, node := range slices.Sorted(maps.Keys(after.Placements)) {
 		pl := byNode[node]
@@ -83,7 +98,7 @@ func (c *computer) changeDataflow(rec, after state.Dataflow, byNode map[string]P
 	obs, running, known := c.running(rec.Name)
 	if known && !running {
 		after.UUID = ""
-		c.startDataflow(after, byNode, "dataflow is not running (drift): start it again")
+		c.startDataflow(after, byNode, Start, "dataflow is not running (drift): start it again")
 		return
 	}
 	if running {
