@@ -99,7 +99,11 @@ func runSender(n *node.Node) error {
 			}
 			b := make([]byte, size)
 			fill(b, seq)
-			if err := n.SendOutput(o, b, node.Metadata{Parameters: map[string]any{"seq": seq}}); err != nil {
+			params := map[string]any{"seq": seq}
+			if os.Getenv("DP_FLUSH_LAST") != "" && seq == start+count-1 {
+				params["flush"] = true
+			}
+			if err := n.SendOutput(o, b, node.Metadata{Parameters: params}); err != nil {
 				return err
 			}
 		}

@@ -1,6 +1,8 @@
 package dataplane
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"slices"
@@ -221,6 +223,9 @@ func (r *Router) enqueueLocked(in *inputState, meta shm.Meta, data []byte, s *sa
 	if ns.gone {
 		return
 	}
+	if flushes(meta.Params) {
+		r.flushInputLocked(in)
+	}
 	if len(in.items) >= in.size {
 		switch {
 		case in.spec.QueuePolicy != config.Backpressure,
@@ -368,4 +373,29 @@ func (r *Router) ownSampleLocked(n int) (*sample, error) {
 	s := &sample{token: r.nextTok, region: g, length: uint64(n), refs: 1}
 	r.samples[s.token] = s
 	return s, nil
+}
+
+// flushes reports whether message parameters carry "flush": true, which
+// discards the messages still queued on the receiving input (a new request
+// supersedes them).
+func flushes(params []byte) bool {
+	if len(params) == 0 || !bytes.Contains(params, []byte(`"flush"`)) {
+		return false
+	}
+	var p struct {
+		Flush bool `json:"flush"`
+	}
+	return json.Unmarshal(params, &p) == nil && p.Flush
+}
+
+// flushInputLocked discards the queued (not yet sent) messages of in.
+func (r *Router) flushInputLocked(in *inputState) {
+	for _, old := range in.items {
+		in.node.fifo.Remove(old.elem)
+		if old.sample != nil {
+			r.unrefSampleLocked(old.sample)
+		}
+	}
+	in.items = nil
+	r.cond.Broadcast()
 }

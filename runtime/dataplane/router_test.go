@@ -334,3 +334,27 @@ func TestSelfLoopBackpressureDoesNotBlock(t *testing.T) {
 		t.Fatalf("metrics %+v, want 50 out and drops counted", m)
 	}
 }
+
+// A message with "flush": true in its parameters discards the messages
+// still queued for that input (not those already handed to the node).
+func TestFlushParameterDiscardsQueuedMessages(t *testing.T) {
+	df := dataflow(sender("src", "out"), receiver("dst", input("in", "src/out", 100, config.Backpressure)))
+	h := newHarness(t, df)
+	h.spawn("dst", "receiver", 0, "DP_SLEEP=50ms")
+	h.spawn("src", "sender", 0, "DP_COUNT=40", "DP_SIZE=16", "DP_FLUSH_LAST=1")
+	dst := h.reapAsync("dst")
+	waitErr(t, h.reapAsync("src"), "sender")
+	waitErr(t, dst, "receiver")
+	ins := parseInputs(h.logLines("dst"))
+	if len(ins) >= 40 || ins[len(ins)-1].seq != 39 {
+		t.Fatalf("received %d messages ending with seq %d; want fewer than 40, ending with the flush (39)", len(ins), ins[len(ins)-1].seq)
+	}
+	for i := 1; i < len(ins); i++ {
+		if ins[i].seq <= ins[i-1].seq {
+			t.Fatalf("out of order: %+v after %+v", ins[i], ins[i-1])
+		}
+	}
+	if m := h.r.Metrics()["dst"]; m.Dropped != 0 {
+		t.Fatalf("flushed messages counted as drops: %+v", m)
+	}
+}
