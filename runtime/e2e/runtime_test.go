@@ -22,6 +22,17 @@ func TestPlacementByMachineAndLabels(t *testing.T) {
 	e.daemon("gpu-server", "gpu=true,arch=x86_64")
 	e.daemon("", "")
 	c := e.client()
+	ds, err := c.Daemons(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	labels := map[string]map[string]string{}
+	for _, d := range ds.Daemons {
+		labels[d.MachineID] = d.Labels
+	}
+	if labels["gpu-server"]["gpu"] != "true" || labels["gpu-server"]["arch"] != "x86_64" || labels["robot"]["role"] != "edge" || len(ds.Daemons) != 3 {
+		t.Fatalf("daemons as the coordinator sees them: %+v", ds.Daemons)
+	}
 
 	rep, err := e.startFlow(c, "edge-ai", `
 nodes:
