@@ -244,6 +244,10 @@ func (s *Supervisor) spawn(cmd *exec.Cmd) error {
 func (s *Supervisor) Start(spec NodeSpec) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.startLocked(spec)
+}
+
+func (s *Supervisor) startLocked(spec NodeSpec) error {
 	switch {
 	case s.closed:
 		return errors.New("start node: supervisor closed")
@@ -384,6 +388,11 @@ func (s *Supervisor) runNode(n *node) {
 	id := n.spec.ID
 	tr := newTracker(n.spec.Restart, s.clock.Now())
 	for restarts := 0; ; restarts++ {
+		if restarts == 0 && s.isStopping(n) {
+			// Stopped before it ever ran: nothing to spawn.
+			s.finish(n, Result{Node: id, Stopped: true})
+			return
+		}
 		ex, err := s.runOnce(n, restarts)
 		if err != nil {
 			s.log.Error("node spawn failed", "node", id, "err", err)

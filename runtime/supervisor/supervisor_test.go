@@ -651,3 +651,28 @@ func TestNodeOutputRotates(t *testing.T) {
 		t.Fatalf("tail %+v, %v", tail, err)
 	}
 }
+
+func TestStopBeforeSpawn(t *testing.T) {
+	dir := t.TempDir()
+	marker := filepath.Join(dir, "ran")
+	s, rec := newTestSupervisor(t, Config{})
+	s.mu.Lock() // hold the node goroutine back until the stop is recorded
+	if err := s.startLocked(shNode("late", "touch "+marker)); err != nil {
+		s.mu.Unlock()
+		t.Fatal(err)
+	}
+	for _, n := range s.nodes {
+		s.stopLocked(n, 0, false)
+	}
+	s.mu.Unlock()
+	waitDone(t, s, 5*time.Second)
+	if _, err := os.Stat(marker); !os.IsNotExist(err) {
+		t.Fatal("a node stopped before its start was spawned anyway")
+	}
+	if res := s.Results(); len(res) != 1 || !res[0].Stopped || res[0].Failed {
+		t.Fatalf("results %+v", res)
+	}
+	if n := rec.count("late", EventStarted); n != 0 {
+		t.Fatalf("%d start events", n)
+	}
+}
