@@ -17,6 +17,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/adora-rs/adora/config"
 )
 
 var (
@@ -440,4 +442,18 @@ func reusedRegions(lines []string) bool {
 		}
 	}
 	return false
+}
+
+// Every example dataflow decodes without diagnostics.
+func TestExampleDataflowsAreValid(t *testing.T) {
+	files, err := filepath.Glob("*/dataflow.yml")
+	if err != nil || len(files) < 3 {
+		t.Fatalf("example dataflows: %v %v", files, err)
+	}
+	for _, f := range files {
+		df, diags := config.LoadDataflow(f)
+		if df == nil || len(diags) > 0 {
+			t.Errorf("%s: %v", f, diags)
+		}
+	}
 }
