@@ -51,13 +51,13 @@ func TestGolden(t *testing.T) {
 			if err := render.Human(&human, p, render.Options{}); err != nil {
 				t.Fatal(err)
 			}
-			golden(t, s.Name+".txt", human.Bytes())
+			golden(t, s.Name+".human.golden", human.Bytes())
 			js, err := render.JSON(p)
 			if err != nil {
 				t.Fatal(err)
 			}
-			golden(t, s.Name+".json", js)
-			golden(t, s.Name+".md", []byte(render.Markdown(p, 0)))
+			golden(t, s.Name+".json.golden", js)
+			golden(t, s.Name+".md.golden", []byte(render.Markdown(p, 0)))
 		})
 	}
 }
