@@ -185,76 +185,116 @@ func client(args []string) error {
 	}
 	fmt.Printf("| payload | raw TCP RTT p50 | zenoh RTT p50 | zenoh/raw RTT | raw TCP MB/s | zenoh MB/s | zenoh/raw MB/s | raw CPU ms/GB | zenoh CPU ms/GB | raw/zenoh CPU |\n")
 	fmt.Printf("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
-	zsync := func() (int64, error) {
-		if err := s.Publish(ctx, "bench/sync", nil, nil); err != nil {
-			return 0, err
-		}
-		v := <-synced
-		return v[1], nil
-	}
+	b := &bench{raw: raw, rr: rr, s: s, pong: pong, synced: synced, reps: *reps, volume: *volume}
 	for _, size := range sizes {
-		payload := make([]byte, size)
-		for i := range payload {
-			payload[i] = byte(i)
+		if err := b.size(size); err != nil {
+			return err
 		}
-		// Raw TCP and zenoh alternate in *reps* rounds; each figure is the
-		// median over rounds, so load from other processes hits both alike.
-		rounds := max(20, min(2000, (64<<20)/max(size, 1)/4) / *reps)
-		n := min(max(1, *volume/max(size, 1)), 200000)
-		var rawRTT, zRTT []time.Duration
-		var rawMBps, zMBps, rawCPU, zCPU []float64
-		for r := 0; r < *reps; r++ {
-			rawRTT = append(rawRTT, median(rounds, func() error { return rawPing(raw, rr, payload) }))
-			zRTT = append(zRTT, median(rounds, func() error {
-				if err := s.Publish(ctx, "bench/ping", payload, nil); err != nil {
-					return err
-				}
-				<-pong
-				return nil
-			}))
-			// throughput, and the CPU time both ends spent on it
-			srv0, err := rawSync(raw, rr)
-			if err != nil {
-				return err
-			}
-			cli0 := cpuNow()
-			var srv1 int64
-			rawMBps = append(rawMBps, throughput(n*size, func() (err error) {
-				srv1, err = rawSink(raw, rr, payload, n)
-				return err
-			}))
-			rawCPU = append(rawCPU, cpuPerGB(cpuNow()-cli0+srv1-srv0, n*size))
-			if srv0, err = zsync(); err != nil {
-				return err
-			}
-			cli0 = cpuNow()
-			zMBps = append(zMBps, throughput(n*size, func() error {
-				for i := 0; i < n; i++ {
-					if err := s.Publish(ctx, "bench/sink", payload, nil); err != nil {
-						return err
-					}
-				}
-				if err := s.Publish(ctx, "bench/sync", nil, nil); err != nil {
-					return err
-				}
-				v := <-synced
-				if v[0] != int64(n*size) {
-					return fmt.Errorf("zenoh sink got %d bytes, want %d", v[0], n*size)
-				}
-				srv1 = v[1]
-				return nil
-			}))
-			zCPU = append(zCPU, cpuPerGB(cpuNow()-cli0+srv1-srv0, n*size))
-		}
-		rR, zR := mid(rawRTT), mid(zRTT)
-		rT, zT := mid(rawMBps), mid(zMBps)
-		rC, zC := mid(rawCPU), mid(zCPU)
-		fmt.Printf("| %s | %s | %s | %.2fx | %.0f | %.0f | %.0f%% | %.0f | %.0f | %.0f%% |\n", human(size), us(rR), us(zR),
-			float64(zR)/float64(rR), rT, zT, 100*zT/rT, rC, zC, 100*rC/zC)
 	}
 	st := s.Stats()
 	fmt.Printf("\nzenoh client counters: sent %d, received %d, dropped %d\n", st.MessagesSent, st.MessagesReceived, st.Dropped)
 	return nil
+}
+
+// bench holds both connections of a client run.
+type bench struct {
+	raw          net.Conn
+	rr           *bufio.Reader
+	s            *zenoh.Session
+	pong         chan int
+	synced       chan [2]int64
+	reps, volume int
+}
+
+// size measures one payload size and prints its table row. Raw TCP and
+// zenoh alternate in reps rounds; each figure is the median over rounds,
+// so load from other processes hits both alike.
+func (b *bench) size(size int) error {
+	payload := make([]byte, size)
+	for i := range payload {
+		payload[i] = byte(i)
+	}
+	rounds := max(20, min(2000, (64<<20)/max(size, 1)/4)/b.reps)
+	n := min(max(1, b.volume/max(size, 1)), 200000)
+	var rawRTT, zRTT []time.Duration
+	var rawMBps, zMBps, rawCPU, zCPU []float64
+	for r := 0; r < b.reps; r++ {
+		rawRTT = append(rawRTT, median(rounds, func() error { return rawPing(b.raw, b.rr, payload) }))
+		zRTT = append(zRTT, median(rounds, func() error { return b.zenohPing(payload) }))
+		mbps, cpu, err := b.rawThroughput(payload, n)
+		if err != nil {
+			return err
+		}
+		rawMBps, rawCPU = append(rawMBps, mbps), append(rawCPU, cpu)
+		if mbps, cpu, err = b.zenohThroughput(payload, n); err != nil {
+			return err
+		}
+		zMBps, zCPU = append(zMBps, mbps), append(zCPU, cpu)
+	}
+	rR, zR := mid(rawRTT), mid(zRTT)
+	rT, zT := mid(rawMBps), mid(zMBps)
+	rC, zC := mid(rawCPU), mid(zCPU)
+	fmt.Printf("| %s | %s | %s | %.2fx | %.0f | %.0f | %.0f%% | %.0f | %.0f | %.0f%% |\n", human(size), us(rR), us(zR),
+		float64(zR)/float64(rR), rT, zT, 100*zT/rT, rC, zC, 100*rC/zC)
+	return nil
+}
+
+func (b *bench) zenohPing(payload []byte) error {
+	if err := b.s.Publish(context.Background(), "bench/ping", payload, nil); err != nil {
+		return err
+	}
+	<-b.pong
+	return nil
+}
+
+// rawThroughput sends n payloads one way and returns MB/s and the CPU
+// both ends spent per GB.
+func (b *bench) rawThroughput(payload []byte, n int) (float64, float64, error) {
+	srv0, err := rawSync(b.raw, b.rr)
+	if err != nil {
+		return 0, 0, err
+	}
+	cli0 := cpuNow()
+	var srv1 int64
+	mbps := throughput(n*len(payload), func() (err error) {
+		srv1, err = rawSink(b.raw, b.rr, payload, n)
+		return err
+	})
+	return mbps, cpuPerGB(cpuNow()-cli0+srv1-srv0, n*len(payload)), nil
+}
+
+// zsync waits until the zenoh server has everything sent so far and
+// returns what it counted and its CPU time.
+func (b *bench) zsync() ([2]int64, error) {
+	if err := b.s.Publish(context.Background(), "bench/sync", nil, nil); err != nil {
+		return [2]int64{}, err
+	}
+	return <-b.synced, nil
+}
+
+// zenohThroughput is rawThroughput over zenoh.
+func (b *bench) zenohThroughput(payload []byte, n int) (float64, float64, error) {
+	v0, err := b.zsync()
+	if err != nil {
+		return 0, 0, err
+	}
+	cli0 := cpuNow()
+	var v1 [2]int64
+	mbps := throughput(n*len(payload), func() (err error) {
+		for i := 0; i < n; i++ {
+			if err := b.s.Publish(context.Background(), "bench/sink", payload, nil); err != nil {
+				return err
+			}
+		}
+		if v1, err = b.zsync(); err != nil {
+			return err
+		}
+		if v1[0] != int64(n*len(payload)) {
+			return fmt.Errorf("zenoh sink got %d bytes, want %d", v1[0], n*len(payload))
+		}
+		return nil
+	})
+	return mbps, cpuPerGB(cpuNow()-cli0+v1[1]-v0[1], n*len(payload)), nil
 }
 
 // rawPing sends p with the echo bit and reads the echo back into a
