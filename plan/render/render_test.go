@@ -188,3 +188,30 @@ func TestUnreachableMachineWarningIsShown(t *testing.T) {
 		t.Fatalf("no unreachable warning:\n%s", out.String())
 	}
 }
+
+func TestMarkdownNoChangesWithDrift(t *testing.T) {
+	st := plantest.Deployed()
+	obs := plantest.Healthy(st)
+	m := obs.Machines["bot-01"]
+	m.UnitEnabled = false // drift the plan repairs with a reconfigure
+	obs.Machines["bot-01"] = m
+	delete(obs.Machines, "bot-02")
+	o := obs.Machines["gpu-server"]
+	o.Reachable, o.Error = false, "timeout"
+	obs.Machines["gpu-server"] = o
+	desired := plantest.Desired(plantest.Cluster(), map[string]*config.Dataflow{"my-app": plantest.App()}, plantest.Binary010)
+	p, err := plan.Compute(st, obs, desired)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p = plan.Filter(p, plan.OnlyActions()) // nothing to change, drift kept
+	md := render.Markdown(p, 0)
+	for _, want := range []string{"**No changes.** The fleet matches the configuration. Drift: 2.", "<summary>Drift (2)</summary>", "| `machine.gpu-server` | reachable | true | false |"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("markdown lacks %q:\n%s", want, md)
+		}
+	}
+	if strings.Contains(md, "Full plan") {
+		t.Errorf("a plan without changes has a full-plan section:\n%s", md)
+	}
+}
