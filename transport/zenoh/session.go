@@ -6,17 +6,17 @@
 // A Session owns its listeners, its links (one per remote Zenoh id) and
 // the goroutines serving them; Close stops and waits for all of them.
 //
-//	Open ──► listen (accept loop) ─┐
-//	     └─► Connect(ep) (dial loop, backoff) ─┤
-//	                                           ▼
-//	     handshake INIT/OPEN ──► link: reader goroutine (lease deadline)
-//	                                   keep-alive goroutine
-//	                                   declarations + D_FINAL(0) sent first
+//	Open ──► listen: accept loop ───────────────┐
+//	     └─► Connect(ep): dial loop with backoff ┤
+//	                                             ▼
+//	         handshake INIT/OPEN ──► link: reader goroutine (link_rx.go)
+//	                                       keep-alive and lease goroutine
+//	                                       our declarations, then D_FINAL(0)
 //
-// Subscriptions can be declared before any peer exists; they are
-// declared on every link when it opens. Publications go only to links
-// whose remote declared a matching subscriber (or to routers, which
-// filter themselves), and to matching local subscriptions.
+// Subscriptions can be declared before any peer exists; they are declared
+// on every link when it opens. Publications go only to links whose remote
+// declared a matching subscriber (a router: once it has told us its
+// subscribers), and to matching local subscriptions.
 package zenoh
 
 import (
