@@ -7,6 +7,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/adora-rs/adora/config"
+	"github.com/adora-rs/adora/remote"
 )
 
 const brokenDaemon = `package main
@@ -55,6 +58,7 @@ func TestClusterSystemdLifecycle(t *testing.T) {
 		}
 	}
 	f.waitDaemons(30*time.Second, "e2e-1", names...)
+	checkObserved(t, f, "h2", sha256Of(t, v1), "e2e-1")
 
 	// Idempotent: a second install changes nothing and restarts nothing.
 	pid := sh(t, "h1", "systemctl show -p MainPID --value adora-daemon-h1")
@@ -216,4 +220,38 @@ func TestClusterSystemdLifecycle(t *testing.T) {
 		}
 		f.waitDaemons(30*time.Second, "")
 	})
+}
+
+// checkObserved compares remote.ObserveMachine (the refresh path of plan
+// and apply) with what install put on host name.
+func checkObserved(t *testing.T, f *fleet, name, binSHA, version string) {
+	t.Helper()
+	cl, diags := config.LoadCluster(f.file)
+	if diags.HasErrors() {
+		t.Fatal(diags.Err())
+	}
+	fl := &remote.Fleet{Cluster: cl, Dialer: remote.NewDialer(nil), Token: f.token}
+	m := cl.Machine(name)
+	mc, err := fl.Dial(context.Background(), *m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mc.Close()
+	o, err := remote.ObserveMachine(context.Background(), mc, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unit, err := remote.RenderUnit(fl.Spec(*m))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, _ := remote.RenderEnv(fl.Spec(*m), remote.DaemonHome(name))
+	if !o.UnitPresent || !o.Active() || !o.Enabled() || o.UnitSHA256 != remote.ContentHash(unit) || o.EnvSHA256 != remote.ContentHash(env) ||
+		o.BinarySHA256 != binSHA || remote.ParseVersion(o.BinaryVer) != version || o.Arch != "x86_64" || o.AdhocPID != 0 {
+		t.Fatalf("observed %s: %+v", name, o)
+	}
+	obs, err := fl.ObserveMachine(context.Background(), *m)
+	if err != nil || !obs.Reachable || !obs.UnitActive || obs.UnitHash != remote.ContentHash(unit) || obs.BinaryVersion != version {
+		t.Fatalf("fleet observation of %s: %+v, %v", name, obs, err)
+	}
 }
