@@ -116,10 +116,18 @@ func assertNoTemp(t *testing.T, dir string) {
 // stop ends it, a second stop finds nothing.
 func TestLocalAdhocDaemonLifecycle(t *testing.T) {
 	ctx := context.Background()
-	home := t.TempDir()
+	// A home and a binary path that need quoting in every script.
+	home := filepath.Join(t.TempDir(), "it's a $HOME")
+	if err := os.MkdirAll(home, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	t.Setenv("HOME", home)
-	fake := filepath.Join(t.TempDir(), "adora")
-	script := "#!/bin/sh\ntrap 'exit 0' TERM\necho \"token=$ADORA_AUTH_TOKEN args=$*\"\nwhile :; do sleep 0.1; done\n"
+	binDir := filepath.Join(t.TempDir(), "bin dir;x")
+	if err := os.MkdirAll(binDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	fake := filepath.Join(binDir, "adora")
+	script := "#!/bin/sh\ntrap 'exit 0' TERM\necho \"home=$ADORA_HOME\"\necho \"token=$ADORA_AUTH_TOKEN args=$*\"\nwhile :; do sleep 0.1; done\n"
 	if err := os.WriteFile(fake, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -161,6 +169,9 @@ func TestLocalAdhocDaemonLifecycle(t *testing.T) {
 		}
 	}
 	log, _ := os.ReadFile(filepath.Join(res.Dir, "daemon.log"))
+	if !strings.Contains(string(log), "home="+res.Dir+"\n") {
+		t.Fatalf("ADORA_HOME did not survive the environment file: %q", log)
+	}
 	if !strings.Contains(string(log), "token=s3cret args=daemon --machine-id local-1") {
 		t.Fatalf("the daemon did not get its token from the environment file: %q", log)
 	}

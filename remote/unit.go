@@ -149,7 +149,9 @@ func RenderEnv(s DaemonSpec, home string) ([]byte, error) {
 	}
 	var b strings.Builder
 	b.WriteString("# Managed by adora; holds the coordinator token: keep mode 0600.\n")
-	fmt.Fprintf(&b, "ADORA_HOME=%s\n", home)
+	// Quoted for sh, which sources the ad hoc daemon's copy; plain paths
+	// (every systemd daemon's home) stay unquoted for systemd.
+	fmt.Fprintf(&b, "ADORA_HOME=%s\n", Quote(home))
 	if s.Token != "" {
 		fmt.Fprintf(&b, "ADORA_AUTH_TOKEN=%s\n", s.Token)
 	}
