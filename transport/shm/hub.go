@@ -106,8 +106,8 @@ func (h *Hub) Close() error {
 	return err
 }
 
-// Regions reports live shared-memory samples, for leak checks.
-func (h *Hub) Regions() (samples int) {
+// Samples reports live shared-memory samples, for leak checks.
+func (h *Hub) Samples() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return len(h.samples)

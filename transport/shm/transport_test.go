@@ -87,7 +87,7 @@ func TestHubReclaimsSamplesOfClosedSessions(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-entered
-	if n := h.Regions(); n != 1 {
+	if n := h.Samples(); n != 1 {
 		t.Fatalf("%d live samples while the handler holds one, want 1", n)
 	}
 	closed := make(chan error, 1)
@@ -95,9 +95,9 @@ func TestHubReclaimsSamplesOfClosedSessions(t *testing.T) {
 	close(block) // the reader returns; Close finishes
 	<-closed
 	deadline := time.Now().Add(5 * time.Second)
-	for h.Regions() != 0 {
+	for h.Samples() != 0 {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d samples still live after the subscriber left", h.Regions())
+			t.Fatalf("%d samples still live after the subscriber left", h.Samples())
 		}
 		time.Sleep(time.Millisecond)
 	}
