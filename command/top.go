@@ -109,6 +109,9 @@ func renderTop(top proto.TopReply) string {
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%.1f\t%s\t%d\t%s\t%d\n", n.DataflowName, n.NodeID, machine, pid, n.CPUPercent, bytesHuman(n.MemoryBytes), n.Restarts, n.Status, n.Drops)
 	}
 	w.Flush()
+	if top.Omitted > 0 {
+		fmt.Fprintf(&b, "(%d more nodes not shown)\n", top.Omitted)
+	}
 	return strings.TrimRight(b.String(), "\n")
 }
 

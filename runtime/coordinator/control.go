@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"sort"
@@ -276,8 +277,25 @@ func (c *Coordinator) Top() proto.TopReply {
 		}
 		return a.NodeID < b.NodeID
 	})
+	r.Nodes, r.Omitted = fitMetrics(r.Nodes, maxReplyBytes)
 	return r
 }
+
+// fitMetrics keeps the leading metrics whose encoding fits in max bytes
+// and says how many it left out.
+func fitMetrics(ms []proto.NodeMetric, max int) ([]proto.NodeMetric, int) {
+	size := 0
+	for i, m := range ms {
+		b, _ := json.Marshal(m)
+		if size += len(b) + 1; size > max {
+			return ms[:i], len(ms) - i
+		}
+	}
+	return ms, 0
+}
+
+// maxReplyBytes keeps a list-like reply inside one frame.
+const maxReplyBytes = proto.MaxMessageSize - 64<<10
 
 // Destroy stops every active dataflow and tells every daemon to exit. The
 // control API then closes Destroyed (after answering) so the process exits.

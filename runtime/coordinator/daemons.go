@@ -400,10 +400,12 @@ func (c *Coordinator) stopOrphans(s *daemonSession, ids []string) {
 	}
 }
 
+// nodeMetrics records the latest metric of each node a report names. A
+// daemon may split its report over several messages; the metrics of a
+// dataflow are dropped when its part ends.
 func (c *Coordinator) nodeMetrics(s *daemonSession, m proto.NodeMetrics) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	s.metrics = map[string]map[string]proto.NodeMetric{}
 	for _, nm := range m.Metrics {
 		byNode := s.metrics[nm.DataflowID]
 		if byNode == nil {

@@ -37,3 +37,21 @@ func TestFitLinesKeepsNewestUnderTheFrameLimit(t *testing.T) {
 		t.Fatalf("nil history = %s", b)
 	}
 }
+
+func TestFitMetricsTrimsToTheBudget(t *testing.T) {
+	var ms []proto.NodeMetric
+	for i := 0; i < 100; i++ {
+		ms = append(ms, proto.NodeMetric{DataflowID: "df", NodeID: strings.Repeat("n", 50), Status: proto.NodeRunning})
+	}
+	one, _ := json.Marshal(ms[0])
+	kept, omitted := fitMetrics(ms, 10*(len(one)+1))
+	if len(kept) != 10 || omitted != 90 {
+		t.Fatalf("kept %d, omitted %d; want 10 and 90", len(kept), omitted)
+	}
+	if kept, omitted := fitMetrics(ms, 1<<20); len(kept) != 100 || omitted != 0 {
+		t.Fatalf("small report trimmed: %d, %d", len(kept), omitted)
+	}
+	if maxReplyBytes >= proto.MaxMessageSize {
+		t.Fatal("reply budget leaves no room for the envelope")
+	}
+}

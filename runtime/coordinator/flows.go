@@ -230,8 +230,14 @@ func (c *Coordinator) freshNameLocked() string {
 func (c *Coordinator) spawnMessageLocked(f *flow, id string, nodes []string, recovery bool) proto.Spawn {
 	sp := proto.Spawn{
 		DataflowID: f.rec.ID, Name: f.rec.Name, Descriptor: f.rec.Descriptor, Dataflow: f.rec.Dataflow,
-		Nodes: nodes, Placements: f.rec.Placements, WorkingDir: f.rec.WorkingDir, Artifacts: f.rec.Artifacts,
-		Recovery: recovery,
+		Nodes: nodes, WorkingDir: f.rec.WorkingDir, Artifacts: f.rec.Artifacts, Recovery: recovery,
+	}
+	// Daemons need where every node runs, not why: leaving the reasons out
+	// keeps big dataflows inside one frame.
+	sp.Placements = make([]proto.Placement, len(f.rec.Placements))
+	for i, p := range f.rec.Placements {
+		p.Reason = ""
+		sp.Placements[i] = p
 	}
 	for _, did := range f.daemonIDs() {
 		if s, ok := c.daemons[did]; ok {
@@ -574,6 +580,7 @@ func (c *Coordinator) dataflowFinished(s *daemonSession, fin proto.DataflowFinis
 	defer c.mu.Unlock()
 	f, ok := c.flows[fin.DataflowID]
 	unmarkReportedLocked(s, fin.DataflowID)
+	delete(s.metrics, fin.DataflowID)
 	if !ok {
 		return
 	}

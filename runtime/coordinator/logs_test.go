@@ -319,3 +319,24 @@ func TestFollowsPerConnectionAreBounded(t *testing.T) {
 		t.Fatal("follow slots not released")
 	}
 }
+
+func TestNodeMetricsMayComeInParts(t *testing.T) {
+	srv := coordtest.Start(t, coordinator.Config{TickInterval: quietTick})
+	robot := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
+	c := dial(t, srv.Endpoint)
+	req := startReq("app")
+	req.Dataflow.Nodes[1].Deploy = req.Dataflow.Nodes[0].Deploy // both on robot
+	rep, err := c.Start(ctxT(t), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	robot.Metrics(ctxT(t), proto.NodeMetric{DataflowID: rep.DataflowID, NodeID: "camera", PID: 1})
+	robot.Metrics(ctxT(t), proto.NodeMetric{DataflowID: rep.DataflowID, NodeID: "inference", PID: 2})
+	if !coordtest.Wait(5*time.Second, func() bool { top, _ := c.Top(ctxT(t)); return len(top.Nodes) == 2 }) {
+		t.Fatal("a later part replaced an earlier one")
+	}
+	robot.Finish(ctxT(t), rep.DataflowID, false, "")
+	if !coordtest.Wait(5*time.Second, func() bool { top, _ := c.Top(ctxT(t)); return len(top.Nodes) == 0 }) {
+		t.Fatal("metrics of a finished dataflow kept")
+	}
+}

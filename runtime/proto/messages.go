@@ -437,6 +437,8 @@ type DaemonsReply struct {
 type TopReply struct {
 	Time  time.Time    `json:"time"`
 	Nodes []NodeMetric `json:"nodes"`
+	// Omitted counts nodes left out so the reply fits in one frame.
+	Omitted int `json:"omitted,omitempty"`
 }
 
 // Health is the JSON body of GET /api/health (unauthenticated).
