@@ -146,7 +146,10 @@ type NodeMetric struct {
 	MachineID    string `json:"machine_id,omitempty"`
 }
 
-// NodeMetrics is a daemon's periodic report (every MetricsInterval).
+// NodeMetrics is a daemon's periodic report (every MetricsInterval). A
+// daemon with many nodes may split it over several messages (each must fit
+// in MaxMessageSize); the coordinator keeps the latest metric per node
+// until the dataflow's part ends.
 type NodeMetrics struct {
 	Time    time.Time    `json:"time"`
 	Metrics []NodeMetric `json:"metrics"`
