@@ -70,6 +70,10 @@ type Config struct {
 	// ("tcp/10.0.0.2:7447"), sent at registration.
 	Endpoints []string
 
+	// BuildTimeout bounds the build of one node (its `build:` lines) before
+	// its first spawn; 0 means DefaultBuildTimeout.
+	BuildTimeout time.Duration
+
 	// Intervals; zero values take the proto defaults.
 	HeartbeatInterval time.Duration
 	MetricsInterval   time.Duration
@@ -96,15 +100,19 @@ type Daemon struct {
 	stateDir string
 
 	wg       sync.WaitGroup // request handlers and flow watchers
-	logs     chan proto.LogLine
-	flushReq chan chan struct{} // see flushLogs
+	buildSem chan struct{}  // one dataflow's builds at a time
+	// buildCtx ends when Run stops: builds in progress are killed.
+	buildCtx     context.Context
+	cancelBuilds context.CancelFunc
+	logs         chan proto.LogLine
+	flushReq     chan chan struct{} // see flushLogs
 
 	mu          sync.Mutex
 	conn        *wsconn.Conn
 	flows       map[string]*flowRun
-	starting    map[string]bool          // dataflow ids whose spawn is in progress
-	closing     bool                     // Run is stopping every dataflow
-	finished    []proto.DataflowFinished // not yet delivered to a coordinator
+	starting    map[string]context.CancelFunc // dataflow ids whose spawn is in progress; cancel stops its build
+	closing     bool                          // Run is stopping every dataflow
+	finished    []proto.DataflowFinished      // not yet delivered to a coordinator
 	destroyed   chan struct{}
 	destroyOnce sync.Once
 	stats       proto.FaultStats
@@ -143,10 +151,12 @@ func New(cfg Config) (*Daemon, error) {
 		logs:      make(chan proto.LogLine, 4096),
 		flushReq:  make(chan chan struct{}),
 		flows:     map[string]*flowRun{},
-		starting:  map[string]bool{},
+		starting:  map[string]context.CancelFunc{},
+		buildSem:  make(chan struct{}, 1),
 		destroyed: make(chan struct{}),
 		cpu:       map[cpuKey]cpuSample{},
 	}
+	d.buildCtx, d.cancelBuilds = context.WithCancel(context.Background())
 	idPath := filepath.Join(d.stateDir, "identity")
 	id, err := LoadIdentity(idPath)
 	if err != nil {
@@ -191,6 +201,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.mu.Lock()
 	d.closing = true // spawns still in flight stop their nodes at once
 	d.mu.Unlock()
+	d.cancelBuilds()
 	d.stopAll(proto.DefaultGrace, false)
 	d.wg.Wait()
 	bgCancel()

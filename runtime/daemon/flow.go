@@ -203,16 +203,9 @@ func nodeSpecs(cfg FlowConfig, local []string) ([]supervisor.NodeSpec, error) {
 			errs = append(errs, fmt.Errorf("node %s is not in the dataflow", id))
 			continue
 		}
-		dir := cfg.WorkingDir
-		if wd := n.Deploy.WorkingDir; wd != "" && !cfg.IgnoreDeploy {
-			if filepath.IsAbs(wd) {
-				dir = wd
-			} else {
-				dir = filepath.Join(cfg.WorkingDir, wd)
-			}
-		}
-		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
-			errs = append(errs, fmt.Errorf("node %s: working directory %s does not exist on this machine; create it or fix _unstable_deploy.working_dir", id, dir))
+		dir, err := nodeDir(cfg.WorkingDir, n, cfg.IgnoreDeploy)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("node %s: %w", id, err))
 			continue
 		}
 		path := n.Path
@@ -238,6 +231,24 @@ func nodeSpecs(cfg FlowConfig, local []string) ([]supervisor.NodeSpec, error) {
 		return nil, fmt.Errorf("start dataflow %s: %w", cfg.ID, errors.Join(errs...))
 	}
 	return specs, nil
+}
+
+// nodeDir is a node's working directory: base, or
+// _unstable_deploy.working_dir (relative to base) unless ignoreDeploy. It
+// must exist.
+func nodeDir(base string, n *config.Node, ignoreDeploy bool) (string, error) {
+	dir := base
+	if wd := n.Deploy.WorkingDir; wd != "" && !ignoreDeploy {
+		if filepath.IsAbs(wd) {
+			dir = wd
+		} else {
+			dir = filepath.Join(base, wd)
+		}
+	}
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return "", fmt.Errorf("working directory %s does not exist on this machine; create it or fix _unstable_deploy.working_dir", dir)
+	}
+	return dir, nil
 }
 
 func checkExecutable(dir, path string) error {

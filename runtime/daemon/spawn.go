@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/adora-rs/adora/config"
 	"github.com/adora-rs/adora/runtime/proto"
 	"github.com/adora-rs/adora/runtime/supervisor"
 )
@@ -23,9 +25,11 @@ func (d *Daemon) spawn(m *proto.Spawn) error {
 		return fmt.Errorf("dataflow %s: the daemon is shutting down", m.DataflowID)
 	}
 	_, running := d.flows[m.DataflowID]
-	starting := d.starting[m.DataflowID]
+	_, starting := d.starting[m.DataflowID]
+	ctx, cancel := context.WithCancel(d.buildCtx)
+	defer cancel()
 	if !running && !starting {
-		d.starting[m.DataflowID] = true
+		d.starting[m.DataflowID] = cancel
 	}
 	d.mu.Unlock()
 	switch {
@@ -46,6 +50,16 @@ func (d *Daemon) spawn(m *proto.Spawn) error {
 	exes, err := d.fetchArtifacts(m)
 	if err != nil {
 		return err
+	}
+	// A recovery spawn re-runs what was built for the first one; so does
+	// a restart, which never comes through here.
+	if !m.Recovery {
+		if err := d.buildNodes(ctx, m, base, exes); err != nil {
+			return err
+		}
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("dataflow %s: stopped while starting", m.DataflowID)
 	}
 	d.connectPeers(m)
 	id, name := m.DataflowID, m.Name
@@ -71,15 +85,62 @@ func (d *Daemon) spawn(m *proto.Spawn) error {
 	r := &flowRun{flow: flow, name: name, done: make(chan struct{})}
 	d.mu.Lock()
 	d.flows[id] = r
-	closing := d.closing
+	closing := d.closing || ctx.Err() != nil
 	d.wg.Add(1)
 	d.mu.Unlock()
 	go d.watch(id, r)
 	if closing {
 		flow.Stop(0, true)
-		return fmt.Errorf("dataflow %s: the daemon is shutting down", id)
+		return fmt.Errorf("dataflow %s: stopped while starting (or the daemon is shutting down)", id)
 	}
 	d.log.Info("spawned dataflow nodes", "dataflow", id, "name", name, "nodes", m.Nodes, "recovery", m.Recovery)
+	return nil
+}
+
+// buildNodes runs the build lines of the spawn's nodes that are built
+// here (distribute: local, no downloaded artifact), one dataflow at a time
+// on this daemon: parallel compilers on a small machine only thrash.
+func (d *Daemon) buildNodes(ctx context.Context, m *proto.Spawn, base string, exes map[string]string) error {
+	var nodes []string
+	for _, id := range m.Nodes {
+		n := m.Dataflow.Node(id)
+		if n == nil || strings.TrimSpace(n.Build) == "" {
+			continue
+		}
+		if _, fetched := exes[id]; fetched {
+			continue
+		}
+		if dist := n.Deploy.Distribute; dist != "" && dist != config.DistributeLocal {
+			continue // built where the CLI runs
+		}
+		nodes = append(nodes, id)
+	}
+	if len(nodes) == 0 {
+		return nil
+	}
+	select {
+	case d.buildSem <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("dataflow %s: stopped while waiting for another dataflow's build", m.DataflowID)
+	}
+	defer func() { <-d.buildSem }()
+	id := m.DataflowID
+	err := Build(ctx, BuildConfig{
+		DataflowID: id,
+		Dataflow:   &m.Dataflow,
+		Nodes:      nodes,
+		WorkingDir: base,
+		Timeout:    d.cfg.BuildTimeout,
+		LogPath:    func(node string) string { return LogPath(d.stateDir, id, node) },
+		OnLog: func(l supervisor.LogLine) {
+			d.queueLog(proto.LogLine{DataflowID: id, NodeID: l.Node, Stream: proto.Stream(l.Stream), Time: l.Time, Line: l.Line})
+		},
+		Logger: d.log.With("dataflow", id),
+	})
+	if err != nil {
+		d.log.Warn("node build failed", "dataflow", id, "err", err)
+		return err
+	}
 	return nil
 }
 
@@ -238,6 +299,12 @@ func (d *Daemon) nodeLog(flowID string, stream proto.Stream, node string, t time
 		d.log.Info("node "+line, "dataflow", flowID, "node", node)
 		d.writeSystemLine(l)
 	}
+	d.queueLog(l)
+}
+
+// queueLog queues a line for the coordinator without writing it to the
+// node's log file.
+func (d *Daemon) queueLog(l proto.LogLine) {
 	if len(l.Line) > maxStreamedLine {
 		l.Line = l.Line[:maxStreamedLine] + " [cut; the node's log file has the whole line]"
 	}
@@ -261,6 +328,9 @@ func (d *Daemon) writeSystemLine(l proto.LogLine) {
 func (d *Daemon) stop(m proto.Stop) proto.StopReply {
 	d.mu.Lock()
 	r := d.flows[m.DataflowID]
+	if cancel := d.starting[m.DataflowID]; r == nil && cancel != nil {
+		cancel() // still building: kill the build, spawn nothing
+	}
 	d.mu.Unlock()
 	rep := proto.StopReply{DataflowID: m.DataflowID, Status: proto.FlowStopped}
 	if r == nil {
