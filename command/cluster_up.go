@@ -101,6 +101,7 @@ func (c *ClusterUpCommand) Run(args []string) int {
 		code = 1
 	} else if len(failed) == 0 {
 		ui.Output(fmt.Sprintf("All %d daemons connected.", len(ids)))
+		warnVersionSkew(ctx, c.Meta, opts, ids)
 	} else {
 		ui.Output(fmt.Sprintf("%d/%d daemons connected.", len(ids), len(cl.Machines)))
 	}
@@ -199,4 +200,18 @@ func childExited(pid int) bool {
 	var ws syscall.WaitStatus
 	got, err := syscall.Wait4(pid, &ws, syscall.WNOHANG, nil)
 	return got == pid || errors.Is(err, syscall.ECHILD) && syscall.Kill(pid, 0) != nil
+}
+
+// warnVersionSkew warns about daemons that kept running an adora other
+// than this CLI's (an earlier "cluster up" with another binary).
+func warnVersionSkew(ctx context.Context, m *Meta, opts client.Options, ids []string) {
+	have, err := clusterHealthDaemons(ctx, opts)
+	if err != nil {
+		return
+	}
+	for _, id := range ids {
+		if d, ok := have[id]; ok && d.Version != clusterCLIVersion() {
+			m.Ui.Warn(fmt.Sprintf("Warning: the daemon on %s runs adora %s, this CLI is %s: restart it with adora cluster down PATH, then up.", id, d.Version, clusterCLIVersion()))
+		}
+	}
 }

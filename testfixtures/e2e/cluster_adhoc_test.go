@@ -59,6 +59,15 @@ func TestQuickStart(t *testing.T) {
 		}
 	}
 
+	// A CLI of another version finds the daemons and says they lag behind.
+	out, code = f.adora(adoraBinary(t, "e2e-2"), "cluster", "up", f.file)
+	if code != 0 {
+		t.Fatalf("cluster up with another version: exit %d", code)
+	}
+	for _, n := range names {
+		mustContain(t, out, "Warning: the daemon on "+n+" runs adora e2e-1, this CLI is e2e-2")
+	}
+
 	flow := filepath.Join(f.home, "dataflow.yml")
 	if err := os.WriteFile(flow, []byte(placedFlow), 0o644); err != nil {
 		t.Fatal(err)
