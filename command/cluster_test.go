@@ -126,3 +126,18 @@ func TestDeliverSCPNodesNeedsTheClusterOnlyForSCP(t *testing.T) {
 		t.Fatalf("scp node without a cluster file: %v", err)
 	}
 }
+
+func TestClusterDownUnreachableCoordinator(t *testing.T) {
+	t.Setenv("ADORA_HOME", t.TempDir())
+	ui := cli.NewMockUi()
+	cmd := &ClusterDownCommand{Meta: &Meta{Ui: ui}}
+	start := time.Now()
+	// Port 1 on loopback: nothing listens there.
+	code := cmd.Run([]string{"-coordinator-addr", "127.0.0.1", "-coordinator-port", "1"})
+	if code != 1 || !strings.Contains(ui.ErrorWriter.String(), "destroy the cluster at 127.0.0.1:1") {
+		t.Fatalf("exit %d, stderr %q", code, ui.ErrorWriter.String())
+	}
+	if el := time.Since(start); el > 15*time.Second {
+		t.Fatalf("took %v to give up on a closed port", el)
+	}
+}
