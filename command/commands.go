@@ -21,6 +21,7 @@ type Meta struct {
 func Commands(m *Meta) map[string]cli.CommandFactory {
 	return map[string]cli.CommandFactory{
 		"apply":             func() (cli.Command, error) { return &ApplyCommand{Meta: m}, nil },
+		"build":             func() (cli.Command, error) { return &BuildCommand{Meta: m}, nil },
 		"cluster down":      func() (cli.Command, error) { return &ClusterDownCommand{Meta: m}, nil },
 		"cluster install":   func() (cli.Command, error) { return &ClusterInstallCommand{Meta: m}, nil },
 		"cluster restart":   func() (cli.Command, error) { return &RestartCommand{Meta: m, Cluster: true}, nil },

@@ -57,6 +57,9 @@ Options:
   --zenoh-advertise EPS    Endpoints to tell other daemons, comma-separated
                            (default: the listen port on the address this machine
                            uses to reach the coordinator)
+  --build-timeout DURATION Bound on each node's build (its build: lines, run
+                           in the node's working directory before the
+                           dataflow's first spawn here; default 10m)
   --quiet                  Log warnings and errors only
 
 Exit status: 0 after a stop or a destroy request, 1 when the coordinator
@@ -75,6 +78,7 @@ type daemonFlags struct {
 	quiet     bool
 	zListen   string
 	zAdvert   string
+	buildTO   time.Duration
 }
 
 func (c *DaemonCommand) Run(args []string) int {
@@ -90,6 +94,7 @@ func (c *DaemonCommand) Run(args []string) int {
 	fs.BoolVar(&f.quiet, "quiet", false, "")
 	fs.StringVar(&f.zListen, "zenoh-listen", "tcp/0.0.0.0:0", "")
 	fs.StringVar(&f.zAdvert, "zenoh-advertise", "", "")
+	fs.DurationVar(&f.buildTO, "build-timeout", daemon.DefaultBuildTimeout, "")
 	if err := fs.Parse(args); err != nil {
 		c.Meta.Ui.Error(fmt.Sprintf("adora daemon: %v\n\n%s", err, c.Help()))
 		return 1
@@ -138,6 +143,10 @@ func (c *DaemonCommand) Run(args []string) int {
 
 func (f daemonFlags) config() (daemon.Config, error) {
 	var cfg daemon.Config
+	if f.buildTO <= 0 {
+		return cfg, fmt.Errorf("--build-timeout %v: must be positive", f.buildTO)
+	}
+	cfg.BuildTimeout = f.buildTO
 	if f.machineID != "" {
 		if err := config.ValidID("machine id", f.machineID); err != nil {
 			return cfg, fmt.Errorf("--machine-id: %w", err)

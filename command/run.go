@@ -42,11 +42,18 @@ Usage: adora run DATAFLOW [options]
   _unstable_deploy sections are ignored (with a notice): every node runs
   here.
 
+  First the build: lines of every node run here, one node after the other,
+  each line through sh -c in the dataflow file's directory (see adora
+  build); their output is printed like node output. A failing build exits
+  1 before any node starts.
+
   Ctrl-C stops the dataflow gracefully (each node gets STOP, then SIGTERM
   after the grace period, then SIGKILL); a second Ctrl-C kills the nodes.
 
 Options:
   --stop-after DURATION  Stop the dataflow gracefully after DURATION (e.g. 10s)
+  --no-build             Do not run the nodes' build: lines first
+  --build-timeout DURATION  Bound on each node's build (default 10m)
   --grace DURATION       Grace period of a stop before SIGTERM (default 10s)
   --quiet                Do not print adora's own lines about nodes (spawned, exited)
 
@@ -64,7 +71,12 @@ func (c *RunCommand) Run(args []string) int {
 	stopAfter := fs.Duration("stop-after", 0, "")
 	grace := fs.Duration("grace", supervisor.DefaultGrace, "")
 	quiet := fs.Bool("quiet", false, "")
+	noBuild := fs.Bool("no-build", false, "")
+	buildTimeout := fs.Duration("build-timeout", daemon.DefaultBuildTimeout, "")
 	path, err := parseInterspersed(fs, args)
+	if err == nil && *buildTimeout <= 0 {
+		err = fmt.Errorf("--build-timeout %v: must be positive", *buildTimeout)
+	}
 	if err != nil {
 		c.Meta.Ui.Error(fmt.Sprintf("adora run: %v\n\n%s", err, c.Help()))
 		return 1
@@ -86,6 +98,14 @@ func (c *RunCommand) Run(args []string) int {
 	abs, _ := filepath.Abs(path)
 	out := newNodePrinter(c.Meta.Ui, df, *quiet)
 	id := uuid.NewString()
+	runDir := filepath.Join(home, "run")
+	if !*noBuild {
+		logPath := func(node string) string { return daemon.LogPath(runDir, id, node) }
+		if _, err := runBuilds(df, filepath.Dir(abs), nil, *buildTimeout, logPath, out); err != nil {
+			c.Meta.Ui.Error("adora run: " + err.Error())
+			return 1
+		}
+	}
 	flow, err := daemon.StartFlow(daemon.FlowConfig{
 		ID:           id,
 		Name:         strings.TrimSuffix(filepath.Base(path), filepath.Ext(path)),
