@@ -595,3 +595,20 @@ func TestRouterWriterSideFiltering(t *testing.T) {
 	p.frame(wire.AppendDeclare(nil, &wire.Declare{Kind: wire.DeclSubscriber, ID: 6, Key: wire.WireExpr{Suffix: "any/**"}, HasKey: true}))
 	waitFor(t, "future subscriber", func() bool { return s.Matching("any/key") })
 }
+
+// Connecting to our own endpoint (a peer list that names us) ends that
+// dial loop instead of retrying forever.
+func TestConnectToSelfStops(t *testing.T) {
+	s := listener(t, Config{ReconnectMin: 10 * time.Millisecond})
+	if err := s.Connect(s.ListenEndpoints()[0]); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "dial loop ends", func() bool {
+		s.mu.RLock()
+		defer s.mu.RUnlock()
+		return len(s.dialing) == 0
+	})
+	if n := len(s.Peers()); n != 0 {
+		t.Fatalf("%d links to self", n)
+	}
+}

@@ -104,7 +104,19 @@ func (s *Session) dialLoop(ctx context.Context, ep, addr string) {
 		conn, err := d.DialContext(ctx, "tcp", addr)
 		if err == nil {
 			start := time.Now()
-			s.serve(ctx, conn, true)
+			err = s.serve(ctx, conn, true)
+			if errors.Is(err, errSelf) {
+				// The endpoint is our own (a peer list that names us):
+				// nothing to keep up.
+				s.log.Info("zenoh: endpoint is this session, not dialling it again", "endpoint", ep)
+				s.mu.Lock()
+				if cancel := s.dialing[addr]; cancel != nil {
+					cancel()
+					delete(s.dialing, addr)
+				}
+				s.mu.Unlock()
+				return
+			}
 			if time.Since(start) > s.cfg.ReconnectMax {
 				backoff = s.cfg.ReconnectMin // the link lived: start over
 			}
@@ -123,7 +135,7 @@ func (s *Session) dialLoop(ctx context.Context, ep, addr string) {
 // serve runs the handshake on conn and, if it succeeds, the link until it
 // closes or ctx ends. When the link duplicates an existing one, it waits for the link
 // that was kept to close, so that a dial loop does not spin.
-func (s *Session) serve(ctx context.Context, conn net.Conn, initiator bool) {
+func (s *Session) serve(ctx context.Context, conn net.Conn, initiator bool) error {
 	if tc, ok := conn.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
 	}
@@ -141,7 +153,7 @@ func (s *Session) serve(ctx context.Context, conn net.Conn, initiator bool) {
 	if err != nil {
 		s.log.Debug("zenoh: handshake", "remote", conn.RemoteAddr().String(), "err", err)
 		conn.Close()
-		return
+		return err
 	}
 	conn.SetDeadline(time.Time{})
 	l := newLink(s, conn, r, p, initiator)
@@ -153,11 +165,12 @@ func (s *Session) serve(ctx context.Context, conn net.Conn, initiator bool) {
 			case <-ctx.Done():
 			}
 		}
-		return
+		return nil
 	}
 	stop = context.AfterFunc(ctx, func() { l.close(wire.CloseGeneric, true, context.Cause(ctx)) })
 	defer stop()
 	s.run(l)
+	return nil
 }
 
 // register adds l to the link table. Between two links to the same peer

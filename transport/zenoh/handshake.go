@@ -82,6 +82,9 @@ func (e *closeError) Error() string { return fmt.Sprintf("peer closed the link (
 
 var errProtocol = errors.New("zenoh handshake: protocol error")
 
+// errSelf is the handshake's verdict on a link to our own session.
+var errSelf = errors.New("zenoh handshake: connection to self")
+
 func initialSN(mask uint64) uint64 {
 	var b [8]byte
 	rand.Read(b[:])
@@ -96,12 +99,19 @@ func (s *Session) handshakeInitiator(conn net.Conn, r *streamReader) (*params, e
 		return nil, fmt.Errorf("send INIT: %w", err)
 	}
 	m, err := readHandshake(r)
+	var ce *closeError
+	if errors.As(err, &ce) && ce.reason == wire.CloseConnectionSelf {
+		return nil, errSelf
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read INIT ack: %w", err)
 	}
 	ack, ok := m.(*wire.Init)
 	if !ok || !ack.Ack {
 		return nil, fmt.Errorf("%w: expected INIT ack, got %T", errProtocol, m)
+	}
+	if bytes.Equal(ack.ZID, s.zid) {
+		return nil, errSelf
 	}
 	if ack.Version != wire.Version {
 		return nil, fmt.Errorf("%w: peer speaks version 0x%02x, want 0x%02x", errProtocol, ack.Version, wire.Version)
@@ -160,7 +170,7 @@ func (s *Session) handshakeResponder(conn net.Conn, r *streamReader) (*params, e
 	}
 	if bytes.Equal(syn.ZID, s.zid) {
 		writeBatch(conn, wire.AppendClose(nil, &wire.Close{Session: true, Reason: wire.CloseConnectionSelf}))
-		return nil, errors.New("connection to self")
+		return nil, errSelf
 	}
 	p := &params{zid: bytes.Clone(syn.ZID), whatami: syn.WhatAmI}
 	p.negotiate(syn.Resolution, syn.BatchSize)
