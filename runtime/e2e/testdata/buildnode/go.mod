@@ -1,0 +1,3 @@
+module example.com/buildnode
+
+go 1.21
