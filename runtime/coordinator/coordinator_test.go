@@ -540,3 +540,30 @@ func TestStartRefusesHTTPNodeWithoutArtifact(t *testing.T) {
 		t.Fatal("spawned anyway")
 	}
 }
+
+func TestNewIdentityTakesMachineIDFromUnresponsiveDaemon(t *testing.T) {
+	srv := coordtest.Start(t, coordinator.Config{ProbeTimeout: 200 * time.Millisecond})
+	// The machine's old daemon: registered, then silent (the machine was
+	// reinstalled and its identity file lost).
+	ws := rawDial(t, srv.Endpoint, proto.PathDaemon)
+	if _, err := wsconn.ClientHello(ctxT(t), ws, proto.RoleDaemon); err != nil {
+		t.Fatal(err)
+	}
+	e, _ := proto.NewEnvelope(proto.TypeRegister, proto.Register{DaemonUUID: "u-old", MachineID: "robot", Version: "x"})
+	e.ID = 2
+	b, _ := proto.Encode(e)
+	ws.WriteMessage(websocket.TextMessage, b)
+	if _, _, err := ws.ReadMessage(); err != nil {
+		t.Fatal(err)
+	}
+	fresh := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-new", MachineID: "robot"})
+	r := srv.Daemons()
+	if len(r.Daemons) != 1 || r.Daemons[0].ID != "u-new" {
+		t.Fatalf("daemons = %+v", r.Daemons)
+	}
+	select {
+	case <-fresh.Done():
+		t.Fatal("new daemon dropped")
+	default:
+	}
+}

@@ -41,6 +41,7 @@ type daemonSession struct {
 	connectedAt   time.Time
 	lastHeartbeat time.Time
 	late          bool // warned about a late heartbeat
+	unresponsive  bool // did not answer a probe; may be replaced
 	stats         proto.FaultStats
 	report        *proto.StatusReport                    // last status report; nil before the first
 	metrics       map[string]map[string]proto.NodeMetric // dataflow -> node -> latest
@@ -256,24 +257,45 @@ func (c *Coordinator) register(s *daemonSession, e *proto.Envelope) {
 	s.conn.Reply(c.ctx, e, proto.TypeRegisterOK, proto.RegisterOK{DaemonID: s.id, RemoteAddr: s.remote}, nil)
 }
 
-// checkOldAlive refuses a registration whose uuid is connected already
-// from a daemon that still answers: two live daemons share one identity.
-// A connection that does not answer within ProbeTimeout is stale (its
-// daemon restarted) and admit replaces it.
+// checkOldAlive looks at the live connections a registration would
+// displace: the same uuid (a restarted daemon) and another daemon holding
+// the same machine id. Each gets ProbeTimeout to answer a ping. One that
+// answers is a live daemon, and the registration is refused; one that
+// does not is stale, marked so, and replaced by admit.
 func (c *Coordinator) checkOldAlive(reg proto.Register) error {
 	c.mu.Lock()
 	old := c.daemons[reg.DaemonUUID]
-	c.mu.Unlock()
-	if old == nil {
-		return nil
+	var holder *daemonSession
+	if reg.MachineID != "" {
+		for id, o := range c.daemons {
+			if id != reg.DaemonUUID && o.reg.MachineID == reg.MachineID {
+				holder = o
+			}
+		}
 	}
+	c.mu.Unlock()
+	if old != nil && c.answers(old) {
+		return fmt.Errorf("daemon %s is already connected (from %s, pid %d on %s) and still answers: two daemons share one identity; give each daemon its own --machine-id or ADORA_HOME",
+			reg.DaemonUUID, old.remote, old.reg.PID, old.reg.Hostname)
+	}
+	if holder != nil && c.answers(holder) {
+		return fmt.Errorf("machine id %q is already in use by daemon %s (connected from %s); stop that daemon or start this one with another --machine-id",
+			reg.MachineID, holder.id, holder.remote)
+	}
+	return nil
+}
+
+// answers probes s; a session that does not answer is marked unresponsive.
+func (c *Coordinator) answers(s *daemonSession) bool {
 	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.ProbeTimeout)
 	defer cancel()
-	if old.conn.Probe(ctx) != nil {
-		return nil
+	if s.conn.Probe(ctx) == nil {
+		return true
 	}
-	return fmt.Errorf("daemon %s is already connected (from %s, pid %d on %s) and still answers: two daemons share one identity; give each daemon its own --machine-id or ADORA_HOME",
-		reg.DaemonUUID, old.remote, old.reg.PID, old.reg.Hostname)
+	c.mu.Lock()
+	s.unresponsive = true
+	c.mu.Unlock()
+	return false
 }
 
 func validRegister(r proto.Register) error {
@@ -297,10 +319,17 @@ func (c *Coordinator) admit(s *daemonSession, reg proto.Register) (*daemonSessio
 	}
 	if reg.MachineID != "" {
 		for id, o := range c.daemons {
-			if id != reg.DaemonUUID && o.reg.MachineID == reg.MachineID {
+			if id == reg.DaemonUUID || o.reg.MachineID != reg.MachineID {
+				continue
+			}
+			if !o.unresponsive {
 				return nil, fmt.Errorf("machine id %q is already in use by daemon %s (connected from %s); stop that daemon or start this one with another --machine-id",
 					reg.MachineID, id, o.remote)
 			}
+			// A daemon that did not answer its probe gives way.
+			c.log.Warn("replacing an unresponsive daemon that held the machine id", "machine", reg.MachineID, "old", id, "new", reg.DaemonUUID)
+			delete(c.daemons, id)
+			o.conn.Abort()
 		}
 	}
 	now := c.clock.Now()
