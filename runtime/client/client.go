@@ -50,8 +50,7 @@ type Client struct {
 	version string // the coordinator's adora version
 
 	mu      sync.Mutex
-	follows map[uint64]chan *proto.Envelope
-	early   map[uint64][]*proto.Envelope // follow events that beat their registration
+	follows map[uint64]*follow // log follows by request id
 }
 
 // ConnectError says the coordinator could not be reached at all.
@@ -71,7 +70,7 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	c := &Client{opts: opts, follows: map[uint64]chan *proto.Envelope{}, early: map[uint64][]*proto.Envelope{}}
+	c := &Client{opts: opts, follows: map[uint64]*follow{}}
 	conn, ok, err := wsconn.Dial(ctx, opts.endpoint(), proto.PathControl, proto.RoleCLI, c.event, wsconn.Options{Logger: opts.Logger})
 	if err != nil {
 		var de *wsconn.DialError
@@ -93,40 +92,47 @@ func (c *Client) Close() error { return c.conn.Close() }
 // Done is closed when the connection ends.
 func (c *Client) Done() <-chan struct{} { return c.conn.Done() }
 
-// event routes follow events (Log, LogsEnd) to their follower.
+// follow is one FollowLogs in progress.
+type follow struct {
+	lines chan []proto.LogLine
+	end   chan proto.LogsEnd // receives the one LogsEnd
+}
+
+// event routes follow events (Log, LogsEnd) to their follower. It runs on
+// the reader goroutine and never blocks: a follower too slow to keep up
+// loses lines (and a warning is logged), never the end of the stream.
 func (c *Client) event(_ *wsconn.Conn, e *proto.Envelope) {
-	var id uint64
 	switch e.Type {
 	case proto.TypeLog:
 		var l proto.Log
 		if e.Into(&l) != nil {
 			return
 		}
-		id = l.Follow
+		if f := c.follow(l.Follow); f != nil {
+			select {
+			case f.lines <- l.Lines:
+			default:
+				c.opts.Logger.Warn("log follower is slow; dropping lines")
+			}
+		}
 	case proto.TypeLogsEnd:
 		var end proto.LogsEnd
 		if e.Into(&end) != nil {
 			return
 		}
-		id = end.Follow
-	default:
-		return
-	}
-	c.mu.Lock()
-	ch, ok := c.follows[id]
-	if !ok {
-		if len(c.early[id]) < 1024 {
-			c.early[id] = append(c.early[id], e)
+		if f := c.follow(end.Follow); f != nil {
+			select {
+			case f.end <- end:
+			default:
+			}
 		}
-		c.mu.Unlock()
-		return
 	}
-	c.mu.Unlock()
-	select {
-	case ch <- e:
-	default:
-		c.opts.Logger.Warn("log follower is slow; dropping lines")
-	}
+}
+
+func (c *Client) follow(id uint64) *follow {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.follows[id]
 }
 
 func (c *Client) do(ctx context.Context, t proto.Type, req, out any) error {
@@ -212,19 +218,20 @@ func (c *Client) Logs(ctx context.Context, dataflow, node string, tail int) ([]p
 // canceled (then ctx's error is returned). fn runs on the caller's
 // goroutine.
 func (c *Client) FollowLogs(ctx context.Context, dataflow, node string, tail int, fn func(proto.LogLine)) (proto.LogsEnd, error) {
-	ch := make(chan *proto.Envelope, 4096)
-	id, replyc, err := c.conn.StartRequest(ctx, proto.TypeLogs, proto.Logs{Dataflow: dataflow, Node: node, Tail: tail, Follow: true})
+	f := &follow{lines: make(chan []proto.LogLine, 1024), end: make(chan proto.LogsEnd, 1)}
+	var id uint64
+	register := func(reqID uint64) {
+		id = reqID
+		c.mu.Lock()
+		c.follows[id] = f
+		c.mu.Unlock()
+	}
+	_, replyc, err := c.conn.StartRequest(ctx, proto.TypeLogs, proto.Logs{Dataflow: dataflow, Node: node, Tail: tail, Follow: true}, register)
+	if id != 0 {
+		defer c.unfollow(id)
+	}
 	if err != nil {
 		return proto.LogsEnd{}, err
-	}
-	c.mu.Lock()
-	c.follows[id] = ch
-	early := c.early[id]
-	delete(c.early, id)
-	c.mu.Unlock()
-	defer c.unfollow(id)
-	for _, e := range early {
-		ch <- e
 	}
 	select {
 	case r, ok := <-replyc:
@@ -243,19 +250,27 @@ func (c *Client) FollowLogs(ctx context.Context, dataflow, node string, tail int
 	}
 	for {
 		select {
-		case e := <-ch:
-			if e.Type == proto.TypeLogsEnd {
-				var end proto.LogsEnd
-				err := e.Into(&end)
-				return end, err
+		case ls := <-f.lines:
+			for _, l := range ls {
+				fn(l)
 			}
-			var l proto.Log
-			if e.Into(&l) == nil {
-				for _, line := range l.Lines {
-					fn(line)
+		case end := <-f.end:
+			for { // lines sent before the end are queued already
+				select {
+				case ls := <-f.lines:
+					for _, l := range ls {
+						fn(l)
+					}
+				default:
+					return end, nil
 				}
 			}
 		case <-c.conn.Done():
+			select {
+			case end := <-f.end: // the end made it before the close
+				return end, nil
+			default:
+			}
 			return proto.LogsEnd{}, fmt.Errorf("follow logs: %w", wsconn.ErrClosed)
 		case <-ctx.Done():
 			return proto.LogsEnd{}, ctx.Err()
@@ -266,7 +281,6 @@ func (c *Client) FollowLogs(ctx context.Context, dataflow, node string, tail int
 func (c *Client) unfollow(id uint64) {
 	c.mu.Lock()
 	delete(c.follows, id)
-	delete(c.early, id)
 	c.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()

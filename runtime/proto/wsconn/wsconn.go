@@ -435,13 +435,18 @@ func (c *Conn) Request(ctx context.Context, t proto.Type, payload, out any) erro
 
 // StartRequest sends a request whose replies and follow-up events the
 // caller will watch itself; it returns the request ID and a channel that
-// receives the reply (closed if the connection ends first).
-func (c *Conn) StartRequest(ctx context.Context, t proto.Type, payload any) (uint64, <-chan *proto.Envelope, error) {
+// receives the reply (closed if the connection ends first). onID, when not
+// nil, is called with the ID before the request is sent, so the caller can
+// get ready for events that carry it.
+func (c *Conn) StartRequest(ctx context.Context, t proto.Type, payload any, onID func(uint64)) (uint64, <-chan *proto.Envelope, error) {
 	e, err := proto.NewEnvelope(t, payload)
 	if err != nil {
 		return 0, nil, err
 	}
 	e.ID = c.nextID.Add(1)
+	if onID != nil {
+		onID(e.ID)
+	}
 	ch := make(chan *proto.Envelope, 1)
 	c.mu.Lock()
 	if c.pending == nil {
