@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/adora-rs/adora/runtime/client"
 	"github.com/adora-rs/adora/runtime/proto"
 	"github.com/adora-rs/adora/runtime/supervisor"
 )
@@ -55,21 +56,32 @@ nodes:
 		t.Fatal(err)
 	}
 	var pid int
-	e.waitFor(10*time.Second, "first run", func() bool { pid = e.nodePID("robot", rep.DataflowID, "worker"); return alive(pid) })
+	e.waitFor(60*time.Second, "first run", func() bool { pid = e.nodePID("robot", rep.DataflowID, "worker"); return alive(pid) })
 	d.kill()
-	e.waitFor(5*time.Second, "node to die with its daemon", func() bool { return !alive(pid) })
+	e.waitFor(30*time.Second, "node to die with its daemon", func() bool { return !alive(pid) })
+	restarted := time.Now()
 	e.daemon("robot", "")
+	// The harness's wait may see the killed daemon's session before the
+	// coordinator drops it: wait for the new registration itself.
+	e.waitFor(60*time.Second, "the restarted daemon's registration", func() bool {
+		return e.connectedSince(c, "robot", restarted)
+	})
 
+	// The first attempt follows the new daemon's status report; on a
+	// loaded machine that can take a while, so the wait is generous. What
+	// the test checks is the spacing of attempts, which waiting longer
+	// cannot hide: every attempt leaves a crash-now line with its time.
 	var crashes []time.Time
-	e.waitFor(20*time.Second, "recovery attempt", func() bool {
+	e.waitFor(90*time.Second, "recovery attempt", func() bool {
 		crashes = e.stdoutLines("robot", rep.DataflowID, "worker", "crash-now")
 		return len(crashes) >= 1
 	})
 	time.Sleep(5 * time.Second)
-	if n := len(e.stdoutLines("robot", rep.DataflowID, "worker", "crash-now")); n != 1 {
-		t.Fatalf("%d recovery attempts within 5 s, want 1 (30 s backoff)", n)
+	crashes = e.stdoutLines("robot", rep.DataflowID, "worker", "crash-now")
+	if len(crashes) > 1 && crashes[1].Sub(crashes[0]) < proto.RecoveryBackoff-time.Second {
+		t.Fatalf("%d recovery attempts (at %v) within about 5 s of the first, want 1 (30 s backoff)", len(crashes), crashes)
 	}
-	e.waitFor(45*time.Second, "second recovery attempt", func() bool {
+	e.waitFor(proto.RecoveryBackoff+90*time.Second, "second recovery attempt", func() bool {
 		crashes = e.stdoutLines("robot", rep.DataflowID, "worker", "crash-now")
 		return len(crashes) >= 2
 	})
@@ -82,6 +94,21 @@ nodes:
 	if _, err := c.Stop(ctx(t), rep.DataflowID, time.Second, true); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// connectedSince reports whether a daemon with machineID is connected by a
+// registration made after t.
+func (e *env) connectedSince(c *client.Client, machineID string, t time.Time) bool {
+	rep, err := c.Daemons(ctx(e.t))
+	if err != nil {
+		return false
+	}
+	for _, d := range rep.Daemons {
+		if d.MachineID == machineID && d.Connected && d.ConnectedAt.After(t) {
+			return true
+		}
+	}
+	return false
 }
 
 // TestDaemonKillReapsNodeGroup: a node's background child (same process

@@ -16,20 +16,24 @@ func TestRunInterrupts(t *testing.T) {
 nodes:
   - id: receiver
     path: `+dir+`/receiver
+    env:
+      SAY_TICK: "1"
     inputs:
       tick: adora/timer/millis/50
   - id: stubborn
     path: `+dir+`/receiver
     env:
       IGNORE_STOP: "1"
+      SAY_TICK: "1"
     inputs:
       tick: adora/timer/millis/50
 `, 0o644)
 	p := e.startIn(e.dir, "adora run", "run", "ctrlc.yml", "--grace", "30s")
-	e.waitFor(15*time.Second, "nodes up", func() bool {
-		return strings.Count(p.out.String(), "[adora] spawned") == 2
+	// A tick proves a node is connected: it can get STOP.
+	e.waitFor(15*time.Second, "nodes connected", func() bool {
+		out := p.out.String()
+		return strings.Contains(out, "receiver | first tick") && strings.Contains(out, "stubborn | first tick")
 	})
-	time.Sleep(500 * time.Millisecond) // let them connect
 	p.cmd.Process.Signal(syscall.SIGINT)
 	e.waitFor(10*time.Second, "STOP delivered to both nodes", func() bool {
 		return strings.Contains(p.out.String(), "receiver | stopped after") && strings.Contains(p.out.String(), "stubborn | ignoring stop")
@@ -41,7 +45,7 @@ nodes:
 	p.cmd.Process.Signal(syscall.SIGINT)
 	select {
 	case <-p.done:
-	case <-time.After(10 * time.Second):
+	case <-time.After(60 * time.Second):
 		t.Fatalf("second Ctrl-C did not end adora run:\n%s", p.out.String())
 	}
 	if !strings.Contains(p.out.String(), "stubborn | [adora] killed by signal killed") {

@@ -1,7 +1,8 @@
 // Command receiver is an e2e test node: it prints every number it receives
 // on input "count" (input "tick" is ignored) and checks they arrive in order without gaps, until the
 // input closes. With IGNORE_STOP set it ignores STOP and SIGTERM; with
-// FROM_ANY set the first number may be any.
+// FROM_ANY set the first number may be any; with SAY_TICK set it prints
+// "first tick" when its first tick arrives (it is connected by then).
 package main
 
 import (
@@ -22,10 +23,15 @@ func main() {
 	}
 	defer n.Close()
 	last := 0
+	ticked := false
 	for ev := range n.Events() {
 		switch ev.Type {
 		case node.Input:
 			if ev.ID == "tick" {
+				if !ticked && os.Getenv("SAY_TICK") != "" {
+					fmt.Println("first tick")
+				}
+				ticked = true
 				continue // a timer input only keeps the node busy
 			}
 			v, err := strconv.Atoi(string(ev.Data))
