@@ -1,0 +1,86 @@
+package command
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/cli"
+)
+
+func TestBuildCommand(t *testing.T) {
+	dir := t.TempDir()
+	df := filepath.Join(dir, "df.yml")
+	os.WriteFile(df, []byte(`
+env:
+  WHO: dataflow
+nodes:
+  - id: made
+    path: ./made
+    build: |
+      echo "building for $WHO" > made.log
+      echo visible-output
+  - id: other
+    path: /bin/true
+    build: touch other-built
+`), 0o644)
+	ui := cli.NewMockUi()
+	c := &BuildCommand{Meta: &Meta{Ui: ui}}
+	if code := c.Run([]string{df, "--node", "made"}); code != 0 {
+		t.Fatalf("exit %d: %s%s", code, ui.OutputWriter, ui.ErrorWriter)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "made.log")); string(b) != "building for dataflow\n" {
+		t.Fatalf("made.log = %q", b)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "other-built")); err == nil {
+		t.Fatal("--node made also built other")
+	}
+	if out := ui.OutputWriter.String(); !strings.Contains(out, "made  | visible-output") || !strings.Contains(out, "built 1 node(s)") {
+		t.Fatalf("output %q", out)
+	}
+
+	ui = cli.NewMockUi()
+	c = &BuildCommand{Meta: &Meta{Ui: ui}}
+	if code := c.Run([]string{df, "--node", "nope"}); code != 1 || !strings.Contains(ui.ErrorWriter.String(), "--node nope: no such node") {
+		t.Fatalf("unknown node: exit %d: %s", code, ui.ErrorWriter)
+	}
+
+	os.WriteFile(df, []byte("nodes:\n  - id: bad\n    path: ./bad\n    build: |\n      true\n      exit 4\n"), 0o644)
+	ui = cli.NewMockUi()
+	c = &BuildCommand{Meta: &Meta{Ui: ui}}
+	if code := c.Run([]string{df}); code != 1 || !strings.Contains(ui.ErrorWriter.String(), `build of node bad failed: line 2 "exit 4": exit status 4`) {
+		t.Fatalf("failing build: exit %d: %s", code, ui.ErrorWriter)
+	}
+}
+
+func TestRunStopsOnBuildFailure(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("ADORA_HOME", filepath.Join(dir, "home"))
+	df := filepath.Join(dir, "df.yml")
+	os.WriteFile(df, []byte(`
+nodes:
+  - id: first
+    path: /bin/sh
+    args: -c "touch ran"
+  - id: bad
+    path: /bin/true
+    build: exit 3
+`), 0o644)
+	ui := cli.NewMockUi()
+	c := &RunCommand{Meta: &Meta{Ui: ui}}
+	if code := c.Run([]string{df}); code != 1 || !strings.Contains(ui.ErrorWriter.String(), `adora run: build of node bad failed: line 1 "exit 3": exit status 3`) {
+		t.Fatalf("exit %d: %s", code, ui.ErrorWriter)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "ran")); err == nil {
+		t.Fatal("a node ran although a build failed")
+	}
+	ui = cli.NewMockUi()
+	c = &RunCommand{Meta: &Meta{Ui: ui}}
+	if code := c.Run([]string{"--no-build", df}); code != 0 {
+		t.Fatalf("--no-build: exit %d: %s%s", code, ui.OutputWriter, ui.ErrorWriter)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "ran")); err != nil {
+		t.Fatal("--no-build did not run the nodes")
+	}
+}
