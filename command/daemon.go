@@ -143,8 +143,8 @@ func (c *DaemonCommand) Run(args []string) int {
 
 func (f daemonFlags) config() (daemon.Config, error) {
 	var cfg daemon.Config
-	if f.buildTO <= 0 {
-		return cfg, fmt.Errorf("--build-timeout %v: must be positive", f.buildTO)
+	if f.buildTO < 0 {
+		return cfg, fmt.Errorf("--build-timeout %v: must not be negative", f.buildTO)
 	}
 	cfg.BuildTimeout = f.buildTO
 	if f.machineID != "" {

@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseLabels(t *testing.T) {
@@ -52,6 +53,11 @@ func TestDaemonFlagsConfig(t *testing.T) {
 	if cfg.MachineID != "robot" || cfg.Labels["gpu"] != "true" || cfg.Coordinator.Addr != "10.0.0.1" || cfg.Coordinator.Port != 6013 || cfg.Coordinator.Token != "" {
 		t.Fatalf("config %+v", cfg)
 	}
+	withBuild := base
+	withBuild.buildTO = 3 * time.Minute
+	if cfg, err := withBuild.config(); err != nil || cfg.BuildTimeout != 3*time.Minute {
+		t.Fatalf("build timeout: %v, %v", cfg.BuildTimeout, err)
+	}
 	tokenFile := filepath.Join(t.TempDir(), "tok")
 	os.WriteFile(tokenFile, []byte("s3cret\n"), 0o600)
 	withFile := base
@@ -68,6 +74,7 @@ func TestDaemonFlagsConfig(t *testing.T) {
 		"bad port":       {addr: "h", port: 70000},
 		"empty addr":     {port: 6013},
 		"open token":     {addr: "h", port: 1, tokenFile: writeMode(t, 0o644)},
+		"negative build": {addr: "h", port: 1, buildTO: -time.Second},
 	} {
 		if _, err := f.config(); err == nil {
 			t.Errorf("%s: accepted", name)
