@@ -23,8 +23,8 @@ import (
 
 // Timeouts of adora up and down.
 const (
-	upCoordinatorWait = 10 * time.Second
-	upDaemonWait      = 10 * time.Second
+	upCoordinatorWait = 30 * time.Second
+	upDaemonWait      = 30 * time.Second
 	downWait          = 30 * time.Second
 )
 
