@@ -40,19 +40,55 @@ const (
 	znCoordPort        = "6013"
 	znZenohPort        = "7447"
 	znFlow             = "zn-cut"
-	znCount            = 600
-	znInterval         = 20 * time.Millisecond
-	znCut              = 4 * time.Second
 	znCLITimeout       = 30 * time.Second
 	znRegisteredMarker = "registered with coordinator"
 )
 
+// znScenario is one run of a dataflow across the link: count messages of
+// pad bytes of padding, one every interval, with the link cut for cut.
+type znScenario struct {
+	count    int
+	interval time.Duration
+	pad      int
+	cut      time.Duration
+}
+
 // TestZenohNetnsLinkCut runs a dataflow across two daemons in two network
 // namespaces: every message the sender hands over arrives at the
 // receiver in order; the veth link is then cut (ip link set down in adz-b)
-// for znCut and restored, the flow resumes, and whatever the receiver
-// misses is what the dataflow's drop counters in `adora top --once` say.
+// for 4 s, shorter than the Zenoh lease, and restored, the flow resumes,
+// and whatever the receiver misses is what the dataflow's drop counters
+// in `adora top --once` say.
+//
+// ADORA_E2E_ZN_CUT (a duration), ADORA_E2E_ZN_PAD (bytes of padding per
+// message) and ADORA_E2E_ZN_COUNT change the scenario, to explore the
+// loss accounting beyond the default run (for example a cut longer than
+// the 10 s lease).
 func TestZenohNetnsLinkCut(t *testing.T) {
+	sc := znScenario{count: 600, interval: 20 * time.Millisecond, cut: 4 * time.Second}
+	if v := os.Getenv("ADORA_E2E_ZN_CUT"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			t.Fatalf("ADORA_E2E_ZN_CUT=%q: want a positive duration such as 14s", v)
+		}
+		sc.cut = d
+	}
+	for _, o := range []struct {
+		env string
+		to  *int
+	}{{"ADORA_E2E_ZN_PAD", &sc.pad}, {"ADORA_E2E_ZN_COUNT", &sc.count}} {
+		if v := os.Getenv(o.env); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				t.Fatalf("%s=%q: want a number", o.env, v)
+			}
+			*o.to = n
+		}
+	}
+	znLinkCut(t, sc)
+}
+
+func znLinkCut(t *testing.T, sc znScenario) {
 	bin := znAdoraBinary(t)
 	sender, receiver := znNodes(t)
 	znNetnsUp(t)
@@ -88,6 +124,7 @@ func TestZenohNetnsLinkCut(t *testing.T) {
     env:
       COUNT: "%d"
       INTERVAL: %s
+      PAD: "%d"
       RECORD: %s
     outputs:
       - seq
@@ -101,7 +138,7 @@ func TestZenohNetnsLinkCut(t *testing.T) {
       seq:
         source: sender/seq
         queue_policy: backpressure
-`, sender, znCount, znInterval, sentRec, receiver, recvRec)
+`, sender, sc.count, sc.interval, sc.pad, sentRec, receiver, recvRec)
 	if err := os.WriteFile(flow, []byte(src), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -126,9 +163,9 @@ func TestZenohNetnsLinkCut(t *testing.T) {
 	// arrive while the link is down (this proves the cut is real).
 	cutAt := time.Now()
 	znIP(t, "-n", znNSB, "link", "set", znVethB, "down")
-	time.Sleep(znCut / 2)
+	time.Sleep(sc.cut / 2)
 	midCut := len(znRecord(t, recvRec))
-	time.Sleep(znCut - time.Since(cutAt))
+	time.Sleep(sc.cut - time.Since(cutAt))
 	atRestore := len(znRecord(t, recvRec))
 	sentAtRestore := len(znRecord(t, sentRec))
 	znIP(t, "-n", znNSB, "link", "set", znVethB, "up")
@@ -150,12 +187,12 @@ func TestZenohNetnsLinkCut(t *testing.T) {
 	})
 	znWait(t, 90*time.Second, "the sender to hand over every message", func() (bool, string) {
 		n := len(znRecord(t, sentRec))
-		return n >= znCount, fmt.Sprintf("sent %d of %d", n, znCount)
+		return n >= sc.count, fmt.Sprintf("sent %d of %d", n, sc.count)
 	})
 	sent := znRecord(t, sentRec)
 	znCheckOrder(t, "sender record", sent, 0)
-	if len(sent) != znCount || sent[len(sent)-1] != znCount {
-		t.Fatalf("sender record: %d entries ending with %v, want 1..%d", len(sent), znTail(sent), znCount)
+	if len(sent) != sc.count || sent[len(sent)-1] != sc.count {
+		t.Fatalf("sender record: %d entries ending with %v, want 1..%d", len(sent), znTail(sent), sc.count)
 	}
 
 	// The receiver settles: it has the last message, or nothing new came
@@ -167,7 +204,7 @@ func TestZenohNetnsLinkCut(t *testing.T) {
 		if len(got) != last {
 			last, lastChange = len(got), time.Now()
 		}
-		done := len(got) > 0 && got[len(got)-1] == znCount
+		done := len(got) > 0 && got[len(got)-1] == sc.count
 		return done || time.Since(lastChange) > 10*time.Second, fmt.Sprintf("received %d", len(got))
 	})
 	znCheckOrder(t, "receiver record", got, 0)
@@ -179,26 +216,34 @@ func TestZenohNetnsLinkCut(t *testing.T) {
 	// (the sender's count publications no remote receiver was subscribed
 	// to, the receiver's count input-queue drops) add up to what the
 	// receiver misses. Daemons report every 2 s; give them several rounds.
-	var drops map[string]uint64
+	var nodes map[string]proto.NodeMetric
 	var total uint64
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		drops, total = x.topDrops(znFlow)
-		if total == uint64(len(missing)) && len(drops) == 2 || time.Now().After(deadline) {
+		nodes = x.top(znFlow)
+		total = 0
+		for _, n := range nodes {
+			total += n.Drops
+		}
+		if total == uint64(len(missing)) && len(nodes) == 2 || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(time.Second)
 	}
+	drops := map[string]uint64{}
+	for id, n := range nodes {
+		drops[id] = n.Drops
+	}
 	t.Logf("adora top --once: drops %v (total %d)", drops, total)
-	if len(drops) != 2 {
-		t.Fatalf("adora top --once lists nodes %v of dataflow %s, want sender and receiver", drops, znFlow)
+	if nodes["sender"].MachineID != "a" || nodes["receiver"].MachineID != "b" {
+		t.Fatalf("adora top --once lists %+v for dataflow %s, want the sender on machine a and the receiver on b", nodes, znFlow)
 	}
 	if total != uint64(len(missing)) {
 		t.Errorf("loss not reported: the receiver misses %d messages %s, but adora top shows %d drops %v",
 			len(missing), znRanges(missing), total, drops)
 	}
-	if len(missing) > 0 && got[len(got)-1] != znCount {
-		t.Errorf("the flow did not run to its end: the last message received is %d of %d", got[len(got)-1], znCount)
+	if len(missing) > 0 && got[len(got)-1] != sc.count {
+		t.Errorf("the flow did not run to its end: the last message received is %d of %d", got[len(got)-1], sc.count)
 	}
 
 	if out, err := x.cli(znNSA, "stop", "--grace-duration", "5s", znFlow); err != nil {
@@ -292,9 +337,9 @@ func (x *znEnv) cli(ns, sub string, args ...string) (string, error) {
 	return string(out), err
 }
 
-// topDrops reads `adora top --once` and returns the drop counter of every
-// node of dataflow name, and their sum.
-func (x *znEnv) topDrops(name string) (map[string]uint64, uint64) {
+// top reads `adora top --once` and returns the metrics of the nodes of
+// dataflow name, by node id.
+func (x *znEnv) top(name string) map[string]proto.NodeMetric {
 	x.t.Helper()
 	out, err := x.cli(znNSA, "top", "--once")
 	if err != nil {
@@ -304,15 +349,13 @@ func (x *znEnv) topDrops(name string) (map[string]uint64, uint64) {
 	if err := json.Unmarshal([]byte(out), &top); err != nil {
 		x.t.Fatalf("adora top --once: %v\n%s", err, out)
 	}
-	drops := map[string]uint64{}
-	var total uint64
+	nodes := map[string]proto.NodeMetric{}
 	for _, n := range top.Nodes {
 		if n.DataflowName == name {
-			drops[n.NodeID] = n.Drops
-			total += n.Drops
+			nodes[n.NodeID] = n
 		}
 	}
-	return drops, total
+	return nodes
 }
 
 // znNetnsUp makes the two namespaces and their link, removing what a

@@ -1,10 +1,12 @@
 // Command receiver is a node of the cross-machine Zenoh test: it appends
-// every number it receives on input "seq" to the file RECORD, one per
+// every number it receives on input "seq" (up to the first space: the
+// rest is padding) to the file RECORD, one per
 // line, in the order they arrive (the test checks order and gaps), until
 // it is stopped or its input closes.
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 
@@ -36,7 +38,11 @@ func run() error {
 			if ev.ID != "seq" {
 				continue
 			}
-			if _, err := fmt.Fprintf(rec, "%s\n", ev.Data); err != nil {
+			seq := ev.Data
+			if i := bytes.IndexByte(seq, ' '); i >= 0 {
+				seq = seq[:i]
+			}
+			if _, err := fmt.Fprintf(rec, "%s\n", seq); err != nil {
 				return err
 			}
 			got++

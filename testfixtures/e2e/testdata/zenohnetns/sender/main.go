@@ -1,11 +1,13 @@
 // Command sender is a node of the cross-machine Zenoh test: it sends the
-// numbers 1..COUNT on output "seq", one every INTERVAL (its own clock, no
+// numbers 1..COUNT on output "seq" (each followed by a space and PAD
+// bytes of padding when PAD is set), one every INTERVAL (its own clock, no
 // timer input, so that its input queue can drop nothing), appends each
 // number it handed to the daemon to the file RECORD, then stays up until
 // it is stopped, so that the daemon keeps reporting its counters.
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"os/signal"
@@ -32,6 +34,13 @@ func run() error {
 	if err != nil || every <= 0 {
 		return fmt.Errorf("INTERVAL %q: want a positive duration", os.Getenv("INTERVAL"))
 	}
+	pad := 0
+	if v := os.Getenv("PAD"); v != "" {
+		if pad, err = strconv.Atoi(v); err != nil || pad < 0 {
+			return fmt.Errorf("PAD %q: want a byte count", v)
+		}
+	}
+	padding := bytes.Repeat([]byte{'x'}, pad)
 	rec, err := os.OpenFile(os.Getenv("RECORD"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
@@ -58,7 +67,11 @@ func run() error {
 				return nil
 			}
 		case <-t.C:
-			if err := n.SendOutput("seq", []byte(strconv.Itoa(i)), node.Metadata{}); err != nil {
+			msg := strconv.AppendInt(nil, int64(i), 10)
+			if pad > 0 {
+				msg = append(append(msg, ' '), padding...)
+			}
+			if err := n.SendOutput("seq", msg, node.Metadata{}); err != nil {
 				return err
 			}
 			if _, err := fmt.Fprintln(rec, i); err != nil {
