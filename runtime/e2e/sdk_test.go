@@ -193,7 +193,7 @@ nodes:
 	syscall.Kill(pid, syscall.SIGKILL)
 	select {
 	case <-p.done:
-	case <-time.After(30 * time.Second):
+	case <-time.After(2 * time.Minute):
 		t.Fatalf("adora run did not finish:\n%s", p.out.String())
 	}
 	out := p.out.String()
@@ -245,7 +245,7 @@ nodes:
 	syscall.Kill(pid, syscall.SIGKILL)
 	select {
 	case <-p.done:
-	case <-time.After(30 * time.Second):
+	case <-time.After(2 * time.Minute):
 		t.Fatalf("adora run did not finish:\n%s", p.out.String())
 	}
 	out := p.out.String()
