@@ -69,7 +69,7 @@ func TestDaemonSIGTERMStopsItsNodes(t *testing.T) {
 	}
 	var pid int
 	e.waitFor(10*time.Second, "worker", func() bool { pid = e.nodePID("", rep.DataflowID, "worker"); return alive(pid) })
-	d.stop(t, 20*time.Second)
+	d.stop(t, time.Minute)
 	if code := d.cmd.ProcessState.ExitCode(); code != 0 {
 		t.Fatalf("daemon exit %d:\n%s", code, d.out.String())
 	}
