@@ -5,6 +5,7 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -103,12 +104,26 @@ func TestPlanApplyFleet(t *testing.T) {
 			t.Fatalf("plan exit %d; want 2", code)
 		}
 		mustContain(t, out, "wave 1: h1\n  wave 2: h2\n  wave 3: h3", "3 to upgrade")
-		out, code = f.adora(v2, "apply", "-auto-approve", "-no-color", f.file)
+		// While h1 and h2 are upgraded, the nodes on h3 keep running: same
+		// processes before the rollout and once h2 is back.
+		nodesOnH3 := func() string { return sh(t, "h3", "pgrep -x sleep | sort | tr '\\n' ' '") }
+		var pidsBefore, pidsDuring string
+		out, code = f.adoraStream(v2, func(line string) {
+			switch {
+			case strings.HasPrefix(line, "machine.h1: Upgrading"):
+				pidsBefore = nodesOnH3()
+			case strings.HasPrefix(line, "machine.h2: upgrade complete"):
+				pidsDuring = nodesOnH3()
+			}
+		}, "apply", "-auto-approve", "-no-color", f.file)
 		if code != 0 {
 			t.Fatalf("apply exit %d", code)
 		}
 		if i, j := strings.Index(out, "machine.h1: upgrade complete"), strings.Index(out, "machine.h2: Upgrading"); i < 0 || j < i {
 			t.Fatalf("h2 started before h1 was back:\n%s", out)
+		}
+		if strings.TrimSpace(pidsBefore) == "" || pidsBefore != pidsDuring {
+			t.Fatalf("nodes on h3 did not keep running while h1 and h2 were upgraded: %q then %q", pidsBefore, pidsDuring)
 		}
 		f.waitDaemons(30*time.Second, "e2e-2", hostNames()...)
 		if after := f.flow(t, "my-app").ID; after != before {
@@ -300,4 +315,38 @@ func lockBed(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() })
+}
+
+// adoraStream runs the CLI like adora, calling onLine for each output line
+// as it comes, and returns the whole output and the exit code.
+func (f *fleet) adoraStream(bin string, onLine func(string), args ...string) (string, int) {
+	f.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = append(os.Environ(), "ADORA_HOME="+f.home, "ADORA_AUTH_TOKEN=")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		f.t.Fatal(err)
+	}
+	var all strings.Builder
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		all.WriteString(sc.Text() + "\n")
+		onLine(sc.Text())
+	}
+	code := 0
+	if err := cmd.Wait(); err != nil {
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
+			f.t.Fatalf("run adora %v: %v", args, err)
+		}
+		code = ee.ExitCode()
+	}
+	f.t.Logf("$ adora %s (exit %d)\n%s", strings.Join(args, " "), code, all.String())
+	return all.String(), code
 }
