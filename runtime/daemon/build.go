@@ -167,13 +167,19 @@ func runBuildLine(ctx context.Context, dir string, env []string, line string, ou
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	// A background child of the command may hold the pipes open.
-	cmd.WaitDelay = 5 * time.Second
+	cmd.WaitDelay = buildWaitDelay
 	stdout := &lineWriter{emit: func(s string) { out.emit(supervisor.Stdout, s) }}
 	stderr := &lineWriter{emit: func(s string) { out.emit(supervisor.Stderr, s) }}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	err := cmd.Run()
 	stdout.flush()
 	stderr.flush()
+	if errors.Is(err, exec.ErrWaitDelay) && ctx.Err() == nil {
+		// The line succeeded but left a background process holding its
+		// output open (a compiler server, say): not a failure.
+		out.emit(BuildStream, "a background process of this line keeps running; its further output is not captured")
+		return nil
+	}
 	return err
 }
 
@@ -196,6 +202,10 @@ func (o *buildOutput) emit(s supervisor.Stream, line string) {
 		o.onLog(l)
 	}
 }
+
+// buildWaitDelay is how long a finished line's output is still read when
+// a background process it started holds the pipes open.
+var buildWaitDelay = 5 * time.Second
 
 // maxBuildLine cuts very long output lines (a partial line is emitted
 // once it reaches this size).

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -282,3 +284,22 @@ func TestDaemonStopDuringBuildSpawnsNothing(t *testing.T) {
 	}
 }
 
+func TestBuildLineLeavingABackgroundProcessSucceeds(t *testing.T) {
+	old := buildWaitDelay
+	buildWaitDelay = 200 * time.Millisecond // no test here runs in parallel
+	t.Cleanup(func() { buildWaitDelay = old })
+	dir := t.TempDir()
+	df := &config.Dataflow{Nodes: []config.Node{{ID: "srv", Build: "sleep 60 & echo $! > server.pid\necho next-line-ran"}}}
+	var c collector
+	err := Build(context.Background(), BuildConfig{Dataflow: df, WorkingDir: dir, OnLog: c.add})
+	b, _ := os.ReadFile(filepath.Join(dir, "server.pid"))
+	if pid, _ := strconv.Atoi(strings.TrimSpace(string(b))); pid > 0 {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+	if err != nil {
+		t.Fatalf("build with a background process: %v", err)
+	}
+	if !c.has("srv", supervisor.Stdout, "next-line-ran") {
+		t.Fatalf("second line did not run: %+v", c.lines)
+	}
+}
