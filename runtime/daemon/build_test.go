@@ -303,3 +303,35 @@ func TestBuildLineLeavingABackgroundProcessSucceeds(t *testing.T) {
 		t.Fatalf("second line did not run: %+v", c.lines)
 	}
 }
+
+func TestDaemonBuildsOneDataflowAtATime(t *testing.T) {
+	fc := newFakeCoordinator(t)
+	startDaemon(t, fc, t.TempDir(), "")
+	fc.waitRegister(t)
+	wd := t.TempDir()
+	trace := filepath.Join(wd, "trace")
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i := range 2 {
+		df := config.Dataflow{Nodes: []config.Node{{ID: "n", Path: "/bin/true",
+			Build: "echo start >> " + trace + "\nsleep 0.3\necho end >> " + trace}}}
+		m := spawnMsg(df, "n")
+		m.WorkingDir = wd
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			errs[i] = fc.conn().Request(ctx, proto.TypeSpawn, m, nil)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if b, _ := os.ReadFile(trace); string(b) != "start\nend\nstart\nend\n" {
+		t.Fatalf("builds of two dataflows overlapped:\n%s", b)
+	}
+}
