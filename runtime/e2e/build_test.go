@@ -145,3 +145,41 @@ nodes:
 		t.Fatalf("down: exit %d:\n%s", code, out)
 	}
 }
+
+// TestRecoveryDoesNotRebuild: auto-recovery after a daemon restart
+// re-spawns a built node from what its first build produced.
+func TestRecoveryDoesNotRebuild(t *testing.T) {
+	e := newEnv(t)
+	e.coordinator("--store", "memory")
+	d := e.daemon("robot", "")
+	c := e.client()
+	rep, err := e.startFlow(c, "built-once", `
+nodes:
+  - id: worker
+    _unstable_deploy:
+      machine: robot
+    path: ./worker.sh
+    build: |
+      echo build >> builds.txt
+      printf '#!/bin/sh\nexec sleep 300\n' > worker.sh
+      chmod +x worker.sh
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pid int
+	e.waitFor(time.Minute, "first run", func() bool { pid = e.nodePID("robot", rep.DataflowID, "worker"); return alive(pid) })
+	d.kill()
+	e.waitFor(time.Minute, "node to die with its daemon", func() bool { return !alive(pid) })
+	e.daemon("robot", "")
+	e.waitFor(2*time.Minute, "auto-recovery to re-spawn the node", func() bool {
+		p := e.nodePID("robot", rep.DataflowID, "worker")
+		return p != pid && alive(p)
+	})
+	if b, err := readFile(filepath.Join(e.dir, "builds.txt")); err != nil || b != "build\n" {
+		t.Fatalf("builds.txt = %q, %v: the recovery rebuilt the node", b, err)
+	}
+	if _, err := c.Stop(ctx(t), rep.DataflowID, time.Second, true); err != nil {
+		t.Fatal(err)
+	}
+}
