@@ -2,7 +2,9 @@
 // coordinator under a stable identity, spawns and supervises the nodes the
 // coordinator assigns (through runtime/supervisor and the data plane
 // router), streams their logs and metrics, and answers stop, logs and
-// destroy requests.
+// destroy requests. Before the first spawn of a dataflow's nodes it runs
+// their build: lines in each node's working directory (see Build), one
+// dataflow at a time; restarts and recovery spawns do not rebuild.
 //
 // The daemon keeps its nodes running while the coordinator is unreachable:
 // it reconnects with exponential backoff forever and reports what it runs
