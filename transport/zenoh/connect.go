@@ -190,13 +190,16 @@ func (s *Session) register(l *link) (*link, bool) {
 	old := s.links[key]
 	if old != nil && !l.preferredOver(old) {
 		s.mu.Unlock()
-		l.close(wire.CloseMaxLinks, true, errors.New("duplicate link"))
+		l.closeDuplicate(errors.New("duplicate link"))
 		return old, false
+	}
+	if old != nil {
+		l.inherit(old)
 	}
 	s.links[key] = l
 	s.mu.Unlock()
 	if old != nil {
-		old.close(wire.CloseMaxLinks, true, errors.New("replaced by a preferred link"))
+		old.closeDuplicate(errors.New("replaced by a preferred link"))
 	}
 	s.stats.opened.Add(1)
 	l.log.Info("zenoh: link open", "initiator", l.initiator, "batch", l.p.batchSize, "snmask", l.p.snMask)

@@ -5,7 +5,9 @@ import (
 	"encoding/binary"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -41,6 +43,7 @@ type link struct {
 	closeErr  error
 	stats     counters              // this link's share of the session counters
 	failErr   atomic.Pointer[error] // first write error
+	linkOnly  atomic.Bool           // CLOSE this link only, not the session
 
 	finalTimer *time.Timer // pending initial D_FINAL (accepting side), under mu
 
@@ -61,7 +64,6 @@ type link struct {
 	rxSN    [2]uint64 // last accepted SN per lane
 	frag    [2][]byte
 	fragBad [2]bool
-	rxAlias map[uint16]string // expression ids the peer declared
 
 	// routerFiltered is set once a router answered our interest in its
 	// subscribers (D_FINAL): from then on only matching publications go
@@ -70,6 +72,7 @@ type link struct {
 
 	// routing state, under mu
 	mu         sync.Mutex
+	rxAlias    map[uint16]string // expression ids the peer declared
 	remoteSubs map[uint32]string
 	matchCache map[string]bool
 	txAlias    map[string]uint16
@@ -101,6 +104,44 @@ func (l *link) fail(err error) {
 	l.conn.Close()
 }
 
+// inherit takes over what old (a link to the same peer that l replaces)
+// learnt: the peer's aliases and subscribers, and the ids of our own
+// aliases. A Zenoh peer that put both links into one transport keeps
+// that state per transport and will not declare it again on l; our own
+// aliases on l get new ids, so they never clash with the ones old used.
+// l must not be serving yet.
+func (l *link) inherit(old *link) {
+	old.mu.Lock()
+	rx, subs, keys := maps.Clone(old.rxAlias), maps.Clone(old.remoteSubs), slices.Clone(old.txKeys)
+	filtered := old.routerFiltered.Load()
+	old.mu.Unlock()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for k, v := range rx {
+		if _, ok := l.rxAlias[k]; !ok {
+			l.rxAlias[k] = v
+		}
+	}
+	for k, v := range subs {
+		if _, ok := l.remoteSubs[k]; !ok {
+			l.remoteSubs[k] = v
+		}
+	}
+	l.txKeys = append(keys, l.txKeys...)
+	if filtered {
+		l.routerFiltered.Store(true)
+	}
+}
+
+// closeDuplicate closes a link that duplicates another one to the same
+// peer. Its CLOSE names only this link: a Zenoh peer that put both links
+// into one transport then keeps the other (with the session flag it
+// would tear down both).
+func (l *link) closeDuplicate(cause error) {
+	l.linkOnly.Store(true)
+	l.close(wire.CloseMaxLinks, true, cause)
+}
+
 // close ends the link once: it sends CLOSE with reason (when sendClose),
 // closes the socket and lets the reader goroutine finish. It must not be
 // called with wmu held.
@@ -121,7 +162,7 @@ func (l *link) close(reason byte, sendClose bool, cause error) {
 			l.wmu.Lock()
 			if l.failErr.Load() == nil { // else a batch may be cut in half
 				l.conn.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
-				writeBatch(l.conn, wire.AppendClose(nil, &wire.Close{Session: true, Reason: reason}))
+				writeBatch(l.conn, wire.AppendClose(nil, &wire.Close{Session: !l.linkOnly.Load(), Reason: reason}))
 			}
 			l.wmu.Unlock()
 		}
@@ -319,10 +360,10 @@ func (l *link) aliasLocked(key string) (uint16, bool) {
 	if id, ok := l.txAlias[key]; ok {
 		return id, false
 	}
-	if len(l.txAlias) >= maxTxAliases || len(key) < 8 {
+	if len(l.txKeys) >= maxTxAliases || len(key) < 8 {
 		return 0, false
 	}
-	id := uint16(len(l.txAlias) + 1)
+	id := uint16(len(l.txKeys) + 1)
 	l.txAlias[key] = id
 	l.txKeys = append(l.txKeys, key)
 	return id, true

@@ -42,7 +42,9 @@ func (l *link) resolve(w wire.WireExpr) (string, error) {
 	var prefix string
 	var ok bool
 	if w.SenderMapping {
+		l.mu.Lock()
 		prefix, ok = l.rxAlias[w.Scope]
+		l.mu.Unlock()
 	} else {
 		// receiver mapping: an id we declared (a Zenoh router answers
 		// with our own aliases for keys we published)
@@ -94,12 +96,16 @@ func (l *link) handleDeclare(d *wire.Declare) error {
 		if err != nil {
 			return fmt.Errorf("D_KEYEXPR %d: %w", d.ID, err)
 		}
+		l.mu.Lock()
+		defer l.mu.Unlock()
 		if len(l.rxAlias) >= maxRemoteDecls {
 			return fmt.Errorf("peer declared more than %d expression ids", maxRemoteDecls)
 		}
 		l.rxAlias[uint16(d.ID)] = key
 	case wire.UndeclKeyExpr:
+		l.mu.Lock()
 		delete(l.rxAlias, uint16(d.ID))
+		l.mu.Unlock()
 	case wire.DeclSubscriber:
 		key, err := l.resolve(d.Key)
 		if err != nil {
