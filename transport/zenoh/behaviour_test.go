@@ -1,6 +1,7 @@
 package zenoh
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"net"
@@ -611,4 +612,72 @@ func TestConnectToSelfStops(t *testing.T) {
 	if n := len(s.Peers()); n != 0 {
 		t.Fatalf("%d links to self", n)
 	}
+}
+
+// acceptRaw serves one INIT/OPEN as a responder with zid on ln, the way
+// a Zenoh peer that our session dials would.
+func acceptRaw(t *testing.T, ln net.Listener, zid []byte) *rawPeer {
+	t.Helper()
+	conn, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	p := &rawPeer{t: t, conn: conn, r: bufio.NewReader(conn), zid: zid}
+	if syn, ok := p.read().(*wire.Init); !ok || syn.Ack {
+		t.Fatal("want INIT syn")
+	}
+	p.write(wire.AppendInit(nil, &wire.Init{Ack: true, Version: wire.Version, WhatAmI: wire.Peer, ZID: zid,
+		Resolution: wire.DefaultResolution, BatchSize: wire.DefaultBatchSize, Cookie: []byte("c")}))
+	if o, ok := p.read().(*wire.Open); !ok || o.Ack || string(o.Cookie) != "c" {
+		t.Fatal("want OPEN syn with our cookie")
+	}
+	p.sn = 500
+	p.write(wire.AppendOpen(nil, &wire.Open{Ack: true, Lease: 10 * time.Second, InitialSN: p.sn}))
+	return p
+}
+
+// When a peer that dialled us is also dialled by us and our link wins,
+// the dialled link is closed on its own (CLOSE without the session flag)
+// and our link keeps what the peer declared on the other one.
+func TestReplacedLinkPassesDeclarationsOn(t *testing.T) {
+	s := listener(t, Config{ZID: []byte{1, 1}})
+	zid := []byte{0xfe, 0xee} // larger than ours: the link we dial wins
+	in := dialRaw(t, s)
+	in.handshake(0xfe, 10*time.Second)
+	in.network(isFinal(0))
+	in.frame(wire.AppendDeclare(nil, &wire.Declare{Kind: wire.DeclSubscriber, ID: 3, Key: wire.WireExpr{Suffix: "inh/**"}, HasKey: true}))
+	waitFor(t, "subscriber", func() bool { return s.Matching("inh/x") })
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if err := s.Connect("tcp/" + ln.Addr().String()); err != nil {
+		t.Fatal(err)
+	}
+	out := acceptRaw(t, ln, zid)
+	var closed *wire.Close
+	for closed == nil {
+		b := in.readBatch()
+		if b == nil {
+			t.Fatal("the replaced link ended without CLOSE")
+		}
+		wire.DecodeBatch(b, func(m wire.TransportMessage) error {
+			closed, _ = m.(*wire.Close)
+			return nil
+		})
+	}
+	if closed.Session || closed.Reason != wire.CloseMaxLinks {
+		t.Fatalf("CLOSE %+v, want link-only max-links", closed)
+	}
+	if !s.Matching("inh/x") {
+		t.Fatal("the kept link lost the peer's subscriber")
+	}
+	s.Publish(context.Background(), "inh/x", []byte("v"), nil)
+	out.network(func(m wire.NetworkMessage) bool {
+		p, ok := m.(*wire.Push)
+		return ok && string(p.Put.Payload) == "v"
+	})
 }
