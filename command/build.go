@@ -45,6 +45,8 @@ Usage: adora build DATAFLOW [options]
 
 Options:
   --node ID[,ID]            Build only these nodes
+  --shipped                 Build only the nodes with distribute: scp or http
+                            (what adora start ships from this machine)
   --build-timeout DURATION  Bound on each node's build (default 10m)
 
 Exit status: 0 when every build succeeded, 1 otherwise.
@@ -55,6 +57,7 @@ func (c *BuildCommand) Run(args []string) int {
 	fs := flag.NewFlagSet("build", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	only := fs.String("node", "", "")
+	shipped := fs.Bool("shipped", false, "")
 	timeout := fs.Duration("build-timeout", daemon.DefaultBuildTimeout, "")
 	path, err := parseInterspersed(fs, args)
 	if err == nil && *timeout <= 0 {
@@ -86,6 +89,17 @@ func (c *BuildCommand) Run(args []string) int {
 			nodes = append(nodes, id)
 		}
 	}
+	if *shipped {
+		if nodes == nil {
+			nodes = shippedNodes(df)
+		} else {
+			nodes = slices.DeleteFunc(nodes, func(id string) bool { return !slices.Contains(shippedNodes(df), id) })
+		}
+		if len(nodes) == 0 {
+			c.Meta.Ui.Info("adora build: no node to build (none is distributed by scp or http)")
+			return 0
+		}
+	}
 	abs, _ := filepath.Abs(path)
 	out := newNodePrinter(c.Meta.Ui, df, false)
 	start := time.Now()
@@ -96,6 +110,18 @@ func (c *BuildCommand) Run(args []string) int {
 	}
 	c.Meta.Ui.Info(fmt.Sprintf("adora build: built %d node(s) in %v", n, time.Since(start).Round(time.Millisecond)))
 	return 0
+}
+
+// shippedNodes lists the nodes whose binary is built where the CLI runs
+// and shipped to the target (distribute: scp or http), in file order.
+func shippedNodes(df *config.Dataflow) []string {
+	out := []string{}
+	for _, n := range df.Nodes {
+		if d := n.Deploy.Distribute; d == config.DistributeSCP || d == config.DistributeHTTP {
+			out = append(out, n.ID)
+		}
+	}
+	return out
 }
 
 // runBuilds builds the nodes of df (nil: all) in dir, printing their

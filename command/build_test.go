@@ -84,3 +84,47 @@ nodes:
 		t.Fatal("--no-build did not run the nodes")
 	}
 }
+
+func TestBuildShipped(t *testing.T) {
+	dir := t.TempDir()
+	df := filepath.Join(dir, "df.yml")
+	os.WriteFile(df, []byte(`
+nodes:
+  - id: local
+    path: /bin/true
+    build: touch local-built
+  - id: pushed
+    path: ./pushed
+    _unstable_deploy:
+      machine: robot
+      distribute: scp
+    build: touch pushed-built
+  - id: served
+    path: ./served
+    _unstable_deploy:
+      machine: robot
+      distribute: http
+    build: touch served-built
+`), 0o644)
+	ui := cli.NewMockUi()
+	if code := (&BuildCommand{Meta: &Meta{Ui: ui}}).Run([]string{"--shipped", df}); code != 0 {
+		t.Fatalf("exit %d: %s", code, ui.ErrorWriter)
+	}
+	for f, want := range map[string]bool{"local-built": false, "pushed-built": true, "served-built": true} {
+		_, err := os.Stat(filepath.Join(dir, f))
+		if got := err == nil; got != want {
+			t.Errorf("%s exists: %v, want %v", f, got, want)
+		}
+	}
+	os.Remove(filepath.Join(dir, "served-built"))
+	ui = cli.NewMockUi()
+	if code := (&BuildCommand{Meta: &Meta{Ui: ui}}).Run([]string{"--shipped", "--node", "local,served", df}); code != 0 {
+		t.Fatalf("exit %d: %s", code, ui.ErrorWriter)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "local-built")); err == nil {
+		t.Error("--shipped --node local built a distribute: local node")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "served-built")); err != nil {
+		t.Error("--shipped --node served did not build it")
+	}
+}
