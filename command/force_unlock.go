@@ -7,6 +7,7 @@ import (
 	iofs "io/fs"
 	"os"
 
+	"github.com/adora-rs/adora/state"
 	"github.com/adora-rs/adora/state/statefile"
 )
 
@@ -25,7 +26,11 @@ func (c *ForceUnlockCommand) Help() string {
 Options:
 
   -force        Do not ask for confirmation.
-  -state PATH   State file (default ./adora.state).
+  -state PATH   State file (default ./adora.state), or
+                coordinator://[HOST[:PORT]]/WORKSPACE for a state the
+                coordinator keeps (HOST and PORT default to the coordinator
+                of -cluster or ./cluster.yml, else localhost:6013).
+  -cluster FILE Cluster file naming the coordinator (see -state).
 `
 }
 
@@ -42,6 +47,9 @@ func (c *ForceUnlockCommand) Run(args []string) int {
 		return 1
 	}
 	id := fs.Arg(0)
+	if isCoordinatorState(f.statePath) {
+		return c.coordinator(&f, id, force)
+	}
 	path := f.statePath
 	if path == "" {
 		path = statefile.DefaultName
@@ -60,16 +68,8 @@ func (c *ForceUnlockCommand) Run(args []string) int {
 		c.Meta.Ui.Error(fmt.Sprintf("lock ID %s does not match the held lock (ID %s, held by %s for %q)", id, holder.ID, holder.Who, holder.Operation))
 		return 1
 	}
-	if !force {
-		if !fdIsTerminal(os.Stdin) {
-			c.Meta.Ui.Error("no terminal to confirm on: run with -force")
-			return 1
-		}
-		answer, err := c.Meta.Ui.Ask(fmt.Sprintf("Release the lock held by %s since %s for %q?\n  Only 'yes' will be accepted.\n\n  Enter a value:", holder.Who, holder.Created.Format("2006-01-02 15:04:05 MST"), holder.Operation))
-		if err != nil || answer != "yes" {
-			c.Meta.Ui.Output("Lock kept.")
-			return 1
-		}
+	if !force && !c.confirm(fmt.Sprintf("Release the lock held by %s since %s for %q?", holder.Who, holder.Created.Format("2006-01-02 15:04:05 MST"), holder.Operation)) {
+		return 1
 	}
 	if err := l.Unlock(context.Background(), id); err != nil {
 		c.Meta.Ui.Error(err.Error())
@@ -77,4 +77,42 @@ func (c *ForceUnlockCommand) Run(args []string) int {
 	}
 	c.Meta.Ui.Output("The state lock was released.")
 	return 0
+}
+
+// coordinator releases the lock of a coordinator-held state; the
+// coordinator refuses an ID that is not the held lock's.
+func (c *ForceUnlockCommand) coordinator(f *deployFlags, id string, force bool) int {
+	b, name, err := standaloneStateBackend(f)
+	if err != nil {
+		c.Meta.Ui.Error(err.Error())
+		return 1
+	}
+	if !force && !c.confirm(fmt.Sprintf("Release the lock %s of the state %s?", id, name)) {
+		return 1
+	}
+	switch err := b.Unlock(context.Background(), id); {
+	case errors.Is(err, state.ErrNotLocked):
+		c.Meta.Ui.Error(fmt.Sprintf("the state %s is not locked: nothing to release", name))
+		return 1
+	case err != nil:
+		c.Meta.Ui.Error(fmt.Sprintf("release the lock of %s: %v", name, err))
+		return 1
+	}
+	c.Meta.Ui.Output("The state lock was released.")
+	return 0
+}
+
+// confirm asks question on the terminal and reports whether the answer
+// was "yes"; it says why when it cannot ask or the answer was no.
+func (c *ForceUnlockCommand) confirm(question string) bool {
+	if !fdIsTerminal(os.Stdin) {
+		c.Meta.Ui.Error("no terminal to confirm on: run with -force")
+		return false
+	}
+	answer, err := c.Meta.Ui.Ask(question + "\n  Only 'yes' will be accepted.\n\n  Enter a value:")
+	if err != nil || answer != "yes" {
+		c.Meta.Ui.Output("Lock kept.")
+		return false
+	}
+	return true
 }

@@ -26,7 +26,6 @@ import (
 	"github.com/adora-rs/adora/plan/planfile"
 	"github.com/adora-rs/adora/plan/render"
 	"github.com/adora-rs/adora/state"
-	"github.com/adora-rs/adora/state/statefile"
 )
 
 // PlanCommand computes what apply would change.
@@ -62,6 +61,11 @@ Options:
   -parallelism N        Machines per rolling wave (default 1).
   -binary PATH          adora binary to deploy (default this executable).
   -state PATH           State file (default adora.state next to cluster.yml).
+  -state coordinator://[HOST[:PORT]]/WORKSPACE
+                        Keep the state and its lock in the coordinator
+                        under WORKSPACE, so a team and CI share them;
+                        HOST and PORT default to the cluster's coordinator
+                        (e.g. -state coordinator:///default).
   -lock-timeout D       Wait up to D for the state lock (default 0: fail).
   -lock=false           Do not take the state lock (plan and refresh only;
                         the plan may then be made against a state that an
@@ -283,7 +287,7 @@ func (f *deployFlags) session(ctx context.Context, ui cli.Ui, args []string, ope
 
 // open opens the state backend, locks it and reads the state.
 func (s *deploySession) open(ctx context.Context, f *deployFlags, clusterPath, operation string) error {
-	b, err := openStateBackend(f.statePath, clusterPath)
+	b, err := openStateBackend(f.statePath, clusterPath, s.cluster)
 	if err != nil {
 		return err
 	}
@@ -346,24 +350,6 @@ func (s *deploySession) plan(ctx context.Context, f *deployFlags, destroy bool) 
 		UnitHashes: s.ops.unitHashes(s.cluster),
 	}
 	return plan.Compute(s.prior, observed, desired)
-}
-
-// openStateBackend selects the state backend: -state PATH, or adora.state
-// next to the cluster file (the current directory for the built-in
-// cluster).
-func openStateBackend(flagValue, clusterPath string) (state.Backend, error) {
-	if strings.HasPrefix(flagValue, "coordinator://") {
-		return nil, errors.New("-state coordinator:// is not available yet: the coordinator has no state API; use a state file (-state PATH)")
-	}
-	path := flagValue
-	if path == "" {
-		dir := "."
-		if clusterPath != "" {
-			dir = filepath.Dir(clusterPath)
-		}
-		path = filepath.Join(dir, statefile.DefaultName)
-	}
-	return statefile.New(path), nil
 }
 
 // splitDeployArgs sorts the positional files into one cluster file and

@@ -28,7 +28,8 @@ Options:
   -json        JSON output.
   -markdown    Markdown output.
   -no-color    No colours.
-  -state PATH  State file (default ./adora.state).
+  -state PATH  State file (default ./adora.state), or
+               coordinator://[HOST[:PORT]]/WORKSPACE (see adora plan).
 `
 }
 
@@ -46,7 +47,7 @@ func (c *ShowCommand) Run(args []string) int {
 	}
 	switch fs.NArg() {
 	case 0:
-		return showState(c.Meta.Ui, f.statePath, f.json)
+		return showState(c.Meta.Ui, &f)
 	case 1:
 	default:
 		c.Meta.Ui.Error("adora show takes at most one plan file")
@@ -61,7 +62,7 @@ func (c *ShowCommand) Run(args []string) int {
 	if p.Cluster != nil {
 		clusterPath = p.Cluster.Source
 	}
-	if b, err := openStateBackend(f.statePath, clusterPath); err == nil {
+	if b, err := openStateBackend(f.statePath, clusterPath, p.Cluster); err == nil {
 		if st, err := b.Read(context.Background()); err == nil {
 			if err := planfile.Check(p, st, nil, ""); err != nil && !f.json && !f.markdown {
 				c.Meta.Ui.Warn("Warning: " + err.Error() + "\n")
@@ -76,8 +77,9 @@ func (c *ShowCommand) Run(args []string) int {
 }
 
 // showState prints the state: a summary per resource, or the JSON file.
-func showState(ui uiOutput, path string, asJSON bool) int {
-	st, code := readState(ui, path)
+func showState(ui uiOutput, f *deployFlags) int {
+	asJSON := f.json
+	st, code := readState(ui, f)
 	if st == nil {
 		return code
 	}

@@ -30,7 +30,8 @@ Subcommands:
 
 Options:
 
-  -state PATH  State file (default ./adora.state).
+  -state PATH  State file (default ./adora.state), or
+               coordinator://[HOST[:PORT]]/WORKSPACE (see adora plan).
 `
 }
 
@@ -41,7 +42,7 @@ type StateListCommand struct{ Meta *Meta }
 
 func (c *StateListCommand) Synopsis() string { return "List the resources in the state" }
 func (c *StateListCommand) Help() string {
-	return "Usage: adora state list [-state PATH] [ADDR_PREFIX...]\n\n  Lists every resource address in the state, sorted; with prefixes, only\n  those addresses at or below them."
+	return "Usage: adora state list [-state PATH|coordinator://[HOST[:PORT]]/WORKSPACE] [ADDR_PREFIX...]\n\n  Lists every resource address in the state, sorted; with prefixes, only\n  those addresses at or below them."
 }
 
 func (c *StateListCommand) Run(args []string) int {
@@ -50,7 +51,7 @@ func (c *StateListCommand) Run(args []string) int {
 	if !deployParse(c.Meta.Ui, fs, args) {
 		return 1
 	}
-	st, code := readState(c.Meta.Ui, f.statePath)
+	st, code := readState(c.Meta.Ui, &f)
 	if st == nil {
 		return code
 	}
@@ -76,7 +77,7 @@ type StateShowCommand struct{ Meta *Meta }
 
 func (c *StateShowCommand) Synopsis() string { return "Show one resource of the state" }
 func (c *StateShowCommand) Help() string {
-	return "Usage: adora state show [-state PATH] ADDR\n\n  Shows the recorded resource at ADDR (machine.ID, dataflow.NAME or\n  dataflow.NAME.node.ID) as JSON."
+	return "Usage: adora state show [-state PATH|coordinator://[HOST[:PORT]]/WORKSPACE] ADDR\n\n  Shows the recorded resource at ADDR (machine.ID, dataflow.NAME or\n  dataflow.NAME.node.ID) as JSON."
 }
 
 func (c *StateShowCommand) Run(args []string) int {
@@ -89,7 +90,7 @@ func (c *StateShowCommand) Run(args []string) int {
 		c.Meta.Ui.Error("adora state show takes exactly one address, e.g. machine.bot-01")
 		return 1
 	}
-	st, code := readState(c.Meta.Ui, f.statePath)
+	st, code := readState(c.Meta.Ui, &f)
 	if st == nil {
 		return code
 	}
@@ -134,13 +135,11 @@ type uiOutput interface {
 	Error(string)
 }
 
-// readState reads the state at path (default ./adora.state); it prints
-// why and returns a nil state and the exit code when there is none.
-func readState(ui uiOutput, path string) (*state.State, int) {
-	if path == "" {
-		path = statefile.DefaultName
-	}
-	b, err := openStateBackend(path, "")
+// readState reads the state -state names (default ./adora.state, or
+// coordinator://[HOST[:PORT]]/WORKSPACE); it prints why and returns a nil
+// state and the exit code when there is none.
+func readState(ui uiOutput, f *deployFlags) (*state.State, int) {
+	b, name, err := standaloneStateBackend(f)
 	if err != nil {
 		ui.Error(err.Error())
 		return nil, 1
@@ -151,7 +150,7 @@ func readState(ui uiOutput, path string) (*state.State, int) {
 		return nil, 1
 	}
 	if st == nil {
-		ui.Output(fmt.Sprintf("No state at %s: nothing has been applied yet.", path))
+		ui.Output(fmt.Sprintf("No state at %s: nothing has been applied yet.", name))
 		return nil, 0
 	}
 	return st, 0
