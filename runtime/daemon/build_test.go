@@ -335,3 +335,38 @@ func TestDaemonBuildsOneDataflowAtATime(t *testing.T) {
 		t.Fatalf("builds of two dataflows overlapped:\n%s", b)
 	}
 }
+
+func TestDaemonShutdownKillsABuild(t *testing.T) {
+	fc := newFakeCoordinator(t)
+	rd := startDaemon(t, fc, t.TempDir(), "")
+	fc.waitRegister(t)
+	wd := t.TempDir()
+	df := config.Dataflow{Nodes: []config.Node{{ID: "n", Path: "/bin/true", Build: "echo $$ > build.pid; exec sleep 600"}}}
+	m := spawnMsg(df, "n")
+	m.WorkingDir = wd
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		fc.conn().Request(ctx, proto.TypeSpawn, m, nil)
+	}()
+	var pid int
+	deadline := time.Now().Add(20 * time.Second)
+	for pid == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("build never started")
+		}
+		time.Sleep(20 * time.Millisecond)
+		b, _ := os.ReadFile(filepath.Join(wd, "build.pid"))
+		pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+	}
+	start := time.Now()
+	if err := rd.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 15*time.Second {
+		t.Fatalf("daemon took %v to stop during a build", d)
+	}
+	if processAlive(pid) {
+		t.Fatalf("build process %d outlived the daemon's Run", pid)
+	}
+}
