@@ -94,63 +94,28 @@ func TestZenohNetnsLinkCut(t *testing.T) {
 	znLinkCut(t, sc)
 }
 
+// TestZenohNetnsLargeMessages sends 2 MiB messages across the link (each
+// fragmented by Zenoh, carried through shared memory on both machines):
+// every one arrives whole and in order, and nothing is reported lost.
+func TestZenohNetnsLargeMessages(t *testing.T) {
+	const count = 100
+	x := znCluster(t)
+	sentRec, recvRec := x.startFlow(znScenario{count: count, interval: 100 * time.Millisecond, pad: 2 << 20})
+	sent, got := znSettle(t, sentRec, recvRec, count)
+	missing := znMissing(sent, got)
+	t.Logf("sent %d messages of 2 MiB, received %d, missing %d %s", len(sent), len(got), len(missing), znRanges(missing))
+	if len(missing) > 0 {
+		t.Errorf("messages lost on a healthy link: %s", znRanges(missing))
+	}
+	x.checkLossReported(missing)
+	if out, err := x.cli(znNSA, "stop", "--grace-duration", "5s", znFlow); err != nil {
+		t.Errorf("adora stop: %v\n%s", err, out)
+	}
+}
+
 func znLinkCut(t *testing.T, sc znScenario) {
-	bin := znAdoraBinary(t)
-	sender, receiver := znNodes(t)
-	znNetnsUp(t)
-
-	home := t.TempDir()
-	dir := t.TempDir()
-	sentRec, recvRec := filepath.Join(dir, "sent"), filepath.Join(dir, "received")
-	x := &znEnv{t: t, bin: bin, home: home}
-
-	co := x.start(znNSA, "coordinator", "coordinator", "--interface", znAddrA, "--port", znCoordPort, "--store", "memory")
-	// The daemons read the token the coordinator generates once, at start.
-	znWait(t, 60*time.Second, "the coordinator to listen", func() (bool, string) {
-		_, err := os.Stat(filepath.Join(home, "token"))
-		return err == nil && co.count("Listening on") > 0, "no token file or listening line yet"
-	})
-	da := x.start(znNSA, "daemon a", "daemon", "--machine-id", "a",
-		"--coordinator-addr", znAddrA, "--coordinator-port", znCoordPort,
-		"--zenoh-listen", "tcp/"+znAddrA+":"+znZenohPort)
-	db := x.start(znNSB, "daemon b", "daemon", "--machine-id", "b",
-		"--coordinator-addr", znAddrA, "--coordinator-port", znCoordPort,
-		"--zenoh-listen", "tcp/"+znAddrB+":"+znZenohPort)
-	znWait(t, 60*time.Second, "both daemons registered", func() (bool, string) {
-		return da.count(znRegisteredMarker) > 0 && db.count(znRegisteredMarker) > 0,
-			fmt.Sprintf("a registered %d times, b %d", da.count(znRegisteredMarker), db.count(znRegisteredMarker))
-	})
-
-	flow := filepath.Join(dir, "flow.yml")
-	src := fmt.Sprintf(`nodes:
-  - id: sender
-    _unstable_deploy:
-      machine: a
-    path: %s
-    env:
-      COUNT: "%d"
-      INTERVAL: %s
-      PAD: "%d"
-      RECORD: %s
-    outputs:
-      - seq
-  - id: receiver
-    _unstable_deploy:
-      machine: b
-    path: %s
-    env:
-      RECORD: %s
-    inputs:
-      seq:
-        source: sender/seq
-        queue_policy: backpressure
-`, sender, sc.count, sc.interval, sc.pad, sentRec, receiver, recvRec)
-	if err := os.WriteFile(flow, []byte(src), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := x.cli(znNSA, "start", "--name", znFlow, "--detach", flow); err != nil {
-		t.Fatalf("adora start: %v\n%s", err, out)
-	}
+	x := znCluster(t)
+	sentRec, recvRec := x.startFlow(sc)
 
 	// Before the cut: a steady flow, complete and in order.
 	znWait(t, 60*time.Second, "100 messages at the receiver", func() (bool, string) {
@@ -158,7 +123,7 @@ func znLinkCut(t *testing.T, sc znScenario) {
 		return len(r) >= 100, fmt.Sprintf("received %d, sent %d", len(r), len(znRecord(t, sentRec)))
 	})
 	before := znRecord(t, recvRec)
-	znCheckOrder(t, "before the cut", before, 0)
+	znCheckOrder(t, "before the cut", before)
 	for i, v := range before {
 		if v != i+1 {
 			t.Fatalf("before the cut: message %d is %d; the first messages must all arrive (received %v)", i+1, v, znHead(before))
@@ -198,36 +163,121 @@ func znLinkCut(t *testing.T, sc znScenario) {
 		}
 		return n > atRestore, fmt.Sprintf("received %d (as at restore)", n)
 	})
-	znWait(t, 90*time.Second, "the sender to hand over every message", func() (bool, string) {
-		n := len(znRecord(t, sentRec))
-		return n >= sc.count, fmt.Sprintf("sent %d of %d", n, sc.count)
-	})
-	sent := znRecord(t, sentRec)
-	znCheckOrder(t, "sender record", sent, 0)
-	if len(sent) != sc.count || sent[len(sent)-1] != sc.count {
-		t.Fatalf("sender record: %d entries ending with %v, want 1..%d", len(sent), znTail(sent), sc.count)
+	sent, got := znSettle(t, sentRec, recvRec, sc.count)
+	missing := znMissing(sent, got)
+	t.Logf("sent %d, received %d, missing %d %s; flow resumed %v after the restore",
+		len(sent), len(got), len(missing), znRanges(missing), resumedAfter.Round(time.Millisecond))
+	x.checkLossReported(missing)
+	if len(missing) > 0 && got[len(got)-1] != sc.count {
+		t.Errorf("the flow did not run to its end: the last message received is %d of %d", got[len(got)-1], sc.count)
 	}
 
-	// The receiver settles: it has the last message, or nothing new came
-	// for 10 s.
+	if out, err := x.cli(znNSA, "stop", "--grace-duration", "5s", znFlow); err != nil {
+		t.Errorf("adora stop: %v\n%s", err, out)
+	}
+}
+
+// znCluster makes the namespaces and starts the coordinator and daemon a
+// in adz-a and daemon b in adz-b, under a private ADORA_HOME.
+func znCluster(t *testing.T) *znEnv {
+	t.Helper()
+	x := &znEnv{t: t, bin: znAdoraBinary(t), dir: t.TempDir(), home: t.TempDir()}
+	x.sender, x.receiver = znNodes(t)
+	znNetnsUp(t)
+	co := x.start(znNSA, "coordinator", "coordinator", "--interface", znAddrA, "--port", znCoordPort, "--store", "memory")
+	// The daemons read the token the coordinator generates once, at start.
+	znWait(t, 60*time.Second, "the coordinator to listen", func() (bool, string) {
+		_, err := os.Stat(filepath.Join(x.home, "token"))
+		return err == nil && co.count("Listening on") > 0, "no token file or listening line yet"
+	})
+	da := x.start(znNSA, "daemon a", "daemon", "--machine-id", "a",
+		"--coordinator-addr", znAddrA, "--coordinator-port", znCoordPort,
+		"--zenoh-listen", "tcp/"+znAddrA+":"+znZenohPort)
+	db := x.start(znNSB, "daemon b", "daemon", "--machine-id", "b",
+		"--coordinator-addr", znAddrA, "--coordinator-port", znCoordPort,
+		"--zenoh-listen", "tcp/"+znAddrB+":"+znZenohPort)
+	znWait(t, 60*time.Second, "both daemons registered", func() (bool, string) {
+		return da.count(znRegisteredMarker) > 0 && db.count(znRegisteredMarker) > 0,
+			fmt.Sprintf("a registered %d times, b %d", da.count(znRegisteredMarker), db.count(znRegisteredMarker))
+	})
+	return x
+}
+
+// startFlow starts dataflow znFlow: the sender on machine a, the receiver
+// on machine b. It returns the paths of their records.
+func (x *znEnv) startFlow(sc znScenario) (sentRec, recvRec string) {
+	t := x.t
+	t.Helper()
+	sentRec, recvRec = filepath.Join(x.dir, "sent"), filepath.Join(x.dir, "received")
+	flow := filepath.Join(x.dir, "flow.yml")
+	src := fmt.Sprintf(`nodes:
+  - id: sender
+    _unstable_deploy:
+      machine: a
+    path: %s
+    env:
+      COUNT: "%d"
+      INTERVAL: %s
+      PAD: "%d"
+      RECORD: %s
+    outputs:
+      - seq
+  - id: receiver
+    _unstable_deploy:
+      machine: b
+    path: %s
+    env:
+      PAD: "%d"
+      RECORD: %s
+    inputs:
+      seq:
+        source: sender/seq
+        queue_policy: backpressure
+`, x.sender, sc.count, sc.interval, sc.pad, sentRec, x.receiver, sc.pad, recvRec)
+	if err := os.WriteFile(flow, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := x.cli(znNSA, "start", "--name", znFlow, "--detach", flow); err != nil {
+		t.Fatalf("adora start: %v\n%s", err, out)
+	}
+	return sentRec, recvRec
+}
+
+// znSettle waits for the sender to hand over all count messages, then for
+// the receiver to settle (it has the last message, or nothing new came
+// for 10 s), and returns both records, checked to be in order.
+func znSettle(t *testing.T, sentRec, recvRec string, count int) (sent, got []int) {
+	t.Helper()
+	znWait(t, 90*time.Second, "the sender to hand over every message", func() (bool, string) {
+		n := len(znRecord(t, sentRec))
+		return n >= count, fmt.Sprintf("sent %d of %d", n, count)
+	})
+	sent = znRecord(t, sentRec)
+	znCheckOrder(t, "sender record", sent)
+	if len(sent) != count || sent[len(sent)-1] != count {
+		t.Fatalf("sender record: %d entries ending with %v, want 1..%d", len(sent), znTail(sent), count)
+	}
 	last, lastChange := -1, time.Now()
 	znWait(t, 60*time.Second, "the receiver to settle", func() (bool, string) {
 		got = znRecord(t, recvRec)
 		if len(got) != last {
 			last, lastChange = len(got), time.Now()
 		}
-		done := len(got) > 0 && got[len(got)-1] == sc.count
+		done := len(got) > 0 && got[len(got)-1] == count
 		return done || time.Since(lastChange) > 10*time.Second, fmt.Sprintf("received %d", len(got))
 	})
-	znCheckOrder(t, "receiver record", got, 0)
-	missing := znMissing(sent, got)
-	t.Logf("sent %d, received %d, missing %d %s; flow resumed %v after the restore",
-		len(sent), len(got), len(missing), znRanges(missing), resumedAfter.Round(time.Millisecond))
+	znCheckOrder(t, "receiver record", got)
+	return sent, got
+}
 
-	// The loss is reported: the dataflow's drop counters in adora top
-	// (the sender's count publications no remote receiver was subscribed
-	// to, the receiver's count input-queue drops) add up to what the
-	// receiver misses. Daemons report every 2 s; give them several rounds.
+// checkLossReported checks that the dataflow's drop counters in adora top
+// (the sender's count publications no remote receiver was subscribed to,
+// the receiver's count input-queue drops) add up to the messages the
+// receiver misses, and that the nodes run where they were placed.
+// Daemons report every 2 s; this gives them several rounds.
+func (x *znEnv) checkLossReported(missing []int) {
+	t := x.t
+	t.Helper()
 	var nodes map[string]proto.NodeMetric
 	var total uint64
 	deadline := time.Now().Add(20 * time.Second)
@@ -254,20 +304,15 @@ func znLinkCut(t *testing.T, sc znScenario) {
 		t.Errorf("loss not reported: the receiver misses %d messages %s, but adora top shows %d drops %v",
 			len(missing), znRanges(missing), total, drops)
 	}
-	if len(missing) > 0 && got[len(got)-1] != sc.count {
-		t.Errorf("the flow did not run to its end: the last message received is %d of %d", got[len(got)-1], sc.count)
-	}
-
-	if out, err := x.cli(znNSA, "stop", "--grace-duration", "5s", znFlow); err != nil {
-		t.Errorf("adora stop: %v\n%s", err, out)
-	}
 }
 
 // znEnv runs adora processes in the namespaces under one ADORA_HOME.
 type znEnv struct {
-	t    *testing.T
-	bin  string
-	home string
+	t                *testing.T
+	bin              string
+	home             string
+	dir              string // dataflow file and node records
+	sender, receiver string // node programs
 }
 
 // znProc is a long-running adora process of a test.
@@ -490,10 +535,10 @@ func znRecord(t *testing.T, path string) []int {
 	return out
 }
 
-// znCheckOrder fails unless seq is strictly increasing and above after.
-func znCheckOrder(t *testing.T, what string, seq []int, after int) {
+// znCheckOrder fails unless seq is strictly increasing from 1 on.
+func znCheckOrder(t *testing.T, what string, seq []int) {
 	t.Helper()
-	prev := after
+	prev := 0
 	for i, v := range seq {
 		if v <= prev {
 			t.Fatalf("%s: entry %d is %d after %d: out of order or duplicated", what, i+1, v, prev)

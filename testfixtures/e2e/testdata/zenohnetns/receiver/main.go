@@ -2,13 +2,15 @@
 // every number it receives on input "seq" (up to the first space: the
 // rest is padding) to the file RECORD, one per
 // line, in the order they arrive (the test checks order and gaps), until
-// it is stopped or its input closes.
+// it is stopped or its input closes. With PAD set, a message whose
+// padding is not PAD bytes of 'x' is an error (exit status 1).
 package main
 
 import (
 	"bytes"
 	"fmt"
 	"os"
+	"strconv"
 
 	node "github.com/adora-rs/adora/nodes"
 )
@@ -26,6 +28,12 @@ func run() error {
 		return err
 	}
 	defer rec.Close()
+	pad := -1
+	if v := os.Getenv("PAD"); v != "" && v != "0" {
+		if pad, err = strconv.Atoi(v); err != nil {
+			return fmt.Errorf("PAD %q: want a byte count", v)
+		}
+	}
 	n, err := node.Init()
 	if err != nil {
 		return err
@@ -38,9 +46,9 @@ func run() error {
 			if ev.ID != "seq" {
 				continue
 			}
-			seq := ev.Data
-			if i := bytes.IndexByte(seq, ' '); i >= 0 {
-				seq = seq[:i]
+			seq, padding, _ := bytes.Cut(ev.Data, []byte{' '})
+			if pad >= 0 && (len(padding) != pad || bytes.Count(padding, []byte{'x'}) != pad) {
+				return fmt.Errorf("message %s: %d bytes of padding, want %d bytes of 'x'", seq, len(padding), pad)
 			}
 			if _, err := fmt.Fprintf(rec, "%s\n", seq); err != nil {
 				return err
