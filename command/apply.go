@@ -603,7 +603,22 @@ func (o *fleetOps) Stop(ctx context.Context, name, uuid string) error {
 	}
 	return o.withClient(ctx, func(cl *client.Client) error {
 		_, err := cl.Stop(ctx, target, 10*time.Second, false)
-		return err
+		if err == nil {
+			return nil
+		}
+		// The goal of a stop is "not running": a dataflow that finished
+		// by itself (or is gone) already meets it.
+		active, lerr := cl.List(ctx, false)
+		if lerr != nil {
+			return err
+		}
+		for _, f := range active {
+			if f.ID == target || f.Name == target {
+				return err
+			}
+		}
+		o.log.Debug("stop: dataflow is not running; nothing to stop", "dataflow", name, "uuid", uuid, "stop_error", err)
+		return nil
 	})
 }
 

@@ -387,3 +387,61 @@ func TestDeltaShowsOnlyWhatMoved(t *testing.T) {
 		t.Fatalf("delta = %+v; want bot-01, bot-02 and gpu-server", d)
 	}
 }
+
+// finished is the healthy observation of st with dataflow name no longer
+// running (it finished by itself).
+func finished(st *state.State, name string) *state.Observed {
+	obs := plantest.Healthy(st)
+	delete(obs.Dataflows, name)
+	return obs
+}
+
+func TestFinishedDataflowIsDriftAndStartedAgain(t *testing.T) {
+	st := plantest.Deployed()
+	desired := plantest.Desired(plantest.Cluster(), map[string]*config.Dataflow{"my-app": plantest.App()}, plantest.Binary010)
+	p := must(plan.Compute(st, finished(st, "my-app"), desired))
+	var ch *plan.Change
+	for i := range p.Changes {
+		if p.Changes[i].Address == "dataflow.my-app" {
+			ch = &p.Changes[i]
+		}
+	}
+	if ch == nil || ch.Action != plan.Start || !strings.Contains(ch.Reason, "not running (drift)") {
+		t.Fatalf("dataflow.my-app = %+v; want a start again for drift", ch)
+	}
+	if ch.DataflowAfter == nil || ch.DataflowAfter.UUID != "" {
+		t.Errorf("the restarted run keeps the finished run's uuid: %+v", ch.DataflowAfter)
+	}
+	want := plan.Drift{Address: "dataflow.my-app", Field: "running", Recorded: "true", Observed: "false"}
+	if !slices.Contains(p.Drift, want) {
+		t.Errorf("drift = %+v; want %+v", p.Drift, want)
+	}
+	if s := p.Summarize(); s.Start != 1 || s.Restart+s.Stop != 0 {
+		t.Errorf("summary = %+v; want one dataflow to start", s)
+	}
+}
+
+func TestStopOfFinishedDataflowSaysOnlyTheRecordGoes(t *testing.T) {
+	st := plantest.Deployed()
+	for name, desired := range map[string]plan.Desired{
+		"destroy": {Destroy: true},
+		"removed": plantest.Desired(plantest.Cluster(), nil, plantest.Binary010),
+	} {
+		p := must(plan.Compute(st, finished(st, "my-app"), desired))
+		found := false
+		for _, c := range p.Changes {
+			if c.Address == "dataflow.my-app" {
+				found = true
+				if c.Action != plan.Stop || !strings.Contains(c.Reason, "not running any more") {
+					t.Errorf("%s: dataflow.my-app = %s %q; want a stop that says it is not running", name, c.Action, c.Reason)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("%s: no change for dataflow.my-app", name)
+		}
+		if p.Summarize().Stop != 1 {
+			t.Errorf("%s: summary %+v; want one stop", name, p.Summarize())
+		}
+	}
+}

@@ -48,6 +48,11 @@ func (c *computer) stopDataflow(rec state.Dataflow) {
 	if c.desired.Destroy {
 		reason = "destroy: everything adora deployed is removed"
 	}
+	if _, running, known := c.running(rec.Name); known && !running {
+		// A dataflow that finished by itself already meets the goal of a
+		// stop: apply records it stopped.
+		reason += " (it is not running any more: only the record is removed)"
+	}
 	c.add(Change{Address: state.DataflowAddr(rec.Name), Kind: KindDataflow, Name: rec.Name, Action: Stop, Reason: reason})
 	for node, m := range rec.Placements {
 		c.add(Change{Address: state.NodeAddr(rec.Name, node), Kind: KindNode, Name: node, Dataflow: rec.Name,
