@@ -652,15 +652,16 @@ func (o *fleetOps) ObserveCluster(ctx context.Context) (apply.ClusterView, error
 	return view, err
 }
 
-// descriptorBytes is the dataflow file as written, or its JSON form when
-// the file is gone.
+// descriptorBytes is the descriptor sent to the coordinator: the planned
+// dataflow in canonical YAML, so what the coordinator stores is what was
+// planned (a dataflow inline in the cluster file, HCL with its variables
+// evaluated) and not whatever file it came from.
 func descriptorBytes(df *config.Dataflow) ([]byte, error) {
-	if df.Source != "" {
-		if data, err := os.ReadFile(df.Source); err == nil {
-			return data, nil
-		}
+	data, err := config.FormatDataflowYAML(df)
+	if err != nil {
+		return nil, fmt.Errorf("encode the dataflow descriptor: %w", err)
 	}
-	return json.Marshal(df)
+	return data, nil
 }
 
 func workingDir(df *config.Dataflow) string {

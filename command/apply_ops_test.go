@@ -2,11 +2,14 @@ package command
 
 import (
 	"context"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/adora-rs/adora/config"
+	"github.com/adora-rs/adora/plan"
 	"github.com/adora-rs/adora/runtime/client"
 	"github.com/adora-rs/adora/runtime/coordinator"
 	"github.com/adora-rs/adora/runtime/coordinator/coordtest"
@@ -95,5 +98,83 @@ func TestStopOfFinishedDataflowSucceeds(t *testing.T) {
 	}
 	if !stopped {
 		t.Fatalf("the running dataflow was not stopped on its daemon: stops %+v", d.Stops())
+	}
+}
+
+// TestStartSendsThePlannedDescriptor: the descriptor the coordinator
+// stores parses into the dataflow that was planned (same descriptor hash),
+// for a dataflow inline in the cluster file and for HCL with variables.
+func TestStartSendsThePlannedDescriptor(t *testing.T) {
+	ops, _, _, opts := opsOnCoordinator(t)
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	inline := write("cluster.yml", `coordinator:
+  addr: 127.0.0.1
+machines:
+  - id: bot-01
+    host: 127.0.0.1
+dataflows:
+  - name: inline-app
+    nodes:
+      - id: camera
+        path: ./camera
+        outputs: [image]
+        _unstable_deploy:
+          machine: bot-01
+`)
+	hcl := write("app.hcl", `variable "rate" {
+  default = 10
+}
+node "camera" {
+  path    = "./camera"
+  args    = "--rate ${var.rate}"
+  outputs = ["image"]
+  _unstable_deploy {
+    machine = "bot-01"
+  }
+}
+`)
+	_, dfs, diags := config.LoadProject(inline)
+	if diags.HasErrors() {
+		t.Fatal(diags.Err())
+	}
+	hclDF, diags := config.LoadDataflowOptions(hcl, config.Options{Vars: map[string]string{"rate": "30"}})
+	if diags.HasErrors() {
+		t.Fatal(diags.Err())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cl, err := client.Dial(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	for name, df := range map[string]*config.Dataflow{"inline-app": dfs["inline-app"], "hcl-app": hclDF} {
+		if df == nil {
+			t.Fatalf("%s: not loaded", name)
+		}
+		if _, err := ops.Start(ctx, name, df, nil); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		info, err := cl.Info(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stored, diags := config.ParseDataflow(info.Descriptor, name+".yml")
+		if diags.HasErrors() {
+			t.Fatalf("%s: stored descriptor does not parse: %v\n%s", name, diags.Err(), info.Descriptor)
+		}
+		if got, want := plan.DescriptorHash(stored), plan.DescriptorHash(df); got != want {
+			t.Errorf("%s: stored descriptor differs from the planned one:\n%s", name, info.Descriptor)
+		}
+		if strings.Contains(string(info.Descriptor), "machines:") || strings.Contains(string(info.Descriptor), "var.rate") {
+			t.Errorf("%s: stored descriptor is a source file, not the planned dataflow:\n%s", name, info.Descriptor)
+		}
 	}
 }
