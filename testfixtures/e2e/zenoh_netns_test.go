@@ -48,12 +48,14 @@ const (
 )
 
 // znScenario is one run of a dataflow across the link: count messages of
-// pad bytes of padding, one every interval, with the link cut for cut.
+// pad bytes of padding, one every interval, with the link cut for cut;
+// the receiver takes delay over each message.
 type znScenario struct {
 	count    int
 	interval time.Duration
 	pad      int
 	cut      time.Duration
+	delay    time.Duration
 }
 
 // TestZenohNetnsLinkCut runs a dataflow across two daemons in two network
@@ -108,6 +110,37 @@ func TestZenohNetnsLargeMessages(t *testing.T) {
 		t.Errorf("messages lost on a healthy link: %s", znRanges(missing))
 	}
 	x.checkLossReported(missing)
+	if out, err := x.cli(znNSA, "stop", "--grace-duration", "5s", znFlow); err != nil {
+		t.Errorf("adora stop: %v\n%s", err, out)
+	}
+}
+
+// TestZenohNetnsSlowReceiver: a receiver slower than the sender, with a
+// backpressure input, across the link. The sender is held back (its
+// 256 KiB messages outrun what the sockets can buffer) instead of
+// anything being lost, and the Zenoh link between the daemons stays up.
+func TestZenohNetnsSlowReceiver(t *testing.T) {
+	const count = 120
+	x := znCluster(t)
+	started := time.Now()
+	sentRec, recvRec := x.startFlow(znScenario{count: count, interval: 10 * time.Millisecond, pad: 256 << 10, delay: 50 * time.Millisecond})
+	sent, got := znSettle(t, sentRec, recvRec, count)
+	missing := znMissing(sent, got)
+	t.Logf("sent %d messages of 256 KiB in %v to a receiver taking 50 ms each; received %d, missing %d %s",
+		len(sent), time.Since(started).Round(time.Millisecond), len(got), len(missing), znRanges(missing))
+	if len(missing) > 0 {
+		t.Errorf("a slow receiver lost messages: %s", znRanges(missing))
+	}
+	x.checkLossReported(missing)
+	for _, p := range x.procs {
+		// Two daemons dialling each other at once keep one link and close
+		// the other ("replaced by a preferred link"): that is no failure.
+		for _, l := range strings.Split(p.out.String(), "\n") {
+			if strings.Contains(l, "zenoh: link closed") && !strings.Contains(l, "replaced by a preferred link") {
+				t.Errorf("%s: a Zenoh link closed under backpressure: %s", p.name, l)
+			}
+		}
+	}
 	if out, err := x.cli(znNSA, "stop", "--grace-duration", "5s", znFlow); err != nil {
 		t.Errorf("adora stop: %v\n%s", err, out)
 	}
@@ -228,12 +261,13 @@ func (x *znEnv) startFlow(sc znScenario) (sentRec, recvRec string) {
     path: %s
     env:
       PAD: "%d"
+      DELAY: %s
       RECORD: %s
     inputs:
       seq:
         source: sender/seq
         queue_policy: backpressure
-`, x.sender, sc.count, sc.interval, sc.pad, sentRec, x.receiver, sc.pad, recvRec)
+`, x.sender, sc.count, sc.interval, sc.pad, sentRec, x.receiver, sc.pad, sc.delay, recvRec)
 	if err := os.WriteFile(flow, []byte(src), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -313,6 +347,7 @@ type znEnv struct {
 	home             string
 	dir              string // dataflow file and node records
 	sender, receiver string // node programs
+	procs            []*znProc
 }
 
 // znProc is a long-running adora process of a test.
@@ -364,6 +399,7 @@ func (x *znEnv) start(ns, name string, args ...string) *znProc {
 		x.t.Fatalf("start %s: %v", name, err)
 	}
 	go func() { p.cmd.Wait(); close(p.done) }()
+	x.procs = append(x.procs, p)
 	x.t.Cleanup(func() {
 		p.cmd.Process.Signal(syscall.SIGTERM)
 		select {

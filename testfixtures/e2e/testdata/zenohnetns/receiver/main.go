@@ -3,7 +3,8 @@
 // rest is padding) to the file RECORD, one per
 // line, in the order they arrive (the test checks order and gaps), until
 // it is stopped or its input closes. With PAD set, a message whose
-// padding is not PAD bytes of 'x' is an error (exit status 1).
+// padding is not PAD bytes of 'x' is an error (exit status 1). With DELAY
+// set it sleeps that long after each message (a slow consumer).
 package main
 
 import (
@@ -11,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"time"
 
 	node "github.com/adora-rs/adora/nodes"
 )
@@ -34,6 +36,12 @@ func run() error {
 			return fmt.Errorf("PAD %q: want a byte count", v)
 		}
 	}
+	var delay time.Duration
+	if v := os.Getenv("DELAY"); v != "" {
+		if delay, err = time.ParseDuration(v); err != nil {
+			return fmt.Errorf("DELAY %q: want a duration", v)
+		}
+	}
 	n, err := node.Init()
 	if err != nil {
 		return err
@@ -54,6 +62,7 @@ func run() error {
 				return err
 			}
 			got++
+			time.Sleep(delay)
 		case node.Stop, node.InputClosed, node.AllInputsClosed:
 			fmt.Println("received", got)
 			return nil
