@@ -587,9 +587,13 @@ func (o *fleetOps) Start(ctx context.Context, name string, df *config.Dataflow, 
 	if err != nil {
 		return "", err
 	}
+	req := proto.Start{Name: name, Descriptor: desc, Dataflow: *df, WorkingDir: workingDir(df)}
+	if err := deliverNodes(ctx, o.coord, o.Fleet, &req, o.log); err != nil {
+		return "", err
+	}
 	var id string
 	err = o.withClient(ctx, func(cl *client.Client) error {
-		reply, err := cl.Start(ctx, proto.Start{Name: name, Descriptor: desc, Dataflow: *df, WorkingDir: workingDir(df)})
+		reply, err := cl.Start(ctx, req)
 		id = reply.DataflowID
 		return err
 	})

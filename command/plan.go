@@ -347,7 +347,7 @@ func (s *deploySession) plan(ctx context.Context, f *deployFlags, destroy bool) 
 	desired := plan.Desired{
 		Cluster: s.cluster, Dataflows: s.dataflows, Binary: bin, Placer: plan.DefaultPlacer,
 		Parallelism: f.parallelism, Targets: f.targets, Excludes: f.excludes, Destroy: destroy, AdoraVersion: version.Version,
-		UnitHashes: s.ops.unitHashes(s.cluster),
+		UnitHashes: s.ops.unitHashes(s.cluster), NodeBinaries: nodeBinaries(s.dataflows),
 	}
 	return plan.Compute(s.prior, observed, desired)
 }

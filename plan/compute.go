@@ -40,6 +40,12 @@ type Desired struct {
 	Destroy bool
 	// AdoraVersion is the version of the adora computing the plan.
 	AdoraVersion string
+	// NodeBinaries is the sha256 of the binary each delivered node
+	// (distribute: http or scp) has on this machine: dataflow name -> node
+	// ID -> hex sha256. A dataflow listed here records these as its
+	// artifacts, and a node whose recorded sha256 differs is restarted;
+	// dataflows absent keep their recorded artifacts.
+	NodeBinaries map[string]map[string]string
 }
 
 // Errors is every problem that made Compute fail, reported together.

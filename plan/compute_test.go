@@ -445,3 +445,41 @@ func TestStopOfFinishedDataflowSaysOnlyTheRecordGoes(t *testing.T) {
 		}
 	}
 }
+
+func TestChangedNodeBinaryPlansARestart(t *testing.T) {
+	st := plantest.Deployed()
+	rec := st.Dataflows["my-app"]
+	rec.Artifacts = []state.Artifact{{Node: "camera", Machine: rec.Placements["camera"], SHA256: strings.Repeat("a", 64)}}
+	st.Dataflows["my-app"] = rec
+	desired := plantest.Desired(plantest.Cluster(), map[string]*config.Dataflow{"my-app": plantest.App()}, plantest.Binary010)
+
+	desired.NodeBinaries = map[string]map[string]string{"my-app": {"camera": strings.Repeat("a", 64)}}
+	if p := must(plan.Compute(st, plantest.Healthy(st), desired)); !p.Empty() {
+		t.Fatalf("same node binary: plan has changes %v", actions(p))
+	}
+
+	desired.NodeBinaries = map[string]map[string]string{"my-app": {"camera": strings.Repeat("b", 64)}}
+	p := must(plan.Compute(st, plantest.Healthy(st), desired))
+	var ch plan.Change
+	for _, c := range p.Changes {
+		if c.Address == "dataflow.my-app" {
+			ch = c
+		}
+	}
+	if ch.Action != plan.Restart || !strings.Contains(ch.Reason, "node camera binary changed") {
+		t.Fatalf("dataflow.my-app = %s %q; want a restart for the camera binary", ch.Action, ch.Reason)
+	}
+	want := plan.Diff{Field: "node camera binary", Before: strings.Repeat("a", 12), After: strings.Repeat("b", 12)}
+	if !slices.Contains(ch.Diffs, want) {
+		t.Errorf("diffs = %+v; want %+v", ch.Diffs, want)
+	}
+	after := st.Clone()
+	plan.Record(after, ch, "uuid-2")
+	got := after.Dataflows["my-app"].Artifacts
+	if len(got) != 1 || got[0].SHA256 != strings.Repeat("b", 64) || got[0].Machine != rec.Placements["camera"] {
+		t.Errorf("recorded artifacts = %+v; want camera at sha256 b… on %s", got, rec.Placements["camera"])
+	}
+	if p2 := must(plan.Compute(after, nil, desired)); !p2.Empty() {
+		t.Errorf("after recording the restart, plan still has changes %v", actions(p2))
+	}
+}

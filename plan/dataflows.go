@@ -34,6 +34,7 @@ func (c *computer) dataflows() Errors {
 			after.Placements[pl.Node] = pl.Machine
 			byNode[pl.Node] = pl
 		}
+		after.Artifacts = c.artifacts(name, after.Placements)
 		if rec, ok := c.prior.Dataflows[name]; ok {
 			c.changeDataflow(rec, after, byNode)
 		} else {
@@ -96,9 +97,48 @@ func (c *computer) running(name string) (obs state.DataflowObservation, running,
 	return obs, running, true
 }
 
+// artifacts is the desired artifacts of dataflow name: one per delivered
+// node, on the machine it is placed on, sorted by node; nil when the
+// desired state does not say (the recorded ones are kept).
+func (c *computer) artifacts(name string, placements map[string]string) []state.Artifact {
+	sums, ok := c.desired.NodeBinaries[name]
+	if !ok {
+		return nil
+	}
+	out := []state.Artifact{}
+	for _, node := range slices.Sorted(maps.Keys(sums)) {
+		out = append(out, state.Artifact{Node: node, Machine: placements[node], SHA256: sums[node]})
+	}
+	return out
+}
+
+// artifactChanges lists the nodes whose delivered binary changed between
+// the recorded and the desired artifacts, with their sha256 before and
+// after.
+func artifactChanges(recorded, desired []state.Artifact) ([]string, []Diff) {
+	before := map[string]string{}
+	for _, a := range recorded {
+		before[a.Node] = a.SHA256
+	}
+	var reasons []string
+	var diffs []Diff
+	for _, a := range desired {
+		// A node with no recorded artifact (a state from before artifacts
+		// were recorded, or a node that just became delivered, which
+		// changes the descriptor anyway) is not a reason on its own.
+		if was, ok := before[a.Node]; ok && was != a.SHA256 {
+			reasons = append(reasons, fmt.Sprintf("node %s binary changed", a.Node))
+			diffs = append(diffs, Diff{Field: "node " + a.Node + " binary", Before: short(was), After: short(a.SHA256)})
+		}
+	}
+	return reasons, diffs
+}
+
 func (c *computer) changeDataflow(rec, after state.Dataflow, byNode map[string]Placement) {
 	after.UUID = rec.UUID
-	after.Artifacts = rec.Artifacts
+	if after.Artifacts == nil {
+		after.Artifacts = rec.Artifacts
+	}
 	current := rec.Placements
 	obs, running, known := c.running(rec.Name)
 	if known && !running {
@@ -114,6 +154,11 @@ func (c *computer) changeDataflow(rec, after state.Dataflow, byNode map[string]P
 	if rec.DescriptorHash != after.DescriptorHash {
 		reasons = append(reasons, "descriptor changed")
 		diffs = append(diffs, Diff{Field: "descriptor", Before: short(rec.DescriptorHash), After: short(after.DescriptorHash)})
+	}
+	if _, ok := c.desired.NodeBinaries[rec.Name]; ok {
+		r, d := artifactChanges(rec.Artifacts, after.Artifacts)
+		reasons = append(reasons, r...)
+		diffs = append(diffs, d...)
 	}
 	var nodes []Change
 	for _, node := range sortedUnion(current, after.Placements) {
