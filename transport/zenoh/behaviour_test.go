@@ -3,8 +3,10 @@ package zenoh
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"net"
+	"os"
 	"testing"
 	"time"
 
@@ -680,4 +682,42 @@ func TestReplacedLinkPassesDeclarationsOn(t *testing.T) {
 		p, ok := m.(*wire.Push)
 		return ok && string(p.Put.Payload) == "v"
 	})
+}
+
+// Connections that never finish the handshake are bounded: beyond the
+// limit they are refused at once, the rest time out, and a real peer
+// gets through afterwards.
+func TestPendingHandshakesBounded(t *testing.T) {
+	s := listener(t, Config{HandshakeTimeout: 1500 * time.Millisecond})
+	addr := s.ListenEndpoints()[0][len("tcp/"):]
+	var conns []net.Conn
+	for i := 0; i < maxPendingHandshakes+20; i++ {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		conns = append(conns, c)
+	}
+	// Well before the handshake timeout, only the refused ones close.
+	closed := make([]bool, len(conns))
+	refused := 0
+	deadline := time.Now().Add(time.Second)
+	for refused < 20 && time.Now().Before(deadline) {
+		for i, c := range conns {
+			if closed[i] {
+				continue
+			}
+			c.SetReadDeadline(time.Now().Add(time.Millisecond))
+			if _, err := c.Read(make([]byte, 1)); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+				closed[i] = true // closed by the session, not by our deadline
+				refused++
+			}
+		}
+	}
+	if refused != 20 {
+		t.Fatalf("%d connections refused before the handshake timeout, want 20", refused)
+	}
+	b := openT(t, Config{Connect: s.ListenEndpoints(), ReconnectMin: 50 * time.Millisecond})
+	waitFor(t, "a real peer gets through", func() bool { return len(b.Peers()) == 1 })
 }

@@ -46,6 +46,14 @@ func (s *Session) acceptLoop(ln net.Listener) {
 			}
 			continue
 		}
+		select {
+		case s.pending <- struct{}{}:
+		default:
+			// too many handshakes in progress: refuse rather than pile up
+			s.log.Warn("zenoh: too many pending handshakes, connection refused", "remote", conn.RemoteAddr().String())
+			conn.Close()
+			continue
+		}
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
@@ -53,6 +61,9 @@ func (s *Session) acceptLoop(ln net.Listener) {
 		}()
 	}
 }
+
+// maxPendingHandshakes bounds the accepted connections still in INIT/OPEN.
+const maxPendingHandshakes = 100
 
 // Connect keeps a link to endpoint: it dials now and again with backoff
 // whenever the link is lost, until Disconnect or Close. Connecting twice
@@ -150,6 +161,9 @@ func (s *Session) serve(ctx context.Context, conn net.Conn, initiator bool) erro
 		p, err = s.handshakeResponder(conn, r)
 	}
 	stop()
+	if !initiator {
+		<-s.pending
+	}
 	if err != nil {
 		s.log.Debug("zenoh: handshake", "remote", conn.RemoteAddr().String(), "err", err)
 		conn.Close()

@@ -27,7 +27,8 @@ func (c fuzzConn) SetReadDeadline(t time.Time) error  { return nil }
 func (c fuzzConn) SetWriteDeadline(t time.Time) error { return nil }
 
 func fuzzSession() *Session {
-	s := &Session{links: map[string]*link{}, subs: map[uint32]*subscription{}, dialing: map[string]context.CancelFunc{}}
+	s := &Session{links: map[string]*link{}, subs: map[uint32]*subscription{}, dialing: map[string]context.CancelFunc{},
+		pending: make(chan struct{}, maxPendingHandshakes)}
 	s.cfg = Config{MaxMessageSize: 1 << 20, Lease: time.Second}
 	s.log = slog.New(slog.DiscardHandler)
 	s.ctx, s.cancel = context.WithCancel(context.Background())

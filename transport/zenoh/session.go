@@ -107,6 +107,7 @@ type Session struct {
 	subs      map[uint32]*subscription
 	listeners []net.Listener
 	dialing   map[string]context.CancelFunc // dial loops by address
+	pending   chan struct{}                 // accepted connections in handshake
 	closed    bool
 	nextID    uint32
 
@@ -134,6 +135,7 @@ func Open(ctx context.Context, cfg Config) (*Session, error) {
 		links:   map[string]*link{},
 		subs:    map[uint32]*subscription{},
 		dialing: map[string]context.CancelFunc{},
+		pending: make(chan struct{}, maxPendingHandshakes),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	for _, ep := range cfg.Listen {
