@@ -279,8 +279,18 @@ cmd_host() { # verb name
   esac
 }
 
+# lock serialises changes to one bed: two test runs that bring it up at
+# the same moment get one bed, not two half-built ones.
+lock() {
+  exec 9>"/run/$PREFIX-testbed.lock"
+  flock 9
+}
+
 main() {
   local cmd=${1:-}
+  case $cmd in
+    up | down | start | stop | powercut | reboot | partition | heal | rootfs) need_root; lock ;;
+  esac
   case $cmd in
     up) need_root; cmd_up "${2:-3}" ;;
     down) need_root; cmd_down ;;
