@@ -102,7 +102,7 @@ start_host() {
     --machine="$PREFIX-h$i" --hostname="h$i" --boot --register=no --keep-unit \
     --network-namespace-path="/run/netns/$PREFIX-h$i" --private-users=no \
     --console=passive --link-journal=no \
-    </dev/null >>"$RUN_DIR/h$i.log" 2>&1 &
+    </dev/null >>"$RUN_DIR/h$i.log" 2>&1 9>&- &
   echo $! >"$pidf"
 }
 
@@ -280,7 +280,9 @@ cmd_host() { # verb name
 }
 
 # lock serialises changes to one bed: two test runs that bring it up at
-# the same moment get one bed, not two half-built ones.
+# the same moment get one bed, not two half-built ones. The lock file
+# (/run/PREFIX-testbed.lock) stays; processes the bed keeps running (the
+# hosts) must not inherit fd 9.
 lock() {
   exec 9>"/run/$PREFIX-testbed.lock"
   flock 9
