@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"time"
 
@@ -137,7 +138,7 @@ func (s *Session) dialLoop(ctx context.Context, ep, addr string) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(backoff):
+		case <-time.After(jitter(backoff)):
 		}
 		backoff = min(2*backoff, s.cfg.ReconnectMax)
 	}
@@ -246,4 +247,10 @@ func (s *Session) run(l *link) {
 	s.mu.Unlock()
 	s.stats.closed.Add(1)
 	l.log.Info("zenoh: link closed", "err", l.closeErr)
+}
+
+// jitter spreads d over [d/2, 3d/2), so that many daemons that lost the
+// same peer do not all dial it again at the same instant.
+func jitter(d time.Duration) time.Duration {
+	return d/2 + rand.N(d)
 }
