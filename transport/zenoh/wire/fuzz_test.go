@@ -117,24 +117,31 @@ func FuzzPushRoundTrip(f *testing.F) {
 	})
 }
 
-// TestWriteCorpus writes the seeds as corpus files (go test -run
-// TestWriteCorpus -write-corpus), so the kept corpus starts from them.
-func TestWriteCorpus(t *testing.T) {
-	if !*writeCorpus {
-		t.Skip("run with -write-corpus to regenerate testdata/fuzz")
-	}
-	write := func(target string, seeds []string) {
+// TestSeedCorpus checks that the seed vectors are in testdata/fuzz, as
+// the kept corpus; with -write-corpus it (re)writes them.
+func TestSeedCorpus(t *testing.T) {
+	check := func(target string, seeds []string) {
 		dir := filepath.Join("testdata", "fuzz", target)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		for i, s := range seeds {
-			body := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", h(s))
-			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("seed%02d", i)), []byte(body), 0o644); err != nil {
+		if *writeCorpus {
+			if err := os.MkdirAll(dir, 0o755); err != nil {
 				t.Fatal(err)
 			}
 		}
+		for i, s := range seeds {
+			name := filepath.Join(dir, fmt.Sprintf("seed%02d", i))
+			body := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", h(s))
+			if *writeCorpus {
+				if err := os.WriteFile(name, []byte(body), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				continue
+			}
+			got, err := os.ReadFile(name)
+			if err != nil || string(got) != body {
+				t.Errorf("%s is missing or stale (go test ./transport/zenoh/wire -run TestSeedCorpus -write-corpus): %v", name, err)
+			}
+		}
 	}
-	write("FuzzDecodeBatch", seedBatches)
-	write("FuzzNetworkMessage", seedNetwork)
+	check("FuzzDecodeBatch", seedBatches)
+	check("FuzzNetworkMessage", seedNetwork)
 }
