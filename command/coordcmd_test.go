@@ -647,3 +647,95 @@ func TestStartAttachSurvivesCoordinatorRestart(t *testing.T) {
 		t.Fatalf("attach did not end; out %q err %q", ui.OutputWriter.String(), ui.ErrorWriter.String())
 	}
 }
+
+// Across a coordinator restart, follow resumes after the last line shown
+// of each node: a line of another node older than the newest line shown,
+// or one with the very timestamp of a shown line, is shown once, and no
+// line twice.
+func TestLogsFollowResumesEachNodeExactlyOnce(t *testing.T) {
+	t.Setenv("ADORA_HOME", t.TempDir())
+	t.Setenv("ADORA_AUTH_TOKEN", "")
+	st := store.NewMemory()
+	srv := coordtest.Start(t, coordinator.Config{Store: st, TickInterval: time.Hour})
+	port := srv.Endpoint.Port
+	ctx := context.Background()
+	robot, err := coordtest.StartDaemon(ctx, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.Dial(ctx, client.Options{Addr: "127.0.0.1", Port: port})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := proto.Start{Name: "f", Descriptor: []byte("x"), Dataflow: config.Dataflow{Nodes: []config.Node{
+		{ID: "camera", Path: "/bin/true", Deploy: config.Deploy{Machine: "robot"}},
+		{ID: "lidar", Path: "/bin/true", Deploy: config.Deploy{Machine: "robot"}},
+	}}}
+	rep, err := c.Start(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	id := rep.DataflowID
+	base := time.Now()
+	mk := func(node, text string, sec int) proto.LogLine {
+		return proto.LogLine{DataflowID: id, NodeID: node, Stream: proto.Stdout, Time: base.Add(time.Duration(sec) * time.Second), Line: text}
+	}
+	c1, c1b, c2, l3, l4 := mk("camera", "c1", 1), mk("camera", "c1b", 1), mk("camera", "c2", 2), mk("lidar", "l3", 3), mk("lidar", "l4", 4)
+	robot.Log(ctx, c1)
+
+	ui := cli.NewMockUi()
+	done := make(chan int, 1)
+	go func() {
+		done <- (&LogsCommand{Meta: &Meta{Ui: ui}}).Run([]string{"f", "--follow", "--coordinator-addr", "127.0.0.1", "--coordinator-port", strconv.Itoa(port)})
+	}()
+	shown := func(s string) bool { return strings.Contains(ui.OutputWriter.String(), s+"\n") }
+	if !coordtest.Wait(5*time.Second, func() bool { return shown("c1") }) {
+		t.Fatal("history not shown")
+	}
+	if !coordtest.Wait(5*time.Second, func() bool {
+		robot.Stream(ctx, l3) // until the follow is live
+		time.Sleep(30 * time.Millisecond)
+		return shown("l3")
+	}) {
+		t.Fatal("live line not shown")
+	}
+	robot.Close()
+	srv.Stop()
+
+	srv2 := coordtest.StartOn(t, coordinator.Config{Store: st, TickInterval: time.Hour}, port)
+	robot2, err := coordtest.StartDaemon(ctx, srv2.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot", Running: map[string][]string{id: {"camera", "lidar"}},
+		History: []proto.LogLine{c1, l3}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer robot2.Close()
+	if !coordtest.Wait(10*time.Second, func() bool {
+		robot2.Stream(ctx, l4) // until the follow is live again
+		time.Sleep(30 * time.Millisecond)
+		return shown("l4")
+	}) {
+		t.Fatal("follow did not resume")
+	}
+	// Older than the newest line shown (l4), from another node; c1b
+	// even has c1's very timestamp.
+	robot2.Stream(ctx, c1b, c2)
+	if !coordtest.Wait(10*time.Second, func() bool { return shown("c2") && shown("c1b") }) {
+		t.Fatalf("lines of a node behind the others not shown: %q", ui.OutputWriter.String())
+	}
+	robot2.Finish(ctx, id, false, "")
+	select {
+	case code := <-done:
+		out := ui.OutputWriter.String()
+		for _, s := range []string{"c1", "c1b", "c2", "l3", "l4"} {
+			if n := strings.Count(out, " "+s+"\n"); n != 1 {
+				t.Errorf("line %s shown %d times", s, n)
+			}
+		}
+		if code != 0 {
+			t.Fatalf("logs -f = %d\nout %q\nerr %q", code, out, ui.ErrorWriter.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("follow did not end; out %q err %q", ui.OutputWriter.String(), ui.ErrorWriter.String())
+	}
+}

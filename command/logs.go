@@ -125,17 +125,23 @@ func (l *liveClient) swap(cl *client.Client) {
 
 // followLogs streams logs until the dataflow ends. When the connection to
 // the coordinator drops, it reconnects (for up to reconnectFor) and
-// resumes after the last line shown (lines with that very timestamp may
-// be skipped).
+// resumes after the last line shown of each node (a proto.LogCursor
+// across the reconnects keeps every line to one showing).
 func followLogs(ctx context.Context, ui cli.Ui, cf *coordFlags, lc *liveClient, df, node string, tail int, print func(proto.LogLine)) (proto.LogsEnd, error) {
-	var last, resumeAfter time.Time // newest line shown; set at a reconnect
+	var cur proto.LogCursor
+	var first time.Time // the oldest line shown: where the user's window starts
+	shown, resumed := false, false
 	show := func(l proto.LogLine) {
-		if !resumeAfter.IsZero() && !l.Time.After(resumeAfter) {
-			return // shown before the reconnect
+		if resumed && l.Time.Before(first) {
+			return // before the window (the first --tail left it out)
 		}
-		if l.Time.After(last) {
-			last = l.Time
+		if !cur.Next(l) {
+			return // shown already (before a reconnect)
 		}
+		if !shown || l.Time.Before(first) {
+			first = l.Time
+		}
+		shown = true
 		print(l)
 	}
 	for {
@@ -149,8 +155,8 @@ func followLogs(ctx context.Context, ui cli.Ui, cf *coordFlags, lc *liveClient, 
 			return end, err
 		}
 		lc.swap(cl)
-		tail, resumeAfter = 0, last
-		if !last.IsZero() {
+		tail, resumed = 0, true
+		if shown {
 			tail = 1000 // enough to cover the gap; older lines are filtered
 		}
 	}

@@ -26,6 +26,10 @@ type follower struct {
 	ended  bool            // the dataflow ended before ready
 	end    proto.LogsEnd
 	lagged bool
+	// cur holds what the follower was sent of each node (the history,
+	// then live lines): a line the history already had, still in flight
+	// from the daemon when the history was read, is not sent again.
+	cur proto.LogCursor
 }
 
 func (fl *follower) wants(l proto.LogLine) bool {
@@ -51,7 +55,9 @@ func (c *Coordinator) daemonLog(s *daemonSession, lines []proto.LogLine) {
 				continue
 			}
 			if fl.ready {
-				out[fl] = append(out[fl], l)
+				if fl.cur.Next(l) {
+					out[fl] = append(out[fl], l)
+				}
 			} else {
 				fl.buf = append(fl.buf, l)
 			}
@@ -234,39 +240,22 @@ func (c *Coordinator) hasNode(id, node string) bool {
 	return false
 }
 
-// lineKey identifies a log line regardless of timestamp precision: a
-// daemon's history may carry coarser times than the line it streamed.
-type lineKey struct{ daemon, node, line string }
-
-// dupWindow is how far apart two equal lines may be and still count as
-// the same line.
-const dupWindow = time.Second
-
-func keyOf(l proto.LogLine) lineKey { return lineKey{l.DaemonID, l.NodeID, l.Line} }
-
 // startFollowing flushes lines buffered while history was fetched (minus
-// those history already had) and switches fl to direct delivery.
+// those history already had) and switches fl to direct delivery; from
+// then on fl.cur keeps out the lines history had that the daemons stream
+// only now.
 func (c *Coordinator) startFollowing(fl *follower, history []proto.LogLine) {
-	seen := make(map[lineKey][]time.Time, len(history))
-	for _, l := range history {
-		seen[keyOf(l)] = append(seen[keyOf(l)], l.Time)
-	}
-	dup := func(l proto.LogLine) bool {
-		for _, t := range seen[keyOf(l)] {
-			if d := l.Time.Sub(t); d < dupWindow && d > -dupWindow {
-				return true
-			}
-		}
-		return false
-	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, ok := c.followers[fl]; !ok {
 		return // unfollowed or connection gone
 	}
+	for _, l := range history {
+		fl.cur.Next(l)
+	}
 	var flush []proto.LogLine
 	for _, l := range fl.buf {
-		if !dup(l) {
+		if fl.cur.Next(l) {
 			flush = append(flush, l)
 		}
 	}

@@ -340,3 +340,71 @@ func TestNodeMetricsMayComeInParts(t *testing.T) {
 		t.Fatal("metrics of a finished dataflow kept")
 	}
 }
+
+// A daemon's history and its live stream overlap: lines written to the
+// node's log file before the follow's history was read may still be on
+// their way in the stream. Each line reaches the follower once, in order,
+// with the daemon's sequence numbers and (older daemons) without them.
+func TestFollowShowsLinesInHistoryAndStreamOnce(t *testing.T) {
+	for _, withSeq := range []bool{true, false} {
+		t.Run(map[bool]string{true: "seq", false: "time"}[withSeq], func(t *testing.T) {
+			srv := coordtest.Start(t, coordinator.Config{TickInterval: quietTick})
+			robot := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
+			gpu := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-gpu", MachineID: "gpu", Labels: map[string]string{"gpu": "true"}})
+			c := dial(t, srv.Endpoint)
+			rep, err := c.Start(ctxT(t), startReq("my-app"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			id := rep.DataflowID
+			mk := func(text string, sec int) proto.LogLine {
+				l := line(id, "camera", text, sec)
+				if withSeq {
+					l.Seq = uint64(sec)
+				}
+				return l
+			}
+			// "tick" twice: equal text is not equal lines.
+			h1, h2, h3, n4, n5 := mk("tick", 1), mk("h2", 2), mk("tick", 3), mk("n4", 4), mk("tick", 5)
+			robot.Record(h1, h2, h3) // in the files, not streamed yet
+
+			var got []string
+			done := make(chan error, 1)
+			histDone := make(chan struct{})
+			go func() {
+				_, err := c.FollowLogs(ctxT(t), "my-app", "", 0, func(l proto.LogLine) {
+					got = append(got, l.Line)
+					if len(got) == 3 {
+						close(histDone)
+					}
+				})
+				done <- err
+			}()
+			select {
+			case <-histDone:
+			case <-time.After(5 * time.Second):
+				t.Fatal("history never arrived")
+			}
+			// The history is out; the stream now delivers what it had.
+			if err := robot.Stream(ctxT(t), h1, h2, h3, n4); err != nil {
+				t.Fatal(err)
+			}
+			if err := robot.Stream(ctxT(t), n4, n5); err != nil { // n4 again, as after a retry
+				t.Fatal(err)
+			}
+			robot.Finish(ctxT(t), id, false, "")
+			gpu.Finish(ctxT(t), id, false, "")
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatal(err)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("follow did not end")
+			}
+			if s := strings.Join(got, " "); s != "tick h2 tick n4 tick" {
+				t.Fatalf("followed lines = %q, want each once: %q", s, "tick h2 tick n4 tick")
+			}
+		})
+	}
+}

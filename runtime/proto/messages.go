@@ -172,6 +172,12 @@ type LogLine struct {
 	Time       time.Time `json:"time"`
 	Line       string    `json:"line"`
 	DaemonID   string    `json:"daemon_id,omitempty"` // set by the coordinator
+	// Seq numbers the lines of one node of one dataflow on one daemon,
+	// strictly increasing in the order the daemon records them; a line
+	// carries the same Seq in the live stream and in a Logs history, so a
+	// follow can resume exactly after the history (see LogCursor). Zero
+	// means unknown (a daemon that does not number its lines).
+	Seq uint64 `json:"seq,omitempty"`
 }
 
 // Log carries node log lines: daemon -> coordinator, and coordinator -> a

@@ -28,6 +28,8 @@ type DaemonConfig struct {
 	// Finished goes into the first status report (parts that ended while
 	// the daemon was away).
 	Finished []proto.DataflowFinished
+	// History is in the daemon's log files when it connects (see Record).
+	History []proto.LogLine
 }
 
 // Daemon is an in-process daemon that speaks the protocol. Its methods are
@@ -51,6 +53,7 @@ func StartDaemon(ctx context.Context, ep wsconn.Endpoint, cfg DaemonConfig) (*Da
 		cfg.Version = version.Version
 	}
 	d := &Daemon{cfg: cfg, running: map[string]map[string]bool{}, logs: map[string][]proto.LogLine{}}
+	d.Record(cfg.History...)
 	for df, nodes := range cfg.Running {
 		d.running[df] = map[string]bool{}
 		for _, n := range nodes {
@@ -116,6 +119,21 @@ func (d *Daemon) Log(ctx context.Context, lines ...proto.LogLine) error {
 		d.logs[l.DataflowID] = append(d.logs[l.DataflowID], l)
 	}
 	d.mu.Unlock()
+	return d.conn.Send(ctx, proto.TypeLog, proto.Log{Lines: lines})
+}
+
+// Record remembers lines for Logs requests without sending them, as a
+// daemon that wrote lines to its log files but has not streamed them yet.
+func (d *Daemon) Record(lines ...proto.LogLine) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, l := range lines {
+		d.logs[l.DataflowID] = append(d.logs[l.DataflowID], l)
+	}
+}
+
+// Stream sends log lines without remembering them (see Record).
+func (d *Daemon) Stream(ctx context.Context, lines ...proto.LogLine) error {
 	return d.conn.Send(ctx, proto.TypeLog, proto.Log{Lines: lines})
 }
 
