@@ -82,6 +82,11 @@ type Config struct {
 	// is refused; silence means the old connection is stale and is
 	// replaced.
 	ProbeTimeout time.Duration
+	// UnknownGrace is how long a daemon may run a dataflow that neither
+	// this coordinator nor its store knows (a coordinator restarted with
+	// a memory store, a store that lost it) before the coordinator stops
+	// it (default 1 min; negative: never, such dataflows are left alone).
+	UnknownGrace time.Duration
 }
 
 // Coordinator is the control plane. Create it with New, serve it with
@@ -139,6 +144,9 @@ func New(cfg Config) (*Coordinator, error) {
 	}
 	if cfg.ProbeTimeout <= 0 {
 		cfg.ProbeTimeout = 2 * time.Second
+	}
+	if cfg.UnknownGrace == 0 {
+		cfg.UnknownGrace = DefaultUnknownGrace
 	}
 	if cfg.ConnOptions.Logger == nil {
 		cfg.ConnOptions.Logger = cfg.Logger
@@ -370,6 +378,7 @@ func (c *Coordinator) Tick() {
 	for _, s := range live {
 		s.conn.TrySend(proto.TypeHeartbeat, proto.Heartbeat{})
 		c.recover(s)
+		c.stopUnknown(s, now)
 	}
 	if now.Sub(c.lastGC) >= artifactGCInterval {
 		c.lastGC = now

@@ -45,6 +45,10 @@ type daemonSession struct {
 	stats         proto.FaultStats
 	report        *proto.StatusReport                    // last status report; nil before the first
 	metrics       map[string]map[string]proto.NodeMetric // dataflow -> node -> latest
+	// unknownSince holds, for each dataflow the daemon reports that
+	// neither c.flows nor the store knows, when it was first seen so (or
+	// when the last stop of it was sent); see stopUnknown.
+	unknownSince map[string]time.Time
 }
 
 func (s *daemonSession) name() string {
@@ -365,12 +369,18 @@ func (c *Coordinator) statusReport(s *daemonSession, rep proto.StatusReport) {
 	var orphans []string
 	c.mu.Lock()
 	s.report = &rep
+	for id := range s.unknownSince {
+		if !s.reports(id) {
+			delete(s.unknownSince, id) // gone, or no longer reported
+		}
+	}
 	for _, df := range rep.Dataflows {
 		f, ok := c.flows[df.DataflowID]
 		if !ok {
 			orphans = append(orphans, df.DataflowID)
 			continue
 		}
+		delete(s.unknownSince, df.DataflowID)
 		delete(c.recovery, recoveryKey{daemon: s.id, flow: f.rec.ID})
 		delete(f.recovering, s.id)
 		f.setNodesLocked(s.id, df.Nodes)
@@ -405,13 +415,17 @@ func (c *Coordinator) adoptLocked(f *flow, s *daemonSession) {
 }
 
 // stopOrphans stops dataflows a daemon runs that this coordinator stopped
-// or finished while the daemon was away. Dataflows the store never saw are
-// left alone (another coordinator, or `adora run`, owns them).
+// or finished while the daemon was away. Dataflows the store never saw
+// are noted, and stopped by stopUnknown once Config.UnknownGrace passed.
 func (c *Coordinator) stopOrphans(s *daemonSession, ids []string) {
 	for _, id := range ids {
 		rec, err := c.store.Dataflow(id)
+		if errors.Is(err, store.ErrNotFound) {
+			c.noteUnknown(s, id)
+			continue
+		}
 		if err != nil {
-			c.log.Warn("daemon reports an unknown dataflow; leaving it alone", "daemon", s.name(), "dataflow", id)
+			c.log.Warn("daemon reports a dataflow the store cannot read; leaving it alone", "daemon", s.name(), "dataflow", id, "err", err)
 			continue
 		}
 		if rec.Status.Active() {

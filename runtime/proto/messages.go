@@ -242,6 +242,10 @@ type Stop struct {
 	DataflowID string        `json:"dataflow_id"`
 	Grace      time.Duration `json:"grace,omitempty"`
 	Force      bool          `json:"force,omitempty"`
+	// Reason says why the coordinator stops the dataflow when no person
+	// asked for it (for instance, no coordinator has a record of it); a
+	// daemon logs it.
+	Reason string `json:"reason,omitempty"`
 }
 
 // StopReply answers Stop once the nodes are gone.
