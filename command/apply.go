@@ -132,6 +132,9 @@ func runApply(ui cli.Ui, f *deployFlags, args []string, autoApprove, destroy boo
 		if f.json {
 			writeJSONLine(ui, applyResult{Type: "result", OK: true})
 		}
+		if destroy {
+			return stopBuiltinCoordinator(ui, f, s)
+		}
 		return 0
 	}
 	if !autoApprove {
@@ -144,7 +147,28 @@ func runApply(ui cli.Ui, f *deployFlags, args []string, autoApprove, destroy boo
 			return 1
 		}
 	}
-	return execute(ctx, interrupt, ui, s, p, f)
+	code := execute(ctx, interrupt, ui, s, p, f)
+	if code == 0 && destroy {
+		return stopBuiltinCoordinator(ui, f, s)
+	}
+	return code
+}
+
+// stopBuiltinCoordinator ends a destroy of the built-in cluster: the
+// coordinator apply started is stopped too, so nothing is left running.
+func stopBuiltinCoordinator(ui cli.Ui, f *deployFlags, s *deploySession) int {
+	if !isBuiltin(s.cluster) || isCoordinatorState(f.statePath) {
+		return 0 // the state (and its lock) live in that coordinator
+	}
+	pid, err := stopApplyCoordinator(30 * time.Second)
+	if err != nil {
+		ui.Error(err.Error())
+		return 1
+	}
+	if pid > 0 && !f.json {
+		ui.Output(fmt.Sprintf("Stopped the coordinator apply started (pid %d).", pid))
+	}
+	return 0
 }
 
 func isPlanFile(path string) bool {
@@ -486,6 +510,7 @@ func (o *fleetOps) ensureLocalCoordinator(ctx context.Context) error {
 			o.coordErr = err
 			return
 		}
+		markStartedByApply(home, pid)
 		if _, err := waitHealth(ctx, o.coord, 10*time.Second, func(proto.Health) bool { return true }); err != nil {
 			o.coordErr = fmt.Errorf("coordinator (pid %d) did not answer: %w; see %s", pid, err, logFile(home, "coordinator"))
 		}

@@ -43,7 +43,8 @@ func (c *PlanCommand) Help() string {
 
   Files given as arguments are a cluster file (it has machines:) or dataflow
   files. Without a cluster file, ./cluster.yml is used if present, else the
-  built-in one-machine cluster (this machine).
+  built-in one-machine cluster (this machine), whose coordinator listens on
+  127.0.0.1:6013, or on $ADORA_COORDINATOR_PORT when set.
 
 Options:
 
@@ -277,6 +278,11 @@ func (f *deployFlags) session(ctx context.Context, ui cli.Ui, args []string, ope
 	}
 	if diags.HasErrors() {
 		return nil, diags.Err()
+	}
+	if clusterPath == "" {
+		if err := builtinCoordinatorPort(c); err != nil {
+			return nil, err
+		}
 	}
 	s := &deploySession{cluster: c, dataflows: dfs}
 	if err := s.open(ctx, f, clusterPath, operation); err != nil {
