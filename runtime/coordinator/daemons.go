@@ -259,6 +259,7 @@ func (c *Coordinator) register(s *daemonSession, e *proto.Envelope) {
 	}
 	c.log.Info("daemon registered", "daemon", s.name(), "uuid", s.id, "version", reg.Version, "remote", s.remote, "labels", reg.Labels)
 	s.conn.Reply(c.ctx, e, proto.TypeRegisterOK, proto.RegisterOK{DaemonID: s.id, RemoteAddr: s.remote}, nil)
+	c.catchUp(s)
 }
 
 // checkOldAlive looks at the live connections a registration would

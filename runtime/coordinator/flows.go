@@ -66,6 +66,17 @@ func (f *flow) daemonIDs() []string {
 	return out
 }
 
+// involves reports whether any node of f is placed on daemon s (by uuid,
+// or by machine id when s has one).
+func (f *flow) involves(s *daemonSession) bool {
+	for _, p := range f.rec.Placements {
+		if p.DaemonID == s.id || s.reg.MachineID != "" && p.MachineID == s.reg.MachineID {
+			return true
+		}
+	}
+	return false
+}
+
 // nodesForLocked are the nodes of f assigned to s: by daemon uuid, or by
 // machine id when s has one.
 func (f *flow) nodesFor(s *daemonSession) []string {

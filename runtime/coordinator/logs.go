@@ -30,6 +30,19 @@ type follower struct {
 	// then live lines): a line the history already had, still in flight
 	// from the daemon when the history was read, is not sent again.
 	cur proto.LogCursor
+	// tail is the request's Tail, for catch-ups.
+	tail int
+	// pending holds, per daemon whose history is being fetched again
+	// (it reconnected, see catchUp), the lines it streamed meanwhile.
+	pending map[string]*catchUp
+}
+
+// catchUp is one history fetch from a daemon that (re)connected while a
+// follow was open: lines it wrote while no coordinator listened are in its
+// log files only.
+type catchUp struct {
+	s     *daemonSession
+	lines []proto.LogLine // streamed during the fetch, held to keep order
 }
 
 func (fl *follower) wants(l proto.LogLine) bool {
@@ -52,6 +65,10 @@ func (c *Coordinator) daemonLog(s *daemonSession, lines []proto.LogLine) {
 		}
 		for fl := range c.followers {
 			if !fl.wants(l) {
+				continue
+			}
+			if cu := fl.pending[s.id]; cu != nil {
+				cu.lines = append(cu.lines, l)
 				continue
 			}
 			if fl.ready {
@@ -89,7 +106,7 @@ func (c *Coordinator) endFollowersLocked(id string, st proto.FlowStatus, errText
 			continue
 		}
 		end := proto.LogsEnd{Follow: fl.id, DataflowID: id, Status: st, Error: errText}
-		if !fl.ready {
+		if !fl.ready || len(fl.pending) > 0 {
 			fl.ended, fl.end = true, end
 			continue
 		}
@@ -152,7 +169,7 @@ func (c *Coordinator) logs(ctx context.Context, conn *wsconn.Conn, e *proto.Enve
 				c.mu.Unlock()
 				return fmt.Errorf("too many log follows on this connection (at most %d)", maxFollowersPerConn)
 			}
-			fl = &follower{conn: conn, id: e.ID, flowID: id, node: req.Node}
+			fl = &follower{conn: conn, id: e.ID, flowID: id, node: req.Node, tail: req.Tail}
 			c.followers[fl] = struct{}{}
 		}
 	}
@@ -261,9 +278,9 @@ func (c *Coordinator) startFollowing(fl *follower, history []proto.LogLine) {
 	}
 	fl.buf, fl.ready = nil, true
 	if len(flush) > 0 {
-		fl.conn.TrySend(proto.TypeLog, proto.Log{Follow: fl.id, Lines: flush})
+		fl.conn.TrySend(proto.TypeLog, proto.Log{Follow: fl.id, Lines: fitLines(flush, proto.MaxLogsReplyBytes)})
 	}
-	if fl.ended {
+	if fl.ended && len(fl.pending) == 0 {
 		delete(c.followers, fl)
 		c.sendEndLocked(fl, fl.end)
 	}
@@ -342,4 +359,91 @@ func fitLines(lines []proto.LogLine, max int) []proto.LogLine {
 	out = append(out, proto.LogLine{DataflowID: first.DataflowID, Stream: proto.System, Time: first.Time,
 		Line: fmt.Sprintf("... %d earlier lines omitted (too many for one reply); use --tail", dropped)})
 	return append(out, lines[dropped:]...)
+}
+
+// catchUp fetches again, for every follow of a dataflow with nodes on
+// daemon s, s's history: s just registered, and lines its nodes wrote
+// while it was away from this coordinator (or before this coordinator
+// started) are in its log files only. It runs on s's reader goroutine
+// before any later message of s, so every line s streams from now on is
+// held until the history is merged (follower.cur drops what was shown).
+func (c *Coordinator) catchUp(s *daemonSession) {
+	type job struct {
+		fl *follower
+		cu *catchUp
+	}
+	var jobs []job
+	c.mu.Lock()
+	for fl := range c.followers {
+		f := c.flows[fl.flowID]
+		if f == nil || !f.involves(s) {
+			continue
+		}
+		cu := &catchUp{s: s}
+		if old := fl.pending[s.id]; old != nil {
+			cu.lines = old.lines // an older connection's fetch is superseded
+		}
+		if fl.pending == nil {
+			fl.pending = map[string]*catchUp{}
+		}
+		fl.pending[s.id] = cu
+		jobs = append(jobs, job{fl, cu})
+	}
+	c.mu.Unlock()
+	for _, j := range jobs {
+		if !c.goWorker(func() { c.catchUpOne(j.fl, j.cu) }) {
+			c.finishCatchUp(j.fl, j.cu, nil)
+		}
+	}
+}
+
+func (c *Coordinator) catchUpOne(fl *follower, cu *catchUp) {
+	tail := fl.tail
+	if tail <= 0 || tail > maxDaemonTail {
+		tail = maxDaemonTail
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, 15*time.Second)
+	defer cancel()
+	var rep proto.LogsReply
+	if err := cu.s.conn.Request(ctx, proto.TypeLogs, proto.Logs{Dataflow: fl.flowID, Node: fl.node, Tail: tail}, &rep); err != nil {
+		c.log.Warn("logs from a reconnected daemon failed; lines it wrote while away are in its log files only", "daemon", cu.s.name(), "dataflow", fl.flowID, "err", err)
+		c.finishCatchUp(fl, cu, nil)
+		return
+	}
+	for i := range rep.Lines {
+		rep.Lines[i].DaemonID = cu.s.id
+	}
+	c.finishCatchUp(fl, cu, rep.Lines)
+}
+
+// finishCatchUp merges a catch-up's history and held lines into fl's
+// stream, and ends fl if its dataflow ended meanwhile.
+func (c *Coordinator) finishCatchUp(fl *follower, cu *catchUp, history []proto.LogLine) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if fl.pending[cu.s.id] != cu {
+		return // superseded by a newer connection's catch-up
+	}
+	delete(fl.pending, cu.s.id)
+	if _, ok := c.followers[fl]; !ok {
+		return
+	}
+	lines := append(history, cu.lines...)
+	if !fl.ready {
+		fl.buf = append(fl.buf, lines...) // startFollowing filters them
+		return
+	}
+	var out []proto.LogLine
+	for _, l := range lines {
+		if fl.cur.Next(l) {
+			out = append(out, l)
+		}
+	}
+	if len(out) > 0 {
+		fl.conn.TrySend(proto.TypeLog, proto.Log{Follow: fl.id, Lines: fitLines(out, proto.MaxLogsReplyBytes)})
+	}
+	if fl.ended && len(fl.pending) == 0 {
+		delete(c.followers, fl)
+		c.sendEndLocked(fl, fl.end)
+	}
 }

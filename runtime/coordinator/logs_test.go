@@ -408,3 +408,59 @@ func TestFollowShowsLinesInHistoryAndStreamOnce(t *testing.T) {
 		})
 	}
 }
+
+// A daemon that reconnects during a follow (it lost the coordinator for a
+// while, or came up after the follow began) has its history fetched
+// again: the lines its nodes wrote meanwhile, which it never streamed,
+// reach the follower once and before the lines it streams from then on,
+// and before the end of the dataflow.
+func TestFollowCatchesUpWithReconnectedDaemon(t *testing.T) {
+	srv := coordtest.Start(t, coordinator.Config{TickInterval: quietTick})
+	robot := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
+	gpu := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-gpu", MachineID: "gpu", Labels: map[string]string{"gpu": "true"}})
+	c := dial(t, srv.Endpoint)
+	rep, err := c.Start(ctxT(t), startReq("my-app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := rep.DataflowID
+	c1, c2, c3 := line(id, "camera", "c1", 1), line(id, "camera", "c2", 2), line(id, "camera", "c3", 3)
+	robot.Log(ctxT(t), c1)
+
+	got := make(chan string, 100)
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.FollowLogs(ctxT(t), "my-app", "", 0, func(l proto.LogLine) { got <- l.Line })
+		done <- err
+	}()
+	if l := <-got; l != "c1" {
+		t.Fatalf("first line = %q", l)
+	}
+	robot.Close()
+	if !coordtest.Wait(5*time.Second, func() bool { return len(srv.Daemons().Daemons) == 1 }) {
+		t.Fatal("robot still connected")
+	}
+	// Back, with c2 written while away; c3 streamed at once, before the
+	// coordinator could fetch the history; then the dataflow ends.
+	back := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot",
+		Running: map[string][]string{id: {"camera"}}, History: []proto.LogLine{c1, c2}})
+	back.Log(ctxT(t), c3)
+	back.Finish(ctxT(t), id, false, "")
+	gpu.Finish(ctxT(t), id, false, "")
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("follow did not end")
+	}
+	close(got)
+	var rest []string
+	for l := range got {
+		rest = append(rest, l)
+	}
+	if s := strings.Join(rest, " "); s != "c2 c3" {
+		t.Fatalf("lines after the reconnect = %q, want %q", s, "c2 c3")
+	}
+}
