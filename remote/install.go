@@ -102,6 +102,17 @@ func (e *ChecksumMismatchError) Error() string {
 // reports whether dst changed; when dst already has the digest it does
 // nothing. The directory must exist.
 func (m *Machine) InstallFile(ctx context.Context, f File, dst string) (changed bool, err error) {
+	return m.installFileAs(ctx, f, dst, true)
+}
+
+// InstallUserFile is InstallFile without sudo: dst's directory must be
+// writable by the session user. Node artifacts use it, so that a path in a
+// dataflow can never replace a system file.
+func (m *Machine) InstallUserFile(ctx context.Context, f File, dst string) (changed bool, err error) {
+	return m.installFileAs(ctx, f, dst, false)
+}
+
+func (m *Machine) installFileAs(ctx context.Context, f File, dst string, sudo bool) (changed bool, err error) {
 	if !path.IsAbs(dst) {
 		return false, fmt.Errorf("install %s: destination must be an absolute path", dst)
 	}
@@ -111,6 +122,9 @@ func (m *Machine) InstallFile(ctx context.Context, f File, dst string) (changed 
 	}
 	if cur == f.SHA256 {
 		return false, nil
+	}
+	if !sudo && !m.isRoot() && !m.writable(ctx, path.Dir(dst)) {
+		return false, fmt.Errorf("install %s on %s: %s cannot write %s (no sudo for this file)", dst, m.Target.ID, m.Target.User, path.Dir(dst))
 	}
 	if err := m.installFile(ctx, f, dst); err != nil {
 		return false, fmt.Errorf("install %s on %s: %w", dst, m.Target.ID, err)

@@ -111,6 +111,21 @@ func TestDistribution(t *testing.T) {
 		}
 		f.start(proto.Start{Name: "scp", Descriptor: []byte(yml), Dataflow: *df, WorkingDir: flowDir})
 		waitProc(t, "h2", "scp-4242", 20*time.Second)
+
+		// A node path that points at a system directory is refused: artifacts
+		// are written as the SSH user, never with sudo.
+		mc, err := fl.Dial(context.Background(), *cl.Machine("h2"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer mc.Close()
+		lf, _ := remote.LocalFile(node, 0o755)
+		if _, err := remote.PushArtifact(context.Background(), mc, lf, "/usr/local/sbin", "evil"); err == nil {
+			t.Fatal("pushed a node artifact into /usr/local/sbin as the unprivileged user")
+		}
+		if got := sh(t, "h2", "ls /usr/local/sbin/evil 2>/dev/null | wc -l"); got != "0" {
+			t.Fatal("the refused artifact exists")
+		}
 	})
 
 	t.Run("http", func(t *testing.T) {
