@@ -55,6 +55,7 @@ type znScenario struct {
 	interval time.Duration
 	pad      int
 	cut      time.Duration
+	cutA     bool // cut in adz-a (the sender's side) rather than adz-b
 	delay    time.Duration
 }
 
@@ -66,9 +67,10 @@ type znScenario struct {
 // in `adora top --once` say.
 //
 // ADORA_E2E_ZN_CUT (a duration), ADORA_E2E_ZN_PAD (bytes of padding per
-// message) and ADORA_E2E_ZN_COUNT change the scenario, to explore the
-// loss accounting beyond the default run (for example a cut longer than
-// the 10 s lease).
+// message), ADORA_E2E_ZN_COUNT and ADORA_E2E_ZN_CUT_SIDE=a (cut the link
+// in adz-a, the sender's side) change the scenario, to explore the loss
+// accounting beyond the default run (for example a cut longer than the
+// 10 s lease).
 func TestZenohNetnsLinkCut(t *testing.T) {
 	sc := znScenario{count: 600, interval: 20 * time.Millisecond, cut: 4 * time.Second}
 	if v := os.Getenv("ADORA_E2E_ZN_CUT"); v != "" {
@@ -89,6 +91,13 @@ func TestZenohNetnsLinkCut(t *testing.T) {
 			}
 			*o.to = n
 		}
+	}
+	switch v := os.Getenv("ADORA_E2E_ZN_CUT_SIDE"); v {
+	case "", "b":
+	case "a":
+		sc.cutA = true
+	default:
+		t.Fatalf("ADORA_E2E_ZN_CUT_SIDE=%q: want a or b", v)
 	}
 	if sc.count < 200 {
 		t.Fatalf("ADORA_E2E_ZN_COUNT=%d: want at least 200 (100 pass before the cut)", sc.count)
@@ -169,18 +178,22 @@ func znLinkCut(t *testing.T, sc znScenario) {
 	// the link is down (this proves the cut is real); the sender's record
 	// is read half a second into the cut, so that a message published
 	// just before it is surely recorded.
+	ns, veth := znNSB, znVethB
+	if sc.cutA {
+		ns, veth = znNSA, znVethA
+	}
 	cutAt := time.Now()
-	znIP(t, "-n", znNSB, "link", "set", znVethB, "down")
+	znIP(t, "-n", ns, "link", "set", veth, "down")
 	time.Sleep(500 * time.Millisecond)
 	sentEarly := len(znRecord(t, sentRec))
 	time.Sleep(sc.cut - time.Since(cutAt))
 	got := znRecord(t, recvRec)
 	atRestore := len(got)
 	sentAtRestore := len(znRecord(t, sentRec))
-	znIP(t, "-n", znNSB, "link", "set", znVethB, "up")
+	znIP(t, "-n", ns, "link", "set", veth, "up")
 	restoredAt := time.Now()
-	t.Logf("link down %v: received %d before the cut, %d at restore; the sender had handed over %d half a second into the cut, %d at restore",
-		restoredAt.Sub(cutAt).Round(time.Millisecond), len(before), atRestore, sentEarly, sentAtRestore)
+	t.Logf("%s down %v: received %d before the cut, %d at restore; the sender had handed over %d half a second into the cut, %d at restore",
+		veth, restoredAt.Sub(cutAt).Round(time.Millisecond), len(before), atRestore, sentEarly, sentAtRestore)
 	if atRestore > 0 && got[atRestore-1] > sentEarly {
 		t.Errorf("message %d arrived while the link was down, though the sender had handed over only %d messages half a second into the cut",
 			got[atRestore-1], sentEarly)
