@@ -21,6 +21,7 @@ import (
 	"github.com/adora-rs/adora/runtime/coordinator/coordtest"
 	"github.com/adora-rs/adora/runtime/coordinator/store"
 	"github.com/adora-rs/adora/runtime/proto"
+	"github.com/adora-rs/adora/runtime/proto/wsconn"
 )
 
 const coordTestToken = "feedfacefeedfacefeedfacefeedfacefeedfacefeedfacefeedfacefeedface"
@@ -737,5 +738,54 @@ func TestLogsFollowResumesEachNodeExactlyOnce(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatalf("follow did not end; out %q err %q", ui.OutputWriter.String(), ui.ErrorWriter.String())
+	}
+}
+
+func TestCoordinatorCommandUnknownGrace(t *testing.T) {
+	t.Setenv("ADORA_HOME", t.TempDir())
+	t.Setenv("ADORA_AUTH_TOKEN", "")
+	ui := cli.NewMockUi()
+	if code := (&CoordinatorCommand{Meta: &Meta{Ui: ui}}).Run([]string{"--unknown-grace", "soon"}); code != 1 || !strings.Contains(ui.ErrorWriter.String(), "unknown-grace") {
+		t.Fatalf("bad --unknown-grace = %d: %s", code, ui.ErrorWriter.String())
+	}
+
+	ui = cli.NewMockUi()
+	done := make(chan int, 1)
+	go func() {
+		done <- (&CoordinatorCommand{Meta: &Meta{Ui: ui}}).Run([]string{"--interface", "127.0.0.1", "--port", "0", "--store", "memory", "--auth=false", "--unknown-grace", "-1s"})
+	}()
+	var port int
+	if !coordtest.Wait(10*time.Second, func() bool {
+		out := ui.OutputWriter.String()
+		i := strings.Index(out, "(port ")
+		if i < 0 {
+			return false
+		}
+		port, _ = strconv.Atoi(strings.TrimSuffix(strings.Fields(out[i+6:])[0], ")"))
+		return port > 0
+	}) {
+		t.Fatalf("coordinator did not start: %s %s", ui.OutputWriter.String(), ui.ErrorWriter.String())
+	}
+	ep := wsconn.Endpoint{Addr: "127.0.0.1", Port: port}
+	d, err := coordtest.StartDaemon(context.Background(), ep, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot", Running: map[string][]string{"df-ghost": {"cam"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if !coordtest.Wait(10*time.Second, func() bool { return strings.Contains(ui.ErrorWriter.String(), "has no record of; leaving it alone") }) {
+		t.Fatalf("a negative --unknown-grace did not reach the coordinator: %s", ui.ErrorWriter.String())
+	}
+	cl, err := client.Dial(context.Background(), client.Options{Addr: "127.0.0.1", Port: port})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if err := cl.Destroy(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("coordinator did not exit after destroy")
 	}
 }

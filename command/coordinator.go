@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/adora-rs/adora/config"
 	"github.com/adora-rs/adora/internal/auth"
@@ -57,6 +58,10 @@ Options:
   --auth BOOL        Require the bearer token (default true)
   --token-file PATH  Token file (default ADORA_HOME/token)
   --quiet            Log warnings and errors only
+  --unknown-grace D  How long a daemon may run a dataflow this coordinator
+                     has no record of (after a restart with --store
+                     memory, say) before the coordinator stops it
+                     (default 1m; a negative duration: never)
 `
 }
 
@@ -64,6 +69,7 @@ type coordinatorFlags struct {
 	iface, store, tokenFile string
 	port                    int
 	auth, quiet             bool
+	unknownGrace            time.Duration
 }
 
 func (c *CoordinatorCommand) Run(args []string) int {
@@ -83,6 +89,7 @@ func (c *CoordinatorCommand) Run(args []string) int {
 	fs.BoolVar(&f.auth, "auth", true, "")
 	fs.StringVar(&f.tokenFile, "token-file", "", "")
 	fs.BoolVar(&f.quiet, "quiet", false, "")
+	fs.DurationVar(&f.unknownGrace, "unknown-grace", coordinator.DefaultUnknownGrace, "")
 	if err := fs.Parse(args); err != nil {
 		c.Meta.Ui.Error(err.Error() + "\n\n" + c.Help())
 		return 1
@@ -135,7 +142,8 @@ func (c *CoordinatorCommand) run(f coordinatorFlags) error {
 		log.Warn("authentication is OFF: anyone who can reach this port controls the cluster")
 	}
 
-	coord, err := coordinator.New(coordinator.Config{Store: st, Token: token, ArtifactsDir: filepath.Join(home, "artifacts"), Logger: log})
+	coord, err := coordinator.New(coordinator.Config{Store: st, Token: token, ArtifactsDir: filepath.Join(home, "artifacts"), Logger: log,
+		UnknownGrace: f.unknownGrace})
 	if err != nil {
 		return err
 	}
