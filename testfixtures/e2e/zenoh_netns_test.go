@@ -124,10 +124,11 @@ func TestZenohNetnsLargeMessages(t *testing.T) {
 	}
 }
 
-// TestZenohNetnsSlowReceiver: a receiver slower than the sender, with a
-// backpressure input, across the link. The sender is held back (its
-// 256 KiB messages outrun what the sockets can buffer) instead of
-// anything being lost, and the Zenoh link between the daemons stays up.
+// TestZenohNetnsSlowReceiver: a receiver five times slower than the
+// sender, with a backpressure input, across the link. The 256 KiB
+// messages outrun what the sockets can buffer, so the backpressure
+// reaches the sender; nothing is lost, and the Zenoh link between the
+// daemons stays up (no write times out).
 func TestZenohNetnsSlowReceiver(t *testing.T) {
 	const count = 120
 	x := znCluster(t)
@@ -198,7 +199,7 @@ func znLinkCut(t *testing.T, sc znScenario) {
 		t.Errorf("message %d arrived while the link was down, though the sender had handed over only %d messages half a second into the cut",
 			got[atRestore-1], sentEarly)
 	}
-	if sentAtRestore <= sentEarly {
+	if sc.pad == 0 && sentAtRestore <= sentEarly { // small messages never fill the socket buffers in a few seconds
 		t.Errorf("the sender stopped during the cut (%d messages half a second in, %d at restore): the cut proves nothing", sentEarly, sentAtRestore)
 	}
 
