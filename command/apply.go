@@ -198,8 +198,30 @@ func savedPlanSession(ctx context.Context, ui cli.Ui, f *deployFlags, path strin
 			return nil, nil, fmt.Errorf("saved plan is stale: the binary %s is no longer the one planned (sha256 %s); run adora plan again", p.Binary.Path, p.Binary.SHA256)
 		}
 	}
+	if err := checkNodeBinaries(p); err != nil {
+		s.unlock()
+		return nil, nil, err
+	}
 	s.ops.Binary = p.Binary.Path
 	return s, p, nil
+}
+
+// checkNodeBinaries refuses a saved plan when a node binary it starts or
+// restarts was rebuilt since: the state would record a sha256 that is not
+// the one delivered.
+func checkNodeBinaries(p *plan.Plan) error {
+	now := nodeBinaries(p.Dataflows)
+	for _, c := range p.Changes {
+		if c.Kind != plan.KindDataflow || (c.Action != plan.Start && c.Action != plan.Restart) || c.DataflowAfter == nil {
+			continue
+		}
+		for _, a := range c.DataflowAfter.Artifacts {
+			if got := now[c.Name][a.Node]; got != a.SHA256 {
+				return fmt.Errorf("saved plan is stale: the binary of node %s of dataflow %s changed since the plan was made (sha256 %s planned); run adora plan again", a.Node, c.Name, a.SHA256)
+			}
+		}
+	}
+	return nil
 }
 
 // confirmApply asks for "yes" on the terminal.

@@ -294,6 +294,20 @@ func TestPlanRestartsWhenADeliveredBinaryChanged(t *testing.T) {
 	if code != 2 || !strings.Contains(out, "node camera binary changed") || !strings.Contains(out, "1 to restart") {
 		t.Fatalf("plan after rebuilding camera: exit %d\n%s\n%s", code, out, errs)
 	}
+
+	// A saved plan restarts with the v2 binary; rebuilt again before the
+	// apply, the plan is stale.
+	saved := filepath.Join(dir, "restart.plan")
+	if code, out, errs := runCmd(t, &PlanCommand{}, planArgs(dir, "-out", saved)...); code != 0 {
+		t.Fatalf("plan -out: exit %d\n%s\n%s", code, out, errs)
+	}
+	if err := os.WriteFile(cam, []byte("v3"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errs = runCmd(t, &ApplyCommand{}, "-state", filepath.Join(dir, "adora.state"), saved)
+	if code != 1 || !strings.Contains(errs, "saved plan is stale: the binary of node camera of dataflow my-app changed") {
+		t.Fatalf("apply of a saved plan after rebuilding camera: exit %d\n%s", code, errs)
+	}
 }
 
 // TestStartDeliversSCPNodes: apply's start pushes the binary of a node
