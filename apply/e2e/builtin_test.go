@@ -6,6 +6,8 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net"
 	"os"
@@ -95,6 +97,8 @@ func (b *bed) dataflow(name string, count, tickMillis int) string {
     inputs:
       tick: adora/timer/millis/%[3]d
     outputs: [numbers]
+    _unstable_deploy:
+      distribute: http
   - id: transformer
     path: %[1]s/transformer
     inputs:
@@ -178,6 +182,15 @@ func (b *bed) killLeftovers() {
 	}
 }
 
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
 // waitFor polls cond every 200 ms until it holds or timeout passes.
 func waitFor(timeout time.Duration, cond func() bool) bool {
 	for deadline := time.Now().Add(timeout); ; {
@@ -221,6 +234,12 @@ func TestBuiltinClusterApplyPlanDestroy(t *testing.T) {
 	}
 	if code, out := b.adora("plan", "-detailed-exitcode", "-no-color", long); code != 0 || !strings.Contains(out, "No changes") {
 		t.Fatalf("plan after apply: exit %d; want 0 (no changes)\n%s", code, out)
+	}
+	// The sender went through the coordinator's artifact store
+	// (distribute: http); the state records what was delivered.
+	sum := sha256.Sum256(mustRead(t, filepath.Join(b.dir, "bin", "sender")))
+	if code, out := b.adora("state", "show", "dataflow.long"); code != 0 || !strings.Contains(out, hex.EncodeToString(sum[:])) {
+		t.Fatalf("state show dataflow.long: exit %d; want the sender's sha256 among its artifacts\n%s", code, out)
 	}
 
 	if code, out := b.adora("apply", "-auto-approve", "-no-color", long, short); code != 0 {
