@@ -49,6 +49,8 @@ type daemonSession struct {
 	// neither c.flows nor the store knows, when it was first seen so (or
 	// when the last stop of it was sent); see stopUnknown.
 	unknownSince map[string]time.Time
+	// stopping holds the dataflows a Stop is in flight for (stopOnDaemon).
+	stopping map[string]bool
 }
 
 func (s *daemonSession) name() string {
@@ -432,15 +434,51 @@ func (c *Coordinator) stopOrphans(s *daemonSession, ids []string) {
 		if rec.Status.Active() {
 			continue
 		}
-		c.log.Info("daemon still runs a dataflow that ended; stopping it", "daemon", s.name(), "dataflow", rec.Name, "uuid", id)
-		c.goWorker(func() {
-			ctx, cancel := context.WithTimeout(c.ctx, stopTimeout(0))
-			defer cancel()
-			var rep proto.StopReply
-			if err := s.conn.Request(ctx, proto.TypeStop, proto.Stop{DataflowID: id}, &rep); err != nil {
-				c.log.Warn("stop orphaned dataflow", "daemon", s.name(), "dataflow", id, "err", err)
-			}
-		})
+		c.stopOnDaemon(s, proto.Stop{DataflowID: id}, func() {
+			c.log.Info("daemon still runs a dataflow that ended; stopping it", "daemon", s.name(), "dataflow", rec.Name, "uuid", id)
+		}, nil)
+	}
+}
+
+// stopOnDaemon sends s a Stop on a worker, unless a Stop of that dataflow
+// to s is in flight already (a daemon reports while it stops, and every
+// report would otherwise add a Stop). announce, if set, runs before the
+// Stop is sent; done, if set, after a successful reply.
+func (c *Coordinator) stopOnDaemon(s *daemonSession, stop proto.Stop, announce func(), done func(proto.StopReply)) {
+	id := stop.DataflowID
+	c.mu.Lock()
+	if s.stopping[id] || c.closed {
+		c.mu.Unlock()
+		return
+	}
+	if s.stopping == nil {
+		s.stopping = map[string]bool{}
+	}
+	s.stopping[id] = true
+	c.mu.Unlock()
+	if announce != nil {
+		announce()
+	}
+	ok := c.goWorker(func() {
+		ctx, cancel := context.WithTimeout(c.ctx, stopTimeout(stop.Grace))
+		defer cancel()
+		var rep proto.StopReply
+		err := s.conn.Request(ctx, proto.TypeStop, stop, &rep)
+		c.mu.Lock()
+		delete(s.stopping, id)
+		c.mu.Unlock()
+		if err != nil {
+			c.log.Warn("stop dataflow on daemon", "daemon", s.name(), "dataflow", id, "err", err)
+			return
+		}
+		if done != nil {
+			done(rep)
+		}
+	})
+	if !ok {
+		c.mu.Lock()
+		delete(s.stopping, id)
+		c.mu.Unlock()
 	}
 }
 

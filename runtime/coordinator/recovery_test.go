@@ -452,3 +452,67 @@ func TestRecoveryAgainAfterASecondDaemonRestart(t *testing.T) {
 		t.Fatal("no recovery after the second restart")
 	}
 }
+
+// A daemon reports while it stops a dataflow; the coordinator does not add
+// a Stop per report while one is in flight, and sends another once it
+// ended if the daemon still reports the dataflow.
+func TestStopOfEndedDataflowNotRepeatedWhileInFlight(t *testing.T) {
+	srv := coordtest.Start(t, coordinator.Config{TickInterval: quietTick})
+	robot := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
+	daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-gpu", MachineID: "gpu", Labels: map[string]string{"gpu": "true"}})
+	c := dial(t, srv.Endpoint)
+	rep, err := c.Start(ctxT(t), startReq("my-app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	robot.Close()
+	if !coordtest.Wait(5*time.Second, func() bool { return len(srv.Daemons().Daemons) == 1 }) {
+		t.Fatal("robot still connected")
+	}
+	if _, err := c.Stop(ctxT(t), "my-app", 0, false); err != nil {
+		t.Fatal(err)
+	}
+	hold := make(chan struct{})
+	back := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot",
+		Running: map[string][]string{rep.DataflowID: {"camera"}}, HoldStops: hold})
+	if !coordtest.Wait(5*time.Second, func() bool { return len(back.Stops()) == 1 }) {
+		close(hold)
+		t.Fatal("ended dataflow not stopped on reconnect")
+	}
+	// The daemon keeps reporting the dataflow while its stop is held.
+	before := heartbeatOf(srv, "u-robot")
+	for range 3 {
+		// Report uses the fake's view, which the Stop already emptied:
+		// send what a daemon still stopping its nodes reports.
+		if err := back.ReportRunning(ctxT(t), rep.DataflowID, "camera"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	back.Heartbeat(ctxT(t))
+	if !coordtest.Wait(5*time.Second, func() bool { return heartbeatOf(srv, "u-robot").After(before) }) {
+		t.Fatal("reports not processed")
+	}
+	time.Sleep(50 * time.Millisecond) // a Stop those reports sent would arrive by now
+	if n := len(back.Stops()); n != 1 {
+		close(hold)
+		t.Fatalf("%d Stops while the first was in flight, want 1", n)
+	}
+	close(hold)
+	// The stop ended; a report that still lists the dataflow gets a new one.
+	if !coordtest.Wait(5*time.Second, func() bool {
+		back.ReportRunning(ctxT(t), rep.DataflowID, "camera")
+		time.Sleep(20 * time.Millisecond)
+		return len(back.Stops()) >= 2
+	}) {
+		t.Fatal("no Stop after the first one ended")
+	}
+}
+
+func heartbeatOf(srv *coordtest.Server, id string) time.Time {
+	for _, d := range srv.Daemons().Daemons {
+		if d.ID == id {
+			return d.LastHeartbeat
+		}
+	}
+	return time.Time{}
+}

@@ -1,7 +1,6 @@
 package coordinator
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"sort"
@@ -91,15 +90,10 @@ func (c *Coordinator) stopUnknown(s *daemonSession, now time.Time) {
 			continue
 		}
 		reason := fmt.Sprintf("no coordinator has a record of dataflow %s (it ran unknown for %v; was the coordinator restarted with --store memory?)", id, now.Sub(since).Round(time.Second))
-		c.log.Warn("stopping a dataflow this coordinator has no record of", "daemon", s.name(), "dataflow", id, "unknown_for", now.Sub(since).Round(time.Second))
-		c.goWorker(func() {
-			ctx, cancel := context.WithTimeout(c.ctx, stopTimeout(0))
-			defer cancel()
-			var rep proto.StopReply
-			if err := s.conn.Request(ctx, proto.TypeStop, proto.Stop{DataflowID: id, Reason: reason}, &rep); err != nil {
-				c.log.Warn("stop unknown dataflow", "daemon", s.name(), "dataflow", id, "err", err)
-				return
-			}
+		unknownFor := now.Sub(since).Round(time.Second)
+		c.stopOnDaemon(s, proto.Stop{DataflowID: id, Reason: reason}, func() {
+			c.log.Warn("stopping a dataflow this coordinator has no record of", "daemon", s.name(), "dataflow", id, "unknown_for", unknownFor)
+		}, func(rep proto.StopReply) {
 			c.mu.Lock()
 			unmarkReportedLocked(s, id) // its nodes are gone, whether or not a report says so
 			delete(s.unknownSince, id)

@@ -30,6 +30,9 @@ type DaemonConfig struct {
 	Finished []proto.DataflowFinished
 	// History is in the daemon's log files when it connects (see Record).
 	History []proto.LogLine
+	// HoldStops, when set, delays every Stop reply until it is closed
+	// (the Stop is recorded at once), as nodes slow to stop would.
+	HoldStops chan struct{}
 }
 
 // Daemon is an in-process daemon that speaks the protocol. Its methods are
@@ -105,6 +108,16 @@ func (d *Daemon) status() proto.StatusReport {
 	}
 	sort.Slice(rep.Dataflows, func(i, j int) bool { return rep.Dataflows[i].DataflowID < rep.Dataflows[j].DataflowID })
 	return rep
+}
+
+// ReportRunning sends a status report that lists only dataflowID with
+// nodes running, whatever the daemon runs (a daemon still stopping them).
+func (d *Daemon) ReportRunning(ctx context.Context, dataflowID string, nodes ...string) error {
+	r := proto.DataflowReport{DataflowID: dataflowID}
+	for _, n := range nodes {
+		r.Nodes = append(r.Nodes, proto.NodeState{NodeID: n, PID: 1000, Status: proto.NodeRunning})
+	}
+	return d.conn.Send(ctx, proto.TypeStatusReport, proto.StatusReport{Dataflows: []proto.DataflowReport{r}})
 }
 
 // Heartbeat sends one heartbeat.
@@ -227,7 +240,17 @@ func (d *Daemon) handle(c *wsconn.Conn, e *proto.Envelope) {
 		}
 		delete(d.running, st.DataflowID)
 		d.mu.Unlock()
-		c.Reply(ctx, e, proto.TypeStopReply, proto.StopReply{DataflowID: st.DataflowID, Status: proto.FlowStopped, Nodes: nodes}, err)
+		reply := func() {
+			c.Reply(ctx, e, proto.TypeStopReply, proto.StopReply{DataflowID: st.DataflowID, Status: proto.FlowStopped, Nodes: nodes}, err)
+		}
+		if d.cfg.HoldStops != nil {
+			go func() { // ends when the test closes HoldStops
+				<-d.cfg.HoldStops
+				reply()
+			}()
+			return
+		}
+		reply()
 	case proto.TypeLogs:
 		var req proto.Logs
 		err := e.Into(&req)
