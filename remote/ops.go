@@ -79,18 +79,28 @@ func (f *Fleet) with(ctx context.Context, m config.Machine, fn func(*Machine) er
 // Install installs or reconfigures m's systemd daemon (InstallDaemon)
 // with the binary bin.Path (checked against bin.SHA256 when set).
 func (f *Fleet) Install(ctx context.Context, m config.Machine, after state.Machine, bin plan.Binary) error {
+	_, err := f.InstallReport(ctx, m, after, bin)
+	return err
+}
+
+// InstallReport is Install that also says what changed on the machine
+// (nothing, for a daemon already installed as desired).
+func (f *Fleet) InstallReport(ctx context.Context, m config.Machine, after state.Machine, bin plan.Binary) (InstallResult, error) {
 	bf, err := f.planBinary(bin)
 	if err != nil {
-		return err
+		return InstallResult{}, err
 	}
 	spec := f.Spec(m)
 	if after.Labels != nil {
 		spec.Labels = after.Labels
 	}
-	return f.with(ctx, m, func(mc *Machine) error {
-		_, err := InstallDaemon(ctx, mc, spec, bf)
+	var res InstallResult
+	err = f.with(ctx, m, func(mc *Machine) error {
+		var err error
+		res, err = InstallDaemon(ctx, mc, spec, bf)
 		return err
 	})
+	return res, err
 }
 
 // Uninstall removes m's systemd daemon and stops an ad hoc one.
