@@ -269,3 +269,75 @@ func TestBuiltinClusterApplyPlanDestroy(t *testing.T) {
 		t.Fatalf("plan after destroy: exit %d; want a fresh install\n%s", code, out)
 	}
 }
+
+// TestCoordinatorStateApplyPlanDestroy keeps the state in a running
+// coordinator (-state coordinator:///WORKSPACE): apply records into it,
+// adora state reads it, the next plan has nothing to do, another
+// workspace is another state, and destroy empties it and leaves the
+// coordinator (which holds the state) running.
+func TestCoordinatorStateApplyPlanDestroy(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds adora and runs a coordinator and a daemon: not in -short")
+	}
+	b := newBed(t)
+	b.dataflow("long", 100000000, 100)
+	cluster := filepath.Join(b.dir, "cluster.yml")
+	if err := os.WriteFile(cluster, []byte(fmt.Sprintf(`coordinator:
+  addr: 127.0.0.1
+  port: %d
+machines:
+  - id: here
+    local: true
+dataflows:
+  - name: long
+    path: long.yml
+`, b.port)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	coord := exec.Command(b.bin, "coordinator", "--interface", "127.0.0.1", "--port", strconv.Itoa(b.port))
+	coord.Dir, coord.Env = b.dir, b.env
+	var coordOut bytes.Buffer
+	coord.Stdout, coord.Stderr = &coordOut, &coordOut
+	if err := coord.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		coord.Process.Signal(syscall.SIGTERM)
+		coord.Wait()
+	})
+	if !waitFor(30*time.Second, func() bool {
+		c, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(b.port)))
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	}) {
+		t.Fatalf("the coordinator did not listen:\n%s", coordOut.String())
+	}
+	const ws = "coordinator:///team"
+
+	if code, out := b.adora("apply", "-auto-approve", "-no-color", "-state", ws); code != 0 {
+		t.Fatalf("apply: exit %d\n%s", code, out)
+	}
+	if _, err := os.Stat(filepath.Join(b.dir, "adora.state")); err == nil {
+		t.Fatal("apply with -state coordinator:// wrote a local state file")
+	}
+	if code, out := b.adora("state", "list", "-state", ws); code != 0 || !strings.Contains(out, "machine.here") || !strings.Contains(out, "dataflow.long.node.sender") {
+		t.Fatalf("state list from the coordinator: exit %d\n%s", code, out)
+	}
+	if code, out := b.adora("plan", "-detailed-exitcode", "-no-color", "-state", ws); code != 0 || !strings.Contains(out, "No changes") {
+		t.Fatalf("plan against the coordinator state: exit %d; want 0\n%s", code, out)
+	}
+	if code, out := b.adora("plan", "-detailed-exitcode", "-no-color", "-state", "coordinator:///other"); code != 2 || !strings.Contains(out, "machine.here will be installed") {
+		t.Fatalf("plan against an empty workspace: exit %d; want 2 and a first deployment\n%s", code, out)
+	}
+	if code, out := b.adora("destroy", "-auto-approve", "-no-color", "-state", ws); code != 0 || !strings.Contains(out, "1 stopped") {
+		t.Fatalf("destroy: exit %d\n%s", code, out)
+	}
+	if code, out := b.adora("state", "list", "-state", ws); code != 0 || strings.Contains(out, "machine.here") {
+		t.Fatalf("state list after destroy: exit %d; want nothing recorded\n%s", code, out)
+	}
+	if !waitFor(15*time.Second, func() bool { return len(b.processes()) == 1 }) {
+		t.Fatalf("processes left after destroy besides the coordinator: %v", b.processes())
+	}
+}
