@@ -304,13 +304,13 @@ func (s *deploySession) open(ctx context.Context, f *deployFlags, clusterPath, o
 	if f.lock {
 		s.lock = state.NewLockInfo(operation, version.Version, time.Now())
 		if err := state.LockWait(ctx, b, s.lock, f.lockTimeout); err != nil {
-			return err
+			return stateErr(f.statePath, err)
 		}
 		s.locked = true
 	}
 	if s.prior, err = b.Read(ctx); err != nil {
 		s.unlock()
-		return err
+		return stateErr(f.statePath, err)
 	}
 	ops, err := newFleetOps(s.cluster)
 	if err != nil {

@@ -151,3 +151,13 @@ func standaloneStateBackend(f *deployFlags) (state.Backend, string, error) {
 	b, err := openStateBackend(path, "", c)
 	return b, path, err
 }
+
+// stateErr names the coordinator-held state an unreachable coordinator
+// was asked for; other errors already say what they are about.
+func stateErr(flagValue string, err error) error {
+	var ce *client.ConnectError
+	if isCoordinatorState(flagValue) && errors.As(err, &ce) {
+		return fmt.Errorf("-state %s: %w", flagValue, err)
+	}
+	return err
+}

@@ -249,3 +249,24 @@ func TestStateCommandsOnCoordinatorState(t *testing.T) {
 		t.Fatalf("force-unlock of an unlocked state: exit %d %q", code, errs)
 	}
 }
+
+func TestCoordinatorStateUnreachableSaysWhich(t *testing.T) {
+	dir := deployProject(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close() // nothing listens there any more
+	url := fmt.Sprintf("coordinator://127.0.0.1:%d/team", port)
+	args := planArgs(dir)
+	for i, a := range args {
+		if a == filepath.Join(dir, "adora.state") {
+			args[i] = url
+		}
+	}
+	code, _, errs := runCmd(t, &PlanCommand{}, args...)
+	if code != 1 || !strings.Contains(errs, "-state "+url+": could not connect to coordinator") {
+		t.Fatalf("plan with an unreachable state coordinator: exit %d %q", code, errs)
+	}
+}
