@@ -789,3 +789,13 @@ func TestCoordinatorCommandUnknownGrace(t *testing.T) {
 		t.Fatal("coordinator did not exit after destroy")
 	}
 }
+
+func TestFormatLineWithoutNode(t *testing.T) {
+	note := proto.LogLine{Stream: proto.System, Line: "... 3 lines dropped"}
+	if got := formatLine(note, true); got != "... 3 lines dropped" {
+		t.Fatalf("coordinator note = %q", got)
+	}
+	if got := formatLine(proto.LogLine{NodeID: "cam", Line: "hi"}, true); got != "cam: hi" {
+		t.Fatalf("node line = %q", got)
+	}
+}

@@ -206,7 +206,7 @@ func reportEnd(m *Meta, name string, end proto.LogsEnd) int {
 
 // formatLine renders one node log line; withNode prefixes the node id.
 func formatLine(l proto.LogLine, withNode bool) string {
-	if withNode {
+	if withNode && l.NodeID != "" {
 		return l.NodeID + ": " + l.Line
 	}
 	return l.Line

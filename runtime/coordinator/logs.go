@@ -26,6 +26,9 @@ type follower struct {
 	ended  bool            // the dataflow ended before ready
 	end    proto.LogsEnd
 	lagged bool
+	// dropped counts lines the follower's connection had no room for
+	// since the last delivery; the next delivery says so first.
+	dropped int
 	// cur holds what the follower was sent of each node (the history,
 	// then live lines): a line the history already had, still in flight
 	// from the daemon when the history was read, is not sent again.
@@ -80,23 +83,61 @@ func (c *Coordinator) daemonLog(s *daemonSession, lines []proto.LogLine) {
 			}
 		}
 	}
+	notes := map[*follower]int{}
+	for fl, ls := range out {
+		if fl.dropped > 0 {
+			notes[fl] = fl.dropped
+			out[fl] = append([]proto.LogLine{droppedNote(fl, ls[0].Time)}, ls...)
+			fl.dropped = 0
+		}
+	}
 	c.mu.Unlock()
 	for fl, ls := range out {
-		c.sendLines(fl, ls)
+		if fl.conn.TrySend(proto.TypeLog, proto.Log{Follow: fl.id, Lines: ls}) {
+			continue
+		}
+		n := len(ls)
+		if notes[fl] > 0 {
+			n += notes[fl] - 1 // the note is not a line
+		}
+		c.mu.Lock()
+		c.droppedLocked(fl, n)
+		c.mu.Unlock()
 	}
 }
 
-func (c *Coordinator) sendLines(fl *follower, ls []proto.LogLine) {
-	if fl.conn.TrySend(proto.TypeLog, proto.Log{Follow: fl.id, Lines: ls}) {
-		return
-	}
-	c.mu.Lock()
-	first := !fl.lagged
-	fl.lagged = true
-	c.mu.Unlock()
-	if first {
+// droppedNote is the system line that opens a delivery after lines were
+// dropped for fl.
+func droppedNote(fl *follower, t time.Time) proto.LogLine {
+	return proto.LogLine{DataflowID: fl.flowID, Stream: proto.System, Time: t,
+		Line: fmt.Sprintf("... %d lines dropped: this follow could not keep up (adora logs shows every line)", fl.dropped)}
+}
+
+// droppedLocked counts n lines fl's connection had no room for.
+func (c *Coordinator) droppedLocked(fl *follower, n int) {
+	fl.dropped += n
+	if !fl.lagged {
+		fl.lagged = true
 		c.log.Warn("log follower is too slow; dropping lines", "remote", fl.conn.RemoteAddr(), "dataflow", fl.flowID)
 	}
+}
+
+// deliverLocked sends ls to fl without blocking, after a note of the
+// lines dropped before, if any.
+func (c *Coordinator) deliverLocked(fl *follower, ls []proto.LogLine) {
+	if len(ls) == 0 {
+		return
+	}
+	ls = fitLines(ls, proto.MaxLogsReplyBytes)
+	n := len(ls)
+	if fl.dropped > 0 {
+		ls = append([]proto.LogLine{droppedNote(fl, ls[0].Time)}, ls...)
+	}
+	if fl.conn.TrySend(proto.TypeLog, proto.Log{Follow: fl.id, Lines: ls}) {
+		fl.dropped = 0
+		return
+	}
+	c.droppedLocked(fl, n)
 }
 
 // endFollowersLocked ends every follow of dataflow id.
@@ -116,7 +157,14 @@ func (c *Coordinator) endFollowersLocked(id string, st proto.FlowStatus, errText
 }
 
 func (c *Coordinator) sendEndLocked(fl *follower, end proto.LogsEnd) {
-	if fl.conn.TrySend(proto.TypeLogsEnd, end) {
+	var note *proto.Log
+	if fl.dropped > 0 {
+		note = &proto.Log{Follow: fl.id, Lines: []proto.LogLine{droppedNote(fl, c.clock.Now())}}
+		if fl.conn.TrySend(proto.TypeLog, *note) {
+			note = nil
+		}
+	}
+	if note == nil && fl.conn.TrySend(proto.TypeLogsEnd, end) {
 		return
 	}
 	if c.closed {
@@ -127,6 +175,9 @@ func (c *Coordinator) sendEndLocked(fl *follower, end proto.LogsEnd) {
 		defer c.wg.Done()
 		ctx, cancel := context.WithTimeout(c.ctx, 5*time.Second)
 		defer cancel()
+		if note != nil {
+			fl.conn.Send(ctx, proto.TypeLog, *note)
+		}
 		fl.conn.Send(ctx, proto.TypeLogsEnd, end)
 	}()
 }
@@ -277,9 +328,7 @@ func (c *Coordinator) startFollowing(fl *follower, history []proto.LogLine) {
 		}
 	}
 	fl.buf, fl.ready = nil, true
-	if len(flush) > 0 {
-		fl.conn.TrySend(proto.TypeLog, proto.Log{Follow: fl.id, Lines: fitLines(flush, proto.MaxLogsReplyBytes)})
-	}
+	c.deliverLocked(fl, flush)
 	if fl.ended && len(fl.pending) == 0 {
 		delete(c.followers, fl)
 		c.sendEndLocked(fl, fl.end)
@@ -439,9 +488,7 @@ func (c *Coordinator) finishCatchUp(fl *follower, cu *catchUp, history []proto.L
 			out = append(out, l)
 		}
 	}
-	if len(out) > 0 {
-		fl.conn.TrySend(proto.TypeLog, proto.Log{Follow: fl.id, Lines: fitLines(out, proto.MaxLogsReplyBytes)})
-	}
+	c.deliverLocked(fl, out)
 	if fl.ended && len(fl.pending) == 0 {
 		delete(c.followers, fl)
 		c.sendEndLocked(fl, fl.end)

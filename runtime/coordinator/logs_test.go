@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -13,10 +14,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
+
 	"github.com/adora-rs/adora/runtime/client"
 	"github.com/adora-rs/adora/runtime/coordinator"
 	"github.com/adora-rs/adora/runtime/coordinator/coordtest"
 	"github.com/adora-rs/adora/runtime/proto"
+	"github.com/adora-rs/adora/runtime/proto/wsconn"
 )
 
 func line(df, node, text string, sec int) proto.LogLine {
@@ -463,4 +467,88 @@ func TestFollowCatchesUpWithReconnectedDaemon(t *testing.T) {
 	if s := strings.Join(rest, " "); s != "c2 c3" {
 		t.Fatalf("lines after the reconnect = %q, want %q", s, "c2 c3")
 	}
+}
+
+// A follower too slow for its lines loses some, and is told so: the next
+// lines it gets begin with a system line that counts the dropped ones.
+func TestSlowFollowerIsToldOfDroppedLines(t *testing.T) {
+	logger, logs := newLogger()
+	srv := coordtest.Start(t, coordinator.Config{TickInterval: quietTick, Logger: logger, ConnOptions: wsconn.Options{QueueLen: 1}})
+	robot := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
+	daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-gpu", MachineID: "gpu", Labels: map[string]string{"gpu": "true"}})
+	rep, err := dial(t, srv.Endpoint).Start(ctxT(t), startReq("my-app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := rep.DataflowID
+
+	ws := rawDial(t, srv.Endpoint, proto.PathControl)
+	if _, err := wsconn.ClientHello(ctxT(t), ws, proto.RoleCLI); err != nil {
+		t.Fatal(err)
+	}
+	e, _ := proto.NewEnvelope(proto.TypeLogs, proto.Logs{Dataflow: "my-app", Follow: true})
+	e.ID = 1
+	frame, _ := proto.Encode(e)
+	if err := ws.WriteMessage(websocket.TextMessage, frame); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := ws.ReadMessage(); err != nil { // the (empty) history
+		t.Fatal(err)
+	}
+	// The follower reads nothing while the daemon streams big lines.
+	big := strings.Repeat("x", 100<<10)
+	sec := 0
+	if !coordtest.Wait(20*time.Second, func() bool {
+		var batch []proto.LogLine
+		for range 5 {
+			sec++
+			batch = append(batch, line(id, "camera", big, sec))
+		}
+		robot.Stream(ctxT(t), batch...)
+		return logs.Count("log follower is too slow") > 0
+	}) {
+		t.Fatal("the follower never fell behind")
+	}
+
+	lines := make(chan proto.LogLine, 1000)
+	go func() { // ends when the test closes ws
+		for {
+			_, b, err := ws.ReadMessage()
+			if err != nil {
+				close(lines)
+				return
+			}
+			e, err := proto.Decode(b)
+			var l proto.Log
+			if err != nil || e.Type != proto.TypeLog || e.Into(&l) != nil {
+				continue
+			}
+			for _, x := range l.Lines {
+				lines <- x
+			}
+		}
+	}()
+	var note string
+	deadline := time.After(20 * time.Second)
+	for note == "" {
+		sec++
+		robot.Stream(ctxT(t), line(id, "camera", "small", sec))
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatal("follower connection closed")
+			}
+			if l.Stream == proto.System && strings.Contains(l.Line, "lines dropped") {
+				note = l.Line
+			}
+		case <-time.After(20 * time.Millisecond):
+		case <-deadline:
+			t.Fatal("no note of the dropped lines")
+		}
+	}
+	var n int
+	if _, err := fmt.Sscanf(note, "... %d lines dropped", &n); err != nil || n <= 0 || n > sec {
+		t.Fatalf("note = %q (%d lines were sent)", note, sec)
+	}
+	ws.Close()
 }
