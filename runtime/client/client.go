@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -96,6 +97,18 @@ func (c *Client) Done() <-chan struct{} { return c.conn.Done() }
 type follow struct {
 	lines chan []proto.LogLine
 	end   chan proto.LogsEnd // receives the one LogsEnd
+	// dropped counts lines lost since the last batch queued (reader
+	// goroutine only); the next batch opens with a note saying so.
+	dropped int
+	// lost is what dropped held at the end when no note fitted; FollowLogs
+	// reports it before it returns.
+	lost atomic.Int64
+}
+
+// droppedNote is the system line that tells a follower n lines were lost.
+func droppedNote(n int) proto.LogLine {
+	return proto.LogLine{Stream: proto.System, Time: time.Now().UTC(),
+		Line: fmt.Sprintf("... %d lines dropped: this follow could not keep up (adora logs shows every line)", n)}
 }
 
 // event routes follow events (Log, LogsEnd) to their follower. It runs on
@@ -109,10 +122,18 @@ func (c *Client) event(_ *wsconn.Conn, e *proto.Envelope) {
 			return
 		}
 		if f := c.follow(l.Follow); f != nil {
+			ls := l.Lines
+			if f.dropped > 0 {
+				ls = append([]proto.LogLine{droppedNote(f.dropped)}, ls...)
+			}
 			select {
-			case f.lines <- l.Lines:
+			case f.lines <- ls:
+				f.dropped = 0
 			default:
-				c.opts.Logger.Warn("log follower is slow; dropping lines")
+				if f.dropped == 0 {
+					c.opts.Logger.Warn("log follower is slow; dropping lines")
+				}
+				f.dropped += len(l.Lines)
 			}
 		}
 	case proto.TypeLogsEnd:
@@ -121,6 +142,14 @@ func (c *Client) event(_ *wsconn.Conn, e *proto.Envelope) {
 			return
 		}
 		if f := c.follow(end.Follow); f != nil {
+			if f.dropped > 0 {
+				select {
+				case f.lines <- []proto.LogLine{droppedNote(f.dropped)}:
+				default:
+					f.lost.Store(int64(f.dropped))
+				}
+				f.dropped = 0
+			}
 			select {
 			case f.end <- end:
 			default:
@@ -262,6 +291,9 @@ func (c *Client) FollowLogs(ctx context.Context, dataflow, node string, tail int
 						fn(l)
 					}
 				default:
+					if n := f.lost.Load(); n > 0 {
+						fn(droppedNote(int(n)))
+					}
 					return end, nil
 				}
 			}

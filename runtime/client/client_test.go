@@ -1,15 +1,19 @@
 package client_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
+	"github.com/adora-rs/adora/config"
 	"github.com/adora-rs/adora/runtime/client"
 	"github.com/adora-rs/adora/runtime/coordinator"
 	"github.com/adora-rs/adora/runtime/coordinator/coordtest"
@@ -138,4 +142,85 @@ func TestClientSurvivesCoordinatorGoingAway(t *testing.T) {
 		t.Fatal("List on a dead connection succeeded")
 	}
 	_ = proto.TypeList
+}
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// A FollowLogs caller too slow for the lines loses some, and is told so by
+// a system line.
+func TestSlowFollowLogsIsToldOfDroppedLines(t *testing.T) {
+	srv := coordtest.Start(t, coordinator.Config{})
+	ctx := context.Background()
+	d, err := coordtest.StartDaemon(ctx, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	var logs syncBuf
+	o := opts(srv)
+	o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	c, err := client.Dial(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	rep, err := c.Start(ctx, proto.Start{Name: "f", Descriptor: []byte("x"), Dataflow: config.Dataflow{Nodes: []config.Node{{ID: "cam", Path: "/bin/true", Deploy: config.Deploy{Machine: "robot"}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	var got []proto.LogLine
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.FollowLogs(ctx, "f", "", 0, func(l proto.LogLine) {
+			<-release // the caller is stuck until the test lets it go
+			got = append(got, l)
+		})
+		done <- err
+	}()
+	sent := 0
+	if !coordtest.Wait(20*time.Second, func() bool {
+		for range 100 {
+			sent++
+			d.Stream(ctx, proto.LogLine{DataflowID: rep.DataflowID, NodeID: "cam", Stream: proto.Stdout, Time: time.Unix(int64(sent), 0), Line: "l"})
+		}
+		return strings.Contains(logs.String(), "dropping lines")
+	}) {
+		close(release)
+		t.Fatal("the follow never fell behind")
+	}
+	close(release)
+	d.Finish(ctx, rep.DataflowID, false, "")
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("follow did not end")
+	}
+	notes := 0
+	for _, l := range got {
+		if l.Stream == proto.System && strings.Contains(l.Line, "lines dropped") {
+			notes++
+		}
+	}
+	if notes == 0 || len(got)-notes >= sent {
+		t.Fatalf("%d notes among %d lines (%d sent)", notes, len(got), sent)
+	}
 }
