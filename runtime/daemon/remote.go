@@ -2,11 +2,11 @@ package daemon
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/adora-rs/adora/config"
@@ -44,6 +44,44 @@ func EventKey(dataflowID, node string) string {
 	return "adora/" + Network + "/" + dataflowID + "/event/" + node
 }
 
+// The attachment of a publication on an output key is a header followed by
+// the message metadata (shm.AppendMeta's encoding):
+//
+//	byte 0      format version, attachmentV1
+//	bytes 1..8  sequence number, big-endian uint64
+//	bytes 9..   metadata
+//
+// The sending daemon numbers the publications of each output key 1, 2, 3, …
+// but only those it hands to a matching remote subscriber: one published
+// while none matched carries 0 (and is counted lost by the sender). A gap
+// in the numbers a receiving daemon sees is loss on the way (for example
+// what a socket held when a link broke) and is counted against the local
+// nodes that read the output. The last number sent travels in the
+// output-closed and node-failed events, so a loss at the end of a stream
+// is counted too.
+const (
+	attachmentV1     = 1
+	attachmentHeader = 9
+)
+
+// appendAttachment appends the v1 header with sequence number seq, then meta.
+func appendAttachment(b []byte, seq uint64, meta []byte) []byte {
+	b = append(b, attachmentV1)
+	b = binary.BigEndian.AppendUint64(b, seq)
+	return append(b, meta...)
+}
+
+// parseAttachment splits an output publication's attachment.
+func parseAttachment(att []byte) (seq uint64, meta []byte, err error) {
+	if len(att) < attachmentHeader {
+		return 0, nil, fmt.Errorf("attachment of %d bytes, want at least %d", len(att), attachmentHeader)
+	}
+	if att[0] != attachmentV1 {
+		return 0, nil, fmt.Errorf("attachment format %d, this daemon reads %d (upgrade the daemons to one version)", att[0], attachmentV1)
+	}
+	return binary.BigEndian.Uint64(att[1:attachmentHeader]), att[attachmentHeader:], nil
+}
+
 // deliverer receives traffic from other machines (dataplane.Router).
 type deliverer interface {
 	DeliverRemote(node, output string, meta, data []byte) error
@@ -58,22 +96,96 @@ type bridge struct {
 	flowID string
 	log    *slog.Logger
 
-	failures atomic.Uint64 // publications that failed
-	started  time.Time
+	started time.Time
 
 	mu     sync.Mutex
 	subs   []transport.Subscription
-	lost   map[string]uint64      // by publishing node: sent while no remote receiver subscribed
+	lost   map[string]uint64      // by node: see Lost
 	closed map[config.Source]bool // remote outputs closed (Output "" = every output: the node failed)
+	out    map[config.Source]*outSeq
+	in     map[config.Source]*inSeq
+}
+
+// outSeq numbers the publications of one local output.
+type outSeq struct {
+	mu   sync.Mutex // held across a publication: numbers leave in order
+	last uint64     // last number sent
+}
+
+// inSeq tracks the numbers received from one remote output.
+type inSeq struct {
+	last    uint64   // last number received (or accounted for)
+	readers []string // local nodes reading the output
+	bad     bool     // an unreadable attachment was reported
 }
 
 func newBridge(tr transport.Transport, flowID string, log *slog.Logger) *bridge {
-	return &bridge{tr: tr, flowID: flowID, log: log, started: time.Now(), lost: map[string]uint64{}, closed: map[config.Source]bool{}}
+	return &bridge{tr: tr, flowID: flowID, log: log, started: time.Now(),
+		lost: map[string]uint64{}, closed: map[config.Source]bool{},
+		out: map[config.Source]*outSeq{}, in: map[config.Source]*inSeq{}}
+}
+
+// outSeqOf returns the numbering of local output src.
+func (b *bridge) outSeqOf(src config.Source) *outSeq {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	o := b.out[src]
+	if o == nil {
+		o = &outSeq{}
+		b.out[src] = o
+	}
+	return o
+}
+
+// received accounts for number n of remote output src: the numbers
+// skipped since the last one are counted lost against its local readers.
+// n at or below the last one (the sending daemon restarted, or reused a
+// number after a failed publication) starts over from n.
+func (b *bridge) received(src config.Source, n uint64) {
+	if n == 0 {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	st := b.in[src]
+	if st == nil {
+		return
+	}
+	if n > st.last+1 {
+		b.lostLocked(st.readers, n-st.last-1)
+	}
+	st.last = n
+}
+
+// ended accounts for the last number final sent on remote output src.
+func (b *bridge) ended(src config.Source, final uint64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	st := b.in[src]
+	if st == nil || final <= st.last {
+		return
+	}
+	b.lostLocked(st.readers, final-st.last)
+	st.last = final
+}
+
+func (b *bridge) lostLocked(nodes []string, n uint64) {
+	for _, id := range nodes {
+		b.lost[id] += n
+	}
 }
 
 // note records what a remote lifecycle event says about the remote
-// node's outputs.
-func (b *bridge) note(ev dataplane.RemoteEvent) {
+// node's outputs, and accounts for the last numbers it carries.
+func (b *bridge) note(ev wireEvent) {
+	switch ev.Kind {
+	case dataplane.OutputClosed:
+		b.ended(config.Source{Node: ev.Node, Output: ev.Output}, ev.Seq)
+	case dataplane.NodeFailed:
+		for out, n := range ev.Seqs {
+			b.ended(config.Source{Node: ev.Node, Output: out}, n)
+		}
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	switch ev.Kind {
@@ -99,23 +211,70 @@ func (b *bridge) SourceClosed(node, output string) bool {
 }
 
 // Publish implements dataplane.Remote: data is the payload, meta the
-// message metadata (sent as the Zenoh attachment). While the dataflow
-// starts it waits for a remote receiver to subscribe; it blocks the
-// sending node meanwhile, which is the point.
+// message metadata (sent in the Zenoh attachment, after a numbered
+// header). While the dataflow starts it waits for a remote receiver to
+// subscribe; it blocks the sending node meanwhile, which is the point.
+// A publication no remote receiver is subscribed to, or that fails, is
+// counted lost against node; it takes no number, so the receiving side
+// sees no gap for it.
 func (b *bridge) Publish(node, output string, meta, data []byte) error {
 	key := OutputKey(b.flowID, node, output)
 	if m, ok := b.tr.(matcher); ok && !b.awaitReceiver(m, key) {
 		b.mu.Lock()
-		b.lost[node]++
+		b.lostLocked([]string{node}, 1)
 		b.mu.Unlock()
+		return nil
 	}
+	o := b.outSeqOf(config.Source{Node: node, Output: output})
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	att := appendAttachment(make([]byte, 0, attachmentHeader+len(meta)), o.last+1, meta)
 	ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
 	defer cancel()
-	if err := b.tr.Publish(ctx, key, data, meta); err != nil {
-		b.failures.Add(1)
-		return fmt.Errorf("publish %s/%s to other machines: %w", node, output, err)
+	if err := b.tr.Publish(ctx, key, data, att); err != nil {
+		b.mu.Lock()
+		b.lostLocked([]string{node}, 1)
+		b.mu.Unlock()
+		return fmt.Errorf("publish %s/%s to other machines (counted as dropped): %w", node, output, err)
 	}
+	o.last++
 	return nil
+}
+
+// lastSent returns the last number sent on local output src.
+func (b *bridge) lastSent(src config.Source) uint64 {
+	b.mu.Lock()
+	o := b.out[src]
+	b.mu.Unlock()
+	if o == nil {
+		return 0
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.last
+}
+
+// lastSentOf returns the last numbers sent on the outputs of node that
+// sent any.
+func (b *bridge) lastSentOf(node string) map[string]uint64 {
+	b.mu.Lock()
+	var outs []string
+	for src := range b.out {
+		if src.Node == node {
+			outs = append(outs, src.Output)
+		}
+	}
+	b.mu.Unlock()
+	var seqs map[string]uint64
+	for _, out := range outs {
+		if n := b.lastSent(config.Source{Node: node, Output: out}); n > 0 {
+			if seqs == nil {
+				seqs = map[string]uint64{}
+			}
+			seqs[out] = n
+		}
+	}
+	return seqs
 }
 
 // awaitReceiver reports whether key has a remote subscriber, waiting for
@@ -131,8 +290,10 @@ func (b *bridge) awaitReceiver(m matcher, key string) bool {
 	return true
 }
 
-// Lost returns, by node, the publications no remote receiver was
-// subscribed to.
+// Lost returns, by node, messages lost between machines: for a sending
+// node, publications no remote receiver was subscribed to and failed
+// publications; for a receiving node, messages of the remote outputs it
+// reads that the numbering shows never arrived.
 func (b *bridge) Lost() map[string]uint64 {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -149,15 +310,27 @@ type wireEvent struct {
 	Node   string                    `json:"node"`
 	Output string                    `json:"output,omitempty"`
 	Error  string                    `json:"error,omitempty"`
+	// Seq is the last number sent on Output (output_closed); Seqs those
+	// of the node's outputs (node_failed).
+	Seq  uint64            `json:"seq,omitempty"`
+	Seqs map[string]uint64 `json:"seqs,omitempty"`
 }
 
-// PublishEvent implements dataplane.Remote.
+// PublishEvent implements dataplane.Remote. Output-closed and node-failed
+// events carry the last numbers sent, so that receivers count what never
+// arrived at the end of a stream.
 func (b *bridge) PublishEvent(ev dataplane.RemoteEvent) error {
-	payload, _ := json.Marshal(wireEvent{Kind: ev.Kind, Node: ev.Node, Output: ev.Output, Error: ev.Error})
+	wev := wireEvent{Kind: ev.Kind, Node: ev.Node, Output: ev.Output, Error: ev.Error}
+	switch ev.Kind {
+	case dataplane.OutputClosed:
+		wev.Seq = b.lastSent(config.Source{Node: ev.Node, Output: ev.Output})
+	case dataplane.NodeFailed:
+		wev.Seqs = b.lastSentOf(ev.Node)
+	}
+	payload, _ := json.Marshal(wev)
 	ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
 	defer cancel()
 	if err := b.tr.Publish(ctx, EventKey(b.flowID, ev.Node), payload, nil); err != nil {
-		b.failures.Add(1)
 		return fmt.Errorf("publish %s event of %s to other machines: %w", ev.Kind, ev.Node, err)
 	}
 	return nil
@@ -196,9 +369,17 @@ func (b *bridge) start(to deliverer, df *config.Dataflow, local []string) error 
 		isLocal[id] = true
 	}
 	for _, src := range remoteSources(df, local) {
-		src := src
+		b.mu.Lock()
+		b.in[src] = &inSeq{readers: readersOf(df, isLocal, src)}
+		b.mu.Unlock()
 		sub, err := b.tr.Subscribe(OutputKey(b.flowID, src.Node, src.Output), func(s transport.Sample) {
-			if err := to.DeliverRemote(src.Node, src.Output, s.Attachment, s.Payload); err != nil {
+			n, meta, err := parseAttachment(s.Attachment)
+			if err != nil {
+				b.unreadable(src, err)
+				return
+			}
+			b.received(src, n)
+			if err := to.DeliverRemote(src.Node, src.Output, meta, s.Payload); err != nil {
 				b.log.Warn("deliver remote output", "source", src.String(), "err", err)
 			}
 		})
@@ -213,9 +394,8 @@ func (b *bridge) start(to deliverer, df *config.Dataflow, local []string) error 
 		if json.Unmarshal(s.Payload, &ev) != nil || isLocal[ev.Node] {
 			return
 		}
-		rev := dataplane.RemoteEvent{Kind: ev.Kind, Node: ev.Node, Output: ev.Output, Error: ev.Error}
-		b.note(rev)
-		to.DeliverRemoteEvent(rev)
+		b.note(ev)
+		to.DeliverRemoteEvent(dataplane.RemoteEvent{Kind: ev.Kind, Node: ev.Node, Output: ev.Output, Error: ev.Error})
 	})
 	if err != nil {
 		b.close()
@@ -223,6 +403,39 @@ func (b *bridge) start(to deliverer, df *config.Dataflow, local []string) error 
 	}
 	b.add(sub)
 	return nil
+}
+
+// readersOf lists the local nodes with an input from src.
+func readersOf(df *config.Dataflow, isLocal map[string]bool, src config.Source) []string {
+	var out []string
+	for _, n := range df.Nodes {
+		if !isLocal[n.ID] {
+			continue
+		}
+		for _, in := range n.Inputs {
+			if !in.Source.IsTimer() && in.Source.Node == src.Node && in.Source.Output == src.Output {
+				out = append(out, n.ID)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// unreadable counts a publication of src whose attachment this daemon
+// cannot read as lost against its readers, warning once per output.
+func (b *bridge) unreadable(src config.Source, err error) {
+	b.mu.Lock()
+	st := b.in[src]
+	warn := st != nil && !st.bad
+	if st != nil {
+		st.bad = true
+		b.lostLocked(st.readers, 1)
+	}
+	b.mu.Unlock()
+	if warn {
+		b.log.Warn("unreadable message from another machine, counted as dropped", "source", src.String(), "err", err)
+	}
 }
 
 func (b *bridge) add(s transport.Subscription) {

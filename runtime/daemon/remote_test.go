@@ -2,6 +2,8 @@ package daemon
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
@@ -294,5 +296,184 @@ func TestBridgeWaitsForRemoteReceiver(t *testing.T) {
 	}
 	if lost := late.Lost(); lost["camera"] != 1 {
 		t.Fatalf("lost %v, want camera: 1", lost)
+	}
+}
+
+// lossyTransport wraps a memTransport: fate decides, per publication on
+// key (its count from 1 on that key), whether it passes, vanishes
+// silently on the way (as what a socket holds when a link breaks) or
+// fails.
+type lossyTransport struct {
+	*memTransport
+	mu   sync.Mutex
+	n    map[string]int
+	fate func(key string, n int) string // "", "vanish" or "fail"
+}
+
+func (l *lossyTransport) Publish(ctx context.Context, key string, payload, attachment []byte) error {
+	l.mu.Lock()
+	if l.n == nil {
+		l.n = map[string]int{}
+	}
+	l.n[key]++
+	f := l.fate(key, l.n[key])
+	l.mu.Unlock()
+	switch f {
+	case "vanish":
+		return nil
+	case "fail":
+		return errors.New("link to 5f closed")
+	}
+	return l.memTransport.Publish(ctx, key, payload, attachment)
+}
+
+// lossyPair starts machine A (camera, actuator) and machine B (inference)
+// of twoMachineFlow over a lossyTransport.
+func lossyPair(t *testing.T, fate func(key string, n int) string) (a, b *bridge, toA *fakeDeliverer) {
+	t.Helper()
+	tr := &lossyTransport{memTransport: newMemTransport(), fate: fate}
+	df := twoMachineFlow()
+	a, b = newBridge(tr, "df5", discard()), newBridge(tr, "df5", discard())
+	toA = &fakeDeliverer{}
+	if err := a.start(toA, df, []string{"camera", "actuator"}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.close)
+	if err := b.start(&fakeDeliverer{}, df, []string{"inference"}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.close)
+	return a, b, toA
+}
+
+func publishN(t *testing.T, b *bridge, from, to int) {
+	t.Helper()
+	for i := from; i <= to; i++ {
+		if err := b.Publish("inference", "predictions", []byte("m"), fmt.Appendf(nil, "%d", i)); err != nil {
+			t.Fatalf("publish %d: %v", i, err)
+		}
+	}
+}
+
+// TestBridgeCountsGapsAgainstReaders: publications that vanish on the way
+// are counted, on the receiving machine, against the local node that reads
+// the output (actuator), not against other local nodes or the sender.
+func TestBridgeCountsGapsAgainstReaders(t *testing.T) {
+	a, b, toA := lossyPair(t, func(key string, n int) string {
+		if strings.HasSuffix(key, "/inference/predictions") && (n == 2 || n == 3 || n == 7) {
+			return "vanish"
+		}
+		return ""
+	})
+	publishN(t, b, 1, 8)
+	data, _ := toA.snapshot()
+	want := []string{"inference/predictions:m:1", "inference/predictions:m:4", "inference/predictions:m:5",
+		"inference/predictions:m:6", "inference/predictions:m:8"}
+	if !slices.Equal(data, want) {
+		t.Fatalf("A received %v, want %v", data, want)
+	}
+	if lost := a.Lost(); len(lost) != 1 || lost["actuator"] != 3 {
+		t.Errorf("A counts lost %v, want actuator: 3", lost)
+	}
+	if lost := b.Lost(); len(lost) != 0 {
+		t.Errorf("B (the sender) counts lost %v, want none", lost)
+	}
+}
+
+// TestBridgeCountsFailedPublish: a publication that fails is counted once,
+// against the sending node; it takes no number, so the receiver sees no
+// gap and counts nothing.
+func TestBridgeCountsFailedPublish(t *testing.T) {
+	a, b, toA := lossyPair(t, func(key string, n int) string {
+		if strings.HasSuffix(key, "/inference/predictions") && n == 2 {
+			return "fail"
+		}
+		return ""
+	})
+	publishN(t, b, 1, 1)
+	if err := b.Publish("inference", "predictions", []byte("m"), []byte("2")); err == nil {
+		t.Fatal("a failed publication reported no error")
+	}
+	publishN(t, b, 3, 4)
+	if data, _ := toA.snapshot(); len(data) != 3 {
+		t.Fatalf("A received %v, want 1, 3 and 4", data)
+	}
+	if lost := b.Lost(); len(lost) != 1 || lost["inference"] != 1 {
+		t.Errorf("B counts lost %v, want inference: 1", lost)
+	}
+	if lost := a.Lost(); len(lost) != 0 {
+		t.Errorf("A counts lost %v, want none (the sender counted it)", lost)
+	}
+}
+
+// TestBridgeCountsLossAtStreamEnd: the output-closed and node-failed
+// events carry the last number sent, so publications lost after the last
+// one received are counted too.
+func TestBridgeCountsLossAtStreamEnd(t *testing.T) {
+	for _, kind := range []dataplane.RemoteEventKind{dataplane.OutputClosed, dataplane.NodeFailed} {
+		t.Run(string(kind), func(t *testing.T) {
+			a, b, toA := lossyPair(t, func(key string, n int) string {
+				if strings.HasSuffix(key, "/inference/predictions") && n > 3 {
+					return "vanish"
+				}
+				return ""
+			})
+			publishN(t, b, 1, 5)
+			ev := dataplane.RemoteEvent{Kind: kind, Node: "inference", Output: "predictions"}
+			if kind == dataplane.NodeFailed {
+				ev = dataplane.RemoteEvent{Kind: kind, Node: "inference", Error: "boom"}
+			}
+			if err := b.PublishEvent(ev); err != nil {
+				t.Fatal(err)
+			}
+			if data, evs := toA.snapshot(); len(data) != 3 || len(evs) != 1 || evs[0].Kind != kind {
+				t.Fatalf("A received %v and events %+v", data, evs)
+			}
+			if lost := a.Lost(); len(lost) != 1 || lost["actuator"] != 2 {
+				t.Errorf("A counts lost %v, want actuator: 2", lost)
+			}
+			// A repeated event counts nothing more.
+			if err := b.PublishEvent(ev); err != nil {
+				t.Fatal(err)
+			}
+			if lost := a.Lost(); lost["actuator"] != 2 {
+				t.Errorf("after a repeated event A counts lost %v, want actuator: 2", lost)
+			}
+		})
+	}
+}
+
+// TestBridgeUnreadableAttachment: a publication in a format this daemon
+// does not read is not delivered and is counted lost against the readers.
+func TestBridgeUnreadableAttachment(t *testing.T) {
+	tr := newMemTransport()
+	a := newBridge(tr, "df6", discard())
+	toA := &fakeDeliverer{}
+	if err := a.start(toA, twoMachineFlow(), []string{"camera", "actuator"}); err != nil {
+		t.Fatal(err)
+	}
+	defer a.close()
+	key := OutputKey("df6", "inference", "predictions")
+	tr.Publish(context.Background(), key, []byte("x"), []byte{2, 0, 0, 0, 0, 0, 0, 0, 1})
+	tr.Publish(context.Background(), key, []byte("y"), []byte("short"))
+	tr.Publish(context.Background(), key, []byte("z"), appendAttachment(nil, 3, []byte("m")))
+	data, _ := toA.snapshot()
+	if !slices.Equal(data, []string{"inference/predictions:m:z"}) {
+		t.Fatalf("A received %v", data)
+	}
+	// two unreadable, and 1..2 never seen before number 3
+	if lost := a.Lost(); len(lost) != 1 || lost["actuator"] != 4 {
+		t.Errorf("A counts lost %v, want actuator: 4", lost)
+	}
+}
+
+func TestAttachmentRoundTrip(t *testing.T) {
+	att := appendAttachment(nil, 0x0102030405060708, []byte("meta"))
+	if att[0] != attachmentV1 || len(att) != attachmentHeader+4 {
+		t.Fatalf("attachment % x", att)
+	}
+	n, meta, err := parseAttachment(att)
+	if err != nil || n != 0x0102030405060708 || string(meta) != "meta" {
+		t.Fatalf("parsed %x %q %v", n, meta, err)
 	}
 }
