@@ -9,16 +9,19 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/hashicorp/cli"
 
+	"github.com/adora-rs/adora/apply"
 	"github.com/adora-rs/adora/config"
 	"github.com/adora-rs/adora/internal/auth"
 	"github.com/adora-rs/adora/internal/paths"
 	"github.com/adora-rs/adora/internal/version"
+	"github.com/adora-rs/adora/plan"
 	"github.com/adora-rs/adora/remote"
 	"github.com/adora-rs/adora/runtime/client"
 	"github.com/adora-rs/adora/runtime/proto"
@@ -296,4 +299,58 @@ func deliverSCPNodes(ctx context.Context, ui cli.Ui, clusterPath string, req *pr
 		return fmt.Errorf("distribute: scp: %w", err)
 	}
 	return nil
+}
+
+// registerClusterState adds the state options of the cluster commands
+// that change machines: -state and -lock-timeout, as for adora apply.
+func registerClusterState(fs *flag.FlagSet, f *deployFlags) {
+	f.lock, f.refresh = true, true
+	fs.StringVar(&f.statePath, "state", "", "state file")
+	fs.DurationVar(&f.lockTimeout, "lock-timeout", 0, "wait for the state lock")
+}
+
+// clusterBinary describes the adora binary a cluster command deploys:
+// path (default this executable) with version want, or the version it
+// reports when want is "".
+func clusterBinary(ctx context.Context, ops *fleetOps, path, want string) (plan.Binary, error) {
+	bf, err := ops.BinaryFile(path)
+	if err != nil {
+		return plan.Binary{}, err
+	}
+	abs := path
+	if abs == "" {
+		if abs, err = os.Executable(); err != nil {
+			return plan.Binary{}, fmt.Errorf("locate the adora binary: %w", err)
+		}
+	}
+	if abs, err = filepath.Abs(abs); err != nil {
+		return plan.Binary{}, err
+	}
+	if want == "" {
+		if want, err = upgradeVersion(ctx, ops.Fleet, path, bf); err != nil {
+			return plan.Binary{}, err
+		}
+	}
+	return plan.Binary{Version: want, SHA256: bf.SHA256, Path: abs}, nil
+}
+
+// applyClusterPlan carries out p with e onto s's state (nothing when p has
+// no changes). A state the backend refused is saved aside, as apply does.
+func applyClusterPlan(ctx context.Context, interrupt <-chan struct{}, ui cli.Ui, s *deploySession, e *apply.Executor, p *plan.Plan) apply.Result {
+	if !p.HasChanges() {
+		return apply.Result{}
+	}
+	final, res, err := e.Apply(ctx, interrupt, p, priorOrNew(s))
+	if errors.Is(err, apply.ErrPersist) {
+		saveErroredState(ui, final)
+	}
+	return res
+}
+
+// notCarriedOut is the error of the machines an apply did not reach.
+func notCarriedOut(res apply.Result) error {
+	if res.Interrupted {
+		return errors.New("not carried out: interrupted")
+	}
+	return errors.New("not carried out: the apply stopped after an earlier failure")
 }

@@ -2,11 +2,16 @@ package command
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
+	"github.com/adora-rs/adora/apply"
 	"github.com/adora-rs/adora/config"
+	"github.com/adora-rs/adora/plan"
 	"github.com/adora-rs/adora/remote"
+	"github.com/adora-rs/adora/state"
 )
 
 // ClusterInstallCommand installs the daemon as a systemd service on every
@@ -29,56 +34,133 @@ Usage: adora cluster install [options] PATH
   installed with the same content are left running. Exits 1 when any
   machine failed.
 
+  This is adora apply restricted to the install and reconfigure changes of
+  the machines of PATH: the machines are observed first, only those whose
+  daemon is missing, drifted or configured differently are touched, and
+  the state (adora.state next to PATH, locked meanwhile) records each
+  machine as soon as it is done. A machine that runs another adora binary
+  is left on it: adora cluster upgrade replaces binaries.
+
 Options:
   -binary FILE      adora binary to install (default: this executable)
+  -version V        the version FILE reports (default: asked by running
+                    "FILE version"; needed when FILE is for another
+                    architecture)
   -parallelism N    machines handled at once (default 10)
+  -state PATH       state file (default adora.state next to PATH)
+  -lock-timeout D   wait up to D for the state lock (default 0: fail)
 `)
 }
 
 func (c *ClusterInstallCommand) Run(args []string) int {
-	fs := clusterFlagSet(c.Meta.Ui, "cluster install", c.Help)
+	ui := c.Meta.Ui
+	fs := clusterFlagSet(ui, "cluster install", c.Help)
 	var cf clusterFlags
 	cf.register(fs)
+	var df deployFlags
+	registerClusterState(fs, &df)
 	binary := fs.String("binary", "", "adora binary to install")
-	if !clusterParse(c.Meta.Ui, fs, args) {
+	want := fs.String("version", "", "the version the binary reports")
+	if !clusterParse(ui, fs, args) {
 		return 1
 	}
 	if fs.NArg() != 1 {
-		c.Meta.Ui.Error("adora cluster install needs one argument: the cluster file")
+		ui.Error("adora cluster install needs one argument: the cluster file")
 		return 1
 	}
-	cl, ok := clusterLoad(c.Meta.Ui, fs.Arg(0))
+	cl, ok := clusterLoad(ui, fs.Arg(0))
 	if !ok {
 		return 1
 	}
-	tok, err := clusterToken()
+	ctx, interrupt, stop := deployInterrupts(ui)
+	defer stop()
+	s, err := openFleetSession(ctx, &df, fs.Arg(0), cl, "cluster install")
 	if err != nil {
-		c.Meta.Ui.Error(fmt.Sprintf("coordinator token: %v", err))
+		ui.Error(err.Error())
 		return 1
 	}
-	fleet := clusterFleet(cl, tok, clusterLogger())
-	bin, err := fleet.BinaryFile(*binary)
+	defer s.unlock()
+	bin, err := clusterBinary(ctx, s.ops, *binary, *want)
 	if err != nil {
-		c.Meta.Ui.Error(err.Error())
+		ui.Error(err.Error())
 		return 1
 	}
-	ctx, cancel := clusterSignalContext()
-	defer cancel()
-	failed := forEachClusterMachine(ctx, c.Meta.Ui, cl.Machines, cf.parallelism,
-		func(m config.Machine) string {
-			return fmt.Sprintf("Installing %s on %s", strings.TrimSuffix(remote.UnitName(m.ID), ".service"), fleet.Target(m))
-		},
-		func(ctx context.Context, m config.Machine) clusterResult {
-			mc, err := fleet.Dial(ctx, m)
-			if err != nil {
-				return clusterResult{err: err}
-			}
-			defer mc.Close()
-			res, err := remote.InstallDaemon(ctx, mc, fleet.Spec(m), bin)
-			if err == nil && !res.Changed() {
-				return clusterResult{note: "(unchanged)"}
-			}
-			return clusterResult{err: err}
-		})
-	return clusterSummary(c.Meta.Ui, len(cl.Machines), failed)
+	observed, err := s.observe(ctx)
+	if err != nil {
+		ui.Error(fmt.Sprintf("observe the machines: %v", err))
+		return 1
+	}
+	cp, err := computeClusterPlan(opInstall, s.prior, observed, fleetDesired(s, bin, cf.parallelism, nil, nil))
+	if err != nil {
+		ui.Error(err.Error())
+		return 1
+	}
+	lines := newClusterLines(ui, cl.Machines, func(m config.Machine) string {
+		return fmt.Sprintf("Installing %s on %s", strings.TrimSuffix(remote.UnitName(m.ID), ".service"), s.ops.Target(m))
+	})
+	for _, m := range cl.Machines {
+		if !inRun(cp.Run, m.ID) {
+			lines.set(m.ID, installedAlready(cp.fullChange(m.ID), observed.Machines[m.ID]))
+		}
+	}
+	inst := &clusterInstaller{ops: s.ops}
+	lines.note = inst.note
+	e := fleetExecutor(s, lines.event)
+	e.Installer, e.Upgrader, e.Waiter, e.Deployer = inst, nil, nil, nil
+	e.Parallelism = cf.parallelism
+	res := applyClusterPlan(ctx, interrupt, ui, s, e, cp.Run)
+	return clusterSummary(ui, len(cl.Machines), lines.finish(notCarriedOut(res)))
 }
+
+// installedAlready is the result of a machine install leaves alone: it is
+// installed as desired, or only its binary differs (an upgrade's job), or
+// it could not be reached to know.
+func installedAlready(c plan.Change, obs state.MachineObservation) clusterResult {
+	if obs.ID != "" && !obs.Reachable {
+		return clusterResult{err: errors.New(obs.Error)}
+	}
+	if c.Action == plan.Upgrade {
+		return clusterResult{note: "(installed; it runs another adora binary: adora cluster upgrade replaces it)"}
+	}
+	return clusterResult{note: "(unchanged)"}
+}
+
+// clusterInstaller is the executor's Installer for cluster install: the
+// fleet's install, remembering the machines where nothing changed.
+type clusterInstaller struct {
+	ops *fleetOps
+
+	mu        sync.Mutex
+	unchanged map[string]bool
+}
+
+func (i *clusterInstaller) Install(ctx context.Context, m config.Machine, after state.Machine, bin plan.Binary) error {
+	if after.DaemonMode == state.AdHoc {
+		return i.ops.Install(ctx, m, after, bin)
+	}
+	res, err := i.ops.InstallReport(ctx, m, after, bin)
+	if err == nil && !res.Changed() {
+		i.mu.Lock()
+		if i.unchanged == nil {
+			i.unchanged = map[string]bool{}
+		}
+		i.unchanged[m.ID] = true
+		i.mu.Unlock()
+	}
+	return err
+}
+
+func (i *clusterInstaller) Uninstall(ctx context.Context, m config.Machine) error {
+	return i.ops.Uninstall(ctx, m)
+}
+
+func (i *clusterInstaller) note(id string) string {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if i.unchanged[id] {
+		return "(unchanged)"
+	}
+	return ""
+}
+
+var _ apply.Installer = (*clusterInstaller)(nil)

@@ -1,11 +1,11 @@
 package command
 
 import (
-	"context"
 	"fmt"
 	"strings"
 
 	"github.com/adora-rs/adora/config"
+	"github.com/adora-rs/adora/plan"
 	"github.com/adora-rs/adora/remote"
 )
 
@@ -26,35 +26,55 @@ Usage: adora cluster uninstall [options] PATH
   The adora binary and /var/lib/adora/<id> (logs, node files) are kept.
   Exits 1 when any machine failed.
 
+  This is adora apply restricted to the uninstall changes of the machines
+  of PATH (recorded in the state or not); the state (adora.state next to
+  PATH, locked meanwhile) forgets each machine as soon as it is removed.
+
 Options:
   -parallelism N    machines handled at once (default 10)
+  -state PATH       state file (default adora.state next to PATH)
+  -lock-timeout D   wait up to D for the state lock (default 0: fail)
 `)
 }
 
 func (c *ClusterUninstallCommand) Run(args []string) int {
-	fs := clusterFlagSet(c.Meta.Ui, "cluster uninstall", c.Help)
+	ui := c.Meta.Ui
+	fs := clusterFlagSet(ui, "cluster uninstall", c.Help)
 	var cf clusterFlags
 	cf.register(fs)
-	if !clusterParse(c.Meta.Ui, fs, args) {
+	var df deployFlags
+	registerClusterState(fs, &df)
+	if !clusterParse(ui, fs, args) {
 		return 1
 	}
 	if fs.NArg() != 1 {
-		c.Meta.Ui.Error("adora cluster uninstall needs one argument: the cluster file")
+		ui.Error("adora cluster uninstall needs one argument: the cluster file")
 		return 1
 	}
-	cl, ok := clusterLoad(c.Meta.Ui, fs.Arg(0))
+	cl, ok := clusterLoad(ui, fs.Arg(0))
 	if !ok {
 		return 1
 	}
-	fleet := clusterFleet(cl, "", clusterLogger())
-	ctx, cancel := clusterSignalContext()
-	defer cancel()
-	failed := forEachClusterMachine(ctx, c.Meta.Ui, cl.Machines, cf.parallelism,
-		func(m config.Machine) string {
-			return fmt.Sprintf("Uninstalling %s from %s", strings.TrimSuffix(remote.UnitName(m.ID), ".service"), fleet.Target(m))
-		},
-		func(ctx context.Context, m config.Machine) clusterResult {
-			return clusterResult{err: fleet.Uninstall(ctx, m)}
-		})
-	return clusterSummary(c.Meta.Ui, len(cl.Machines), failed)
+	ctx, interrupt, stop := deployInterrupts(ui)
+	defer stop()
+	s, err := openFleetSession(ctx, &df, fs.Arg(0), cl, "cluster uninstall")
+	if err != nil {
+		ui.Error(err.Error())
+		return 1
+	}
+	defer s.unlock()
+	// Every machine of the file is uninstalled: nothing to observe first.
+	cp, err := computeClusterPlan(opUninstall, s.prior, nil, fleetDesired(s, plan.Binary{}, 1, nil, nil))
+	if err != nil {
+		ui.Error(err.Error())
+		return 1
+	}
+	lines := newClusterLines(ui, cl.Machines, func(m config.Machine) string {
+		return fmt.Sprintf("Uninstalling %s from %s", strings.TrimSuffix(remote.UnitName(m.ID), ".service"), s.ops.Target(m))
+	})
+	e := fleetExecutor(s, lines.event)
+	e.Upgrader, e.Waiter, e.Deployer = nil, nil, nil
+	e.Parallelism = cf.parallelism
+	res := applyClusterPlan(ctx, interrupt, ui, s, e, cp.Run)
+	return clusterSummary(ui, len(cl.Machines), lines.finish(notCarriedOut(res)))
 }

@@ -6,13 +6,18 @@ import (
 	"fmt"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/hashicorp/cli"
+
 	"github.com/adora-rs/adora/config"
-	"github.com/adora-rs/adora/internal/auth"
+	"github.com/adora-rs/adora/plan"
 	"github.com/adora-rs/adora/remote"
 	"github.com/adora-rs/adora/runtime/client"
+	"github.com/adora-rs/adora/state"
 )
 
 // ClusterUpgradeCommand replaces the adora binary machine by machine.
@@ -36,6 +41,12 @@ Usage: adora cluster upgrade [options] PATH
   untouched. Exits 1 when a machine failed. Daemons must be installed with
   "adora cluster install".
 
+  This is adora apply restricted to the upgrade changes of the machines of
+  PATH: the machines are observed first; those already on the binary are
+  neither copied to nor restarted; the rollout goes in the plan's order
+  (by machine id), one machine per wave; the state (adora.state next to
+  PATH, locked meanwhile) records each machine once its daemon is back.
+
 Options:
   -binary FILE      the new adora binary (default: this executable)
   -version V        the version FILE reports (default: asked by running
@@ -45,47 +56,72 @@ Options:
   -rollback=false   leave a failed machine on the new binary (default: put
                     its previous binary back, kept as ` + remote.PrevBinaryPath + `,
                     and restart it)
+  -state PATH       state file (default adora.state next to PATH)
+  -lock-timeout D   wait up to D for the state lock (default 0: fail)
 `)
 }
 
 func (c *ClusterUpgradeCommand) Run(args []string) int {
-	fs := clusterFlagSet(c.Meta.Ui, "cluster upgrade", c.Help)
+	ui := &cli.ConcurrentUi{Ui: c.Meta.Ui}
+	fs := clusterFlagSet(ui, "cluster upgrade", c.Help)
+	var df deployFlags
+	registerClusterState(fs, &df)
 	binary := fs.String("binary", "", "the new adora binary")
 	want := fs.String("version", "", "the version the binary reports")
 	timeout := fs.Duration("timeout", 30*time.Second, "wait for each daemon")
 	rollback := fs.Bool("rollback", true, "put the previous binary back on a failed machine")
-	if !clusterParse(c.Meta.Ui, fs, args) {
+	if !clusterParse(ui, fs, args) {
 		return 1
 	}
 	if fs.NArg() != 1 {
-		c.Meta.Ui.Error("adora cluster upgrade needs one argument: the cluster file")
+		ui.Error("adora cluster upgrade needs one argument: the cluster file")
 		return 1
 	}
-	cl, ok := clusterLoad(c.Meta.Ui, fs.Arg(0))
+	cl, ok := clusterLoad(ui, fs.Arg(0))
 	if !ok {
 		return 1
 	}
-	fleet := clusterFleet(cl, "", clusterLogger())
-	bin, err := fleet.BinaryFile(*binary)
+	ctx, interrupt, stop := deployInterrupts(ui)
+	defer stop()
+	s, err := openFleetSession(ctx, &df, fs.Arg(0), cl, "cluster upgrade")
 	if err != nil {
-		c.Meta.Ui.Error(err.Error())
+		ui.Error(err.Error())
 		return 1
 	}
-	ctx, cancel := clusterSignalContext()
-	defer cancel()
-	if *want == "" {
-		if *want, err = upgradeVersion(ctx, fleet, *binary, bin); err != nil {
-			c.Meta.Ui.Error(err.Error())
-			return 1
+	defer s.unlock()
+	bin, err := clusterBinary(ctx, s.ops, *binary, *want)
+	if err != nil {
+		ui.Error(err.Error())
+		return 1
+	}
+	opts := s.ops.coord
+	if _, err := client.Health(ctx, opts); err != nil {
+		ui.Error(fmt.Sprintf("cannot reach the coordinator at %s:%d to watch the rollout: %v", opts.Addr, opts.Port, err))
+		return 1
+	}
+	observed, err := s.observe(ctx)
+	if err != nil {
+		ui.Error(fmt.Sprintf("observe the machines: %v", err))
+		return 1
+	}
+	cp, err := computeClusterPlan(opUpgrade, s.prior, observed, fleetDesired(s, bin, 1, nil, nil))
+	if err != nil {
+		ui.Error(err.Error())
+		return 1
+	}
+	if err := upgradable(cp, cl, observed); err != nil {
+		ui.Error(err.Error())
+		return 1
+	}
+	lines := &upgradeLines{ui: ui, target: func(id string) string { return s.ops.Target(*cl.Machine(id)).String() }}
+	already := 0
+	for _, m := range sortedMachines(cl) {
+		if !inRun(cp.Run, m.ID) {
+			lines.unchanged(m.ID, cp.fullChange(m.ID), bin.Version)
+			already++
 		}
 	}
-	tok, _ := auth.Resolve("")
-	opts := clusterCoordinatorOptions(cl, tok)
-	if _, err := client.Health(ctx, opts); err != nil {
-		c.Meta.Ui.Error(fmt.Sprintf("cannot reach the coordinator at %s:%d to watch the rollout: %v", opts.Addr, opts.Port, err))
-		return 1
-	}
-	u := clusterUpgrader{ui: c.Meta, fleet: fleet, bin: bin, version: *want, opts: opts, timeout: *timeout, rollback: *rollback}
+	u := &clusterUpgrader{lines: lines, ops: s.ops, opts: opts, timeout: *timeout, rollback: *rollback}
 	// With the control API (token), a reconnect is recognised by a
 	// connection newer than the restart, so a registration left over from
 	// the old process never counts; without it, by the version alone.
@@ -93,110 +129,166 @@ func (c *ClusterUpgradeCommand) Run(args []string) int {
 		defer ctl.Close()
 		u.ctl = ctl
 	}
-	for i, m := range cl.Machines {
-		if err := u.machine(ctx, m); err != nil {
-			rest := make([]string, 0, len(cl.Machines)-i-1)
-			for _, r := range cl.Machines[i+1:] {
-				rest = append(rest, r.ID)
-			}
-			msg := fmt.Sprintf("Rollout stopped at %s: %v", m.ID, err)
-			if len(rest) > 0 {
-				msg += fmt.Sprintf("\nNot upgraded (untouched): %s", strings.Join(rest, ", "))
-			}
-			c.Meta.Ui.Error(msg)
-			c.Meta.Ui.Output(fmt.Sprintf("%d/%d succeeded.", i, len(cl.Machines)))
-			return 1
-		}
-	}
-	c.Meta.Ui.Output(fmt.Sprintf("%d/%d succeeded.", len(cl.Machines), len(cl.Machines)))
-	return 0
+	e := fleetExecutor(s, lines.event)
+	e.Installer, e.Upgrader, e.Waiter, e.Deployer = nil, u, u, nil
+	res := applyClusterPlan(ctx, interrupt, ui, s, e, cp.Run)
+	return lines.summary(already+res.Done, len(cl.Machines), res)
 }
 
+// upgradable refuses an upgrade of machines whose daemon is not installed
+// (or that could not be looked at to know), before anything changes.
+func upgradable(cp clusterPlans, cl *config.Cluster, observed *state.Observed) error {
+	var problems []string
+	for _, m := range cl.Machines {
+		if cp.fullChange(m.ID).Action != plan.Install {
+			continue
+		}
+		why := "adora-daemon-" + m.ID + " is not installed"
+		if obs := observed.Machines[m.ID]; !obs.Reachable {
+			why = "unreachable, so whether adora-daemon-" + m.ID + " is installed is unknown: " + obs.Error
+		}
+		problems = append(problems, m.ID+": "+why)
+	}
+	if len(problems) == 0 {
+		return nil
+	}
+	return fmt.Errorf("cannot upgrade; nothing was changed:\n  %s\nInstall the daemons first (adora cluster install), or bring the machines back", strings.Join(problems, "\n  "))
+}
+
+// sortedMachines is c's machines in address order, the order of the
+// rollout.
+func sortedMachines(c *config.Cluster) []config.Machine {
+	ms := slices.Clone(c.Machines)
+	slices.SortFunc(ms, func(a, b config.Machine) int { return strings.Compare(a.ID, b.ID) })
+	return ms
+}
+
+// clusterUpgrader is the executor's Upgrader and DaemonWaiter for cluster
+// upgrade: the guide's steps, each printed (SCP binary, Restart service,
+// Waiting for reconnect), the previous binary kept and put back when the
+// daemon does not come back.
 type clusterUpgrader struct {
-	ui       *Meta
-	fleet    *remote.Fleet
-	bin      remote.File
-	version  string
+	lines    *upgradeLines
+	ops      *fleetOps
 	opts     client.Options
 	ctl      *client.Client // nil: watch through /api/health
 	timeout  time.Duration
 	rollback bool
+
+	mu      sync.Mutex
+	started map[string]upgradeStart // by machine id, from Upgrade to WaitDaemon
 }
 
-// machine upgrades one machine, printing the guide's step lines. When the
-// daemon does not come back on the new binary, the previous binary is put
-// back (unless -rollback=false) and the error says so.
-func (u *clusterUpgrader) machine(ctx context.Context, m config.Machine) error {
-	ui := u.ui.Ui
-	ui.Output(fmt.Sprintf("Upgrading %s (%s)...", m.ID, u.fleet.Target(m)))
-	mc, err := u.fleet.Dial(ctx, m)
+// upgradeStart is what WaitDaemon needs of a machine's upgrade.
+type upgradeStart struct {
+	m       config.Machine
+	prev    string    // version connected before the restart
+	since   time.Time // coordinator clock at the restart (zero: no restart)
+	changed bool      // the binary was replaced
+}
+
+// Upgrade copies the binary and restarts the daemon.
+func (u *clusterUpgrader) Upgrade(ctx context.Context, m config.Machine, after state.Machine, b plan.Binary) error {
+	bin, err := u.ops.BinaryFile(b.Path)
+	if err == nil && b.SHA256 != "" && bin.SHA256 != b.SHA256 {
+		err = fmt.Errorf("adora binary %s changed since the plan was made (sha256 %s, plan has %s)", b.Path, bin.SHA256, b.SHA256)
+	}
 	if err != nil {
-		ui.Error("  SCP binary... FAILED")
+		u.lines.step("SCP binary", "FAILED", true)
+		return err
+	}
+	mc, err := u.ops.Dial(ctx, m)
+	if err != nil {
+		u.lines.step("SCP binary", "FAILED", true)
 		return err
 	}
 	defer mc.Close()
-	prev := ""
+	st := upgradeStart{m: m}
 	if have, err := clusterHealthDaemons(ctx, u.opts); err == nil {
-		prev = have[m.ID].Version
+		st.prev = have[m.ID].Version
 	}
 	if u.rollback {
 		if err := remote.BackupBinary(ctx, mc); err != nil {
-			ui.Error("  SCP binary... FAILED")
+			u.lines.step("SCP binary", "FAILED", true)
 			return err
 		}
 	}
-	changed, err := remote.PushBinary(ctx, mc, u.bin)
-	if err != nil {
-		ui.Error("  SCP binary... FAILED")
+	if st.changed, err = remote.PushBinary(ctx, mc, bin); err != nil {
+		u.lines.step("SCP binary", "FAILED", true)
 		return err
 	}
-	if changed {
-		ui.Output("  SCP binary... OK")
+	if st.changed {
+		u.lines.step("SCP binary", "OK", false)
 	} else {
-		ui.Output("  SCP binary... OK (unchanged)")
+		u.lines.step("SCP binary", "OK (unchanged)", false)
 	}
-	since := u.coordinatorNow(ctx)
-	if !changed && prev == u.version {
-		ui.Output("  Restart service... skipped (already running " + u.version + ")")
-		since = time.Time{} // no restart: the current connection counts
+	st.since = u.coordinatorNow(ctx)
+	if !st.changed && st.prev == after.BinaryVersion {
+		u.lines.step("Restart service", "skipped (already running "+after.BinaryVersion+")", false)
+		st.since = time.Time{} // no restart: the current connection counts
 	} else {
 		if err := remote.RestartDaemon(ctx, mc, m.ID); err != nil {
-			ui.Error("  Restart service... FAILED")
+			u.lines.step("Restart service", "FAILED", true)
 			return err
 		}
-		ui.Output("  Restart service... OK")
+		u.lines.step("Restart service", "OK", false)
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.started == nil {
+		u.started = map[string]upgradeStart{}
+	}
+	u.started[m.ID] = st
+	return nil
+}
+
+// WaitDaemon waits for the daemon's reconnect with version; when it does
+// not come, the previous binary is put back (unless -rollback=false) and
+// the error says so.
+func (u *clusterUpgrader) WaitDaemon(ctx context.Context, id, version string) error {
+	u.mu.Lock()
+	st, ok := u.started[id]
+	u.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("machine %s was not upgraded", id)
 	}
 	start := time.Now()
-	if u.waitReconnect(ctx, m.ID, u.version, since) {
-		ui.Output(fmt.Sprintf("  Waiting for reconnect... OK (%.1fs)", time.Since(start).Seconds()))
+	if u.waitReconnect(ctx, id, version, st.since) {
+		u.lines.step("Waiting for reconnect", fmt.Sprintf("OK (%.1fs)", time.Since(start).Seconds()), false)
 		return nil
 	}
-	ui.Error("  Waiting for reconnect... FAILED")
+	u.lines.step("Waiting for reconnect", "FAILED", true)
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	err = fmt.Errorf("daemon did not reconnect with version %s within %s (see journalctl -u %s on the machine)", u.version, u.timeout, remote.UnitName(m.ID))
-	if !u.rollback || !changed {
+	err := fmt.Errorf("daemon did not reconnect with version %s within %s (see journalctl -u %s on the machine)", version, u.timeout, remote.UnitName(id))
+	if !u.rollback || !st.changed {
 		return err
 	}
-	return fmt.Errorf("%w; %s", err, u.rollBack(ctx, mc, m.ID, prev))
+	return fmt.Errorf("%w; %s", err, u.rollBack(ctx, st))
 }
 
 // rollBack restores the previous binary of a failed machine and waits for
 // its daemon; it returns what happened, for the error.
-func (u *clusterUpgrader) rollBack(ctx context.Context, mc *remote.Machine, id, prev string) string {
-	ui := u.ui.Ui
-	since := u.coordinatorNow(ctx)
-	if err := remote.RollbackBinary(ctx, mc, id); err != nil {
-		ui.Error("  Roll back... FAILED")
+func (u *clusterUpgrader) rollBack(ctx context.Context, st upgradeStart) string {
+	mc, err := u.ops.Dial(ctx, st.m)
+	if err != nil {
+		u.lines.step("Roll back", "FAILED", true)
 		return "the rollback failed too: " + err.Error()
 	}
-	if prev == "" || !u.waitReconnect(ctx, id, prev, since) {
-		ui.Error("  Roll back... FAILED (the previous binary is back, its daemon did not reconnect)")
+	defer mc.Close()
+	id := st.m.ID
+	since := u.coordinatorNow(ctx)
+	if err := remote.RollbackBinary(ctx, mc, id); err != nil {
+		u.lines.step("Roll back", "FAILED", true)
+		return "the rollback failed too: " + err.Error()
+	}
+	if st.prev == "" || !u.waitReconnect(ctx, id, st.prev, since) {
+		u.lines.step("Roll back", "FAILED (the previous binary is back, its daemon did not reconnect)", true)
 		return "the previous binary is back but its daemon did not reconnect"
 	}
-	ui.Output(fmt.Sprintf("  Roll back... OK (%s again)", prev))
-	return "rolled back to " + prev
+	u.lines.step("Roll back", "OK ("+st.prev+" again)", false)
+	return "rolled back to " + st.prev
 }
 
 // coordinatorNow is the coordinator's clock (zero without the control API).
