@@ -297,6 +297,10 @@ func fitMetrics(ms []proto.NodeMetric, max int) ([]proto.NodeMetric, int) {
 // maxReplyBytes keeps a list-like reply inside one frame.
 const maxReplyBytes = proto.MaxMessageSize - 64<<10
 
+// destroyParallelism bounds the dataflows Destroy stops at once, and the
+// daemons it tells to exit at once.
+const destroyParallelism = 10
+
 // Destroy stops every active dataflow and tells every daemon to exit. The
 // control API then closes Destroyed (after answering) so the process exits.
 func (c *Coordinator) Destroy(ctx context.Context, req proto.Destroy) error {
@@ -306,13 +310,17 @@ func (c *Coordinator) Destroy(ctx context.Context, req proto.Destroy) error {
 		ids = append(ids, id)
 	}
 	c.mu.Unlock()
+	sort.Strings(ids)
 	var errs []string
 	var mu sync.Mutex
 	var wg sync.WaitGroup
+	sem := make(chan struct{}, destroyParallelism)
 	for _, id := range ids {
 		wg.Add(1)
+		sem <- struct{}{}
 		go func() {
 			defer wg.Done()
+			defer func() { <-sem }()
 			rep, err := c.Stop(ctx, proto.StopFlow{Dataflow: id, Grace: req.Grace})
 			mu.Lock()
 			defer mu.Unlock()
@@ -329,8 +337,10 @@ func (c *Coordinator) Destroy(ctx context.Context, req proto.Destroy) error {
 	c.mu.Unlock()
 	for _, s := range sessions {
 		wg.Add(1)
+		sem <- struct{}{}
 		go func() {
 			defer wg.Done()
+			defer func() { <-sem }()
 			dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			defer cancel()
 			if err := s.conn.Request(dctx, proto.TypeDestroy, proto.Destroy{Grace: req.Grace}, nil); err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -565,5 +566,43 @@ func TestNewIdentityTakesMachineIDFromUnresponsiveDaemon(t *testing.T) {
 	case <-fresh.Done():
 		t.Fatal("new daemon dropped")
 	default:
+	}
+}
+
+// Destroy stops at most 10 dataflows at once.
+func TestDestroyFanOutIsBounded(t *testing.T) {
+	srv := coordtest.Start(t, coordinator.Config{TickInterval: quietTick})
+	hold := make(chan struct{})
+	robot := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot", HoldStops: hold})
+	c := dial(t, srv.Endpoint)
+	const flows = 13
+	for i := range flows {
+		req := proto.Start{Name: fmt.Sprintf("f%02d", i), Descriptor: []byte("x"), Dataflow: config.Dataflow{Nodes: []config.Node{{ID: "cam", Path: "/bin/true", Deploy: config.Deploy{Machine: "robot"}}}}}
+		if _, err := c.Start(ctxT(t), req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.Destroy(ctxT(t)) }()
+	if !coordtest.Wait(5*time.Second, func() bool { return len(robot.Stops()) >= 10 }) {
+		close(hold)
+		t.Fatalf("%d stops under way, want 10", len(robot.Stops()))
+	}
+	time.Sleep(50 * time.Millisecond) // an 11th stop would have arrived by now
+	n := len(robot.Stops())
+	close(hold)
+	if n != 10 {
+		t.Fatalf("%d dataflows stopped at once, want at most 10", n)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("destroy did not end")
+	}
+	if got := len(robot.Stops()); got != flows {
+		t.Fatalf("%d dataflows stopped, want %d", got, flows)
 	}
 }
