@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -59,6 +60,9 @@ func TestClusterSystemdLifecycle(t *testing.T) {
 	}
 	f.waitDaemons(30*time.Second, "e2e-1", names...)
 	checkObserved(t, f, "h2", sha256Of(t, v1), "e2e-1")
+	// cluster install is an apply: the state next to the cluster file
+	// records the machines, so plan has nothing left to do.
+	planShowsNoMachineChanges(t, f, v1)
 
 	// Idempotent: a second install changes nothing and restarts nothing.
 	pid := sh(t, "h1", "systemctl show -p MainPID --value adora-daemon-h1")
@@ -117,6 +121,7 @@ func TestClusterSystemdLifecycle(t *testing.T) {
 			}
 		}
 		f.waitDaemons(10*time.Second, "e2e-2", names...)
+		planShowsNoMachineChanges(t, f, v2)
 		// While one host is upgraded the nodes of the hosts after it keep
 		// running: the set of hosts whose node changed only ever grows in
 		// rollout order (h1, then h1+h2, ...).
@@ -220,6 +225,33 @@ func TestClusterSystemdLifecycle(t *testing.T) {
 		}
 		f.waitDaemons(30*time.Second, "")
 	})
+}
+
+// planShowsNoMachineChanges runs adora plan -detailed-exitcode (binary
+// bin) on the fleet's cluster file: the cluster commands record what they
+// did in the state apply uses, so the plan has no machine change and sees
+// no drift.
+func planShowsNoMachineChanges(t *testing.T, f *fleet, bin string) {
+	t.Helper()
+	out, code := f.adora(bin, "plan", "-detailed-exitcode", "-no-color", f.file)
+	if code != 0 || strings.Contains(out, "machine.") || !strings.Contains(out, "No changes") {
+		t.Fatalf("plan after the cluster command: exit %d, want 0 with no machine change\n%s", code, out)
+	}
+	out, code = f.adora(bin, "plan", "-json", f.file)
+	if code != 0 {
+		t.Fatalf("plan -json: exit %d\n%s", code, out)
+	}
+	var doc struct {
+		Changes []struct{ Address, Kind, Action string }
+	}
+	if err := json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &doc); err != nil {
+		t.Fatalf("plan -json: %v\n%s", err, out)
+	}
+	for _, c := range doc.Changes {
+		if c.Kind == "machine" && c.Action != "no-op" {
+			t.Fatalf("plan -json has a machine change after the cluster command: %+v", c)
+		}
+	}
 }
 
 // checkObserved compares remote.ObserveMachine (the refresh path of plan
