@@ -211,7 +211,9 @@ func TestClusterInstallLinesFromExecutorProgress(t *testing.T) {
 		t.Fatal(err)
 	}
 	ui := cli.NewMockUi()
-	lines := newClusterLines(ui, c.Machines, func(m config.Machine) string { return "Installing adora-daemon-" + m.ID + " on " + m.User + "@" + m.Host })
+	lines := newClusterLines(ui, c.Machines, func(m config.Machine) string {
+		return "Installing adora-daemon-" + m.ID + " on " + m.User + "@" + m.Host
+	})
 	lines.note = func(id string) string {
 		if id == "a" {
 			return "(unchanged)"
