@@ -606,3 +606,47 @@ func TestDestroyFanOutIsBounded(t *testing.T) {
 		t.Fatalf("%d dataflows stopped, want %d", got, flows)
 	}
 }
+
+// A second stop of a dataflow being stopped waits for the first instead
+// of stopping it again, and reports the same outcome.
+func TestConcurrentStopsStopOnce(t *testing.T) {
+	srv := coordtest.Start(t, coordinator.Config{TickInterval: quietTick})
+	hold := make(chan struct{})
+	robot := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot", HoldStops: hold})
+	c := dial(t, srv.Endpoint)
+	req := proto.Start{Name: "f", Descriptor: []byte("x"), Dataflow: config.Dataflow{Nodes: []config.Node{{ID: "cam", Path: "/bin/true", Deploy: config.Deploy{Machine: "robot"}}}}}
+	if _, err := c.Start(ctxT(t), req); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		rep proto.StopReply
+		err error
+	}
+	results := make(chan result, 2)
+	stop := func() {
+		rep, err := c.Stop(ctxT(t), "f", 0, false)
+		results <- result{rep, err}
+	}
+	go stop()
+	if !coordtest.Wait(5*time.Second, func() bool { return len(robot.Stops()) == 1 }) {
+		close(hold)
+		t.Fatal("first stop not sent")
+	}
+	go stop()
+	time.Sleep(50 * time.Millisecond) // a second Stop would have arrived by now
+	n := len(robot.Stops())
+	close(hold)
+	if n != 1 {
+		t.Fatalf("%d Stops sent for two concurrent stops, want 1", n)
+	}
+	for range 2 {
+		select {
+		case r := <-results:
+			if r.err != nil || r.rep.Status != proto.FlowStopped || r.rep.Name != "f" {
+				t.Fatalf("stop = %+v, %v", r.rep, r.err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("stop did not return")
+		}
+	}
+}

@@ -464,6 +464,20 @@ func (c *Coordinator) Stop(ctx context.Context, req proto.StopFlow) (proto.StopR
 		c.mu.Unlock()
 		return proto.StopReply{}, fmt.Errorf("dataflow `%s` is still starting; try again in a moment", f.rec.Name)
 	}
+	if f.stopping {
+		// Another stop is under way: wait for it rather than stop twice.
+		done := f.done
+		c.mu.Unlock()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return proto.StopReply{}, fmt.Errorf("stop `%s`: %w", req.Dataflow, ctx.Err())
+		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		d := f.info()
+		return proto.StopReply{DataflowID: d.ID, Name: d.Name, Status: d.Status, Nodes: d.Nodes, Error: d.Error}, nil
+	}
 	f.stopping = true
 	f.rec.Status = proto.FlowStopping
 	c.persistLocked(f)
