@@ -26,6 +26,19 @@ type timePos struct {
 	lines []string
 }
 
+// cutLen is how much of a long line a daemon streams or answers before
+// it cuts the rest (each way with its own marker).
+const cutLen = 16 << 10
+
+// sameLine reports whether a and b, seen at the same instant on the same
+// stream, are one line: equal, or both cut from one long line.
+func sameLine(a, b string) bool {
+	if a == b {
+		return true
+	}
+	return len(a) >= cutLen && len(b) >= cutLen && a[:cutLen] == b[:cutLen]
+}
+
 // Next reports whether l comes after what the cursor has seen of its
 // source, and if so moves the cursor past it.
 func (c *LogCursor) Next(l LogLine) bool {
@@ -53,7 +66,7 @@ func (c *LogCursor) Next(l LogLine) bool {
 		return false
 	}
 	for _, s := range p.lines {
-		if s == l.Line {
+		if sameLine(s, l.Line) {
 			return false
 		}
 	}

@@ -1,6 +1,7 @@
 package proto
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -51,5 +52,24 @@ func TestLogCursorTimeWithoutSeq(t *testing.T) {
 		if got := c.Next(s.l); got != s.want {
 			t.Errorf("step %d: Next(%+v) = %v, want %v", i, s.l, got, s.want)
 		}
+	}
+}
+
+// A long line cut one way in the stream and another way in a history is
+// one line.
+func TestLogCursorCutLine(t *testing.T) {
+	var c LogCursor
+	long := strings.Repeat("y", 20<<10)
+	at := time.Unix(5, 0)
+	streamed := LogLine{DaemonID: "d", DataflowID: "df", NodeID: "a", Stream: Stdout, Time: at, Line: long[:16<<10] + " [cut; the node's log file has the whole line]"}
+	history := streamed
+	history.Line = long[:16<<10] + " [cut]"
+	if !c.Next(history) || c.Next(streamed) {
+		t.Fatal("a cut line counted twice")
+	}
+	other := streamed
+	other.Line = "short"
+	if !c.Next(other) {
+		t.Fatal("another line at the same instant was taken for the cut one")
 	}
 }
