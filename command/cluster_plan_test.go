@@ -3,10 +3,12 @@ package command
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/cli"
 
@@ -338,5 +340,36 @@ func TestClusterLinesInterruptedMachinesFail(t *testing.T) {
 	if strings.Join(failed, ",") != "a" || ui.OutputWriter.String() != "Uninstalling b... OK\n" ||
 		ui.ErrorWriter.String() != "Uninstalling a... FAILED: not carried out: interrupted\n" {
 		t.Fatalf("failed %v, stdout %q, stderr %q", failed, ui.OutputWriter.String(), ui.ErrorWriter.String())
+	}
+}
+
+func TestClusterCommandsHonourTheStateLock(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("ADORA_HOME", dir)
+	file := filepath.Join(dir, "cluster.yml")
+	if err := os.WriteFile(file, []byte("coordinator:\n  addr: 127.0.0.1\n  port: 1\nmachines:\n  - id: bot\n    host: 127.0.0.1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// An apply holds the state next to the cluster file.
+	backend := statefile.New(filepath.Join(dir, statefile.DefaultName))
+	holder := state.NewLockInfo("apply", "2.0", time.Now())
+	if err := backend.Lock(context.Background(), holder); err != nil {
+		t.Fatal(err)
+	}
+	defer backend.Unlock(context.Background(), holder.ID)
+	for name, run := range map[string]func(cli.Ui) int{
+		"install":   func(ui cli.Ui) int { return (&ClusterInstallCommand{Meta: &Meta{Ui: ui}}).Run([]string{file}) },
+		"upgrade":   func(ui cli.Ui) int { return (&ClusterUpgradeCommand{Meta: &Meta{Ui: ui}}).Run([]string{file}) },
+		"uninstall": func(ui cli.Ui) int { return (&ClusterUninstallCommand{Meta: &Meta{Ui: ui}}).Run([]string{file}) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			ui := cli.NewMockUi()
+			if code := run(ui); code != 1 || !strings.Contains(ui.ErrorWriter.String(), holder.ID) || !strings.Contains(ui.ErrorWriter.String(), "apply") {
+				t.Fatalf("exit %d, stderr %q: want a refusal naming the lock holder", code, ui.ErrorWriter.String())
+			}
+			if ui.OutputWriter.String() != "" {
+				t.Fatalf("something was done while the state was locked: %q", ui.OutputWriter.String())
+			}
+		})
 	}
 }
