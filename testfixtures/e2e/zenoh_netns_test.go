@@ -105,6 +105,25 @@ func TestZenohNetnsLinkCut(t *testing.T) {
 	znLinkCut(t, sc)
 }
 
+// TestZenohNetnsLinkCutPastLease cuts the link for 14 s, longer than the
+// 10 s Zenoh lease: what the sender's socket held when the link broke is
+// lost (the receiving daemon counts the gap in the sequence numbers
+// against the receiver), and what the sender publishes after the lease
+// expired, with no link up, is counted against the sender. Both are
+// non-zero and, with nothing else, add up to what the receiver misses.
+func TestZenohNetnsLinkCutPastLease(t *testing.T) {
+	missing, drops := znLinkCut(t, znScenario{count: 1200, interval: 20 * time.Millisecond, cut: 14 * time.Second})
+	if len(missing) == 0 {
+		t.Fatal("nothing lost across a cut longer than the lease: the cut proves nothing")
+	}
+	if drops["receiver"] == 0 {
+		t.Errorf("no gap counted against the receiver (drops %v): what the socket held when the link broke went uncounted", drops)
+	}
+	if drops["sender"] == 0 {
+		t.Errorf("nothing counted against the sender (drops %v): publications with no link up went uncounted", drops)
+	}
+}
+
 // TestZenohNetnsLargeMessages sends 2 MiB messages across the link (each
 // fragmented by Zenoh, carried through shared memory on both machines):
 // every one arrives whole and in order, and nothing is reported lost.
@@ -158,7 +177,9 @@ func TestZenohNetnsSlowReceiver(t *testing.T) {
 	}
 }
 
-func znLinkCut(t *testing.T, sc znScenario) {
+// znLinkCut runs scenario sc and returns the messages the receiver
+// misses and the drops adora top shows by node.
+func znLinkCut(t *testing.T, sc znScenario) (missing []int, drops map[string]uint64) {
 	x := znCluster(t)
 	sentRec, recvRec := x.startFlow(sc)
 
@@ -213,10 +234,10 @@ func znLinkCut(t *testing.T, sc znScenario) {
 		return n > atRestore, fmt.Sprintf("received %d (as at restore)", n)
 	})
 	sent, got := znSettle(t, sentRec, recvRec, sc.count)
-	missing := znMissing(sent, got)
+	missing = znMissing(sent, got)
 	t.Logf("sent %d, received %d, missing %d %s; flow resumed %v after the restore",
 		len(sent), len(got), len(missing), znRanges(missing), resumedAfter.Round(time.Millisecond))
-	x.checkLossReported(missing)
+	drops = x.checkLossReported(missing)
 	if len(missing) > 0 && got[len(got)-1] != sc.count {
 		t.Errorf("the flow did not run to its end: the last message received is %d of %d", got[len(got)-1], sc.count)
 	}
@@ -224,6 +245,7 @@ func znLinkCut(t *testing.T, sc znScenario) {
 	if out, err := x.cli(znNSA, "stop", "--grace-duration", "5s", znFlow); err != nil {
 		t.Errorf("adora stop: %v\n%s", err, out)
 	}
+	return missing, drops
 }
 
 // znCluster makes the namespaces and starts the coordinator and daemon a
@@ -323,9 +345,10 @@ func znSettle(t *testing.T, sentRec, recvRec string, count int) (sent, got []int
 // checkLossReported checks that the dataflow's drop counters in adora top
 // (the sender's count publications no remote receiver was subscribed to,
 // the receiver's count input-queue drops) add up to the messages the
-// receiver misses, and that the nodes run where they were placed.
-// Daemons report every 2 s; this gives them several rounds.
-func (x *znEnv) checkLossReported(missing []int) {
+// receiver misses, and that the nodes run where they were placed. It
+// returns the drops by node. Daemons report every 2 s; this gives them
+// several rounds.
+func (x *znEnv) checkLossReported(missing []int) map[string]uint64 {
 	t := x.t
 	t.Helper()
 	var nodes map[string]proto.NodeMetric
@@ -354,6 +377,7 @@ func (x *znEnv) checkLossReported(missing []int) {
 		t.Errorf("loss not reported: the receiver misses %d messages %s, but adora top shows %d drops %v",
 			len(missing), znRanges(missing), total, drops)
 	}
+	return drops
 }
 
 // znEnv runs adora processes in the namespaces under one ADORA_HOME.
