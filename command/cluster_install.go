@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/hashicorp/cli"
+
 	"github.com/adora-rs/adora/apply"
 	"github.com/adora-rs/adora/config"
 	"github.com/adora-rs/adora/plan"
@@ -53,7 +55,7 @@ Options:
 }
 
 func (c *ClusterInstallCommand) Run(args []string) int {
-	ui := c.Meta.Ui
+	ui := &cli.ConcurrentUi{Ui: c.Meta.Ui}
 	fs := clusterFlagSet(ui, "cluster install", c.Help)
 	var cf clusterFlags
 	cf.register(fs)

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/hashicorp/cli"
+
 	"github.com/adora-rs/adora/config"
 	"github.com/adora-rs/adora/plan"
 	"github.com/adora-rs/adora/remote"
@@ -38,7 +40,7 @@ Options:
 }
 
 func (c *ClusterUninstallCommand) Run(args []string) int {
-	ui := c.Meta.Ui
+	ui := &cli.ConcurrentUi{Ui: c.Meta.Ui}
 	fs := clusterFlagSet(ui, "cluster uninstall", c.Help)
 	var cf clusterFlags
 	cf.register(fs)

@@ -5,12 +5,14 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/adora-rs/adora/config"
 	"github.com/adora-rs/adora/remote"
+	"github.com/adora-rs/adora/state/statefile"
 )
 
 const brokenDaemon = `package main
@@ -170,6 +172,8 @@ func TestClusterSystemdLifecycle(t *testing.T) {
 			}
 		}
 		f.waitDaemons(10*time.Second, "e2e-2", names...)
+		// The failed machine is not recorded on the broken binary.
+		planShowsNoMachineChanges(t, f, v2)
 		// Upgrading to what runs everywhere changes and restarts nothing.
 		out, code = f.adora(v2, "cluster", "upgrade", "-binary", v2, f.file)
 		if code != 0 || strings.Count(out, "Restart service... skipped (already running e2e-2)") != 3 {
@@ -224,6 +228,10 @@ func TestClusterSystemdLifecycle(t *testing.T) {
 			}
 		}
 		f.waitDaemons(30*time.Second, "")
+		st, err := statefile.New(filepath.Join(filepath.Dir(f.file), statefile.DefaultName)).Read(context.Background())
+		if err != nil || st == nil || len(st.Machines) != 0 {
+			t.Fatalf("state after uninstall: %+v, %v; want no machine recorded", st, err)
+		}
 	})
 }
 
