@@ -51,8 +51,8 @@ Options:
                         the plan, each step's progress, the result (needs
                         -auto-approve or a plan file).
   -parallelism N        Machines per rolling wave (default 1).
-  -cluster, -state, -binary, -target, -refresh, -lock-timeout, -no-color:
-                        as for adora plan.
+  -cluster, -state, -binary, -var, -target, -refresh, -lock-timeout,
+  -no-color:            as for adora plan.
 `
 }
 
@@ -68,7 +68,7 @@ func (c *ApplyCommand) Run(args []string) int {
 		var planning []string
 		fs.Visit(func(fl *flag.Flag) {
 			switch fl.Name {
-			case "target", "exclude", "binary", "parallelism", "refresh", "cluster":
+			case "target", "exclude", "binary", "parallelism", "refresh", "cluster", "var":
 				planning = append(planning, "-"+fl.Name)
 			}
 		})

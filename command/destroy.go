@@ -17,7 +17,8 @@ func (c *DestroyCommand) Help() string {
 Options:
 
   -auto-approve   Do not ask for confirmation (required without a terminal).
-  -cluster, -state, -refresh, -lock-timeout, -no-color: as for adora plan.
+  -cluster, -state, -var, -refresh, -lock-timeout, -no-color: as for
+                  adora plan.
 `
 }
 

@@ -17,7 +17,6 @@ import (
 
 	"github.com/hashicorp/cli"
 	"golang.org/x/sys/unix"
-	"gopkg.in/yaml.v3"
 
 	"github.com/adora-rs/adora/apply"
 	"github.com/adora-rs/adora/config"
@@ -61,6 +60,8 @@ Options:
                         (repeatable).
   -parallelism N        Machines per rolling wave (default 1).
   -binary PATH          adora binary to deploy (default this executable).
+  -var NAME=VALUE       Set an HCL variable of the cluster or dataflow files
+                        (repeatable); the plan holds the evaluated result.
   -state PATH           State file (default adora.state next to cluster.yml).
   -state coordinator://[HOST[:PORT]]/WORKSPACE
                         Keep the state and its lock in the coordinator
@@ -162,6 +163,7 @@ type deployFlags struct {
 	targets     stringList
 	excludes    stringList
 	parallelism int
+	vars        cfgVars // HCL variables (-var NAME=VALUE)
 	lockTimeout time.Duration
 	lock        bool
 	json        bool
@@ -184,6 +186,8 @@ func (f *deployFlags) flagSet(ui cli.Ui, name string, help func() string, planni
 	fs.BoolVar(&f.lock, "lock", true, "")
 	fs.BoolVar(&f.noColor, "no-color", false, "")
 	fs.BoolVar(&f.refresh, "refresh", true, "")
+	f.vars = cfgVars{}
+	fs.Var(f.vars, "var", "")
 	if planning {
 		fs.StringVar(&f.binary, "binary", "", "")
 		fs.Var(&f.targets, "target", "")
@@ -272,7 +276,7 @@ func (f *deployFlags) session(ctx context.Context, ui cli.Ui, args []string, ope
 	if err != nil {
 		return nil, err
 	}
-	c, dfs, diags := config.LoadProject(clusterPath, dataflowFiles...)
+	c, dfs, diags := config.LoadProjectOptions(clusterPath, config.Options{Vars: f.vars}, dataflowFiles...)
 	for _, d := range diags.Warnings() {
 		ui.Warn(d.String())
 	}
@@ -388,28 +392,16 @@ func splitDeployArgs(clusterFlag string, args []string) (string, []string, error
 	return cluster, dataflows, nil
 }
 
-// looksLikeCluster reports whether a file is a cluster file: it declares
-// machines (YAML key or HCL block).
+// looksLikeCluster reports whether a file is a cluster file, by its
+// top-level keys or blocks (config.DetectKind, as adora validate tells
+// them apart). A file that does not parse is left to the loader, which
+// reports the syntax error with its position.
 func looksLikeCluster(path string) (bool, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return false, err
 	}
-	if config.IsHCL(path) {
-		for _, line := range strings.Split(string(data), "\n") {
-			t := strings.TrimSpace(line)
-			if strings.HasPrefix(t, "machine ") || strings.HasPrefix(t, "machine{") || strings.HasPrefix(t, "coordinator ") || strings.HasPrefix(t, "coordinator{") {
-				return true, nil
-			}
-		}
-		return false, nil
-	}
-	var top map[string]any
-	if err := yaml.Unmarshal(data, &top); err != nil {
-		return false, nil // the loader reports the syntax error with its position
-	}
-	_, ok := top["machines"]
-	return ok, nil
+	return config.DetectKind(data, path) == config.KindCluster, nil
 }
 
 // desiredBinary describes the adora binary to deploy: path, or this

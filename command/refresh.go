@@ -30,7 +30,7 @@ Options:
   -update               Record what was observed in the state.
   -detailed-exitcode    Exit 2 when there is drift, 0 when there is none.
   -json                 Print the observation and the drift as JSON.
-  -cluster, -state, -lock-timeout: as for adora plan.
+  -cluster, -state, -var, -lock-timeout: as for adora plan.
 `
 }
 

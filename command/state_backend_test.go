@@ -270,3 +270,64 @@ func TestCoordinatorStateUnreachableSaysWhich(t *testing.T) {
 		t.Fatalf("plan with an unreachable state coordinator: exit %d %q", code, errs)
 	}
 }
+
+// TestPlanWithVarSetsHCLVariables: -var reaches the HCL dataflow, the plan
+// holds the evaluated result, and a saved plan refuses -var again.
+func TestPlanWithVarSetsHCLVariables(t *testing.T) {
+	dir := deployProject(t)
+	hcl := filepath.Join(dir, "cam.hcl")
+	if err := os.WriteFile(hcl, []byte(`variable "where" {
+  default = "bot-01"
+}
+node "camera" {
+  path    = "./camera"
+  outputs = ["image"]
+  _unstable_deploy {
+    machine = var.where
+  }
+}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := runCmd(t, &PlanCommand{}, planArgs(dir, hcl)...)
+	if code != 0 || !strings.Contains(out, "+ node camera: bot-01 (machine)") {
+		t.Fatalf("plan with the default: exit %d\n%s\n%s", code, out, errs)
+	}
+	saved := filepath.Join(dir, "var.plan")
+	code, out, errs = runCmd(t, &PlanCommand{}, planArgs(dir, hcl, "-var", "where=gpu-server", "-out", saved)...)
+	if code != 0 || !strings.Contains(out, "+ node camera: gpu-server (machine)") {
+		t.Fatalf("plan -var where=gpu-server: exit %d\n%s\n%s", code, out, errs)
+	}
+	code, _, errs = runCmd(t, &PlanCommand{}, planArgs(dir, hcl, "-var", "wehre=gpu-server")...)
+	if code != 1 || !strings.Contains(errs, `variable "wehre"`) {
+		t.Fatalf("plan with an undeclared -var: exit %d %q", code, errs)
+	}
+	code, _, errs = runCmd(t, &ApplyCommand{}, "-var", "where=bot-01", saved)
+	if code != 1 || !strings.Contains(errs, "-var cannot be used with a saved plan") {
+		t.Fatalf("apply PLANFILE -var: exit %d %q", code, errs)
+	}
+}
+
+// TestLooksLikeClusterByTopLevelBlocks: an HCL dataflow whose node sets
+// machine = ... inside _unstable_deploy is a dataflow, not a cluster.
+func TestLooksLikeClusterByTopLevelBlocks(t *testing.T) {
+	dir := t.TempDir()
+	for name, tc := range map[string]struct {
+		body string
+		want bool
+	}{
+		"df.hcl":      {"node \"cam\" {\n  path = \"./cam\"\n  _unstable_deploy {\n    machine = \"bot-01\"\n  }\n}\n", false},
+		"cluster.hcl": {"coordinator {\n  addr = \"10.0.0.1\"\n}\nmachine \"bot-01\" {\n  host = \"10.0.0.2\"\n}\n", true},
+		"df.yml":      {"nodes:\n  - id: cam\n    path: ./cam\n    _unstable_deploy:\n      machine: bot-01\n", false},
+		"c.yml":       {"machines:\n  - id: bot-01\n    host: 10.0.0.2\n", true},
+	} {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(tc.body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		got, err := looksLikeCluster(path)
+		if err != nil || got != tc.want {
+			t.Errorf("looksLikeCluster(%s) = %v, %v; want %v", name, got, err, tc.want)
+		}
+	}
+}
