@@ -11,6 +11,10 @@ import (
 	"github.com/adora-rs/adora/runtime/proto/wsconn"
 )
 
+// maxFollowBuf bounds the lines held for a follower while its history is
+// fetched; beyond it the oldest are dropped (and counted, see dropped).
+const maxFollowBuf = 10000
+
 // maxDaemonTail bounds the lines asked from one daemon for one logs
 // request (the reply must fit in a frame anyway).
 const maxDaemonTail = 10000
@@ -48,6 +52,24 @@ type catchUp struct {
 	lines []proto.LogLine // streamed during the fetch, held to keep order
 }
 
+// holdLocked keeps l until the history is answered (see hold).
+func (fl *follower) holdLocked(l proto.LogLine) {
+	var n int
+	fl.buf, n = hold(fl.buf, l)
+	fl.dropped += n
+}
+
+// hold appends l to buf; a full buf (maxFollowBuf) first drops its oldest
+// tenth. It returns the lines dropped.
+func hold(buf []proto.LogLine, l proto.LogLine) ([]proto.LogLine, int) {
+	n := 0
+	if len(buf) >= maxFollowBuf {
+		n = maxFollowBuf / 10
+		buf = buf[:copy(buf, buf[n:])]
+	}
+	return append(buf, l), n
+}
+
 func (fl *follower) wants(l proto.LogLine) bool {
 	return fl.flowID == l.DataflowID && (fl.node == "" || fl.node == l.NodeID)
 }
@@ -63,7 +85,7 @@ func (c *Coordinator) daemonLog(s *daemonSession, lines []proto.LogLine) {
 			continue
 		}
 		f.logs = append(f.logs, l)
-		if len(f.logs) > logRing {
+		if len(f.logs) >= 2*logRing { // trimmed now and then, not per line
 			f.logs = append(f.logs[:0:0], f.logs[len(f.logs)-logRing:]...)
 		}
 		for fl := range c.followers {
@@ -71,7 +93,9 @@ func (c *Coordinator) daemonLog(s *daemonSession, lines []proto.LogLine) {
 				continue
 			}
 			if cu := fl.pending[s.id]; cu != nil {
-				cu.lines = append(cu.lines, l)
+				var n int
+				cu.lines, n = hold(cu.lines, l)
+				fl.dropped += n
 				continue
 			}
 			if fl.ready {
@@ -79,7 +103,7 @@ func (c *Coordinator) daemonLog(s *daemonSession, lines []proto.LogLine) {
 					out[fl] = append(out[fl], l)
 				}
 			} else {
-				fl.buf = append(fl.buf, l)
+				fl.holdLocked(l)
 			}
 		}
 	}
@@ -122,22 +146,38 @@ func (c *Coordinator) droppedLocked(fl *follower, n int) {
 	}
 }
 
-// deliverLocked sends ls to fl without blocking, after a note of the
-// lines dropped before, if any.
+// deliverLocked sends ls to fl without blocking, in frames that fit, after
+// a note of the lines dropped before, if any.
 func (c *Coordinator) deliverLocked(fl *follower, ls []proto.LogLine) {
-	if len(ls) == 0 {
-		return
-	}
-	ls = fitLines(ls, proto.MaxLogsReplyBytes)
-	n := len(ls)
-	if fl.dropped > 0 {
-		ls = append([]proto.LogLine{droppedNote(fl, ls[0].Time)}, ls...)
-	}
-	if fl.conn.TrySend(proto.TypeLog, proto.Log{Follow: fl.id, Lines: ls}) {
+	for len(ls) > 0 {
+		n := fitCount(ls, proto.MaxLogsReplyBytes-lineSize(droppedNote(fl, time.Time{})))
+		batch := ls[:n]
+		if fl.dropped > 0 {
+			batch = append([]proto.LogLine{droppedNote(fl, ls[0].Time)}, batch...)
+		}
+		if !fl.conn.TrySend(proto.TypeLog, proto.Log{Follow: fl.id, Lines: batch}) {
+			c.droppedLocked(fl, len(ls))
+			return
+		}
 		fl.dropped = 0
-		return
+		ls = ls[n:]
 	}
-	c.droppedLocked(fl, n)
+}
+
+// fitCount is how many leading lines of ls fit in max bytes (at least one).
+func fitCount(ls []proto.LogLine, max int) int {
+	size := 0
+	for i, l := range ls {
+		if size += lineSize(l); size > max && i > 0 {
+			return i
+		}
+	}
+	return len(ls)
+}
+
+// lineSize estimates a line's encoded size.
+func lineSize(l proto.LogLine) int {
+	return len(l.Line) + len(l.NodeID) + len(l.DataflowID) + len(l.DaemonID) + 160
 }
 
 // endFollowersLocked ends every follow of dataflow id.
@@ -214,7 +254,7 @@ func (c *Coordinator) logs(ctx context.Context, conn *wsconn.Conn, e *proto.Enve
 	var ring []proto.LogLine
 	sessions := map[string]*daemonSession{}
 	if f != nil {
-		id, daemonIDs, ring = f.rec.ID, f.daemonIDs(), append([]proto.LogLine(nil), f.logs...)
+		id, daemonIDs, ring = f.rec.ID, f.daemonIDs(), append([]proto.LogLine(nil), f.logs[max(0, len(f.logs)-logRing):]...)
 		if req.Follow {
 			if c.followersOfLocked(conn) >= maxFollowersPerConn {
 				c.mu.Unlock()
@@ -389,7 +429,7 @@ func (c *Coordinator) history(ctx context.Context, id string, req proto.Logs, da
 func fitLines(lines []proto.LogLine, max int) []proto.LogLine {
 	size, keep := 0, 0
 	for i := len(lines) - 1; i >= 0; i-- {
-		n := len(lines[i].Line) + len(lines[i].NodeID) + len(lines[i].DataflowID) + len(lines[i].DaemonID) + 160
+		n := lineSize(lines[i])
 		if size+n > max {
 			break
 		}

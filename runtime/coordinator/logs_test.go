@@ -552,3 +552,69 @@ func TestSlowFollowerIsToldOfDroppedLines(t *testing.T) {
 	}
 	ws.Close()
 }
+
+// Lines held for a follower while a daemon is slow to answer its history
+// are bounded; the follower is told how many were dropped.
+func TestFollowBufferWhileHistoryIsSlowIsBounded(t *testing.T) {
+	srv := coordtest.Start(t, coordinator.Config{TickInterval: quietTick})
+	hold := make(chan struct{})
+	robot := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot", HoldLogs: hold})
+	gpu := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-gpu", MachineID: "gpu", Labels: map[string]string{"gpu": "true"}})
+	c := dial(t, srv.Endpoint)
+	rep, err := c.Start(ctxT(t), startReq("my-app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := rep.DataflowID
+	var got []proto.LogLine
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.FollowLogs(ctxT(t), "my-app", "", 0, func(l proto.LogLine) { got = append(got, l) })
+		done <- err
+	}()
+	if !coordtest.Wait(5*time.Second, func() bool { return robot.LogsRequests() == 1 }) {
+		close(hold)
+		t.Fatal("history not asked")
+	}
+	const sent = 10500
+	for i := 0; i < sent; i += 500 {
+		var batch []proto.LogLine
+		for j := i; j < i+500; j++ {
+			batch = append(batch, line(id, "camera", fmt.Sprintf("l%d", j), j))
+		}
+		if err := robot.Stream(ctxT(t), batch...); err != nil {
+			close(hold)
+			t.Fatal(err)
+		}
+	}
+	before := time.Now()
+	robot.Heartbeat(ctxT(t))
+	if !coordtest.Wait(30*time.Second, func() bool {
+		for _, d := range srv.Daemons().Daemons {
+			if d.ID == "u-robot" {
+				return d.LastHeartbeat.After(before)
+			}
+		}
+		return false
+	}) {
+		close(hold)
+		t.Fatalf("lines not processed: %+v", srv.Daemons().Daemons)
+	}
+	close(hold)
+	robot.Finish(ctxT(t), id, false, "")
+	gpu.Finish(ctxT(t), id, false, "")
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("follow did not end")
+	}
+	if len(got) == 0 || got[0].Stream != proto.System || !strings.Contains(got[0].Line, "1000 lines dropped") {
+		t.Fatalf("first line = %+v, want a note of 1000 dropped lines", got[:min(1, len(got))])
+	}
+	if n := len(got) - 1; n != sent-1000 || got[1].Line != "l1000" || got[n].Line != "l10499" {
+		t.Fatalf("%d lines after the note (%q .. %q), want l1000 .. l10499", n, got[1].Line, got[n].Line)
+	}
+}

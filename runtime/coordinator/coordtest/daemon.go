@@ -33,6 +33,9 @@ type DaemonConfig struct {
 	// HoldStops, when set, delays every Stop reply until it is closed
 	// (the Stop is recorded at once), as nodes slow to stop would.
 	HoldStops chan struct{}
+	// HoldLogs, when set, delays every Logs reply until it is closed, as
+	// a daemon slow to read its log files would.
+	HoldLogs chan struct{}
 }
 
 // Daemon is an in-process daemon that speaks the protocol. Its methods are
@@ -46,6 +49,7 @@ type Daemon struct {
 	spawns    []proto.Spawn
 	stops     []proto.Stop
 	logs      map[string][]proto.LogLine
+	logsReqs  int
 	destroyed bool
 }
 
@@ -198,6 +202,13 @@ func (d *Daemon) Running(dataflowID string) []string {
 	return out
 }
 
+// LogsRequests counts the Logs requests received so far.
+func (d *Daemon) LogsRequests() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.logsReqs
+}
+
 // Destroyed reports whether the coordinator sent Destroy.
 func (d *Daemon) Destroyed() bool {
 	d.mu.Lock()
@@ -255,6 +266,7 @@ func (d *Daemon) handle(c *wsconn.Conn, e *proto.Envelope) {
 		var req proto.Logs
 		err := e.Into(&req)
 		d.mu.Lock()
+		d.logsReqs++
 		var lines []proto.LogLine
 		for _, l := range d.logs[req.Dataflow] {
 			if req.Node == "" || l.NodeID == req.Node {
@@ -265,7 +277,17 @@ func (d *Daemon) handle(c *wsconn.Conn, e *proto.Envelope) {
 		if req.Tail > 0 && len(lines) > req.Tail {
 			lines = lines[len(lines)-req.Tail:]
 		}
-		c.Reply(ctx, e, proto.TypeLogsReply, proto.LogsReply{DataflowID: req.Dataflow, Lines: lines}, err)
+		reply := func() {
+			c.Reply(ctx, e, proto.TypeLogsReply, proto.LogsReply{DataflowID: req.Dataflow, Lines: lines}, err)
+		}
+		if d.cfg.HoldLogs != nil {
+			go func() { // ends when the test closes HoldLogs
+				<-d.cfg.HoldLogs
+				reply()
+			}()
+			return
+		}
+		reply()
 	case proto.TypeDestroy:
 		d.mu.Lock()
 		d.destroyed = true
