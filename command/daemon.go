@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/adora-rs/adora/config"
 	"github.com/adora-rs/adora/internal/auth"
+	"github.com/adora-rs/adora/internal/paths"
 	"github.com/adora-rs/adora/runtime/daemon"
 	"github.com/adora-rs/adora/runtime/proto/wsconn"
 	"github.com/adora-rs/adora/transport/zenoh"
@@ -49,8 +51,10 @@ Options:
   --coordinator-addr ADDR  Coordinator IP address or hostname (default 127.0.0.1)
   --coordinator-port PORT  Coordinator port (default 6013)
   --labels k=v,...         Labels for label placement
-  --token TOKEN            Bearer token (default: $ADORA_AUTH_TOKEN, then ADORA_HOME/token)
-  --token-file PATH        Read the bearer token from PATH (mode 0600)
+  --token TOKEN            Bearer token (default: $ADORA_AUTH_TOKEN, then ADORA_HOME/token,
+                           read again at each connection attempt)
+  --token-file PATH        Read the bearer token from PATH (mode 0600), again at
+                           each connection attempt
   --zenoh-listen ENDPOINT  Where other daemons reach this one for cross-machine
                            data (default tcp/0.0.0.0:0: any address, a free port;
                            "none" keeps every dataflow on this machine)
@@ -162,18 +166,45 @@ func (f daemonFlags) config() (daemon.Config, error) {
 	if f.addr == "" {
 		return cfg, errors.New("--coordinator-addr must not be empty")
 	}
+	// A token from a file is read again before each connection attempt:
+	// a daemon started before the coordinator wrote ADORA_HOME/token (or
+	// one whose coordinator made a new token) gets in once the file has
+	// the coordinator's token.
 	var token string
-	if f.tokenFile != "" {
-		if token, err = auth.Read(f.tokenFile); err != nil {
+	switch {
+	case f.tokenFile != "":
+		path := f.tokenFile
+		if token, err = auth.Read(path); err != nil {
 			return cfg, err
 		}
-	} else if token, err = auth.Resolve(f.token); err != nil {
-		return cfg, err
+		cfg.TokenSource = func() (string, error) { return auth.Read(path) }
+	case f.token != "" || strings.TrimSpace(os.Getenv(auth.EnvToken)) != "":
+		if token, err = auth.Resolve(f.token); err != nil {
+			return cfg, err
+		}
+	default:
+		if token, err = homeToken(); err != nil {
+			return cfg, err
+		}
+		cfg.TokenSource = homeToken
 	}
 	cfg.MachineID = f.machineID
 	cfg.Labels = labels
 	cfg.Coordinator = wsconn.Endpoint{Addr: f.addr, Port: f.port, Token: token}
 	return cfg, nil
+}
+
+// homeToken reads ADORA_HOME/token; "" when there is none (yet).
+func homeToken() (string, error) {
+	p, err := paths.TokenFile()
+	if err != nil {
+		return "", nil
+	}
+	tok, err := auth.Read(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	return tok, err
 }
 
 // parseLabels parses "k=v,k2=v2" as given to --labels.

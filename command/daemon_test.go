@@ -66,8 +66,8 @@ func TestDaemonFlagsConfig(t *testing.T) {
 		t.Fatalf("token file: %q, %v", cfg.Coordinator.Token, err)
 	}
 	t.Setenv("ADORA_AUTH_TOKEN", "from-env")
-	if cfg, err := base.config(); err != nil || cfg.Coordinator.Token != "from-env" {
-		t.Fatalf("token from env: %q, %v", cfg.Coordinator.Token, err)
+	if cfg, err := base.config(); err != nil || cfg.Coordinator.Token != "from-env" || cfg.TokenSource != nil {
+		t.Fatalf("token from env: %q, %v (re-read: %v)", cfg.Coordinator.Token, err, cfg.TokenSource != nil)
 	}
 	for name, f := range map[string]daemonFlags{
 		"bad machine id": {addr: "h", port: 1, machineID: "robot;rm"},
@@ -110,5 +110,54 @@ func TestParseInterspersed(t *testing.T) {
 		if (err != nil) != tt.wantErr || pos != tt.pos || *stop != tt.stop {
 			t.Errorf("%v: pos %q stop %q err %v", tt.args, pos, *stop, err)
 		}
+	}
+}
+
+// TestDaemonTokenReread: a token from ADORA_HOME/token or --token-file is
+// read again at each connection attempt (the daemon may start before the
+// coordinator writes it); one from --token or the environment is not.
+func TestDaemonTokenReread(t *testing.T) {
+	home := t.TempDir()
+	t.Setenv("ADORA_HOME", home)
+	t.Setenv("ADORA_AUTH_TOKEN", "")
+	base := daemonFlags{addr: "10.0.0.1", port: 6013}
+	cfg, err := base.config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Coordinator.Token != "" || cfg.TokenSource == nil {
+		t.Fatalf("no token file yet: token %q, re-read %v", cfg.Coordinator.Token, cfg.TokenSource != nil)
+	}
+	if tok, err := cfg.TokenSource(); tok != "" || err != nil {
+		t.Fatalf("no token file yet: %q, %v", tok, err)
+	}
+	if err := os.WriteFile(filepath.Join(home, "token"), []byte("written-later\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if tok, err := cfg.TokenSource(); tok != "written-later" || err != nil {
+		t.Fatalf("after the coordinator wrote its token: %q, %v", tok, err)
+	}
+	os.Chmod(filepath.Join(home, "token"), 0o644)
+	if _, err := cfg.TokenSource(); err == nil {
+		t.Fatal("a token file others can read was accepted")
+	}
+
+	tokenFile := filepath.Join(t.TempDir(), "tok")
+	os.WriteFile(tokenFile, []byte("first\n"), 0o600)
+	withFile := base
+	withFile.tokenFile = tokenFile
+	cfg, err = withFile.config()
+	if err != nil || cfg.Coordinator.Token != "first" || cfg.TokenSource == nil {
+		t.Fatalf("--token-file: %q, %v", cfg.Coordinator.Token, err)
+	}
+	os.WriteFile(tokenFile, []byte("second\n"), 0o600)
+	if tok, err := cfg.TokenSource(); tok != "second" || err != nil {
+		t.Fatalf("--token-file re-read: %q, %v", tok, err)
+	}
+
+	withFlag := base
+	withFlag.token = "from-flag"
+	if cfg, err := withFlag.config(); err != nil || cfg.Coordinator.Token != "from-flag" || cfg.TokenSource != nil {
+		t.Fatalf("--token: %q, %v (re-read: %v)", cfg.Coordinator.Token, err, cfg.TokenSource != nil)
 	}
 }

@@ -54,15 +54,19 @@ func (d *Daemon) fetchArtifact(a proto.Artifact) (string, error) {
 	if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
 		return "", fmt.Errorf("artifact: %w", err)
 	}
-	url := d.cfg.Coordinator.HTTPURL(proto.PathArtifacts + a.BuildID + "/" + a.NodeID)
+	ep, err := d.coordinator()
+	if err != nil {
+		return "", fmt.Errorf("artifact: %w", err)
+	}
+	url := ep.HTTPURL(proto.PathArtifacts + a.BuildID + "/" + a.NodeID)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*proto.RequestTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return "", fmt.Errorf("artifact: %w", err)
 	}
-	if d.cfg.Coordinator.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+d.cfg.Coordinator.Token)
+	if ep.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+ep.Token)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -60,6 +60,11 @@ type Config struct {
 	Labels    map[string]string
 	// Coordinator is where to connect (with the bearer token, if any).
 	Coordinator wsconn.Endpoint
+	// TokenSource, when set, gives the bearer token before each connection
+	// attempt, replacing Coordinator.Token (a token file re-read, so that a
+	// daemon started before the coordinator wrote it gets in once it has).
+	// An error fails that attempt, which is retried.
+	TokenSource func() (string, error)
 	// Home is ADORA_HOME; "" means paths.Home().
 	Home      string
 	Logger    *slog.Logger
@@ -253,12 +258,29 @@ func jitter(d time.Duration) time.Duration {
 	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
 }
 
+// coordinator returns the coordinator's endpoint with the current token.
+func (d *Daemon) coordinator() (wsconn.Endpoint, error) {
+	ep := d.cfg.Coordinator
+	if d.cfg.TokenSource != nil {
+		tok, err := d.cfg.TokenSource()
+		if err != nil {
+			return ep, fmt.Errorf("coordinator token: %w", err)
+		}
+		ep.Token = tok
+	}
+	return ep, nil
+}
+
 // session runs one connection: dial, register, report, serve until the
 // connection ends. connected says whether registration succeeded.
 func (d *Daemon) session(ctx context.Context) (connected bool, err error) {
+	ep, err := d.coordinator()
+	if err != nil {
+		return false, err
+	}
 	dctx, cancel := context.WithTimeout(ctx, proto.RequestTimeout)
 	defer cancel()
-	conn, _, err := wsconn.Dial(dctx, d.cfg.Coordinator, proto.PathDaemon, proto.RoleDaemon, d.handle, wsconn.Options{Logger: d.log})
+	conn, _, err := wsconn.Dial(dctx, ep, proto.PathDaemon, proto.RoleDaemon, d.handle, wsconn.Options{Logger: d.log})
 	if err != nil {
 		var re *wsconn.RemoteError
 		if errors.As(err, &re) {

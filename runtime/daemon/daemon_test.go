@@ -39,7 +39,8 @@ type fakeCoordinator struct {
 	refuse    string
 	artifacts map[string][]byte // path -> body
 
-	down atomic.Bool // refuse connections (503) while set
+	down      atomic.Bool            // refuse connections (503) while set
+	wantToken atomic.Pointer[string] // when set, connections without this bearer token get 401
 
 	mu        sync.Mutex
 	conns     []*wsconn.Conn
@@ -71,6 +72,10 @@ func newFakeCoordinator(t *testing.T) *fakeCoordinator {
 func (fc *fakeCoordinator) serveWS(w http.ResponseWriter, r *http.Request) {
 	if fc.down.Load() {
 		http.Error(w, "down", http.StatusServiceUnavailable)
+		return
+	}
+	if tok := fc.wantToken.Load(); tok != nil && r.Header.Get("Authorization") != "Bearer "+*tok {
+		http.Error(w, "unauthorized", http.StatusUnauthorized)
 		return
 	}
 	up := websocket.Upgrader{}
@@ -188,9 +193,15 @@ type runningDaemon struct {
 
 func startDaemon(t *testing.T, fc *fakeCoordinator, home, machine string) *runningDaemon {
 	t.Helper()
+	return startDaemonWith(t, fc, home, machine, nil)
+}
+
+// startDaemonWith is startDaemon with tokens from tokenSource.
+func startDaemonWith(t *testing.T, fc *fakeCoordinator, home, machine string, tokenSource func() (string, error)) *runningDaemon {
+	t.Helper()
 	d, err := New(Config{
 		MachineID: machine, Labels: map[string]string{"role": "test"},
-		Coordinator: fc.endpoint(), Home: home,
+		Coordinator: fc.endpoint(), Home: home, TokenSource: tokenSource,
 		HeartbeatInterval: 100 * time.Millisecond, MetricsInterval: 100 * time.Millisecond,
 		ReconnectMin: 20 * time.Millisecond, ReconnectMax: 100 * time.Millisecond,
 	})
@@ -685,4 +696,76 @@ func TestDaemonManyFlowsThenDestroy(t *testing.T) {
 			t.Fatalf("node %d survived destroy", pid)
 		}
 	}
+}
+
+// TestDaemonRereadsToken: a daemon whose token comes from a TokenSource
+// (a token file) asks it again before each connection attempt, so one
+// started before the coordinator wrote its token registers once the token
+// is there, instead of being refused (401) forever.
+func TestDaemonRereadsToken(t *testing.T) {
+	fc := newFakeCoordinator(t)
+	tok := "sekret"
+	fc.wantToken.Store(&tok)
+	var mu sync.Mutex
+	current, calls := "", 0 // no token file yet
+	source := func() (string, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		calls++
+		return current, nil
+	}
+	rd := startDaemonWith(t, fc, t.TempDir(), "late-token", source)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		n := calls
+		mu.Unlock()
+		if n >= 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the token was asked for %d times in 10 s, want a try per attempt", n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	select {
+	case r := <-fc.registers:
+		t.Fatalf("registered without the token: %+v", r)
+	default:
+	}
+	mu.Lock()
+	current = "sekret" // the coordinator wrote its token file
+	mu.Unlock()
+	if r := fc.waitRegister(t); r.MachineID != "late-token" {
+		t.Fatalf("registered %+v", r)
+	}
+	if err := rd.stop(t); err != nil {
+		t.Fatalf("daemon ended with %v", err)
+	}
+}
+
+// TestDaemonTokenSourceError: a token that cannot be read fails the
+// attempt, which is retried; the daemon does not give up.
+func TestDaemonTokenSourceError(t *testing.T) {
+	fc := newFakeCoordinator(t)
+	var failing atomic.Bool
+	failing.Store(true)
+	var calls atomic.Int32
+	source := func() (string, error) {
+		calls.Add(1)
+		if failing.Load() {
+			return "", errors.New("token file /x/token: mode 0644, want 0600")
+		}
+		return "sekret", nil
+	}
+	startDaemonWith(t, fc, t.TempDir(), "bad-token", source)
+	deadline := time.Now().Add(10 * time.Second)
+	for calls.Load() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("a failed token read was not retried")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	failing.Store(false)
+	fc.waitRegister(t)
 }
