@@ -27,7 +27,7 @@ type follower struct {
 	node   string
 	ready  bool            // history answered; lines go out directly
 	buf    []proto.LogLine // lines that arrived while history was fetched
-	ended  bool            // the dataflow ended before ready
+	ended  bool            // the dataflow ended before ready (or during a catch-up)
 	end    proto.LogsEnd
 	lagged bool
 	// dropped counts lines the follower's connection had no room for
