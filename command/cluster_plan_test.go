@@ -373,3 +373,27 @@ func TestClusterCommandsHonourTheStateLock(t *testing.T) {
 		})
 	}
 }
+
+func TestInstalledAlready(t *testing.T) {
+	for name, tc := range map[string]struct {
+		change plan.Change
+		obs    state.MachineObservation
+		want   string
+	}{
+		"as desired":      {plan.Change{Action: plan.NoOp}, state.MachineObservation{ID: "a", Reachable: true}, "OK (unchanged)"},
+		"not observed":    {plan.Change{Action: plan.NoOp}, state.MachineObservation{}, "OK (unchanged)"},
+		"upgrade pending": {plan.Change{Action: plan.Upgrade}, state.MachineObservation{ID: "a", Reachable: true}, "OK (installed; it runs another adora binary: adora cluster upgrade replaces it)"},
+		"unreachable":     {plan.Change{Action: plan.NoOp}, state.MachineObservation{ID: "a", Error: "connect to a: refused"}, "FAILED: connect to a: refused"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := installedAlready(tc.change, tc.obs)
+			got := "OK " + r.note
+			if r.err != nil {
+				got = "FAILED: " + r.err.Error()
+			}
+			if got != tc.want {
+				t.Fatalf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
