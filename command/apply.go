@@ -428,5 +428,5 @@ func saveErroredState(ui cli.Ui, st *state.State) {
 		ui.Error(fmt.Sprintf("The state could not be saved anywhere either (%v); the completed steps are not recorded.", err))
 		return
 	}
-	ui.Error(fmt.Sprintf("The state after the completed steps was written to %s. Fix the state backend, then copy that file over the state (serial %d).", erroredStateFile, st.Serial))
+	ui.Error(fmt.Sprintf("The state after the completed steps was written to %s (serial %d). Fix the state backend, then store that file with: adora state push [-state as for this apply] %s", erroredStateFile, st.Serial, erroredStateFile))
 }

@@ -45,6 +45,7 @@ func Commands(m *Meta) map[string]cli.CommandFactory {
 		"show":              func() (cli.Command, error) { return &ShowCommand{Meta: m}, nil },
 		"start":             func() (cli.Command, error) { return &StartCommand{Meta: m}, nil },
 		"state list":        func() (cli.Command, error) { return &StateListCommand{Meta: m}, nil },
+		"state push":        func() (cli.Command, error) { return &StatePushCommand{Meta: m}, nil },
 		"state show":        func() (cli.Command, error) { return &StateShowCommand{Meta: m}, nil },
 		"state":             func() (cli.Command, error) { return &StateCommand{Meta: m}, nil },
 		"stop":              func() (cli.Command, error) { return &StopCommand{Meta: m}, nil },

@@ -79,6 +79,8 @@ func runCmd(t *testing.T, c cli.Command, args ...string) (int, string, string) {
 		cmd.Meta = &Meta{Ui: ui}
 	case *DestroyCommand:
 		cmd.Meta = &Meta{Ui: ui}
+	case *StatePushCommand:
+		cmd.Meta = &Meta{Ui: ui}
 	}
 	code := c.Run(args)
 	return code, ui.OutputWriter.String(), ui.ErrorWriter.String()

@@ -27,6 +27,9 @@ Subcommands:
   list         List every resource address in the state.
   show ADDR    Show one resource (machine.ID, dataflow.NAME or
                dataflow.NAME.node.ID) as JSON.
+  push FILE    Store a state file in the backend -state selects (to move
+               a state into the coordinator, or to store the
+               adora.state.errored an apply left).
 
 Options:
 

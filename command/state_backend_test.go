@@ -20,6 +20,7 @@ import (
 	"github.com/adora-rs/adora/runtime/coordinator"
 	"github.com/adora-rs/adora/runtime/coordinator/coordtest"
 	"github.com/adora-rs/adora/state"
+	"github.com/adora-rs/adora/state/statefile"
 )
 
 func TestParseCoordinatorState(t *testing.T) {
@@ -329,5 +330,59 @@ func TestLooksLikeClusterByTopLevelBlocks(t *testing.T) {
 		if err != nil || got != tc.want {
 			t.Errorf("looksLikeCluster(%s) = %v, %v; want %v", name, got, err, tc.want)
 		}
+	}
+}
+
+// TestStatePushMovesAFileStateIntoTheCoordinator: state push stores a
+// local state in a coordinator workspace; it refuses an older serial or
+// another lineage without -force.
+func TestStatePushMovesAFileStateIntoTheCoordinator(t *testing.T) {
+	srv := coordtest.Start(t, coordinator.Config{Token: "test-token"})
+	dir := deployProject(t)
+	st := recordAll(t, dir)
+	file := filepath.Join(dir, "adora.state")
+	url := fmt.Sprintf("coordinator://127.0.0.1:%d/team", srv.Endpoint.Port)
+
+	code, out, errs := runCmd(t, &StatePushCommand{}, "-state", url, file)
+	if code != 0 || !strings.Contains(out, "Pushed") {
+		t.Fatalf("state push: exit %d %q %q", code, out, errs)
+	}
+	code, out, errs = runCmd(t, &StateListCommand{}, "-state", url)
+	if code != 0 || !strings.Contains(out, "machine.gpu-server") {
+		t.Fatalf("state list after push: exit %d %q %q", code, out, errs)
+	}
+	b := client.NewStateBackend(client.Options{Addr: "127.0.0.1", Port: srv.Endpoint.Port, Token: "test-token"}, "team")
+	got, err := b.Read(context.Background())
+	if err != nil || got == nil || got.Lineage != st.Lineage {
+		t.Fatalf("stored state = %+v, %v; want lineage %s", got, err, st.Lineage)
+	}
+
+	// The coordinator's copy moves on (serial 2); the file is now older.
+	if err := b.Write(context.Background(), got); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errs = runCmd(t, &StatePushCommand{}, "-state", url, file)
+	if code != 1 || !strings.Contains(errs, "is newer (serial 2)") {
+		t.Fatalf("push of an older state: exit %d %q", code, errs)
+	}
+	other := state.New("test")
+	data, err := statefile.Encode(other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherFile := filepath.Join(dir, "other.state")
+	if err := os.WriteFile(otherFile, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errs = runCmd(t, &StatePushCommand{}, "-state", url, otherFile)
+	if code != 1 || !strings.Contains(errs, "holds another deployment") {
+		t.Fatalf("push of another lineage: exit %d %q", code, errs)
+	}
+	code, _, errs = runCmd(t, &StatePushCommand{}, "-force", "-state", url, file)
+	if code != 0 {
+		t.Fatalf("push -force of the older state: exit %d %q", code, errs)
+	}
+	if got, _ := b.Read(context.Background()); got == nil || got.Serial != 3 {
+		t.Fatalf("after push -force the stored serial = %+v; want 3", got)
 	}
 }
