@@ -1,6 +1,8 @@
 package daemon
 
 import (
+	"log/slog"
+
 	"github.com/adora-rs/adora/runtime/dataplane"
 )
 
@@ -10,6 +12,9 @@ import (
 // and cfg.Transport is set, their outputs arrive (and local outputs they
 // read leave) over that transport, keyed by OutputKey and EventKey.
 func DataplaneRouter(cfg RouterConfig) (Router, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
 	dcfg := dataplane.Config{
 		DataflowID: cfg.DataflowID,
 		Dataflow:   cfg.Dataflow,
@@ -19,7 +24,7 @@ func DataplaneRouter(cfg RouterConfig) (Router, error) {
 	}
 	var br *bridge
 	if cfg.Transport != nil && len(cfg.Local) < len(cfg.Dataflow.Nodes) {
-		br = newBridge(cfg.Transport, cfg.DataflowID, cfg.Logger)
+		br = newBridge(cfg.Transport, cfg.DataflowID, cfg.Logger.With("dataflow", cfg.DataflowID))
 		dcfg.Remote = br
 	}
 	r, err := dataplane.NewRouter(dcfg)

@@ -33,7 +33,9 @@ type RouterConfig struct {
 	Dataflow   *config.Dataflow
 	Local      []string // node ids on this machine
 	SocketDir  string   // a short private directory for unix sockets
-	Logger     *slog.Logger
+	// Logger is the daemon's: the router adds the dataflow id to what it
+	// logs (dataplane.NewRouter does).
+	Logger *slog.Logger
 	// Spawn is the coordinator's request (placements and peers); nil in
 	// local mode.
 	Spawn *proto.Spawn
@@ -106,7 +108,7 @@ func StartFlow(cfg FlowConfig) (*Flow, error) {
 		f.socketDir = dir
 		f.router, err = cfg.NewRouter(RouterConfig{
 			DataflowID: cfg.ID, Dataflow: cfg.Dataflow, Local: local, SocketDir: dir,
-			Logger: cfg.Logger.With("dataflow", cfg.ID), Spawn: cfg.Spawn, Transport: cfg.Transport,
+			Logger: cfg.Logger, Spawn: cfg.Spawn, Transport: cfg.Transport,
 		})
 		if err != nil {
 			os.RemoveAll(dir)
