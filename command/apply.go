@@ -242,25 +242,17 @@ func confirmApply(ui cli.Ui, destroy bool) (bool, error) {
 
 // execute runs p, printing progress per machine with timings.
 func execute(ctx context.Context, interrupt <-chan struct{}, ui cli.Ui, s *deploySession, p *plan.Plan, f *deployFlags) int {
-	st := s.prior
-	if st == nil {
-		st = state.New(version.Version)
-	}
-	st.AdoraVersion = version.Version
+	st := priorOrNew(s)
 	var mu sync.Mutex
-	e := &apply.Executor{
-		Installer: s.ops, Upgrader: s.ops, Waiter: s.ops, Deployer: s.ops, Backend: s.backend,
-		Checker: s.ops, Logger: s.ops.log,
-		Progress: func(ev apply.Event) {
-			mu.Lock()
-			defer mu.Unlock()
-			if f.json {
-				writeJSONLine(ui, progressLine(ev))
-				return
-			}
-			printEvent(ui, ev)
-		},
-	}
+	e := fleetExecutor(s, func(ev apply.Event) {
+		mu.Lock()
+		defer mu.Unlock()
+		if f.json {
+			writeJSONLine(ui, progressLine(ev))
+			return
+		}
+		printEvent(ui, ev)
+	})
 	if !f.json {
 		ui.Output("")
 	}

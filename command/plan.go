@@ -354,11 +354,8 @@ func (s *deploySession) plan(ctx context.Context, f *deployFlags, destroy bool) 
 		return nil, err
 	}
 	s.ops.Binary = bin.Path
-	desired := plan.Desired{
-		Cluster: s.cluster, Dataflows: s.dataflows, Binary: bin, Placer: plan.DefaultPlacer,
-		Parallelism: f.parallelism, Targets: f.targets, Excludes: f.excludes, Destroy: destroy, AdoraVersion: version.Version,
-		UnitHashes: s.ops.unitHashes(s.cluster), NodeBinaries: nodeBinaries(s.dataflows),
-	}
+	desired := fleetDesired(s, bin, f.parallelism, f.targets, f.excludes)
+	desired.Destroy = destroy
 	return plan.Compute(s.prior, observed, desired)
 }
 
