@@ -1,0 +1,101 @@
+package command
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/cli"
+
+	"github.com/adora-rs/adora/runtime/coordinator"
+	"github.com/adora-rs/adora/runtime/coordinator/coordtest"
+	"github.com/adora-rs/adora/runtime/daemon"
+)
+
+// With a real daemon, whose history (its node log files) and live stream
+// overlap, start --attach and logs --follow show every line once and in
+// order.
+func TestFollowWithRealDaemonShowsEveryLineOnce(t *testing.T) {
+	t.Setenv("ADORA_HOME", t.TempDir())
+	t.Setenv("ADORA_AUTH_TOKEN", "")
+	srv := coordtest.Start(t, coordinator.Config{TickInterval: time.Hour})
+	d, err := daemon.New(daemon.Config{MachineID: "robot", Coordinator: srv.Endpoint, Home: t.TempDir(),
+		HeartbeatInterval: 100 * time.Millisecond, ReconnectMin: 20 * time.Millisecond, ReconnectMax: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- d.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-errc:
+		case <-time.After(20 * time.Second):
+			t.Error("daemon did not stop")
+		}
+	})
+	if !coordtest.Wait(10*time.Second, func() bool { return len(srv.Daemons().Daemons) == 1 }) {
+		t.Fatal("daemon did not register")
+	}
+	const count = 300
+	file := filepath.Join(t.TempDir(), "df.yml")
+	script := fmt.Sprintf(`i=0; while [ $i -lt %d ]; do i=$((i+1)); echo line$i; sleep 0.005; done`, count)
+	os.WriteFile(file, []byte("nodes:\n  - id: talker\n    path: /bin/sh\n    args: [\"-c\", \""+script+"\"]\n"), 0o644)
+	port := strconv.Itoa(srv.Endpoint.Port)
+
+	followed := make(chan string, 1)
+	attach := cli.NewMockUi()
+	done := make(chan int, 1)
+	go func() {
+		done <- (&StartCommand{Meta: &Meta{Ui: attach}}).Run([]string{"--attach", "--name", "talk", "--coordinator-addr", "127.0.0.1", "--coordinator-port", port, file})
+	}()
+	if !coordtest.Wait(10*time.Second, func() bool { return strings.Contains(attach.OutputWriter.String(), "talker: line50\n") }) {
+		t.Fatalf("no lines: %s %s", attach.OutputWriter.String(), attach.ErrorWriter.String())
+	}
+	// logs --follow joins while the node prints.
+	go func() {
+		ui := cli.NewMockUi()
+		(&LogsCommand{Meta: &Meta{Ui: ui}}).Run([]string{"talk", "--follow", "--coordinator-addr", "127.0.0.1", "--coordinator-port", port})
+		followed <- ui.OutputWriter.String()
+	}()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("start --attach = %d: %s", code, attach.ErrorWriter.String())
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("start --attach did not end")
+	}
+	var logsOut string
+	select {
+	case logsOut = <-followed:
+	case <-time.After(30 * time.Second):
+		t.Fatal("logs --follow did not end")
+	}
+	check := func(what, out string) {
+		t.Helper()
+		next := 1
+		for _, l := range strings.Split(out, "\n") {
+			l = strings.TrimPrefix(l, "talker: ")
+			if !strings.HasPrefix(l, "line") {
+				continue
+			}
+			n, err := strconv.Atoi(strings.TrimPrefix(l, "line"))
+			if err != nil || n != next {
+				t.Fatalf("%s: %q where line%d was due:\n%s", what, l, next, out)
+			}
+			next++
+		}
+		if next != count+1 {
+			t.Fatalf("%s: %d lines, want %d:\n%s", what, next-1, count, out)
+		}
+	}
+	check("start --attach", attach.OutputWriter.String())
+	check("logs --follow", logsOut)
+}
