@@ -3,10 +3,13 @@ package command
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -151,6 +154,7 @@ func TestFollowAcrossCoordinatorRestartWithRealDaemon(t *testing.T) {
 	srv.Stop()
 	st.Close()
 	time.Sleep(300 * time.Millisecond) // the node prints on, unheard
+	waitPortFree(t, srv.Endpoint.Port)
 	st2, err := store.OpenBolt(path)
 	if err != nil {
 		t.Fatal(err)
@@ -166,4 +170,77 @@ func TestFollowAcrossCoordinatorRestartWithRealDaemon(t *testing.T) {
 		t.Fatalf("logs --follow did not end: %s", follow.ErrorWriter.String())
 	}
 	checkLines(t, "logs --follow", follow.OutputWriter.String(), count)
+}
+
+// A coordinator that comes back with an empty memory store stops, after
+// the grace window, the nodes a real daemon kept running for it.
+func TestUnknownDataflowStoppedOnRealDaemon(t *testing.T) {
+	t.Setenv("ADORA_HOME", t.TempDir())
+	t.Setenv("ADORA_AUTH_TOKEN", "")
+	srv := coordtest.Start(t, coordinator.Config{TickInterval: time.Hour})
+	startRealDaemon(t, srv.Endpoint)
+	if !coordtest.Wait(10*time.Second, func() bool { return len(srv.Daemons().Daemons) == 1 }) {
+		t.Fatal("daemon did not register")
+	}
+	file := filepath.Join(t.TempDir(), "df.yml")
+	os.WriteFile(file, []byte("nodes:\n  - id: sleeper\n    path: /bin/sleep\n    args: [\"60\"]\n"), 0o644)
+	ui := cli.NewMockUi()
+	if code := (&StartCommand{Meta: &Meta{Ui: ui}}).Run([]string{"--detach", "--name", "nap", "--coordinator-addr", "127.0.0.1", "--coordinator-port", strconv.Itoa(srv.Endpoint.Port), file}); code != 0 {
+		t.Fatalf("start = %d: %s", code, ui.ErrorWriter.String())
+	}
+	srv.Stop()
+	waitPortFree(t, srv.Endpoint.Port)
+
+	logs := &syncBuffer{}
+	srv2 := coordtest.StartOn(t, coordinator.Config{TickInterval: 50 * time.Millisecond, UnknownGrace: 300 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(logs, nil))}, srv.Endpoint.Port)
+	if !coordtest.Wait(10*time.Second, func() bool {
+		ds := srv2.Daemons().Daemons
+		return len(ds) == 1 && len(ds[0].Dataflows) == 1
+	}) {
+		t.Fatalf("daemon did not report its dataflow to the new coordinator: %+v", srv2.Daemons())
+	}
+	if !coordtest.Wait(20*time.Second, func() bool {
+		ds := srv2.Daemons().Daemons
+		return len(ds) == 1 && len(ds[0].Dataflows) == 0 && ds[0].NodesRunning == 0
+	}) {
+		t.Fatalf("unknown dataflow still runs: %+v\n%s", srv2.Daemons(), logs)
+	}
+	for _, want := range []string{"has no record of; stopping it in 300ms", "stopping a dataflow this coordinator has no record of", "stopped a dataflow this coordinator had no record of"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("coordinator log lacks %q:\n%s", want, logs)
+		}
+	}
+}
+
+// waitPortFree waits until a listener can take port again.
+func waitPortFree(t *testing.T, port int) {
+	t.Helper()
+	if !coordtest.Wait(10*time.Second, func() bool {
+		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err != nil {
+			return false
+		}
+		ln.Close()
+		return true
+	}) {
+		t.Fatalf("port %d stays busy", port)
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
