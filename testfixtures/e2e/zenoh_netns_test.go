@@ -255,18 +255,21 @@ func znCluster(t *testing.T) *znEnv {
 	x := &znEnv{t: t, bin: znAdoraBinary(t), dir: t.TempDir(), home: t.TempDir()}
 	x.sender, x.receiver = znNodes(t)
 	znNetnsUp(t)
-	co := x.start(znNSA, "coordinator", "coordinator", "--interface", znAddrA, "--port", znCoordPort, "--store", "memory")
-	// The daemons read the token the coordinator generates once, at start.
-	znWait(t, 60*time.Second, "the coordinator to listen", func() (bool, string) {
-		_, err := os.Stat(filepath.Join(x.home, "token"))
-		return err == nil && co.count("Listening on") > 0, "no token file or listening line yet"
-	})
+	// The daemons start first: they find no ADORA_HOME/token yet and read
+	// it again at each connection attempt, so they get in once the
+	// coordinator has written it (a daemon that read it once would be
+	// refused, 401, forever).
 	da := x.start(znNSA, "daemon a", "daemon", "--machine-id", "a",
 		"--coordinator-addr", znAddrA, "--coordinator-port", znCoordPort,
 		"--zenoh-listen", "tcp/"+znAddrA+":"+znZenohPort)
 	db := x.start(znNSB, "daemon b", "daemon", "--machine-id", "b",
 		"--coordinator-addr", znAddrA, "--coordinator-port", znCoordPort,
 		"--zenoh-listen", "tcp/"+znAddrB+":"+znZenohPort)
+	co := x.start(znNSA, "coordinator", "coordinator", "--interface", znAddrA, "--port", znCoordPort, "--store", "memory")
+	znWait(t, 60*time.Second, "the coordinator to listen", func() (bool, string) {
+		_, err := os.Stat(filepath.Join(x.home, "token"))
+		return err == nil && co.count("Listening on") > 0, "no token file or listening line yet"
+	})
 	znWait(t, 60*time.Second, "both daemons registered", func() (bool, string) {
 		return da.count(znRegisteredMarker) > 0 && db.count(znRegisteredMarker) > 0,
 			fmt.Sprintf("a registered %d times, b %d", da.count(znRegisteredMarker), db.count(znRegisteredMarker))
