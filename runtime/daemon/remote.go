@@ -104,6 +104,12 @@ type bridge struct {
 	closed map[config.Source]bool // remote outputs closed (Output "" = every output: the node failed)
 	out    map[config.Source]*outSeq
 	in     map[config.Source]*inSeq
+	// pending are events kept while no remote daemon was linked; the
+	// goroutine retryEvents, started by start and stopped by close, sends
+	// them.
+	pending   []wireEvent
+	retryStop chan struct{}
+	retryDone chan struct{}
 }
 
 // outSeq numbers the publications of one local output.
@@ -318,7 +324,10 @@ type wireEvent struct {
 
 // PublishEvent implements dataplane.Remote. Output-closed and node-failed
 // events carry the last numbers sent, so that receivers count what never
-// arrived at the end of a stream.
+// arrived at the end of a stream. An event published while no remote
+// daemon of the dataflow is linked (the link is down) is kept, in order,
+// and sent once one is again, so that receivers still learn that an
+// output closed.
 func (b *bridge) PublishEvent(ev dataplane.RemoteEvent) error {
 	wev := wireEvent{Kind: ev.Kind, Node: ev.Node, Output: ev.Output, Error: ev.Error}
 	switch ev.Kind {
@@ -327,13 +336,71 @@ func (b *bridge) PublishEvent(ev dataplane.RemoteEvent) error {
 	case dataplane.NodeFailed:
 		wev.Seqs = b.lastSentOf(ev.Node)
 	}
-	payload, _ := json.Marshal(wev)
+	if m, ok := b.tr.(matcher); ok {
+		linked := m.Matching(EventKey(b.flowID, ev.Node)) // not under b.mu: handlers take it
+		b.mu.Lock()
+		if b.retryStop != nil && (len(b.pending) > 0 || !linked) {
+			defer b.mu.Unlock()
+			if len(b.pending) >= maxPendingEvents {
+				return fmt.Errorf("publish %s event of %s to other machines: %d events wait for a link already", ev.Kind, ev.Node, len(b.pending))
+			}
+			b.pending = append(b.pending, wev)
+			return nil
+		}
+		b.mu.Unlock()
+	}
+	return b.sendEvent(wev)
+}
+
+// maxPendingEvents bounds the events kept while no link is up.
+const maxPendingEvents = 1024
+
+// eventRetry is how often kept events are tried again.
+const eventRetry = 100 * time.Millisecond
+
+func (b *bridge) sendEvent(ev wireEvent) error {
+	payload, _ := json.Marshal(ev)
 	ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
 	defer cancel()
 	if err := b.tr.Publish(ctx, EventKey(b.flowID, ev.Node), payload, nil); err != nil {
 		return fmt.Errorf("publish %s event of %s to other machines: %w", ev.Kind, ev.Node, err)
 	}
 	return nil
+}
+
+// retryEvents sends kept events, in order, while a remote daemon is
+// linked, until stop is closed.
+func (b *bridge) retryEvents(m matcher, stop <-chan struct{}, done chan<- struct{}) {
+	defer close(done)
+	t := time.NewTicker(eventRetry)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		for {
+			b.mu.Lock()
+			if len(b.pending) == 0 {
+				b.mu.Unlock()
+				break
+			}
+			ev := b.pending[0]
+			b.mu.Unlock()
+			if !m.Matching(EventKey(b.flowID, ev.Node)) {
+				break
+			}
+			if err := b.sendEvent(ev); err != nil {
+				b.log.Warn("publish kept event to remote daemons", "node", ev.Node, "event", ev.Kind, "err", err)
+				break
+			}
+			// removed only once sent: PublishEvent queues behind it meanwhile
+			b.mu.Lock()
+			b.pending = b.pending[1:]
+			b.mu.Unlock()
+		}
+	}
 }
 
 // remoteSources lists the outputs of nodes on other machines that local
@@ -402,6 +469,13 @@ func (b *bridge) start(to deliverer, df *config.Dataflow, local []string) error 
 		return fmt.Errorf("subscribe to remote node events: %w", err)
 	}
 	b.add(sub)
+	if m, ok := b.tr.(matcher); ok {
+		stop, done := make(chan struct{}), make(chan struct{})
+		b.mu.Lock()
+		b.retryStop, b.retryDone = stop, done
+		b.mu.Unlock()
+		go b.retryEvents(m, stop, done)
+	}
 	return nil
 }
 
@@ -444,12 +518,19 @@ func (b *bridge) add(s transport.Subscription) {
 	b.mu.Unlock()
 }
 
-// close ends every subscription (waiting for handlers in flight).
+// close ends every subscription (waiting for handlers in flight) and the
+// sending of kept events (those still kept are dropped).
 func (b *bridge) close() {
 	b.mu.Lock()
 	subs := b.subs
 	b.subs = nil
+	stop, done := b.retryStop, b.retryDone
+	b.retryStop = nil
 	b.mu.Unlock()
+	if stop != nil {
+		close(stop)
+		<-done
+	}
 	for _, s := range subs {
 		s.Close()
 	}

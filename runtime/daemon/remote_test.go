@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -475,5 +476,92 @@ func TestAttachmentRoundTrip(t *testing.T) {
 	n, meta, err := parseAttachment(att)
 	if err != nil || n != 0x0102030405060708 || string(meta) != "meta" {
 		t.Fatalf("parsed %x %q %v", n, meta, err)
+	}
+}
+
+// sideTransport is one machine's view of a two-machine link: it
+// subscribes on its own side and publishes to, and matches against, the
+// subscriptions of the other side, as a Zenoh session does; vanish says
+// whether the nth publication on key is lost on the way.
+type sideTransport struct {
+	self, peer *memTransport
+	down       atomic.Bool // the link is down: nothing matches, publications vanish
+	mu         sync.Mutex
+	n          map[string]int
+	vanish     func(key string, n int) bool
+}
+
+func (s *sideTransport) Publish(ctx context.Context, key string, payload, attachment []byte) error {
+	s.mu.Lock()
+	if s.n == nil {
+		s.n = map[string]int{}
+	}
+	s.n[key]++
+	lost := s.down.Load() || s.vanish != nil && s.vanish(key, s.n[key])
+	s.mu.Unlock()
+	if lost {
+		return nil
+	}
+	return s.peer.Publish(ctx, key, payload, attachment)
+}
+
+func (s *sideTransport) Subscribe(expr string, h transport.Handler) (transport.Subscription, error) {
+	return s.self.Subscribe(expr, h)
+}
+
+func (s *sideTransport) Close() error             { return nil }
+func (s *sideTransport) Matching(key string) bool { return !s.down.Load() && s.peer.Matching(key) }
+
+// TestBridgeKeepsEventsUntilLinked: an event published while no remote
+// daemon is linked (the link is down) is kept and sent, in order with
+// later ones, once the link is back; its final number still counts the
+// loss.
+func TestBridgeKeepsEventsUntilLinked(t *testing.T) {
+	sideA, sideB := newMemTransport(), newMemTransport()
+	trA := &sideTransport{self: sideA, peer: sideB}
+	trB := &sideTransport{self: sideB, peer: sideA, vanish: func(key string, n int) bool {
+		return strings.HasSuffix(key, "/inference/predictions") && n > 2
+	}}
+	df := twoMachineFlow()
+	b := newBridge(trB, "df8", discard())
+	if err := b.start(&fakeDeliverer{}, df, []string{"inference"}); err != nil {
+		t.Fatal(err)
+	}
+	defer b.close()
+	a := newBridge(trA, "df8", discard())
+	toA := &fakeDeliverer{}
+	if err := a.start(toA, df, []string{"camera", "actuator"}); err != nil {
+		t.Fatal(err)
+	}
+	defer a.close()
+	publishN(t, b, 1, 4) // 3 and 4 vanish (a socket's content when the link broke)
+	trB.down.Store(true)
+	if err := b.PublishEvent(dataplane.RemoteEvent{Kind: dataplane.OutputClosed, Node: "inference", Output: "predictions"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.PublishEvent(dataplane.RemoteEvent{Kind: dataplane.NodeRestarted, Node: "inference"}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * eventRetry)
+	if _, evs := toA.snapshot(); len(evs) != 0 {
+		t.Fatalf("events crossed a link that is down: %+v", evs)
+	}
+	trB.down.Store(false)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, evs := toA.snapshot()
+		if len(evs) == 2 {
+			if evs[0].Kind != dataplane.OutputClosed || evs[1].Kind != dataplane.NodeRestarted {
+				t.Fatalf("kept events arrived as %+v, want output_closed then node_restarted", evs)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("kept events never sent (got %+v)", evs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if lost := a.Lost(); len(lost) != 1 || lost["actuator"] != 2 {
+		t.Errorf("lost %v, want actuator: 2 (numbers 3 and 4, counted from the kept event)", lost)
 	}
 }
