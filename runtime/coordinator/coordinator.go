@@ -115,7 +115,10 @@ type Coordinator struct {
 	flows     map[string]*flow          // active dataflows, by id
 	recovery  map[recoveryKey]time.Time // last auto-recovery attempt
 	followers map[*follower]struct{}
-	closed    bool
+	// unknownGone keeps the unknownSince of daemons that disconnected, so
+	// a daemon reconnecting often does not restart its grace windows.
+	unknownGone map[string]map[string]time.Time
+	closed      bool
 }
 
 // New loads the store and returns a Coordinator ready to serve. Active
@@ -160,6 +163,8 @@ func New(cfg Config) (*Coordinator, error) {
 		flows:     map[string]*flow{},
 		recovery:  map[recoveryKey]time.Time{},
 		followers: map[*follower]struct{}{},
+
+		unknownGone: map[string]map[string]time.Time{},
 	}
 	if err := c.reload(); err != nil {
 		cancel()

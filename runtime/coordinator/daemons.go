@@ -136,6 +136,9 @@ func (c *Coordinator) daemonGone(s *daemonSession) {
 		return
 	}
 	delete(c.daemons, s.id)
+	if len(s.unknownSince) > 0 {
+		c.unknownGone[s.id] = s.unknownSince
+	}
 	reason := "closed"
 	if err := s.conn.Err(); err != nil {
 		reason = err.Error()
@@ -341,6 +344,12 @@ func (c *Coordinator) admit(s *daemonSession, reg proto.Register) (*daemonSessio
 	}
 	now := c.clock.Now()
 	stale := c.daemons[reg.DaemonUUID]
+	if stale != nil {
+		s.unknownSince = stale.unknownSince
+	} else {
+		s.unknownSince = c.unknownGone[reg.DaemonUUID]
+	}
+	delete(c.unknownGone, reg.DaemonUUID)
 	s.id, s.reg, s.registered = reg.DaemonUUID, reg, true
 	s.connectedAt, s.lastHeartbeat = now, now
 	c.daemons[s.id] = s

@@ -59,7 +59,7 @@ func (c *Coordinator) stopUnknown(s *daemonSession, now time.Time) {
 	}
 	var due []string
 	c.mu.Lock()
-	if c.daemons[s.id] == s {
+	if c.daemons[s.id] == s && s.report != nil { // before its first report, s says nothing yet
 		for id, since := range s.unknownSince {
 			if c.flows[id] != nil || !s.reports(id) {
 				delete(s.unknownSince, id)

@@ -135,3 +135,40 @@ func TestUnknownDataflowLeftAloneWithNegativeGrace(t *testing.T) {
 		t.Fatalf("stopped with a negative grace:\n%s", logs)
 	}
 }
+
+// The grace window of an unknown dataflow runs on across reconnections of
+// its daemon: one that reconnects more often than the window still has it
+// stopped.
+func TestUnknownGraceSurvivesReconnects(t *testing.T) {
+	clock := coordtest.NewClock(epoch)
+	logger, logs := newLogger()
+	srv := coordtest.Start(t, coordinator.Config{Clock: clock, TickInterval: quietTick, Logger: logger, UnknownGrace: time.Minute})
+	cfg := coordtest.DaemonConfig{UUID: "u-other", MachineID: "other", Running: map[string][]string{"df-ghost": {"cam"}}}
+	d := daemon(t, srv.Endpoint, cfg)
+	if !coordtest.Wait(5*time.Second, func() bool { return logs.Count("stopping it in 1m0s") == 1 }) {
+		t.Fatalf("unknown dataflow not noted:\n%s", logs)
+	}
+	for range 2 { // 2 x 40 s, reconnecting in between
+		clock.Advance(40 * time.Second)
+		d.Close()
+		if !coordtest.Wait(5*time.Second, func() bool { return len(srv.Daemons().Daemons) == 0 }) {
+			t.Fatal("daemon still connected")
+		}
+		d = daemon(t, srv.Endpoint, cfg)
+		srv.Tick() // maybe before its first report: that must not forget the dataflow
+		if !coordtest.Wait(5*time.Second, func() bool { // back, and its report in
+			ds := srv.Daemons().Daemons
+			return len(ds) == 1 && len(ds[0].Dataflows) == 1
+		}) {
+			t.Fatal("daemon not back")
+		}
+		beat(t, srv, clock, d)
+		srv.Tick()
+	}
+	if !coordtest.Wait(5*time.Second, func() bool { return len(d.Stops()) == 1 }) {
+		t.Fatalf("unknown dataflow not stopped after 80 s across reconnects:\n%s", logs)
+	}
+	if n := logs.Count("stopping it in 1m0s"); n != 1 {
+		t.Fatalf("noted %d times, want once:\n%s", n, logs)
+	}
+}
