@@ -155,8 +155,10 @@ func TestUnknownGraceSurvivesReconnects(t *testing.T) {
 			t.Fatal("daemon still connected")
 		}
 		d = daemon(t, srv.Endpoint, cfg)
-		srv.Tick()                                      // maybe before its first report: that must not forget the dataflow
-		if !coordtest.Wait(5*time.Second, func() bool { // back, and its report in
+		// A tick maybe before its first report must not forget the
+		// dataflow; then wait for the report.
+		srv.Tick()
+		if !coordtest.Wait(5*time.Second, func() bool {
 			ds := srv.Daemons().Daemons
 			return len(ds) == 1 && len(ds[0].Dataflows) == 1
 		}) {
