@@ -54,7 +54,9 @@ Options:
                      a free one)
   --store SPEC       file[:PATH] (default, PATH defaults to
                      ADORA_HOME/coordinator.db), memory, or redb[:PATH] (an
-                     alias of file)
+                     alias of file). A memory store forgets every dataflow
+                     when the coordinator stops; what daemons still run of
+                     them is stopped after --unknown-grace
   --auth BOOL        Require the bearer token (default true)
   --token-file PATH  Token file (default ADORA_HOME/token)
   --quiet            Log warnings and errors only
