@@ -7,6 +7,7 @@ import (
 	"iter"
 	"net"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/adora-rs/adora/transport/shm"
@@ -199,8 +200,11 @@ func (r *Router) readLoop(c *nodeConn) error {
 			r.retireOwned(c, m.Region)
 		case shm.MsgAck:
 			r.ack(c, int(m.Count))
+			if !slices.Contains(touched, c) {
+				touched = append(touched, c)
+			}
 		case shm.MsgRelease:
-			r.releaseTokens(c, m.Tokens)
+			r.releaseTokens(c, m.Tokens, &touched)
 		case shm.MsgCloseOutputs:
 			r.closeOutputs(c, m.IDs)
 		default:
@@ -263,11 +267,10 @@ func (r *Router) detachLocked(c *nodeConn) {
 	r.cond.Broadcast()
 }
 
-// ack frees window slots.
+// ack frees window slots. The caller (c's reader) pumps c afterwards.
 func (r *Router) ack(c *nodeConn, n int) {
 	r.mu.Lock()
 	c.inflight = max(0, c.inflight-n)
-	c.kick()
 	r.mu.Unlock()
 }
 

@@ -131,13 +131,30 @@ func (r *Router) unrefSampleLocked(s *sample) {
 		r.retireLocked(g)
 	case !g.owner.closed:
 		g.owner.dropped = append(g.owner.dropped, g.localID)
-		g.owner.kick()
+		r.kickLocked(g.owner)
 	}
 }
 
-func (r *Router) releaseTokens(c *nodeConn, tokens []uint64) {
+// kickLocked wakes c's writer, unless a reader collects connections to
+// pump itself (r.pumpLater): then c joins that list, which saves waking a
+// goroutine on the release path.
+func (r *Router) kickLocked(c *nodeConn) {
+	if r.pumpLater != nil {
+		if !slices.Contains(*r.pumpLater, c) {
+			*r.pumpLater = append(*r.pumpLater, c)
+		}
+		return
+	}
+	c.kick()
+}
+
+// releaseTokens releases drop tokens of c; owners whose regions became
+// free are added to touched for the caller to pump.
+func (r *Router) releaseTokens(c *nodeConn, tokens []uint64, touched *[]*nodeConn) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.pumpLater = touched
+	defer func() { r.pumpLater = nil }()
 	for _, t := range tokens {
 		n := c.outstanding[t]
 		if n == 0 {
@@ -263,11 +280,12 @@ func (r *Router) enqueueLocked(in *inputState, meta shm.Meta, data []byte, s *sa
 	}
 }
 
-// kickPendingLocked wakes the writer of every node with queued items.
+// kickPendingLocked wakes the writer of every node with something to send
+// (queued items, DROPPED or control frames a reader meant to pump later).
 func (r *Router) kickPendingLocked() {
 	for _, ns := range r.nodes {
-		if ns.conn != nil && ns.fifo.Len() > 0 {
-			ns.conn.kick()
+		if c := ns.conn; c != nil && (ns.fifo.Len() > 0 || len(c.dropped) > 0 || len(c.control) > 0) {
+			c.kick()
 		}
 	}
 }

@@ -22,8 +22,10 @@
 //
 // Goroutines, all owned by the Router and stopped and waited for by Close:
 // one accept loop; per connection a reader (registers the node, routes its
-// frames and, after each batch, writes to the receivers it queued for) and
-// a writer (woken for acknowledgements, timers, events and remote data);
+// frames and, after each batch, writes to the receivers it queued for, to
+// its own node after an ACK, and DROPPED to the owners of regions a RELEASE
+// freed) and a writer (woken for timers, events, remote data and whatever
+// a blocked reader left);
 // one ticker per distinct timer interval. State is guarded by one mutex;
 // socket writes happen outside it, one writer per connection at a time.
 package dataplane
@@ -97,7 +99,8 @@ type Router struct {
 	nextReg   uint32
 	nextTok   uint64
 	samples   map[uint64]*sample
-	ownFree   []*region // the router's own free regions (remote data)
+	ownFree   []*region    // the router's own free regions (remote data)
+	pumpLater *[]*nodeConn // set by a reader that pumps these connections itself
 
 	delivering sync.RWMutex // held (read) by DeliverRemote; Close takes it before unmapping
 
