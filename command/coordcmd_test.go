@@ -211,6 +211,7 @@ func TestStartFailuresExitNonZero(t *testing.T) {
 		{"unknown machine", "nodes:\n  - id: a\n    path: /bin/true\n    _unstable_deploy:\n      machine: robt\n", `no matching daemon for machine id "robt"`},
 		{"no label match", "nodes:\n  - id: a\n    path: /bin/true\n    _unstable_deploy:\n      labels:\n        gpu: \"true\"\n", `no daemon matches labels {"gpu": "true"}`},
 		{"bad file", "nodes: [", "dataflow.yml"},
+		{"scp without cluster file", "nodes:\n  - id: a\n    path: ./a\n    _unstable_deploy:\n      machine: robot\n      distribute: scp\n", "give the cluster file (--cluster PATH)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

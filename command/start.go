@@ -31,7 +31,9 @@ func (c *StartCommand) Help() string {
   daemon spawns its nodes, and if any daemon fails the others are rolled
   back. Relative node paths resolve against FILE's directory on each
   daemon. Nodes with "_unstable_deploy.distribute: http" are uploaded to the
-  coordinator's artifact store first.
+  coordinator's artifact store first; nodes with "distribute: scp" are
+  copied over SSH to the working directory on their machines, which needs
+  the cluster file (--cluster, default ./cluster.yml when it exists).
 
   With --attach (the default when stdin is a terminal) the node logs are
   streamed until the dataflow ends, across a coordinator restart; Ctrl-C
@@ -43,6 +45,8 @@ Options:
   --name NAME    Dataflow name (default: a generated two-word name)
   --attach       Stream logs until the dataflow ends
   --detach       Return once the dataflow runs
+  --cluster FILE Cluster file for "distribute: scp" nodes (default
+                 ./cluster.yml when present)
 ` + coordFlagsHelp
 }
 
@@ -54,6 +58,7 @@ func (c *StartCommand) Run(args []string) int {
 	fs.StringVar(name, "n", "", "")
 	attach := fs.Bool("attach", false, "")
 	detach := fs.Bool("detach", false, "")
+	clusterPath := fs.String("cluster", "", "")
 	if err := fs.Parse(reorderArgs(args, fs)); err != nil {
 		c.Meta.Ui.Error(err.Error() + "\n\n" + c.Help())
 		return 1
@@ -82,6 +87,15 @@ func (c *StartCommand) Run(args []string) int {
 	}
 	defer cl.Close()
 	opts, _ := cf.options()
+	if *clusterPath == "" {
+		if _, err := os.Stat("cluster.yml"); err == nil {
+			*clusterPath = "cluster.yml"
+		}
+	}
+	if err := deliverSCPNodes(ctx, c.Meta.Ui, *clusterPath, &req); err != nil {
+		c.Meta.Ui.Error(err.Error())
+		return 1
+	}
 	if err := client.UploadHTTPArtifacts(ctx, opts, &req); err != nil {
 		c.Meta.Ui.Error(err.Error())
 		return 1
