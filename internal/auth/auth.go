@@ -12,9 +12,9 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
 
+	"github.com/adora-rs/adora/internal/atomicfile"
 	"github.com/adora-rs/adora/internal/paths"
 )
 
@@ -70,47 +70,12 @@ func LoadOrCreate(path string) (tok string, created bool, err error) {
 	if err != nil {
 		return "", false, err
 	}
-	if err := writeAtomic(path, []byte(tok+"\n")); err != nil {
+	// WriteNew, not a replacing write: never replace a token another
+	// coordinator wrote in the meantime.
+	if err := atomicfile.WriteNew(path, []byte(tok+"\n"), 0o600); err != nil {
 		return "", false, fmt.Errorf("token file %s: %w", path, err)
 	}
 	return tok, true, nil
-}
-
-func writeAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, ".token-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	// Link instead of rename: never replace a token another coordinator
-	// wrote in the meantime.
-	if err := os.Link(f.Name(), path); err != nil {
-		return err
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
 }
 
 // Resolve finds the token a client should send: flagValue if set, else

@@ -6,10 +6,11 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/google/uuid"
+
+	"github.com/adora-rs/adora/internal/atomicfile"
 )
 
 // identityVersion is the format version of the identity file.
@@ -37,7 +38,7 @@ func LoadIdentity(path string) (string, error) {
 	}
 	id := uuid.NewString()
 	data, _ := json.Marshal(identityFile{Version: identityVersion, DaemonUUID: id})
-	if err := writeAtomic(path, append(data, '\n'), 0o600); err != nil {
+	if err := atomicfile.WriteFile(path, append(data, '\n'), 0o600); err != nil {
 		return "", fmt.Errorf("daemon identity: %w", err)
 	}
 	return id, nil
@@ -60,41 +61,4 @@ func parseIdentity(path string, b []byte) (string, error) {
 		return "", fmt.Errorf("daemon identity %s: %v; delete the file to get a new identity", path, err)
 	}
 	return u.String(), nil
-}
-
-// writeAtomic writes data to path through a temp file in the same
-// directory, fsynced and renamed into place.
-func writeAtomic(path string, data []byte, mode os.FileMode) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(path)+"-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
 }
