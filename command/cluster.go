@@ -309,6 +309,49 @@ func registerClusterState(fs *flag.FlagSet, f *deployFlags) {
 	fs.DurationVar(&f.lockTimeout, "lock-timeout", 0, "wait for the state lock")
 }
 
+// clusterFleetRun is what cluster install, upgrade and uninstall hold
+// once their arguments are read: the cluster file, the two levels of
+// interruption, and the state session, locked. close unlocks the session
+// and stops the interruption handling.
+type clusterFleetRun struct {
+	cl        *config.Cluster
+	ctx       context.Context
+	interrupt <-chan struct{}
+	s         *deploySession
+	stop      func()
+}
+
+func (r *clusterFleetRun) close() {
+	r.s.unlock()
+	r.stop()
+}
+
+// openClusterFleet parses args into fs (named after the command, e.g.
+// "cluster install"), which must leave one argument, the cluster file;
+// loads that file and opens its state for the command. On failure it has
+// told ui why and returns false.
+func openClusterFleet(ui cli.Ui, fs *flag.FlagSet, args []string, df *deployFlags) (*clusterFleetRun, bool) {
+	if !clusterParse(ui, fs, args) {
+		return nil, false
+	}
+	if fs.NArg() != 1 {
+		ui.Error("adora " + fs.Name() + " needs one argument: the cluster file")
+		return nil, false
+	}
+	cl, ok := clusterLoad(ui, fs.Arg(0))
+	if !ok {
+		return nil, false
+	}
+	ctx, interrupt, stop := deployInterrupts(ui)
+	s, err := openFleetSession(ctx, df, fs.Arg(0), cl, fs.Name())
+	if err != nil {
+		ui.Error(err.Error())
+		stop()
+		return nil, false
+	}
+	return &clusterFleetRun{cl: cl, ctx: ctx, interrupt: interrupt, s: s, stop: stop}, true
+}
+
 // clusterBinary describes the adora binary a cluster command deploys:
 // path (default this executable) with version want, or the version it
 // reports when want is "".

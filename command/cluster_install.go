@@ -63,25 +63,12 @@ func (c *ClusterInstallCommand) Run(args []string) int {
 	registerClusterState(fs, &df)
 	binary := fs.String("binary", "", "adora binary to install")
 	want := fs.String("version", "", "the version the binary reports")
-	if !clusterParse(ui, fs, args) {
-		return 1
-	}
-	if fs.NArg() != 1 {
-		ui.Error("adora cluster install needs one argument: the cluster file")
-		return 1
-	}
-	cl, ok := clusterLoad(ui, fs.Arg(0))
+	r, ok := openClusterFleet(ui, fs, args, &df)
 	if !ok {
 		return 1
 	}
-	ctx, interrupt, stop := deployInterrupts(ui)
-	defer stop()
-	s, err := openFleetSession(ctx, &df, fs.Arg(0), cl, "cluster install")
-	if err != nil {
-		ui.Error(err.Error())
-		return 1
-	}
-	defer s.unlock()
+	defer r.close()
+	cl, ctx, interrupt, s := r.cl, r.ctx, r.interrupt, r.s
 	bin, err := clusterBinary(ctx, s.ops, *binary, *want)
 	if err != nil {
 		ui.Error(err.Error())

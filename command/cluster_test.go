@@ -78,7 +78,7 @@ func TestClusterCommandsRejectBadInput(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			ui := reflectUi(cmd)
-			if code := cmd.Run(nil); code != 1 || !strings.Contains(ui.ErrorWriter.String(), "needs one argument") {
+			if code := cmd.Run(nil); code != 1 || !strings.Contains(ui.ErrorWriter.String(), "adora cluster "+name+" needs one argument: the cluster file") {
 				t.Fatalf("no argument: exit %d, %q", code, ui.ErrorWriter.String())
 			}
 			ui.ErrorWriter.Reset()

@@ -46,25 +46,12 @@ func (c *ClusterUninstallCommand) Run(args []string) int {
 	cf.register(fs)
 	var df deployFlags
 	registerClusterState(fs, &df)
-	if !clusterParse(ui, fs, args) {
-		return 1
-	}
-	if fs.NArg() != 1 {
-		ui.Error("adora cluster uninstall needs one argument: the cluster file")
-		return 1
-	}
-	cl, ok := clusterLoad(ui, fs.Arg(0))
+	r, ok := openClusterFleet(ui, fs, args, &df)
 	if !ok {
 		return 1
 	}
-	ctx, interrupt, stop := deployInterrupts(ui)
-	defer stop()
-	s, err := openFleetSession(ctx, &df, fs.Arg(0), cl, "cluster uninstall")
-	if err != nil {
-		ui.Error(err.Error())
-		return 1
-	}
-	defer s.unlock()
+	defer r.close()
+	cl, ctx, interrupt, s := r.cl, r.ctx, r.interrupt, r.s
 	// Every machine of the file is uninstalled: nothing to observe first.
 	cp, err := computeClusterPlan(opUninstall, s.prior, nil, fleetDesired(s, plan.Binary{}, 1, nil, nil))
 	if err != nil {

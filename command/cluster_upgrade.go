@@ -70,25 +70,12 @@ func (c *ClusterUpgradeCommand) Run(args []string) int {
 	want := fs.String("version", "", "the version the binary reports")
 	timeout := fs.Duration("timeout", 30*time.Second, "wait for each daemon")
 	rollback := fs.Bool("rollback", true, "put the previous binary back on a failed machine")
-	if !clusterParse(ui, fs, args) {
-		return 1
-	}
-	if fs.NArg() != 1 {
-		ui.Error("adora cluster upgrade needs one argument: the cluster file")
-		return 1
-	}
-	cl, ok := clusterLoad(ui, fs.Arg(0))
+	r, ok := openClusterFleet(ui, fs, args, &df)
 	if !ok {
 		return 1
 	}
-	ctx, interrupt, stop := deployInterrupts(ui)
-	defer stop()
-	s, err := openFleetSession(ctx, &df, fs.Arg(0), cl, "cluster upgrade")
-	if err != nil {
-		ui.Error(err.Error())
-		return 1
-	}
-	defer s.unlock()
+	defer r.close()
+	cl, ctx, interrupt, s := r.cl, r.ctx, r.interrupt, r.s
 	bin, err := clusterBinary(ctx, s.ops, *binary, *want)
 	if err != nil {
 		ui.Error(err.Error())
