@@ -7,8 +7,8 @@ import (
 	"sort"
 	"strings"
 	"text/tabwriter"
-	"time"
 
+	"github.com/adora-rs/adora/runtime/client"
 	"github.com/adora-rs/adora/runtime/proto"
 )
 
@@ -39,34 +39,24 @@ func (c *ClusterStatusCommand) Run(args []string) int {
 	cf.register(fs)
 	asJSON := fs.Bool("json", false, "")
 	all := fs.Bool("all", false, "")
-	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
-		c.Meta.Ui.Error(parseProblem(err, fs) + "\n\n" + c.Help())
-		return 1
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cl, err := cf.dial(ctx)
-	if err != nil {
-		c.Meta.Ui.Error(err.Error())
-		return 1
-	}
-	defer cl.Close()
-	daemons := cl.Daemons
-	if *all {
-		daemons = cl.AllDaemons
-	}
-	r, err := daemons(ctx)
-	if err != nil {
-		c.Meta.Ui.Error("cluster status: " + err.Error())
-		return 1
-	}
-	if *asJSON {
-		b, _ := json.MarshalIndent(r, "", "  ")
-		c.Meta.Ui.Output(string(b))
+	return queryCoordinator(c.Meta.Ui, fs, &cf, args, c.Help, func(ctx context.Context, cl *client.Client) int {
+		daemons := cl.Daemons
+		if *all {
+			daemons = cl.AllDaemons
+		}
+		r, err := daemons(ctx)
+		if err != nil {
+			c.Meta.Ui.Error("cluster status: " + err.Error())
+			return 1
+		}
+		if *asJSON {
+			b, _ := json.MarshalIndent(r, "", "  ")
+			c.Meta.Ui.Output(string(b))
+			return 0
+		}
+		c.Meta.Ui.Output(renderClusterStatus(r))
 		return 0
-	}
-	c.Meta.Ui.Output(renderClusterStatus(r))
-	return 0
+	})
 }
 
 // renderClusterStatus renders the guide's table plus machine, labels,

@@ -10,6 +10,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/hashicorp/cli"
+
+	"github.com/adora-rs/adora/runtime/client"
 	"github.com/adora-rs/adora/runtime/proto"
 )
 
@@ -37,34 +40,44 @@ func (c *ListCommand) Run(args []string) int {
 	cf.register(fs)
 	all := fs.Bool("all", false, "")
 	asJSON := fs.Bool("json", false, "")
+	return queryCoordinator(c.Meta.Ui, fs, &cf, args, c.Help, func(ctx context.Context, cl *client.Client) int {
+		flows, err := cl.List(ctx, *all)
+		if err != nil {
+			c.Meta.Ui.Error("list: " + err.Error())
+			return 1
+		}
+		if *asJSON {
+			b, _ := json.MarshalIndent(map[string]any{"dataflows": flows}, "", "  ")
+			c.Meta.Ui.Output(string(b))
+			return 0
+		}
+		if len(flows) == 0 {
+			c.Meta.Ui.Output("No dataflows running.")
+			return 0
+		}
+		c.Meta.Ui.Output(renderList(flows, time.Now()))
+		return 0
+	})
+}
+
+// queryCoordinator is the frame of the commands that take no argument and
+// ask the coordinator once (list, cluster status): it parses args into fs
+// (cf registered there), connects within a 30 s bound for the whole
+// command and runs query with the client; its result is the exit code.
+func queryCoordinator(ui cli.Ui, fs *flag.FlagSet, cf *coordFlags, args []string, help func() string, query func(context.Context, *client.Client) int) int {
 	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
-		c.Meta.Ui.Error(parseProblem(err, fs) + "\n\n" + c.Help())
+		ui.Error(parseProblem(err, fs) + "\n\n" + help())
 		return 1
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cl, err := cf.dial(ctx)
 	if err != nil {
-		c.Meta.Ui.Error(err.Error())
+		ui.Error(err.Error())
 		return 1
 	}
 	defer cl.Close()
-	flows, err := cl.List(ctx, *all)
-	if err != nil {
-		c.Meta.Ui.Error("list: " + err.Error())
-		return 1
-	}
-	if *asJSON {
-		b, _ := json.MarshalIndent(map[string]any{"dataflows": flows}, "", "  ")
-		c.Meta.Ui.Output(string(b))
-		return 0
-	}
-	if len(flows) == 0 {
-		c.Meta.Ui.Output("No dataflows running.")
-		return 0
-	}
-	c.Meta.Ui.Output(renderList(flows, time.Now()))
-	return 0
+	return query(ctx, cl)
 }
 
 func parseProblem(err error, fs *flag.FlagSet) string {
