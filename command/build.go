@@ -59,23 +59,8 @@ func (c *BuildCommand) Run(args []string) int {
 	only := fs.String("node", "", "")
 	shipped := fs.Bool("shipped", false, "")
 	timeout := fs.Duration("build-timeout", daemon.DefaultBuildTimeout, "")
-	path, err := parseInterspersed(fs, args)
-	if err == nil && *timeout <= 0 {
-		err = fmt.Errorf("--build-timeout %v: must be positive", *timeout)
-	}
-	if err != nil {
-		c.Meta.Ui.Error(fmt.Sprintf("adora build: %v\n\n%s", err, c.Help()))
-		return 1
-	}
-	df, diags := config.LoadDataflow(path)
-	for _, d := range diags.Warnings() {
-		c.Meta.Ui.Warn(d.String())
-	}
-	if err := diags.Err(); err != nil || df == nil {
-		if err != nil {
-			c.Meta.Ui.Error(err.Error())
-		}
-		c.Meta.Ui.Error(fmt.Sprintf("adora build: %s has errors; fix them and run again", path))
+	path, df, ok := loadDataflowArgs(c.Meta.Ui, fs, args, timeout, c.Help)
+	if !ok {
 		return 1
 	}
 	var nodes []string

@@ -128,3 +128,38 @@ nodes:
 		t.Error("--shipped --node served did not build it")
 	}
 }
+
+// TestBuildAndRunRejectBadInput: adora build and adora run share their
+// start (arguments, --build-timeout, loading the dataflow); each names
+// itself in what it prints.
+func TestBuildAndRunRejectBadInput(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("ADORA_HOME", filepath.Join(dir, "home"))
+	good := filepath.Join(dir, "good.yml")
+	if err := os.WriteFile(good, []byte("nodes:\n  - id: a\n    path: /bin/true\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bad := filepath.Join(dir, "bad.yml")
+	if err := os.WriteFile(bad, []byte("nodes:\n  - id: a\n  - id: a\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for name, newCmd := range map[string]func(cli.Ui) cli.Command{
+		"build": func(ui cli.Ui) cli.Command { return &BuildCommand{Meta: &Meta{Ui: ui}} },
+		"run":   func(ui cli.Ui) cli.Command { return &RunCommand{Meta: &Meta{Ui: ui}} },
+	} {
+		t.Run(name, func(t *testing.T) {
+			ui := cli.NewMockUi()
+			c := newCmd(ui)
+			if code := c.Run([]string{"--build-timeout", "0s", good}); code != 1 ||
+				!strings.HasPrefix(ui.ErrorWriter.String(), "adora "+name+": --build-timeout 0s: must be positive\n\n"+c.Help()) {
+				t.Fatalf("--build-timeout 0s: exit %d: %q", code, ui.ErrorWriter)
+			}
+			ui = cli.NewMockUi()
+			c = newCmd(ui)
+			if code := c.Run([]string{bad}); code != 1 ||
+				!strings.Contains(ui.ErrorWriter.String(), "adora "+name+": "+bad+" has errors; fix them and run again") {
+				t.Fatalf("invalid dataflow: exit %d: %q", code, ui.ErrorWriter)
+			}
+		})
+	}
+}

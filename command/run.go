@@ -73,15 +73,7 @@ func (c *RunCommand) Run(args []string) int {
 	quiet := fs.Bool("quiet", false, "")
 	noBuild := fs.Bool("no-build", false, "")
 	buildTimeout := fs.Duration("build-timeout", daemon.DefaultBuildTimeout, "")
-	path, err := parseInterspersed(fs, args)
-	if err == nil && *buildTimeout <= 0 {
-		err = fmt.Errorf("--build-timeout %v: must be positive", *buildTimeout)
-	}
-	if err != nil {
-		c.Meta.Ui.Error(fmt.Sprintf("adora run: %v\n\n%s", err, c.Help()))
-		return 1
-	}
-	df, ok := c.loadDataflow(path)
+	path, df, ok := loadDataflowArgs(c.Meta.Ui, fs, args, buildTimeout, c.Help)
 	if !ok {
 		return 1
 	}
@@ -166,19 +158,33 @@ func (c *RunCommand) wait(flow *daemon.Flow, stopAfter, grace time.Duration) {
 	}
 }
 
-func (c *RunCommand) loadDataflow(path string) (*config.Dataflow, bool) {
+// loadDataflowArgs is the start shared by adora run and adora build (fs
+// named "run" or "build"): parse args (options anywhere, one dataflow
+// path; *buildTimeout, fs's --build-timeout, is read only after the parse
+// and must be positive), then load the dataflow, printing its warnings and
+// errors. On failure it has told ui why and returns false.
+func loadDataflowArgs(ui cli.Ui, fs *flag.FlagSet, args []string, buildTimeout *time.Duration, help func() string) (string, *config.Dataflow, bool) {
+	name := "adora " + fs.Name()
+	path, err := parseInterspersed(fs, args)
+	if err == nil && *buildTimeout <= 0 {
+		err = fmt.Errorf("--build-timeout %v: must be positive", *buildTimeout)
+	}
+	if err != nil {
+		ui.Error(fmt.Sprintf("%s: %v\n\n%s", name, err, help()))
+		return "", nil, false
+	}
 	df, diags := config.LoadDataflow(path)
 	for _, d := range diags.Warnings() {
-		c.Meta.Ui.Warn(d.String())
+		ui.Warn(d.String())
 	}
 	if err := diags.Err(); err != nil || df == nil {
 		if err != nil {
-			c.Meta.Ui.Error(err.Error())
+			ui.Error(err.Error())
 		}
-		c.Meta.Ui.Error(fmt.Sprintf("adora run: %s has errors; fix them and run again", path))
-		return nil, false
+		ui.Error(fmt.Sprintf("%s: %s has errors; fix them and run again", name, path))
+		return "", nil, false
 	}
-	return df, true
+	return path, df, true
 }
 
 // runLogger logs adora's own diagnostics to stderr when ADORA_LOG names a
