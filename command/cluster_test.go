@@ -141,3 +141,25 @@ func TestClusterDownUnreachableCoordinator(t *testing.T) {
 		t.Fatalf("took %v to give up on a closed port", el)
 	}
 }
+
+// TestCoordinatorQueriesRejectArguments: list and cluster status share
+// their frame; an argument or an unknown flag gets the problem and the
+// command's own help, before any connection.
+func TestCoordinatorQueriesRejectArguments(t *testing.T) {
+	t.Setenv("ADORA_HOME", t.TempDir())
+	for name, newCmd := range map[string]func(cli.Ui) cli.Command{
+		"list":           func(ui cli.Ui) cli.Command { return &ListCommand{Meta: &Meta{Ui: ui}} },
+		"cluster status": func(ui cli.Ui) cli.Command { return &ClusterStatusCommand{Meta: &Meta{Ui: ui}} },
+	} {
+		for args, problem := range map[string]string{
+			"extra":  "unexpected arguments: extra",
+			"--nope": "flag provided but not defined: -nope",
+		} {
+			ui := cli.NewMockUi()
+			c := newCmd(ui)
+			if code := c.Run([]string{args}); code != 1 || ui.ErrorWriter.String() != problem+"\n\n"+c.Help()+"\n" {
+				t.Errorf("%s %s: exit %d, stderr %q", name, args, code, ui.ErrorWriter)
+			}
+		}
+	}
+}
