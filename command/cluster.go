@@ -18,8 +18,6 @@ import (
 
 	"github.com/adora-rs/adora/apply"
 	"github.com/adora-rs/adora/config"
-	"github.com/adora-rs/adora/internal/auth"
-	"github.com/adora-rs/adora/internal/paths"
 	"github.com/adora-rs/adora/internal/version"
 	"github.com/adora-rs/adora/plan"
 	"github.com/adora-rs/adora/remote"
@@ -94,23 +92,6 @@ func clusterLoad(ui cli.Ui, path string) (*config.Cluster, bool) {
 		return nil, false
 	}
 	return c, true
-}
-
-// clusterToken returns the coordinator token the daemons need: the one the
-// CLI resolves (flag, ADORA_AUTH_TOKEN, ADORA_HOME/token), created in
-// ADORA_HOME/token when none exists yet, so that a coordinator started
-// later (which reuses that file) and the daemons agree.
-func clusterToken() (string, error) {
-	tok, err := auth.Resolve("")
-	if err != nil || tok != "" {
-		return tok, err
-	}
-	p, err := paths.TokenFile()
-	if err != nil {
-		return "", err
-	}
-	tok, _, err = auth.LoadOrCreate(p)
-	return tok, err
 }
 
 // clusterFleet builds the fleet of c with the CLI's SSH settings.

@@ -65,7 +65,10 @@ func (c *ClusterUpCommand) Run(args []string) int {
 		return 1
 	}
 	ui := c.Meta.Ui
-	tok, err := clusterToken()
+	// Created in ADORA_HOME/token when none exists yet, so that a
+	// coordinator started later (which reuses that file) and the daemons
+	// agree.
+	tok, err := deployToken()
 	if err != nil {
 		ui.Error(fmt.Sprintf("coordinator token: %v", err))
 		return 1
