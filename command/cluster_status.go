@@ -4,10 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sort"
 	"strings"
 	"text/tabwriter"
 
+	"github.com/adora-rs/adora/remote"
 	"github.com/adora-rs/adora/runtime/client"
 	"github.com/adora-rs/adora/runtime/proto"
 )
@@ -99,18 +99,11 @@ func renderClusterStatus(r proto.DaemonsReply) string {
 	return b.String()
 }
 
+// renderLabels renders labels as the daemon's --labels flag has them
+// (k1=v1,k2=v2 sorted by key), or "-" when there are none.
 func renderLabels(l map[string]string) string {
 	if len(l) == 0 {
 		return "-"
 	}
-	keys := make([]string, 0, len(l))
-	for k := range l {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		parts[i] = k + "=" + l[k]
-	}
-	return strings.Join(parts, ",")
+	return remote.FormatLabelFlag(l)
 }
