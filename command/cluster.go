@@ -170,11 +170,20 @@ func clusterIndexes(n int) []int {
 // returns the exit code.
 func clusterSummary(ui cli.Ui, total int, failed []string) int {
 	ui.Output(fmt.Sprintf("%d/%d succeeded.", total-len(failed), total))
-	if len(failed) > 0 {
-		ui.Error(fmt.Sprintf("Failed on %d machine(s): %s", len(failed), strings.Join(failed, ", ")))
+	if clusterFailed(ui, failed) {
 		return 1
 	}
 	return 0
+}
+
+// clusterFailed names the machines that failed, when any did, and says
+// whether any did.
+func clusterFailed(ui cli.Ui, failed []string) bool {
+	if len(failed) == 0 {
+		return false
+	}
+	ui.Error(fmt.Sprintf("Failed on %d machine(s): %s", len(failed), strings.Join(failed, ", ")))
+	return true
 }
 
 // clusterSignalContext is cancelled on SIGINT/SIGTERM.

@@ -107,8 +107,7 @@ func (c *ClusterDownCommand) Run(args []string) int {
 			}
 			return clusterResult{err: remote.StopDaemon(ctx, mc, m.ID)}
 		})
-	if len(failed) > 0 {
-		ui.Error(fmt.Sprintf("Failed on %d machine(s): %s", len(failed), strings.Join(failed, ", ")))
+	if clusterFailed(ui, failed) {
 		code = 1
 	}
 	return code

@@ -108,8 +108,7 @@ func (c *ClusterUpCommand) Run(args []string) int {
 	} else {
 		ui.Output(fmt.Sprintf("%d/%d daemons connected.", len(ids), len(cl.Machines)))
 	}
-	if len(failed) > 0 {
-		ui.Error(fmt.Sprintf("Failed on %d machine(s): %s", len(failed), strings.Join(failed, ", ")))
+	if clusterFailed(ui, failed) {
 		code = 1
 	}
 	return code
