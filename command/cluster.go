@@ -316,11 +316,10 @@ func (r *clusterFleetRun) close() {
 	r.stop()
 }
 
-// openClusterFleet parses args into fs (named after the command, e.g.
-// "cluster install"), which must leave one argument, the cluster file;
-// loads that file and opens its state for the command. On failure it has
-// told ui why and returns false.
-func openClusterFleet(ui cli.Ui, fs *flag.FlagSet, args []string, df *deployFlags) (*clusterFleetRun, bool) {
+// clusterParseFile parses args into fs (named after the command, e.g.
+// "cluster up"), which must leave one argument, the cluster file, and
+// loads that file. On failure it has told ui why and returns false.
+func clusterParseFile(ui cli.Ui, fs *flag.FlagSet, args []string) (*config.Cluster, bool) {
 	if !clusterParse(ui, fs, args) {
 		return nil, false
 	}
@@ -328,7 +327,13 @@ func openClusterFleet(ui cli.Ui, fs *flag.FlagSet, args []string, df *deployFlag
 		ui.Error("adora " + fs.Name() + " needs one argument: the cluster file")
 		return nil, false
 	}
-	cl, ok := clusterLoad(ui, fs.Arg(0))
+	return clusterLoad(ui, fs.Arg(0))
+}
+
+// openClusterFleet is clusterParseFile, then it opens the file's state for
+// the command. On failure it has told ui why and returns false.
+func openClusterFleet(ui cli.Ui, fs *flag.FlagSet, args []string, df *deployFlags) (*clusterFleetRun, bool) {
+	cl, ok := clusterParseFile(ui, fs, args)
 	if !ok {
 		return nil, false
 	}

@@ -53,14 +53,7 @@ func (c *ClusterUpCommand) Run(args []string) int {
 	var cf clusterFlags
 	cf.register(fs)
 	timeout := fs.Duration("timeout", 30*time.Second, "wait for the daemons")
-	if !clusterParse(c.Meta.Ui, fs, args) {
-		return 1
-	}
-	if fs.NArg() != 1 {
-		c.Meta.Ui.Error("adora cluster up needs one argument: the cluster file")
-		return 1
-	}
-	cl, ok := clusterLoad(c.Meta.Ui, fs.Arg(0))
+	cl, ok := clusterParseFile(c.Meta.Ui, fs, args)
 	if !ok {
 		return 1
 	}
