@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"strconv"
@@ -92,5 +93,8 @@ func (f *coordFlags) dial(ctx context.Context) (*client.Client, error) {
 func coordFlagSet(name string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.Usage = func() {}
+	// The caller reports parse errors through the Ui; the flag package
+	// must not print them a second time.
+	fs.SetOutput(io.Discard)
 	return fs
 }
