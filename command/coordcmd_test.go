@@ -800,3 +800,14 @@ func TestFormatLineWithoutNode(t *testing.T) {
 		t.Fatalf("node line = %q", got)
 	}
 }
+
+func TestCoordinatorCommandSpawnTimeout(t *testing.T) {
+	t.Setenv("ADORA_HOME", t.TempDir())
+	for _, arg := range []string{"soon", "0s", "-1m"} {
+		ui := cli.NewMockUi()
+		code := (&CoordinatorCommand{Meta: &Meta{Ui: ui}}).Run([]string{"--store", "memory", "--port", "0", "--spawn-timeout", arg})
+		if code != 1 || !strings.Contains(ui.ErrorWriter.String(), "spawn-timeout") {
+			t.Fatalf("--spawn-timeout %s = %d: %s", arg, code, ui.ErrorWriter.String())
+		}
+	}
+}

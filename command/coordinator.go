@@ -64,6 +64,9 @@ Options:
                      has no record of (after a restart with --store
                      memory, say) before the coordinator stops it
                      (default 1m; a negative duration: never)
+  --spawn-timeout D  How long a daemon may take to start its nodes of a
+                     dataflow, build: lines included, before the start
+                     fails and is rolled back (default 15m)
 `
 }
 
@@ -72,6 +75,7 @@ type coordinatorFlags struct {
 	port                    int
 	auth, quiet             bool
 	unknownGrace            time.Duration
+	spawnTimeout            time.Duration
 }
 
 func (c *CoordinatorCommand) Run(args []string) int {
@@ -92,8 +96,13 @@ func (c *CoordinatorCommand) Run(args []string) int {
 	fs.StringVar(&f.tokenFile, "token-file", "", "")
 	fs.BoolVar(&f.quiet, "quiet", false, "")
 	fs.DurationVar(&f.unknownGrace, "unknown-grace", coordinator.DefaultUnknownGrace, "")
+	fs.DurationVar(&f.spawnTimeout, "spawn-timeout", coordinator.DefaultSpawnTimeout, "")
 	if err := fs.Parse(args); err != nil {
 		c.Meta.Ui.Error(err.Error() + "\n\n" + c.Help())
+		return 1
+	}
+	if f.spawnTimeout <= 0 {
+		c.Meta.Ui.Error(fmt.Sprintf("--spawn-timeout %s: must be positive", f.spawnTimeout))
 		return 1
 	}
 	if fs.NArg() > 0 {
@@ -145,7 +154,7 @@ func (c *CoordinatorCommand) run(f coordinatorFlags) error {
 	}
 
 	coord, err := coordinator.New(coordinator.Config{Store: st, Token: token, ArtifactsDir: filepath.Join(home, "artifacts"), Logger: log,
-		UnknownGrace: f.unknownGrace})
+		UnknownGrace: f.unknownGrace, SpawnTimeout: f.spawnTimeout})
 	if err != nil {
 		return err
 	}

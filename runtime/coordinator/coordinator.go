@@ -53,6 +53,11 @@ type realClock struct{}
 func (realClock) Now() time.Time { return time.Now() }
 
 // Config configures a Coordinator.
+// DefaultSpawnTimeout bounds a daemon's answer to Spawn. It is longer than
+// a daemon's default build timeout of one node (10 min), since a spawn
+// runs the nodes' build: lines first.
+const DefaultSpawnTimeout = 15 * time.Minute
+
 type Config struct {
 	// Store persists daemons and dataflows (required).
 	Store store.Store
@@ -66,7 +71,9 @@ type Config struct {
 	// TickInterval drives the heartbeat watchdog and periodic recovery
 	// (default 5 s).
 	TickInterval time.Duration
-	// SpawnTimeout bounds one daemon's answer to Spawn (default 2 min).
+	// SpawnTimeout bounds one daemon's answer to Spawn, which includes
+	// building the nodes' build: lines on that daemon (default
+	// DefaultSpawnTimeout).
 	SpawnTimeout time.Duration
 	// ConnOptions tune every WebSocket connection.
 	ConnOptions wsconn.Options
@@ -137,7 +144,7 @@ func New(cfg Config) (*Coordinator, error) {
 		cfg.TickInterval = proto.HeartbeatInterval
 	}
 	if cfg.SpawnTimeout <= 0 {
-		cfg.SpawnTimeout = 2 * time.Minute
+		cfg.SpawnTimeout = DefaultSpawnTimeout
 	}
 	if cfg.KeepFinished <= 0 {
 		cfg.KeepFinished = 200
