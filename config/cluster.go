@@ -193,6 +193,9 @@ func finishCluster(c *Cluster, root Pos) Diagnostics {
 		if len(m.Labels) == 0 {
 			m.Labels = nil
 		}
+		if m.Local && m.RunAs != "" {
+			diags.warnf(m.Pos, "machine %q: run_as has no effect on the local machine: its daemon runs as the user running adora", m.ID)
+		}
 		if m.Local {
 			local = append(local, m.ID)
 			if len(local) == 2 {

@@ -141,6 +141,7 @@ func (d *yamlDecoder) machine(n *yaml.Node) Machine {
 			m.Labels = d.stringMap(v, what+": labels", func(k string) error { return ValidID("label key", k) }, ValidLabelValue)
 		}},
 		{"local", func(_, v *yaml.Node) { m.Local, _ = d.boolean(v, what+": local") }},
+		{"run_as", func(_, v *yaml.Node) { m.RunAs = d.runAs(v, what) }},
 	}, nil)
 	if keys == nil {
 		return m

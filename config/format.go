@@ -74,6 +74,7 @@ type yamlMachine struct {
 	IdentityFile string            `yaml:"identity_file,omitempty"`
 	Labels       map[string]string `yaml:"labels,omitempty"`
 	Local        bool              `yaml:"local,omitempty"`
+	RunAs        string            `yaml:"run_as,omitempty"`
 }
 
 type yamlRef struct {
@@ -131,7 +132,7 @@ func FormatClusterYAML(c *Cluster) ([]byte, error) {
 	}
 	for i, m := range c.Machines {
 		out.Machines[i] = yamlMachine{ID: m.ID, Host: m.Host, User: m.User, Port: m.Port,
-			IdentityFile: m.IdentityFile, Labels: m.Labels, Local: m.Local}
+			IdentityFile: m.IdentityFile, Labels: m.Labels, Local: m.Local, RunAs: m.RunAs}
 	}
 	for _, r := range c.Dataflows {
 		ref := yamlRef{Name: r.Name, Path: r.Path}

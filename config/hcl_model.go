@@ -200,6 +200,11 @@ func (d *hclDecoder) machine(b *hclsyntax.Block, inst instance) Machine {
 			m.Labels = d.toStringMap(v, p, at, "labels", func(k string) error { return ValidID("label key", k) }, ValidLabelValue)
 		}),
 		"local": d.attr(ctx, func(v cty.Value, p Pos) { m.Local, _ = d.toBool(v, p, "local") }),
+		"run_as": d.attr(ctx, func(v cty.Value, p Pos) {
+			if s, ok := d.toStr(v, p, "run_as"); ok {
+				m.RunAs = d.diags.runAs(s, p, fmt.Sprintf("machine %q", inst.id))
+			}
+		}),
 	}, nil, nil)
 	if err := ValidID("machine id", m.ID); err != nil {
 		p := d.pos(b.LabelRanges[0])

@@ -66,6 +66,11 @@ type Machine struct {
 	// processes and files), without SSH. The embedded default cluster has
 	// one such machine.
 	Local bool `json:"local,omitempty"`
+	// RunAs is the user the machine's systemd daemon, and so every node it
+	// spawns, runs as (run_as in the cluster file). Empty means the
+	// machine's SSH user; "root" is an explicit opt-in to root. Checked by
+	// ValidUserName.
+	RunAs string `json:"run_as,omitempty"`
 	// the machine's entry
 	Pos Pos `json:"-"`
 }
