@@ -122,6 +122,9 @@ func (c *CoordinatorCommand) run(f coordinatorFlags) error {
 		level = slog.LevelWarn
 	}
 	log := slog.New(slog.NewTextHandler(uiWriter{c.Meta}, &slog.HandlerOptions{Level: level}))
+	if err := auth.ProtectProcess(); err != nil {
+		log.Warn("cannot keep the token from other processes of this user", "err", err)
+	}
 
 	home, err := paths.EnsureHome()
 	if err != nil {

@@ -117,6 +117,9 @@ func (c *DaemonCommand) Run(args []string) int {
 		level = slog.LevelWarn
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	if err := auth.ProtectProcess(); err != nil {
+		cfg.Logger.Warn("cannot keep the token from other processes of this user", "err", err)
+	}
 	cfg.NewRouter = daemon.DataplaneRouter
 	if f.zListen != "none" && f.zListen != "" {
 		zs, eps, err := openZenoh(f, cfg.Logger)
