@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/adora-rs/adora/config"
 )
 
 // InstallResult says what InstallDaemon changed.
@@ -21,10 +23,14 @@ type InstallResult struct {
 // Changed reports whether anything on the machine changed.
 func (r InstallResult) Changed() bool { return r.BinaryChanged || r.UnitChanged || r.EnvChanged }
 
-// InstallDaemon installs s's daemon as the systemd service UnitName(id):
-// the binary at BinaryPath (checksum- and architecture-verified, atomic),
-// the environment file EnvPath(id) (0600, carrying the token), the unit
-// file, then daemon-reload and enable --now. A daemon already running is
+// InstallDaemon installs s's daemon as the systemd service UnitName(id),
+// running as s.RunAs: it checks that this user exists (changing nothing
+// when it does not), then installs the binary at BinaryPath (checksum- and
+// architecture-verified, atomic), the daemon's home DaemonHome(id) owned
+// by s.RunAs, the environment file EnvPath(id) (root, 0600, carrying the
+// token: systemd reads it before dropping privileges, so neither the
+// daemon's user nor its nodes can read it back from disk), the unit file,
+// then daemon-reload and enable --now. A daemon already running is
 // restarted only when something changed. An ad hoc daemon of the same id
 // (from "cluster up") is stopped first so that only one runs. Idempotent.
 func InstallDaemon(ctx context.Context, m *Machine, s DaemonSpec, bin File) (InstallResult, error) {
@@ -40,11 +46,13 @@ func InstallDaemon(ctx context.Context, m *Machine, s DaemonSpec, bin File) (Ins
 	if err != nil {
 		return res, err
 	}
+	if err := CheckRunAs(ctx, m, s.MachineID, s.RunAs); err != nil {
+		return res, err
+	}
 	if err := CheckArch(ctx, m, bin); err != nil {
 		return res, err
 	}
-	dirs := Command("install", "-d", "-m", "0755", EnvDir, DaemonHomeDir, DaemonHome(s.MachineID), "/usr/local/bin")
-	if _, err := m.Run(ctx, m.Sudo(dirs)); err != nil {
+	if _, err := m.Run(ctx, m.Sudo(daemonDirsCommand(s))); err != nil {
 		return res, fmt.Errorf("install daemon %s: create directories: %w", s.MachineID, err)
 	}
 	if res.BinaryChanged, err = m.InstallFile(ctx, bin, BinaryPath); err != nil {
@@ -70,6 +78,44 @@ func InstallDaemon(ctx context.Context, m *Machine, s DaemonSpec, bin File) (Ins
 		return res, fmt.Errorf("install daemon %s: start %s: %w", s.MachineID, name, err)
 	}
 	return res, nil
+}
+
+// MissingUserError is a run_as user that has no account on the machine.
+type MissingUserError struct {
+	Machine, User string
+}
+
+func (e *MissingUserError) Error() string {
+	return fmt.Sprintf("machine %s: user %s given by run_as does not exist; create it or set run_as", e.Machine, e.User)
+}
+
+// CheckRunAs fails with a *MissingUserError when user has no account on m
+// (id -u USER). It changes nothing on the machine.
+func CheckRunAs(ctx context.Context, m *Machine, machineID, user string) error {
+	if err := config.ValidUserName(user); err != nil {
+		return fmt.Errorf("run_as of machine %s: %w", machineID, err)
+	}
+	out, err := m.Run(ctx, Command("id", "-u", user))
+	var ee *ExitError
+	if errors.As(err, &ee) {
+		return &MissingUserError{Machine: machineID, User: user}
+	}
+	if err != nil {
+		return fmt.Errorf("machine %s: look up run_as user %s: %w", machineID, user, err)
+	}
+	if _, err := strconv.ParseUint(strings.TrimSpace(out), 10, 32); err != nil {
+		return fmt.Errorf("machine %s: look up run_as user %s: unexpected output of id -u: %q", machineID, user, firstLine(out))
+	}
+	return nil
+}
+
+// daemonDirsCommand creates the directories of s's daemon and gives the
+// daemon's home, with whatever an earlier installation left there, to
+// s.RunAs and its primary group (chown -R does not follow symbolic links).
+func daemonDirsCommand(s DaemonSpec) string {
+	home := DaemonHome(s.MachineID)
+	return Command("install", "-d", "-m", "0755", EnvDir, DaemonHomeDir, home, "/usr/local/bin") +
+		" && " + Command("chown", "-R", "-h", s.RunAs+":", home)
 }
 
 // UninstallDaemon stops, disables and removes machine id's systemd daemon

@@ -1,6 +1,7 @@
 package remote
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/adora-rs/adora/config"
 )
@@ -147,7 +149,14 @@ func TestLocalAdhocDaemonLifecycle(t *testing.T) {
 	if err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("daemon.env: %v %v", st, err)
 	}
-	cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", res.PID))
+	// Right after the start the process may still be in exec (its
+	// cmdline the shell's, or empty for an instant): wait for the daemon's.
+	var cmdline []byte
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if cmdline, _ = os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", res.PID)); bytes.Contains(cmdline, []byte("--machine-id")) {
+			break
+		}
+	}
 	if strings.Contains(string(cmdline), "s3cret") || !strings.Contains(string(cmdline), "--labels\x00role=dev") {
 		t.Fatalf("daemon command line %q", cmdline)
 	}

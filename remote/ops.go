@@ -29,14 +29,25 @@ type Fleet struct {
 	Logger *slog.Logger
 }
 
-// Spec is the DaemonSpec of machine m in the fleet's cluster.
+// Spec is the DaemonSpec of machine m in the fleet's cluster. Its RunAs
+// is m's run_as, else m's SSH user (Target: the machine's user, the
+// cluster's ssh.user, then the current user).
 func (f *Fleet) Spec(m config.Machine) DaemonSpec {
 	port := f.Cluster.Coordinator.Port
 	if port == 0 {
 		port = config.DefaultCoordinatorPort
 	}
 	return DaemonSpec{MachineID: m.ID, CoordinatorAddr: f.Cluster.Coordinator.Addr,
-		CoordinatorPort: port, Labels: m.Labels, Token: f.Token}
+		CoordinatorPort: port, Labels: m.Labels, Token: f.Token, RunAs: RunAsOf(f.Cluster, m)}
+}
+
+// RunAsOf is the user machine m's systemd daemon runs as: its run_as, else
+// its SSH user as TargetOf resolves it.
+func RunAsOf(c *config.Cluster, m config.Machine) string {
+	if m.RunAs != "" {
+		return m.RunAs
+	}
+	return TargetOf(c, m).User
 }
 
 // Target resolves m with the cluster's ssh defaults.

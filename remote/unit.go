@@ -45,7 +45,15 @@ type DaemonSpec struct {
 	// Binary is the absolute path of adora on the machine (default
 	// BinaryPath).
 	Binary string
+	// RunAs is the user the systemd daemon and the nodes it spawns run as
+	// (config.ValidUserName); "root" runs them as root. RenderUnit needs
+	// it: there is no silent default to root. Fleet.Spec resolves it from
+	// the machine's run_as, else its SSH user.
+	RunAs string
 }
+
+// RootUser is the RunAs that keeps the daemon running as root.
+const RootUser = "root"
 
 // Validate checks every value that ends up in a unit file or a command.
 func (s DaemonSpec) Validate() error {
@@ -73,6 +81,11 @@ func (s DaemonSpec) Validate() error {
 	}
 	if s.Binary != "" && !strings.HasPrefix(s.Binary, "/") {
 		return fmt.Errorf("daemon binary %q must be an absolute path", s.Binary)
+	}
+	if s.RunAs != "" {
+		if err := config.ValidUserName(s.RunAs); err != nil {
+			return fmt.Errorf("run_as of machine %s: %w (set run_as in the cluster file; it defaults to the SSH user)", s.MachineID, err)
+		}
 	}
 	return nil
 }
@@ -113,13 +126,17 @@ func FormatLabelFlag(labels map[string]string) string {
 }
 
 // RenderUnit returns the systemd unit of s's daemon: the guide's unit with
-// an absolute ExecStart, a WorkingDirectory, an EnvironmentFile carrying
-// the token and Restart=always (a daemon stopped by "cluster down" exits
-// 0; it must come back by itself once the coordinator is back, and at
-// boot). It is a pure function of s.
+// User=s.RunAs (none for root), an absolute ExecStart, a WorkingDirectory,
+// an EnvironmentFile carrying the token (systemd reads it as root, before
+// it drops privileges) and Restart=always (a daemon stopped by "cluster
+// down" exits 0; it must come back by itself once the coordinator is
+// back, and at boot). It is a pure function of s.
 func RenderUnit(s DaemonSpec) ([]byte, error) {
 	if err := s.Validate(); err != nil {
 		return nil, fmt.Errorf("render unit: %w", err)
+	}
+	if s.RunAs == "" {
+		return nil, fmt.Errorf("render unit of machine %s: no run-as user (set run_as, or run_as: root to run the daemon as root)", s.MachineID)
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Managed by adora (cluster install / apply); local edits are replaced.\n")
@@ -130,6 +147,11 @@ func RenderUnit(s DaemonSpec) ([]byte, error) {
 	fmt.Fprintf(&b, "StartLimitIntervalSec=0\n\n")
 	fmt.Fprintf(&b, "[Service]\n")
 	fmt.Fprintf(&b, "Type=simple\n")
+	if s.RunAs != RootUser {
+		// The user's primary group and its supplementary groups (video,
+		// dialout, ...) come with it.
+		fmt.Fprintf(&b, "User=%s\n", s.RunAs)
+	}
 	fmt.Fprintf(&b, "ExecStart=%s %s\n", s.binary(), strings.Join(s.DaemonArgs(), " "))
 	fmt.Fprintf(&b, "WorkingDirectory=%s\n", DaemonHome(s.MachineID))
 	fmt.Fprintf(&b, "EnvironmentFile=%s\n", EnvPath(s.MachineID))

@@ -33,8 +33,8 @@ func TestRenderUnitGolden(t *testing.T) {
 		spec DaemonSpec
 	}{
 		{"unit-robot.service", DaemonSpec{MachineID: "robot", CoordinatorAddr: "10.0.0.1", CoordinatorPort: 6013,
-			Labels: map[string]string{"gpu": "true", "arch": "arm64"}, Token: "0123abcd"}},
-		{"unit-nolabels.service", DaemonSpec{MachineID: "gpu-server", CoordinatorAddr: "coord.example.org", CoordinatorPort: 7000}},
+			Labels: map[string]string{"gpu": "true", "arch": "arm64"}, Token: "0123abcd", RunAs: "ubuntu"}},
+		{"unit-nolabels.service", DaemonSpec{MachineID: "gpu-server", CoordinatorAddr: "coord.example.org", CoordinatorPort: 7000, RunAs: "root"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := RenderUnit(tc.spec)
@@ -63,7 +63,10 @@ func TestRenderEnvGolden(t *testing.T) {
 }
 
 func TestRenderUnitRefusesHostileValues(t *testing.T) {
-	base := DaemonSpec{MachineID: "robot", CoordinatorAddr: "10.0.0.1", CoordinatorPort: 6013}
+	base := DaemonSpec{MachineID: "robot", CoordinatorAddr: "10.0.0.1", CoordinatorPort: 6013, RunAs: "ubuntu"}
+	if _, err := RenderUnit(base); err != nil {
+		t.Fatalf("the base spec must render: %v", err)
+	}
 	for name, mut := range map[string]func(*DaemonSpec){
 		"id with space":     func(s *DaemonSpec) { s.MachineID = "a b" },
 		"id with newline":   func(s *DaemonSpec) { s.MachineID = "a\nExecStartPre=/bin/evil" },
@@ -77,6 +80,15 @@ func TestRenderUnitRefusesHostileValues(t *testing.T) {
 		"label value equal": func(s *DaemonSpec) { s.Labels = map[string]string{"a": "b=c"} },
 		"token newline":     func(s *DaemonSpec) { s.Token = "abc\nADORA_X=1" },
 		"relative binary":   func(s *DaemonSpec) { s.Binary = "adora" },
+		"run_as empty":      func(s *DaemonSpec) { s.RunAs = "" },
+		"run_as newline":    func(s *DaemonSpec) { s.RunAs = "ubuntu\nExecStartPre=/bin/evil" },
+		"run_as space":      func(s *DaemonSpec) { s.RunAs = "ubuntu root" },
+		"run_as specifier":  func(s *DaemonSpec) { s.RunAs = "%u" },
+		"run_as option":     func(s *DaemonSpec) { s.RunAs = "-root" },
+		"run_as uid":        func(s *DaemonSpec) { s.RunAs = "0" },
+		"run_as path":       func(s *DaemonSpec) { s.RunAs = "/root" },
+		"run_as shell":      func(s *DaemonSpec) { s.RunAs = "a;reboot" },
+		"run_as too long":   func(s *DaemonSpec) { s.RunAs = strings.Repeat("u", 33) },
 	} {
 		t.Run(name, func(t *testing.T) {
 			s := base
