@@ -111,12 +111,14 @@ func (s *Session) Disconnect(endpoint string) error {
 func (s *Session) dialLoop(ctx context.Context, ep, addr string) {
 	defer s.wg.Done()
 	backoff := s.cfg.ReconnectMin
+	lastAuthErr := "" // a refusal on credentials is logged once, not at every retry
 	for ctx.Err() == nil {
 		d := net.Dialer{Timeout: s.cfg.HandshakeTimeout}
 		conn, err := d.DialContext(ctx, "tcp", addr)
 		if err == nil {
 			start := time.Now()
 			err = s.serve(ctx, conn, true)
+			lastAuthErr = s.noteAuthFailure(ep, err, lastAuthErr)
 			if errors.Is(err, errSelf) {
 				// The endpoint is our own (a peer list that names us):
 				// nothing to keep up.
@@ -142,6 +144,19 @@ func (s *Session) dialLoop(ctx context.Context, ep, addr string) {
 		}
 		backoff = min(2*backoff, s.cfg.ReconnectMax)
 	}
+}
+
+// noteAuthFailure logs a dial that failed on credentials at Warn, unless
+// the previous attempt failed the same way, and returns what to compare
+// the next attempt with.
+func (s *Session) noteAuthFailure(ep string, err error, last string) string {
+	if !errors.Is(err, errAuth) {
+		return ""
+	}
+	if err.Error() != last {
+		s.log.Warn("zenoh: link not authenticated, retrying", "endpoint", ep, "err", err)
+	}
+	return err.Error()
 }
 
 // serve runs the handshake on conn and, if it succeeds, the link until it

@@ -93,8 +93,12 @@ func initialSN(mask uint64) uint64 {
 
 // handshakeInitiator runs INIT/OPEN as the side that dialled.
 func (s *Session) handshakeInitiator(conn net.Conn, r *streamReader) (*params, error) {
+	a := s.auth.Load()
 	syn := &wire.Init{Version: wire.Version, WhatAmI: s.whatami(), ZID: s.zid,
 		Resolution: wire.DefaultResolution, BatchSize: wire.DefaultBatchSize}
+	if a.dials() {
+		syn.Auth = wire.AppendAuthExts(nil, wire.Ext{Key: wire.UsrPwdInitSyn})
+	}
 	if err := writeBatch(conn, wire.AppendInit(nil, syn)); err != nil {
 		return nil, fmt.Errorf("send INIT: %w", err)
 	}
@@ -102,6 +106,9 @@ func (s *Session) handshakeInitiator(conn net.Conn, r *streamReader) (*params, e
 	var ce *closeError
 	if errors.As(err, &ce) && ce.reason == wire.CloseConnectionSelf {
 		return nil, errSelf
+	}
+	if err != nil && ce != nil && !a.dials() {
+		return nil, fmt.Errorf("read INIT ack: %w (a peer that requires credentials closes a dialer without them)", err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read INIT ack: %w", err)
@@ -120,16 +127,31 @@ func (s *Session) handshakeInitiator(conn net.Conn, r *streamReader) (*params, e
 	p.negotiate(ack.Resolution, ack.BatchSize)
 	p.txSN = initialSN(p.snMask)
 	open := &wire.Open{Lease: s.cfg.Lease, InitialSN: p.txSN, Cookie: ack.Cookie}
+	if a.dials() {
+		nonce, err := challenge(ack.Auth)
+		if err != nil {
+			writeBatch(conn, wire.AppendClose(nil, &wire.Close{Reason: wire.CloseGeneric}))
+			return nil, fmt.Errorf("%w: %v", errAuth, err)
+		}
+		open.Auth = a.answer(nonce)
+	}
 	if err := writeBatch(conn, wire.AppendOpen(nil, open)); err != nil {
 		return nil, fmt.Errorf("send OPEN: %w", err)
 	}
 	m, err = readHandshake(r)
+	if errors.As(err, &ce) && a.dials() {
+		return nil, fmt.Errorf("%w: the peer refused our credentials (CLOSE reason %d after OPEN)", errAuth, ce.reason)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read OPEN ack: %w", err)
 	}
 	oack, ok := m.(*wire.Open)
 	if !ok || !oack.Ack {
 		return nil, fmt.Errorf("%w: expected OPEN ack, got %T", errProtocol, m)
+	}
+	if a.dials() && !acknowledged(oack.Auth) {
+		writeBatch(conn, wire.AppendClose(nil, &wire.Close{Reason: wire.CloseGeneric}))
+		return nil, fmt.Errorf("%w: the peer's OPEN ack does not confirm usrpwd", errAuth)
 	}
 	return p.finish(oack)
 }
@@ -172,12 +194,21 @@ func (s *Session) handshakeResponder(conn net.Conn, r *streamReader) (*params, e
 		writeBatch(conn, wire.AppendClose(nil, &wire.Close{Session: true, Reason: wire.CloseConnectionSelf}))
 		return nil, errSelf
 	}
+	a := s.auth.Load()
+	var nonce uint64
+	if a != nil && !usrpwdOffered(syn.Auth) {
+		return nil, s.refuse(conn, syn, "", errors.New("no credentials offered in INIT"))
+	}
 	p := &params{zid: bytes.Clone(syn.ZID), whatami: syn.WhatAmI}
 	p.negotiate(syn.Resolution, syn.BatchSize)
 	cookie := make([]byte, 16)
 	rand.Read(cookie)
 	ack := &wire.Init{Ack: true, Version: wire.Version, WhatAmI: s.whatami(), ZID: s.zid,
 		Resolution: wire.DefaultResolution&^0b11 | byte(bitsOf(p.snMask)), BatchSize: uint16(p.batchSize), Cookie: cookie}
+	if a != nil {
+		nonce = newNonce()
+		ack.Auth = wire.AppendAuthExts(nil, wire.Ext{Key: wire.UsrPwdInitAck, Value: nonce})
+	}
 	if err := writeBatch(conn, wire.AppendInit(nil, ack)); err != nil {
 		return nil, fmt.Errorf("send INIT ack: %w", err)
 	}
@@ -197,6 +228,12 @@ func (s *Session) handshakeResponder(conn net.Conn, r *streamReader) (*params, e
 	}
 	p.txSN = initialSN(p.snMask)
 	oack := &wire.Open{Ack: true, Lease: s.cfg.Lease, InitialSN: p.txSN}
+	if a != nil {
+		if user, err := a.verify(open.Auth, nonce); err != nil {
+			return nil, s.refuse(conn, syn, user, err)
+		}
+		oack.Auth = wire.AppendAuthExts(nil, wire.Ext{Key: wire.UsrPwdOpenAck})
+	}
 	if err := writeBatch(conn, wire.AppendOpen(nil, oack)); err != nil {
 		return nil, fmt.Errorf("send OPEN ack: %w", err)
 	}
@@ -211,4 +248,18 @@ func bitsOf(mask uint64) int {
 		}
 	}
 	return 2
+}
+
+// refuse closes an accepted connection that did not authenticate, as
+// eclipse-zenoh does (link CLOSE, reason generic), counts it and logs why,
+// naming the user the dialer gave, if any, never a password or an HMAC.
+func (s *Session) refuse(conn net.Conn, syn *wire.Init, user string, why error) error {
+	writeBatch(conn, wire.AppendClose(nil, &wire.Close{Reason: wire.CloseGeneric}))
+	s.stats.authRefused.Add(1)
+	args := []any{"remote", conn.RemoteAddr().String(), "zid", fmt.Sprintf("%x", syn.ZID), "reason", why.Error()}
+	if user != "" {
+		args = append(args, "user", user)
+	}
+	s.log.Warn("zenoh: link refused: no valid credentials", args...)
+	return fmt.Errorf("%w: %v", errAuth, why)
 }

@@ -69,6 +69,10 @@ type Config struct {
 	ReconnectMin, ReconnectMax time.Duration
 	// HandshakeTimeout bounds INIT/OPEN (default 5 s).
 	HandshakeTimeout time.Duration
+	// Credentials, when set, turn on user/password authentication: the
+	// session presents them when it dials and requires them of every
+	// dialer (see Credentials). nil: no authentication.
+	Credentials *Credentials
 }
 
 // Defaults.
@@ -86,10 +90,13 @@ type Stats struct {
 	Dropped          uint64 // messages lost: failed sends, oversize, bad SN or alias
 	LinksOpened      uint64
 	LinksClosed      uint64
+	// AuthRefused counts accepted connections closed because the dialer
+	// presented no valid credentials (see Credentials).
+	AuthRefused uint64
 }
 
 type counters struct {
-	sent, received, bytesSent, bytesReceived, dropped, opened, closed atomic.Uint64
+	sent, received, bytesSent, bytesReceived, dropped, opened, closed, authRefused atomic.Uint64
 }
 
 // Session is a Zenoh session. Its methods are safe for concurrent use.
@@ -101,6 +108,7 @@ type Session struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	stats  counters
+	auth   atomic.Pointer[authConfig] // nil: no authentication
 
 	mu        sync.RWMutex
 	links     map[string]*link // by remote ZID (string of bytes)
@@ -137,6 +145,10 @@ func Open(ctx context.Context, cfg Config) (*Session, error) {
 		dialing: map[string]context.CancelFunc{},
 		pending: make(chan struct{}, maxPendingHandshakes),
 	}
+	if err := s.SetCredentials(cfg.Credentials); err != nil {
+		return nil, err
+	}
+	s.cfg.Credentials = nil // the session keeps its own copy
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	for _, ep := range cfg.Listen {
 		if err := s.listen(ctx, ep); err != nil {
@@ -204,6 +216,18 @@ func newZID() []byte {
 	return b
 }
 
+// SetCredentials replaces the session's credentials (nil turns
+// authentication off). Handshakes that start afterwards use them; links
+// already open stay open. c is copied.
+func (s *Session) SetCredentials(c *Credentials) error {
+	a, err := newAuthConfig(c)
+	if err != nil {
+		return err
+	}
+	s.auth.Store(a)
+	return nil
+}
+
 // ZID returns the session's Zenoh id (little-endian bytes).
 func (s *Session) ZID() []byte { return append([]byte(nil), s.zid...) }
 
@@ -250,6 +274,7 @@ func (s *Session) Stats() Stats {
 		MessagesSent: c.sent.Load(), MessagesReceived: c.received.Load(),
 		BytesSent: c.bytesSent.Load(), BytesReceived: c.bytesReceived.Load(),
 		Dropped: c.dropped.Load(), LinksOpened: c.opened.Load(), LinksClosed: c.closed.Load(),
+		AuthRefused: c.authRefused.Load(),
 	}
 }
 

@@ -6,6 +6,11 @@ Reads one JSON object from argv[1] and acts:
   gossip     enable gossip scouting (default false)
   listen     list of endpoints (optional)
   connect    list of endpoints (optional)
+  connect_timeout_ms  connect/timeout_ms (optional; 0: open returns even
+             when a connect endpoint refuses us)
+  usrpwd     transport/auth/usrpwd (optional): {"user", "password"} to
+             present when dialling, "dictionary" {user: password} to
+             accept (written to a temporary dictionary_file)
   action     "sub"    print each sample as a JSON line on stdout
              "pub"    publish count samples of size bytes on key
              "keys"   after a line on stdin, put one sample per key in keys
@@ -25,9 +30,13 @@ import hashlib
 import json
 import os
 import sys
+import tempfile
 import time
 
 import zenoh
+
+
+TEMP = []  # dictionary files, removed once the session is open
 
 
 def config(spec):
@@ -37,6 +46,20 @@ def config(spec):
     c.insert_json5("scouting/gossip/enabled", json.dumps(spec.get("gossip", False)))
     c.insert_json5("listen/endpoints", json.dumps(spec.get("listen", [])))
     c.insert_json5("connect/endpoints", json.dumps(spec.get("connect", [])))
+    if "connect_timeout_ms" in spec:
+        c.insert_json5("connect/timeout_ms", json.dumps(spec["connect_timeout_ms"]))
+    auth = spec.get("usrpwd")
+    if auth:
+        if "user" in auth:
+            c.insert_json5("transport/auth/usrpwd/user", json.dumps(auth["user"]))
+            c.insert_json5("transport/auth/usrpwd/password", json.dumps(auth["password"]))
+        if "dictionary" in auth:
+            f = tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False)
+            for u, p in auth["dictionary"].items():
+                f.write("%s:%s\n" % (u, p))
+            f.close()
+            TEMP.append(f.name)
+            c.insert_json5("transport/auth/usrpwd/dictionary_file", json.dumps(f.name))
     return c
 
 
@@ -62,7 +85,11 @@ def main():
         emit(out)
         return
     t0 = time.monotonic()
-    session = zenoh.open(config(spec))
+    try:
+        session = zenoh.open(config(spec))
+    finally:
+        for name in TEMP:
+            os.unlink(name)
     emit({"open_ms": (time.monotonic() - t0) * 1000})
     if action == "sub":
         def on_sample(s):

@@ -72,6 +72,9 @@ type Init struct {
 	Resolution byte   // DefaultResolution unless the S flag was set
 	BatchSize  uint16 // DefaultBatchSize unless the S flag was set
 	Cookie     []byte // Ack only
+	// Auth is the body of the Auth extension (see auth.go); nil when
+	// the extension is absent.
+	Auth []byte
 }
 
 const (
@@ -79,11 +82,15 @@ const (
 	flagInitS = flagF2
 )
 
-// AppendInit appends an INIT message. No extension is offered.
+// AppendInit appends an INIT message. The only extension it writes is
+// Auth, when m.Auth is not nil.
 func AppendInit(b []byte, m *Init) []byte {
 	h := byte(IDInit)
 	if m.Ack {
 		h |= flagInitA
+	}
+	if m.Auth != nil {
+		h |= FlagZ
 	}
 	sizes := m.Resolution != DefaultResolution || m.BatchSize != DefaultBatchSize
 	if sizes {
@@ -96,6 +103,9 @@ func AppendInit(b []byte, m *Init) []byte {
 	}
 	if m.Ack {
 		b = AppendSlice(b, m.Cookie)
+	}
+	if m.Auth != nil {
+		b = appendExtZBuf(b, extAuth, m.Auth, false)
 	}
 	return b
 }
@@ -119,9 +129,24 @@ func readInit(r *Reader, h byte) *Init {
 		m.Cookie = r.Slice(maxZ16, "INIT cookie")
 	}
 	if h&FlagZ != 0 {
-		readExts(r, "INIT", nil)
+		readExts(r, "INIT", m.authExt)
 	}
 	return m
+}
+
+func (m *Init) authExt(e Ext) bool { return keepAuth(&m.Auth, e) }
+
+// keepAuth stores the body of an Auth extension (never nil, so that an
+// empty one is told apart from none) and reports whether e was one.
+func keepAuth(dst *[]byte, e Ext) bool {
+	if e.Key != extAuth {
+		return false
+	}
+	*dst = e.Body
+	if *dst == nil {
+		*dst = []byte{}
+	}
+	return true
 }
 
 // Open is OPEN Syn (Ack false) or OPEN Ack (Ack true).
@@ -130,6 +155,9 @@ type Open struct {
 	Lease     time.Duration
 	InitialSN uint64
 	Cookie    []byte // Syn only
+	// Auth is the body of the Auth extension (see auth.go); nil when
+	// the extension is absent.
+	Auth []byte
 }
 
 const (
@@ -138,11 +166,15 @@ const (
 )
 
 // AppendOpen appends an OPEN message. The lease goes in seconds when it
-// is a whole number of seconds (flag T), in milliseconds otherwise.
+// is a whole number of seconds (flag T), in milliseconds otherwise. The
+// only extension it writes is Auth, when m.Auth is not nil.
 func AppendOpen(b []byte, m *Open) []byte {
 	h := byte(IDOpen)
 	if m.Ack {
 		h |= flagOpenA
+	}
+	if m.Auth != nil {
+		h |= FlagZ
 	}
 	ms := uint64(m.Lease / time.Millisecond)
 	lease := ms
@@ -155,6 +187,9 @@ func AppendOpen(b []byte, m *Open) []byte {
 	b = AppendVLE(b, m.InitialSN)
 	if !m.Ack {
 		b = AppendSlice(b, m.Cookie)
+	}
+	if m.Auth != nil {
+		b = appendExtZBuf(b, extAuth, m.Auth, false)
 	}
 	return b
 }
@@ -179,7 +214,7 @@ func readOpen(r *Reader, h byte) *Open {
 		m.Cookie = r.Slice(maxZ16, "OPEN cookie")
 	}
 	if h&FlagZ != 0 {
-		readExts(r, "OPEN", nil)
+		readExts(r, "OPEN", func(e Ext) bool { return keepAuth(&m.Auth, e) })
 	}
 	return m
 }
