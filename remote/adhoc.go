@@ -29,12 +29,16 @@ func AdhocDir(home, id string) string { return path.Join(home, ".adora", "daemon
 // StartAdhocDaemon starts s's daemon the "cluster up" way: detached
 // (setsid nohup), working directory and log in AdhocDir, the token in an
 // environment file there (0600, sourced by the shell, never on the command
-// line), the pid in daemon.pid. bin is uploaded to ~/.adora/bin/adora when
+// line), the pid in daemon.pid. It runs as the session user whatever
+// s.RunAs says. bin is uploaded to ~/.adora/bin/adora when
 // s.Binary is empty. Idempotent: when the pid file names a live adora
 // process, or the systemd service of the machine is active, nothing is
 // started.
 func StartAdhocDaemon(ctx context.Context, m *Machine, s DaemonSpec, bin File) (AdhocResult, error) {
 	var res AdhocResult
+	// The ad hoc daemon runs as the session user; run_as is for the
+	// systemd daemon.
+	s.RunAs = ""
 	if err := s.Validate(); err != nil {
 		return res, err
 	}

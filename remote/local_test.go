@@ -135,7 +135,10 @@ func TestLocalAdhocDaemonLifecycle(t *testing.T) {
 	}
 	m := localMachine(t)
 	spec := DaemonSpec{MachineID: "local-1", CoordinatorAddr: "127.0.0.1", CoordinatorPort: 6013,
-		Labels: map[string]string{"role": "dev"}, Token: "s3cret", Binary: fake}
+		Labels: map[string]string{"role": "dev"}, Token: "s3cret", Binary: fake,
+		// Ignored: the ad hoc daemon runs as the session user, and an SSH
+		// user such as this one (Spec's default) must not stop it.
+		RunAs: "user@domain"}
 
 	res, err := StartAdhocDaemon(ctx, m, spec, File{})
 	if err != nil {
