@@ -1,7 +1,6 @@
 package supervisor
 
 import (
-	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -27,29 +27,73 @@ const (
 	Stderr Stream = "stderr"
 )
 
-// LogLine is one line a node printed. It is also the JSON line stored in
-// the node's log file.
+// LogLine is one line a node printed (or one a daemon wrote about it). It
+// is also the JSON line stored in the node's log file:
+//
+//	{"time":"2026-11-27T05:00:00.123456789Z","node":"cam","stream":"stdout","line":"...","seq":42}
+//
+// Files written before lines were numbered lack "seq"; such lines read as
+// Seq 0.
 type LogLine struct {
 	Time   time.Time `json:"time"`
 	Node   string    `json:"node"`
 	Stream Stream    `json:"stream"`
 	Line   string    `json:"line"`
+	// Seq numbers the lines of one log file (its rotated predecessors
+	// included): LogFile.Record gives each line the next number, strictly
+	// increasing for as long as the files exist, across reopens and
+	// process restarts. 0 means not numbered.
+	Seq uint64 `json:"seq,omitempty"`
 }
 
-// LogFile is a JSON-lines file rotated by size: path, path.1 (newer) ...
-// path.(keep-1) (oldest). It is safe for concurrent use.
+// LogFile is a handle on a JSON-lines log file rotated by size: path,
+// path.1 (newer) ... path.(keep-1) (oldest). It is the one numbering
+// point of the file's lines: every handle this process opens on the same
+// path shares one file, one lock and one sequence (see Record), so a
+// supervisor writing a node's output and a daemon writing its own lines
+// about that node number them in one order. Handles are safe for
+// concurrent use.
 type LogFile struct {
+	s      *sharedLog
+	closed atomic.Bool
+}
+
+// sharedLog is the state of one open log path, shared by its handles.
+type sharedLog struct {
 	path    string
 	maxSize int64
 	keep    int
+	refs    int // guarded by openLogs.mu
 
 	mu   sync.Mutex
 	f    *os.File
 	size int64
+	seq  uint64    // the last number given
+	last time.Time // the time of the last line recorded
 }
 
-// OpenLogFile opens (appending) or creates the log file at path, creating
-// its directory. maxSize <= 0 and keep <= 0 select the defaults.
+// openLogs is the registry of open log paths. Lock order: openLogs.mu,
+// then a sharedLog's mu.
+var openLogs = struct {
+	mu   sync.Mutex
+	open map[string]*sharedLog
+	// seq remembers the last number given per path after its last handle
+	// closed: a line numbered but not stored (a failed write) keeps its
+	// number taken.
+	seq map[string]uint64
+}{open: map[string]*sharedLog{}, seq: map[string]uint64{}}
+
+// logTimeResolution, when set, truncates the time of every recorded line
+// (builds with the adora_coarse_log_clock tag set it, to test clocks that
+// give many lines one timestamp).
+var logTimeResolution time.Duration
+
+// OpenLogFile opens a handle on the log file at path, creating the file
+// and its directory. The first handle on a path opens the file
+// (appending) and continues the numbering after the highest Seq stored in
+// it and its rotated predecessors; later handles share that state, and
+// their maxSize and keep are ignored. maxSize <= 0 and keep <= 0 select
+// the defaults.
 func OpenLogFile(path string, maxSize int64, keep int) (*LogFile, error) {
 	if maxSize <= 0 {
 		maxSize = DefaultLogMaxSize
@@ -57,18 +101,34 @@ func OpenLogFile(path string, maxSize int64, keep int) (*LogFile, error) {
 	if keep <= 0 {
 		keep = DefaultLogKeep
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	abs, err := filepath.Abs(path)
+	if err != nil {
 		return nil, fmt.Errorf("open node log: %w", err)
 	}
-	l := &LogFile{path: path, maxSize: maxSize, keep: keep}
-	if err := l.openLocked(); err != nil {
+	openLogs.mu.Lock()
+	defer openLogs.mu.Unlock()
+	if s := openLogs.open[abs]; s != nil {
+		s.refs++
+		return &LogFile{s: s}, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(abs), 0o755); err != nil {
+		return nil, fmt.Errorf("open node log: %w", err)
+	}
+	s := &sharedLog{path: abs, maxSize: maxSize, keep: keep, refs: 1}
+	seq, last, err := lastRecorded(abs)
+	if err != nil {
+		return nil, fmt.Errorf("open node log: %w", err)
+	}
+	s.seq, s.last = max(seq, openLogs.seq[abs]), last
+	if err := s.openLocked(); err != nil {
 		return nil, err
 	}
-	return l, nil
+	openLogs.open[abs] = s
+	return &LogFile{s: s}, nil
 }
 
-func (l *LogFile) openLocked() error {
-	f, err := os.OpenFile(l.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+func (s *sharedLog) openLocked() error {
+	f, err := os.OpenFile(s.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return fmt.Errorf("open node log: %w", err)
 	}
@@ -77,116 +137,153 @@ func (l *LogFile) openLocked() error {
 		f.Close()
 		return fmt.Errorf("open node log: %w", err)
 	}
-	l.f, l.size = f, st.Size()
+	s.f, s.size = f, st.Size()
+	if err := s.endLineLocked(); err != nil {
+		f.Close()
+		s.f = nil
+		return fmt.Errorf("open node log: %w", err)
+	}
 	return nil
 }
 
-// Write appends one line.
+// endLineLocked ends a last line cut short (a crash in the middle of a
+// write), so that the next line starts on its own.
+func (s *sharedLog) endLineLocked() error {
+	if s.size == 0 {
+		return nil
+	}
+	r, err := os.Open(s.path)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	b := make([]byte, 1)
+	if _, err := r.ReadAt(b, s.size-1); err != nil {
+		return err
+	}
+	if b[0] == '\n' {
+		return nil
+	}
+	n, err := s.f.Write([]byte{'\n'})
+	s.size += int64(n)
+	return err
+}
+
+// Write records one line (Record without a delivery).
 func (l *LogFile) Write(line LogLine) error {
+	_, err := l.Record(line, nil)
+	return err
+}
+
+// Record gives line the file's next Seq, appends it and, in the same
+// order as the numbers, passes the numbered line to deliver (if not nil).
+// deliver runs while the file is locked: it must not block, nor record
+// to the same file. A line's time is never before the previous line's
+// (an earlier one is raised to it), so that sorting the file's lines by
+// time keeps their numbering order.
+//
+// The line is delivered and returned even when it cannot be stored (the
+// error says why); after Close it is delivered unnumbered.
+func (l *LogFile) Record(line LogLine, deliver func(LogLine)) (LogLine, error) {
+	s := l.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// Checked under s.mu: the last Close closes the file under it too.
+	if l.closed.Load() {
+		if deliver != nil {
+			deliver(line)
+		}
+		return line, errors.New("write node log: file closed")
+	}
+	if logTimeResolution > 0 {
+		line.Time = line.Time.Truncate(logTimeResolution)
+	}
+	if line.Time.Before(s.last) {
+		line.Time = s.last
+	}
+	s.last = line.Time
+	s.seq++
+	line.Seq = s.seq
+	err := s.writeLocked(line)
+	if deliver != nil {
+		deliver(line)
+	}
+	return line, err
+}
+
+func (s *sharedLog) writeLocked(line LogLine) error {
 	b, err := json.Marshal(line)
 	if err != nil {
 		return fmt.Errorf("encode log line: %w", err)
 	}
 	b = append(b, '\n')
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.f == nil {
-		return errors.New("write node log: file closed")
-	}
-	if l.size > 0 && l.size+int64(len(b)) > l.maxSize {
-		if err := l.rotateLocked(); err != nil {
+	if s.f == nil {
+		// A failed rotation left no file: try again.
+		if err := s.openLocked(); err != nil {
 			return err
 		}
 	}
-	n, err := l.f.Write(b)
-	l.size += int64(n)
+	if s.size > 0 && s.size+int64(len(b)) > s.maxSize {
+		if err := s.rotateLocked(); err != nil {
+			return err
+		}
+	}
+	n, err := s.f.Write(b)
+	s.size += int64(n)
 	if err != nil {
 		return fmt.Errorf("write node log: %w", err)
 	}
 	return nil
 }
 
-func (l *LogFile) rotateLocked() error {
-	if err := l.f.Close(); err != nil {
+func (s *sharedLog) rotateLocked() error {
+	if err := s.f.Close(); err != nil {
+		s.f = nil
 		return fmt.Errorf("rotate node log: %w", err)
 	}
-	l.f = nil
-	for i := l.keep - 1; i >= 1; i-- {
-		src := l.path
+	s.f = nil
+	for i := s.keep - 1; i >= 1; i-- {
+		src := s.path
 		if i > 1 {
-			src = fmt.Sprintf("%s.%d", l.path, i-1)
+			src = fmt.Sprintf("%s.%d", s.path, i-1)
 		}
-		err := os.Rename(src, fmt.Sprintf("%s.%d", l.path, i))
+		err := os.Rename(src, fmt.Sprintf("%s.%d", s.path, i))
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("rotate node log: %w", err)
 		}
 	}
-	if l.keep == 1 {
-		if err := os.Truncate(l.path, 0); err != nil {
+	if s.keep == 1 {
+		if err := os.Truncate(s.path, 0); err != nil {
 			return fmt.Errorf("rotate node log: %w", err)
 		}
 	}
-	return l.openLocked()
+	return s.openLocked()
 }
 
-// Close closes the file; later writes fail.
+// Close releases the handle; its later records fail. The file closes
+// with the last handle on its path. Close is idempotent.
 func (l *LogFile) Close() error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.f == nil {
+	if l.closed.Swap(true) {
 		return nil
 	}
-	err := l.f.Close()
-	l.f = nil
-	return err
-}
-
-// TailLog returns the last n lines (n <= 0: all) stored in the log file at
-// path and its rotated predecessors, oldest first. A missing file yields no
-// lines and no error.
-func TailLog(path string, n int) ([]LogLine, error) {
-	var files []string
-	for i := 64; i >= 1; i-- {
-		p := fmt.Sprintf("%s.%d", path, i)
-		if _, err := os.Stat(p); err == nil {
-			files = append(files, p)
-		}
+	openLogs.mu.Lock()
+	defer openLogs.mu.Unlock()
+	s := l.s
+	s.refs--
+	if s.refs > 0 {
+		return nil
 	}
-	files = append(files, path)
-	var out []LogLine
-	for _, p := range files {
-		lines, err := readLogLines(p)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, lines...)
-		if n > 0 && len(out) > n {
-			out = out[len(out)-n:]
-		}
+	delete(openLogs.open, s.path)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	openLogs.seq[s.path] = s.seq
+	if s.f == nil {
+		return nil
 	}
-	return out, nil
-}
-
-func readLogLines(path string) ([]LogLine, error) {
-	f, err := os.Open(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
+	err := s.f.Close()
+	s.f = nil
 	if err != nil {
-		return nil, fmt.Errorf("read node log: %w", err)
+		return fmt.Errorf("close node log: %w", err)
 	}
-	defer f.Close()
-	var out []LogLine
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 0, 64<<10), 4<<20)
-	for sc.Scan() {
-		var l LogLine
-		if json.Unmarshal(sc.Bytes(), &l) == nil {
-			out = append(out, l)
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return out, fmt.Errorf("read node log %s: %w", path, err)
-	}
-	return out, nil
+	return nil
 }

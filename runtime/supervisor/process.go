@@ -151,7 +151,7 @@ func (s *Supervisor) awaitExit(n *node, pid int, waitCh <-chan error) {
 }
 
 // pump copies one output stream of a node, line by line, to its log file
-// and the OnLog callback.
+// and the OnLog callback (numbered by the file, in its order).
 func (s *Supervisor) pump(n *node, r io.Reader, stream Stream, wg *sync.WaitGroup) {
 	defer wg.Done()
 	br := bufio.NewReaderSize(r, maxLineBytes)
@@ -159,13 +159,12 @@ func (s *Supervisor) pump(n *node, r io.Reader, stream Stream, wg *sync.WaitGrou
 		line, _, err := br.ReadLine()
 		if len(line) > 0 || err == nil {
 			ll := LogLine{Time: time.Now().UTC(), Node: n.spec.ID, Stream: stream, Line: string(line)}
-			if n.logf != nil {
-				if werr := n.logf.Write(ll); werr != nil {
-					s.log.Warn("write node log", "node", n.spec.ID, "err", werr)
+			if n.logf == nil {
+				if s.cfg.OnLog != nil {
+					s.cfg.OnLog(ll)
 				}
-			}
-			if s.cfg.OnLog != nil {
-				s.cfg.OnLog(ll)
+			} else if _, werr := n.logf.Record(ll, s.cfg.OnLog); werr != nil {
+				s.log.Warn("write node log", "node", n.spec.ID, "err", werr)
 			}
 		}
 		if err != nil {

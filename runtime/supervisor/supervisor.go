@@ -139,7 +139,10 @@ type Config struct {
 	Clock  Clock // nil: real time
 	Hooks  Hooks
 	// OnEvent and OnLog are called from node goroutines, concurrently for
-	// different nodes; they must not block for long.
+	// different nodes; they must not block for long. A node with a
+	// LogPath has each line numbered (LogLine.Seq) by its LogFile, and
+	// OnLog runs under that file's lock, in numbering order: it should
+	// return at once, and must not record to the node's log file.
 	OnEvent func(Event)
 	OnLog   func(LogLine)
 	// LogMaxSize and LogKeep configure log rotation (0: defaults).
