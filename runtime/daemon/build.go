@@ -42,7 +42,9 @@ type BuildConfig struct {
 	// LogPath, if set, names the log file of a node; build output is
 	// appended to it (the node's own output follows later).
 	LogPath func(node string) string
-	// OnLog receives every line (stdout, stderr, BuildStream) as it comes.
+	// OnLog receives every line (stdout, stderr, BuildStream) as it comes;
+	// with a LogPath, numbered as stored (see supervisor.LogFile.Record:
+	// it must return at once).
 	OnLog  func(supervisor.LogLine)
 	Logger *slog.Logger
 }
@@ -196,7 +198,8 @@ func (o *buildOutput) emit(s supervisor.Stream, line string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.file != nil {
-		o.file.Write(l)
+		o.file.Record(l, o.onLog) // numbered as stored; a failed write still reaches onLog
+		return
 	}
 	if o.onLog != nil {
 		o.onLog(l)

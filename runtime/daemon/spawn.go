@@ -76,7 +76,7 @@ func (d *Daemon) spawn(m *proto.Spawn) error {
 		Transport:   d.cfg.Transport,
 		Logger:      d.log,
 		OnEvent:     func(ev supervisor.Event) { d.nodeEvent(id, ev) },
-		OnLog:       func(l supervisor.LogLine) { d.nodeLog(id, proto.Stream(l.Stream), l.Node, l.Time, l.Line) },
+		OnLog:       func(l supervisor.LogLine) { d.queueLog(protoLine(id, l)) },
 	})
 	if err != nil {
 		return err
@@ -132,10 +132,8 @@ func (d *Daemon) buildNodes(ctx context.Context, m *proto.Spawn, base string, ex
 		WorkingDir: base,
 		Timeout:    d.cfg.BuildTimeout,
 		LogPath:    func(node string) string { return LogPath(d.stateDir, id, node) },
-		OnLog: func(l supervisor.LogLine) {
-			d.queueLog(proto.LogLine{DataflowID: id, NodeID: l.Node, Stream: proto.Stream(l.Stream), Time: l.Time, Line: l.Line})
-		},
-		Logger: d.log.With("dataflow", id),
+		OnLog:      func(l supervisor.LogLine) { d.queueLog(protoLine(id, l)) },
+		Logger:     d.log.With("dataflow", id),
 	})
 	if err != nil {
 		d.log.Warn("node build failed", "dataflow", id, "err", err)
@@ -278,7 +276,7 @@ func (d *Daemon) nodeEvent(flowID string, ev supervisor.Event) {
 			st.Status, line = proto.NodeStopped, "stopped"
 		}
 	}
-	d.nodeLog(flowID, proto.System, ev.Node, ev.Time, line)
+	d.systemLine(flowID, ev.Node, ev.Time, line)
 	if ev.Kind != supervisor.EventExited {
 		d.send(proto.TypeNodeStatus, proto.NodeStatusEvent{DataflowID: flowID, Node: st, Time: ev.Time})
 	}
@@ -291,19 +289,16 @@ func exitText(ev supervisor.Event) string {
 	return fmt.Sprintf("code %d", ev.ExitCode)
 }
 
-// nodeLog queues one line for the coordinator (dropped when the queue is
-// full: the node's log file keeps everything).
-func (d *Daemon) nodeLog(flowID string, stream proto.Stream, node string, t time.Time, line string) {
-	l := proto.LogLine{DataflowID: flowID, NodeID: node, Stream: stream, Time: t, Line: line}
-	if stream == proto.System {
-		d.log.Info("node "+line, "dataflow", flowID, "node", node)
-		d.writeSystemLine(l)
-	}
-	d.queueLog(l)
+// protoLine is a node log line as the daemon streams and answers it: the
+// same Seq in both.
+func protoLine(flowID string, l supervisor.LogLine) proto.LogLine {
+	return proto.LogLine{DataflowID: flowID, NodeID: l.Node, Stream: proto.Stream(l.Stream), Time: l.Time, Line: l.Line, Seq: l.Seq}
 }
 
-// queueLog queues a line for the coordinator without writing it to the
-// node's log file.
+// queueLog queues a line for the coordinator (dropped when the queue is
+// full: the node's log file keeps everything). It never blocks: it is
+// the delivery of supervisor.LogFile.Record, which numbers lines under
+// the file's lock.
 func (d *Daemon) queueLog(l proto.LogLine) {
 	if len(l.Line) > maxStreamedLine {
 		l.Line = l.Line[:maxStreamedLine] + " [cut; the node's log file has the whole line]"
@@ -314,24 +309,39 @@ func (d *Daemon) queueLog(l proto.LogLine) {
 	}
 }
 
-// writeSystemLine appends a daemon line about a node to that node's log.
-func (d *Daemon) writeSystemLine(l proto.LogLine) {
-	lf, err := supervisor.OpenLogFile(LogPath(d.stateDir, l.DataflowID, l.NodeID), 0, 0)
+// systemLine logs a daemon line about a node, records it in the node's
+// log (through the handle the node's supervisor or build holds, if open:
+// one numbering with the node's own lines) and queues it, numbered, for
+// the coordinator. A log that cannot be opened gets the line streamed
+// only, unnumbered.
+func (d *Daemon) systemLine(flowID, node string, t time.Time, line string) {
+	d.log.Info("node "+line, "dataflow", flowID, "node", node)
+	deliver := func(sl supervisor.LogLine) { d.queueLog(protoLine(flowID, sl)) }
+	sl := supervisor.LogLine{Time: t, Node: node, Stream: supervisor.Stream(proto.System), Line: line}
+	lf, err := supervisor.OpenLogFile(LogPath(d.stateDir, flowID, node), 0, 0)
 	if err != nil {
+		d.log.Warn("write node log", "dataflow", flowID, "node", node, "err", err)
+		deliver(sl)
 		return
 	}
 	defer lf.Close()
-	lf.Write(supervisor.LogLine{Time: l.Time, Node: l.NodeID, Stream: supervisor.Stream(l.Stream), Line: l.Line})
+	if _, err := lf.Record(sl, deliver); err != nil {
+		d.log.Warn("write node log", "dataflow", flowID, "node", node, "err", err)
+	}
 }
 
 // stop stops one dataflow and waits for its nodes.
 func (d *Daemon) stop(m proto.Stop) proto.StopReply {
 	d.mu.Lock()
 	r := d.flows[m.DataflowID]
-	if cancel := d.starting[m.DataflowID]; r == nil && cancel != nil {
+	cancel := d.starting[m.DataflowID]
+	if r == nil && cancel != nil {
 		cancel() // still building: kill the build, spawn nothing
 	}
 	d.mu.Unlock()
+	if r != nil || cancel != nil {
+		d.logStop(m, r)
+	}
 	rep := proto.StopReply{DataflowID: m.DataflowID, Status: proto.FlowStopped}
 	if r == nil {
 		return rep
@@ -345,6 +355,48 @@ func (d *Daemon) stop(m proto.Stop) proto.StopReply {
 		rep.Status, rep.Error = proto.FlowFailed, msg
 	}
 	return rep
+}
+
+// logStop says, in the daemon's log and, when the coordinator gave a
+// reason, in the log of each node (running, or building when r is nil),
+// why a dataflow stops.
+func (d *Daemon) logStop(m proto.Stop, r *flowRun) {
+	attrs := []any{"dataflow", m.DataflowID, "force", m.Force}
+	if m.Grace > 0 {
+		attrs = append(attrs, "grace", m.Grace)
+	}
+	if m.Reason == "" {
+		d.log.Info("stopping dataflow", attrs...)
+		return
+	}
+	d.log.Warn("stopping dataflow", append(attrs, "reason", m.Reason)...)
+	var nodes []string
+	if r != nil {
+		for _, n := range r.flow.Nodes() {
+			nodes = append(nodes, n.ID)
+		}
+	} else {
+		nodes = d.loggedNodes(m.DataflowID)
+	}
+	now := time.Now()
+	for _, n := range nodes {
+		d.systemLine(m.DataflowID, n, now, "stopping: "+m.Reason)
+	}
+}
+
+// loggedNodes lists the nodes of a dataflow that have a log file here.
+func (d *Daemon) loggedNodes(flowID string) []string {
+	ents, err := os.ReadDir(filepath.Join(d.stateDir, "logs", flowID))
+	if err != nil {
+		return nil
+	}
+	var nodes []string
+	for _, e := range ents {
+		if n, ok := cutSuffix(e.Name(), ".jsonl"); ok {
+			nodes = append(nodes, n)
+		}
+	}
+	return nodes
 }
 
 // readLogs answers a Logs request from the node log files.
@@ -377,7 +429,8 @@ func (d *Daemon) readLogs(m proto.Logs) (proto.LogsReply, error) {
 			return rep, fmt.Errorf("logs: %w", err)
 		}
 		for _, l := range lines {
-			rep.Lines = append(rep.Lines, proto.LogLine{DataflowID: m.Dataflow, NodeID: n, Stream: proto.Stream(l.Stream), Time: l.Time, Line: l.Line})
+			l.Node = n
+			rep.Lines = append(rep.Lines, protoLine(m.Dataflow, l))
 		}
 	}
 	slices.SortStableFunc(rep.Lines, func(a, b proto.LogLine) int { return a.Time.Compare(b.Time) })
