@@ -39,18 +39,15 @@ type Credentials struct {
 }
 
 // String describes c without its passwords.
-func (c *Credentials) String() string {
-	if c == nil {
-		return "<no credentials>"
-	}
+func (c Credentials) String() string {
 	return fmt.Sprintf("usrpwd(user %q, password %s, accepting %q)", c.User, redact(c.Password), slices.Sorted(maps.Keys(c.Accept)))
 }
 
 // GoString is String: %#v must not show the passwords either.
-func (c *Credentials) GoString() string { return c.String() }
+func (c Credentials) GoString() string { return c.String() }
 
 // LogValue keeps passwords out of structured logs.
-func (c *Credentials) LogValue() slog.Value { return slog.StringValue(c.String()) }
+func (c Credentials) LogValue() slog.Value { return slog.StringValue(c.String()) }
 
 func redact(p string) string {
 	if p == "" {

@@ -78,6 +78,30 @@ func FuzzHandshake(f *testing.F) {
 	})
 }
 
+// FuzzHandshakeAuth runs the accepting handshake of a session that
+// requires credentials on any bytes: without the nonce and cookie it
+// picked, none gets through.
+func FuzzHandshakeAuth(f *testing.F) {
+	syn := wire.AppendInit(nil, &wire.Init{Version: wire.Version, WhatAmI: wire.Peer, ZID: []byte{1, 2}, Resolution: wire.DefaultResolution,
+		BatchSize: wire.DefaultBatchSize, Auth: wire.AppendAuthExts(nil, wire.Ext{Key: wire.UsrPwdInitSyn})})
+	answer := (&authConfig{user: []byte("adora"), password: []byte("pw")}).answer(0)
+	open := wire.AppendOpen(nil, &wire.Open{Lease: time.Second, InitialSN: 1, Cookie: make([]byte, 16), Auth: answer})
+	f.Add(batch(syn))
+	f.Add(append(batch(syn), batch(open)...))
+	f.Add(append(batch(syn), batch(wire.AppendOpen(nil, &wire.Open{Lease: time.Second, Cookie: make([]byte, 16), Auth: []byte{0x42, 0x01, 0xff}}))...))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		s := fuzzSession()
+		s.zid = []byte{9, 9}
+		if err := s.SetCredentials(&Credentials{Accept: map[string]string{"adora": "pw"}}); err != nil {
+			t.Fatal(err)
+		}
+		conn := fuzzConn{bytes.NewReader(in)}
+		if p, err := s.handshakeResponder(conn, newStreamReader(conn)); err == nil {
+			t.Fatalf("handshake succeeded without the nonce and cookie: %+v", p)
+		}
+	})
+}
+
 // chunkyConn returns the stream in reads of pseudo-random sizes.
 type chunkyConn struct {
 	fuzzConn

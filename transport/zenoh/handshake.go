@@ -254,8 +254,8 @@ func bitsOf(mask uint64) int {
 // eclipse-zenoh does (link CLOSE, reason generic), counts it and logs why,
 // naming the user the dialer gave, if any, never a password or an HMAC.
 func (s *Session) refuse(conn net.Conn, syn *wire.Init, user string, why error) error {
-	writeBatch(conn, wire.AppendClose(nil, &wire.Close{Reason: wire.CloseGeneric}))
 	s.stats.authRefused.Add(1)
+	writeBatch(conn, wire.AppendClose(nil, &wire.Close{Reason: wire.CloseGeneric}))
 	args := []any{"remote", conn.RemoteAddr().String(), "zid", fmt.Sprintf("%x", syn.ZID), "reason", why.Error()}
 	if user != "" {
 		args = append(args, "user", user)

@@ -22,6 +22,9 @@ var seedBatches = []string{
 	"25 01 1e 22 07 00 04 61 2f 2a 2a 3e 00 1a",
 	"a5 01 31 05 1a 09", "25 01 bd 00 01 6b a1 05 42 03 01 01 aa 01 00",
 	"25 01 3c 05 00 01 71 43 03 61 3d 62 79 01 03 5f 01 02 aa bb",
+	// the usrpwd handshake (wire/auth_test.go)
+	"81 09 11 01 02 43 01 02", "a1 09 00 aa 02 61 62 43 02 22 2a",
+	"c2 0a 05 02 01 02 43 0b 42 09 05 61 64 6f 72 61 02 aa bb", "a2 dc 0b ac 02 43 01 02",
 }
 
 var seedNetwork = []string{
@@ -144,4 +147,5 @@ func TestSeedCorpus(t *testing.T) {
 	}
 	check("FuzzDecodeBatch", seedBatches)
 	check("FuzzNetworkMessage", seedNetwork)
+	check("FuzzAuthExts", seedAuth)
 }
