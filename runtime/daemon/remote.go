@@ -2,7 +2,10 @@ package daemon
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -12,6 +15,7 @@ import (
 	"github.com/adora-rs/adora/config"
 	"github.com/adora-rs/adora/runtime/dataplane"
 	"github.com/adora-rs/adora/transport"
+	"github.com/adora-rs/adora/transport/zenoh"
 )
 
 // Network is the network segment of adora's data-plane keys.
@@ -25,6 +29,54 @@ const publishTimeout = 5 * time.Second
 // machines). Later, a publication nobody remote subscribes to is counted
 // as lost.
 const startupWait = 10 * time.Second
+
+// DataPlaneUser is the Zenoh user daemons authenticate as.
+const DataPlaneUser = "adora"
+
+// dataPlaneLabel separates the data-plane password from any other use of
+// the coordinator token.
+const dataPlaneLabel = "adora zenoh data plane v1"
+
+// DataPlaneCredentials derives the Zenoh credentials of the data plane
+// from the coordinator token: user DataPlaneUser, password the hex
+// HMAC-SHA256 of dataPlaneLabel keyed with the token. Every daemon that
+// holds the token dials with them and requires them of every dialer, so
+// only daemons of the same coordinator link. It returns nil when token is
+// "" (authentication off): the data plane is then open, as the control
+// plane is.
+func DataPlaneCredentials(token string) *zenoh.Credentials {
+	if token == "" {
+		return nil
+	}
+	m := hmac.New(sha256.New, []byte(token))
+	m.Write([]byte(dataPlaneLabel))
+	pwd := hex.EncodeToString(m.Sum(nil))
+	return &zenoh.Credentials{User: DataPlaneUser, Password: pwd, Accept: map[string]string{DataPlaneUser: pwd}}
+}
+
+// CredentialSetter is a transport whose credentials can change
+// (zenoh.Session).
+type CredentialSetter interface {
+	SetCredentials(*zenoh.Credentials) error
+}
+
+// FollowToken returns a token source that calls src and, for each token
+// it gives, sets the data-plane credentials of tr to the ones derived from
+// it, so that a token file read again at each connection attempt (see
+// Config.TokenSource) also governs the data plane. Links already open
+// stay open. An error from src leaves the credentials as they were.
+func FollowToken(src func() (string, error), tr CredentialSetter) func() (string, error) {
+	return func() (string, error) {
+		tok, err := src()
+		if err != nil {
+			return tok, err
+		}
+		if err := tr.SetCredentials(DataPlaneCredentials(tok)); err != nil {
+			return "", fmt.Errorf("data-plane credentials: %w", err)
+		}
+		return tok, nil
+	}
+}
 
 // matcher is a transport that knows whether a publication would reach a
 // remote subscriber now (zenoh.Session).
