@@ -57,7 +57,10 @@ Options:
                            each connection attempt
   --zenoh-listen ENDPOINT  Where other daemons reach this one for cross-machine
                            data (default tcp/0.0.0.0:0: any address, a free port;
-                           "none" keeps every dataflow on this machine)
+                           "none" keeps every dataflow on this machine). With a
+                           token, links are authenticated (Zenoh usrpwd, with
+                           credentials derived from the token) both ways; the
+                           data itself is not encrypted (see docs/zenoh.md)
   --zenoh-advertise EPS    Endpoints to tell other daemons, comma-separated
                            (default: the listen port on the address this machine
                            uses to reach the coordinator)
@@ -122,13 +125,18 @@ func (c *DaemonCommand) Run(args []string) int {
 	}
 	cfg.NewRouter = daemon.DataplaneRouter
 	if f.zListen != "none" && f.zListen != "" {
-		zs, eps, err := openZenoh(f, cfg.Logger)
+		zs, eps, err := openZenoh(f, cfg.Coordinator.Token, cfg.Logger)
 		if err != nil {
 			c.Meta.Ui.Error("adora daemon: " + err.Error())
 			return 1
 		}
 		defer zs.Close()
 		cfg.Transport, cfg.Endpoints = zs, eps
+		if cfg.TokenSource != nil {
+			// The token read before each connection attempt sets the
+			// data-plane credentials too.
+			cfg.TokenSource = daemon.FollowToken(cfg.TokenSource, zs)
+		}
 	}
 	d, err := daemon.New(cfg)
 	if err != nil {
@@ -273,13 +281,22 @@ func signalContext() (context.Context, context.CancelFunc) {
 }
 
 // openZenoh opens the daemon's Zenoh session (peer mode) and works out the
-// endpoints other daemons should dial.
-func openZenoh(f daemonFlags, log *slog.Logger) (*zenoh.Session, []string, error) {
+// endpoints other daemons should dial. With a coordinator token the
+// session authenticates every link with the credentials derived from it
+// (daemon.DataPlaneCredentials).
+func openZenoh(f daemonFlags, token string, log *slog.Logger) (*zenoh.Session, []string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	zs, err := zenoh.Open(ctx, zenoh.Config{Mode: zenoh.Peer, Listen: []string{f.zListen}, Logger: log.With("component", "zenoh")})
+	zlog := log.With("component", "zenoh")
+	zs, err := zenoh.Open(ctx, zenoh.Config{Mode: zenoh.Peer, Listen: []string{f.zListen}, Logger: zlog,
+		Credentials: daemon.DataPlaneCredentials(token)})
 	if err != nil {
 		return nil, nil, fmt.Errorf("--zenoh-listen %s: %w", f.zListen, err)
+	}
+	if token != "" {
+		zlog.Info("data plane authenticated: links need the credentials derived from the coordinator token")
+	} else {
+		zlog.Warn("data plane not authenticated: no coordinator token (yet); anyone who reaches the Zenoh port can link")
 	}
 	if f.zAdvert != "" {
 		return zs, strings.Split(f.zAdvert, ","), nil
