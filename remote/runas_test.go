@@ -264,3 +264,35 @@ func TestFleetSpecRunAs(t *testing.T) {
 		}
 	}
 }
+
+// FuzzRenderUnitRunAs: whatever run_as holds, a unit that renders has the
+// lines of any other unit plus exactly one User= line carrying the name as
+// given (none for root), and that name needs no shell quoting.
+func FuzzRenderUnitRunAs(f *testing.F) {
+	for _, s := range []string{"ubuntu", "root", "", "a\nUser=root", "%u", "a b", "-x", "0", "john.doe", "_svc", "ü", "a\x00b", "a\\nb"} {
+		f.Add(s)
+	}
+	base := DaemonSpec{MachineID: "robot", CoordinatorAddr: "10.0.0.1", CoordinatorPort: 6013, RunAs: RootUser}
+	rootUnit, err := RenderUnit(base)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, runAs string) {
+		s := base
+		s.RunAs = runAs
+		unit, err := RenderUnit(s)
+		if err != nil {
+			return
+		}
+		if Quote(runAs) != runAs {
+			t.Fatalf("run_as %q rendered but needs quoting", runAs)
+		}
+		want := string(rootUnit)
+		if runAs != RootUser {
+			want = strings.Replace(want, "Type=simple\n", "Type=simple\nUser="+runAs+"\n", 1)
+		}
+		if string(unit) != want {
+			t.Fatalf("run_as %q:\n%s", runAs, unit)
+		}
+	})
+}
