@@ -1,0 +1,125 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// coarseDaemon builds adora with the adora_coarse_log_clock tag (the
+// daemon stamps node lines to 10 ms, so many share a timestamp, as on a
+// machine whose clock ticks coarsely) and starts its daemon.
+func (e *env) coarseDaemon(machineID string) *proc {
+	e.t.Helper()
+	bin := filepath.Join(e.t.TempDir(), "adora-coarse")
+	build := exec.Command("go", "build", "-tags", "adora_coarse_log_clock", "-o", bin, ".")
+	build.Dir = filepath.Join("..", "..")
+	if out, err := build.CombinedOutput(); err != nil {
+		e.t.Fatalf("build adora with a coarse log clock: %v\n%s", err, out)
+	}
+	p := &proc{name: "daemon " + machineID + " (coarse log clock)", out: &syncBuffer{}, done: make(chan struct{})}
+	p.cmd = exec.Command(bin, "daemon", "--coordinator-addr", "127.0.0.1", "--coordinator-port", strconv.Itoa(e.port),
+		"--zenoh-listen", loopbackZenoh, "--machine-id", machineID)
+	p.cmd.Env = e.environ()
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	if err := p.cmd.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	go func() { p.cmd.Wait(); close(p.done) }()
+	e.t.Cleanup(func() {
+		p.kill()
+		if e.t.Failed() {
+			e.t.Logf("---- %s output ----\n%s", p.name, p.out.String())
+		}
+	})
+	e.waitFor(60*time.Second, p.name+" registered", func() bool { return e.daemonID(machineID) != "" })
+	return p
+}
+
+// TestLogsFollowAfterHistoryShowsEachLineOnce: adora logs --follow joins
+// a dataflow after its node printed a history, while it prints more, on a
+// daemon whose clock gives many lines one timestamp and whose node prints
+// the same text again and again. Lines are told apart and ordered by the
+// daemon's numbering (LogLine.Seq), not by time and text: every line
+// shows exactly once, in order.
+func TestLogsFollowAfterHistoryShowsEachLineOnce(t *testing.T) {
+	e := newEnv(t)
+	e.coordinator()
+	e.coarseDaemon("robot")
+	port := strconv.Itoa(e.port)
+	const before, after = 800, 800
+	// Each step prints a numbered line and a "tick" like many before it.
+	// The first steps come at once; the rest, in bursts, once "go" exists.
+	script := fmt.Sprintf(`#!/bin/sh
+i=0
+while [ $i -lt %d ]; do i=$((i+1)); echo line$i; echo tick; done
+while [ ! -e go ]; do sleep 0.05; done
+while [ $i -lt %d ]; do
+  j=0
+  while [ $j -lt 20 ]; do i=$((i+1)); j=$((j+1)); echo line$i; echo tick; done
+  sleep 0.02
+done
+`, before, before+after)
+	e.write("talker.sh", script, 0o755)
+	e.write("seq.yml", "nodes:\n  - id: talker\n    path: ./talker.sh\n", 0o644)
+	if out, code := e.adora(time.Minute, "start", "seq.yml", "--name", "seq", "--detach", "--coordinator-port", port); code != 0 {
+		t.Fatalf("start: exit %d:\n%s", code, out)
+	}
+	var flowID string
+	e.waitFor(time.Minute, "the first lines in the node's log file", func() bool {
+		if flowID == "" {
+			ents, _ := os.ReadDir(filepath.Join(e.home, "daemon", "robot", "logs"))
+			if len(ents) != 1 {
+				return false
+			}
+			flowID = ents[0].Name()
+		}
+		s, _ := readFile(filepath.Join(e.home, "daemon", "robot", "logs", flowID, "talker.jsonl"))
+		return strings.Contains(s, fmt.Sprintf(`"line%d"`, before))
+	})
+	// The node prints on while the follow fetches the history.
+	e.write("go", "", 0o644)
+	follow := e.start("logs --follow", "logs", "seq", "--follow", "--coordinator-port", port)
+	select {
+	case <-follow.done:
+	case <-time.After(2 * time.Minute):
+		t.Fatal("logs --follow did not end with the dataflow")
+	}
+	if code := follow.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Fatalf("logs --follow: exit %d:\n%s", code, follow.out)
+	}
+	next, ticks := 1, 0
+	for _, l := range strings.Split(follow.out.String(), "\n") {
+		switch text := strings.TrimPrefix(l, "talker: "); {
+		case text == "tick":
+			ticks++
+		case strings.HasPrefix(text, "line"):
+			if text != fmt.Sprint("line", next) {
+				t.Fatalf("%q where line%d was due; logs --follow showed:\n%s", text, next, follow.out)
+			}
+			next++
+		}
+	}
+	if next != before+after+1 || ticks != before+after {
+		t.Fatalf("logs --follow showed %d numbered lines and %d ticks, want %d of each:\n%s", next-1, ticks, before+after, follow.out)
+	}
+	// The history did share timestamps (else this test proves little).
+	s, err := readFile(filepath.Join(e.home, "daemon", "robot", "logs", flowID, "talker.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	times := map[string]int{}
+	for _, l := range strings.Split(s, "\n") {
+		if i := strings.Index(l, `"time":"`); i >= 0 {
+			times[l[i:i+40]]++
+		}
+	}
+	if len(times) > (before+after)/2 {
+		t.Fatalf("%d distinct timestamps for %d lines: the clock is not coarse", len(times), 2*(before+after))
+	}
+}
