@@ -107,6 +107,9 @@ func TestUsrPwdRefusals(t *testing.T) {
 					t.Errorf("password %q in a log:\n%s\n%s", s, llog, dlog)
 				}
 			}
+			if n := strings.Count(llog.String(), `level=WARN msg="zenoh: link refused`); tc.listenerLog != "" && n != 1 {
+				t.Errorf("the listener warned %d times for %d refusals in a burst, want once:\n%s", n, l.Stats().AuthRefused, llog)
+			}
 			if n := strings.Count(dlog.String(), "link not authenticated"); tc.dcreds != nil && tc.dcreds.User != "" && n != 1 {
 				t.Errorf("the dialer warned %d times, want once for repeated identical refusals:\n%s", n, dlog)
 			}
@@ -275,6 +278,25 @@ func TestCredentialsValidate(t *testing.T) {
 		}
 		if (err == nil) != tc.ok {
 			t.Errorf("%v: err = %v, want ok %v", tc.c, err, tc.ok)
+		}
+	}
+}
+
+func TestRefusalLimiter(t *testing.T) {
+	var r refusalLimiter
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	steps := []struct {
+		at      time.Duration
+		ok      bool
+		skipped int
+	}{
+		{0, true, 0}, {time.Second, false, 0}, {9 * time.Second, false, 0},
+		{10 * time.Second, true, 2}, {11 * time.Second, false, 0}, {30 * time.Second, true, 1},
+	}
+	for _, st := range steps {
+		skipped, ok := r.allow(t0.Add(st.at))
+		if ok != st.ok || skipped != st.skipped {
+			t.Fatalf("at %v: allow = %d, %v; want %d, %v", st.at, skipped, ok, st.skipped, st.ok)
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/adora-rs/adora/transport/zenoh/wire"
@@ -260,6 +261,38 @@ func (s *Session) refuse(conn net.Conn, syn *wire.Init, user string, why error) 
 	if user != "" {
 		args = append(args, "user", user)
 	}
-	s.log.Warn("zenoh: link refused: no valid credentials", args...)
+	if n, ok := s.refusals.allow(time.Now()); ok {
+		if n > 0 {
+			args = append(args, "not_logged_since_last", n)
+		}
+		s.log.Warn("zenoh: link refused: no valid credentials", args...)
+	} else {
+		s.log.Debug("zenoh: link refused: no valid credentials", args...)
+	}
 	return fmt.Errorf("%w: %v", errAuth, why)
+}
+
+// refusalLogEvery bounds the Warn lines about refused dialers, so that a
+// host hammering the port cannot flood the log; the others go to Debug,
+// and Stats.AuthRefused counts them all.
+const refusalLogEvery = 10 * time.Second
+
+// refusalLimiter lets one refusal a period be logged at Warn.
+type refusalLimiter struct {
+	mu      sync.Mutex
+	last    time.Time
+	skipped int
+}
+
+// allow reports whether a refusal at now may be logged at Warn, and how
+// many were not since the last one that was.
+func (r *refusalLimiter) allow(now time.Time) (skipped int, ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.last.IsZero() && now.Sub(r.last) < refusalLogEvery {
+		r.skipped++
+		return 0, false
+	}
+	skipped, r.skipped, r.last = r.skipped, 0, now
+	return skipped, true
 }

@@ -109,6 +109,8 @@ type Session struct {
 	wg     sync.WaitGroup
 	stats  counters
 	auth   atomic.Pointer[authConfig] // nil: no authentication
+	// refusals rate-limits the Warn lines about refused dialers.
+	refusals refusalLimiter
 
 	mu        sync.RWMutex
 	links     map[string]*link // by remote ZID (string of bytes)
