@@ -79,9 +79,25 @@ var openLogs = struct {
 	open map[string]*sharedLog
 	// seq remembers the last number given per path after its last handle
 	// closed: a line numbered but not stored (a failed write) keeps its
-	// number taken.
-	seq map[string]uint64
+	// number taken. Paths whose file is gone are forgotten now and then
+	// (see sweepSeqLocked).
+	seq    map[string]uint64
+	closes int
 }{open: map[string]*sharedLog{}, seq: map[string]uint64{}}
+
+// sweepEvery is how many last closes pass between sweeps of openLogs.seq.
+const sweepEvery = 256
+
+// sweepSeqLocked forgets the numbers of paths whose file is gone (a
+// pruned dataflow's logs), so the registry does not grow with every
+// dataflow a daemon ever ran.
+func sweepSeqLocked() {
+	for p := range openLogs.seq {
+		if _, err := os.Stat(p); errors.Is(err, fs.ErrNotExist) {
+			delete(openLogs.seq, p)
+		}
+	}
+}
 
 // logTimeResolution, when set, truncates the time of every recorded line
 // (builds with the adora_coarse_log_clock tag set it, to test clocks that
@@ -277,6 +293,9 @@ func (l *LogFile) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	openLogs.seq[s.path] = s.seq
+	if openLogs.closes++; openLogs.closes%sweepEvery == 0 {
+		sweepSeqLocked()
+	}
 	if s.f == nil {
 		return nil
 	}

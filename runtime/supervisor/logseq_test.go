@@ -301,3 +301,33 @@ func TestCoarseClockSharesTimestamps(t *testing.T) {
 		}
 	}
 }
+
+func TestRegistryForgetsRemovedLogs(t *testing.T) {
+	dir := t.TempDir()
+	kept, gone := filepath.Join(dir, "kept.jsonl"), filepath.Join(dir, "gone", "n.jsonl")
+	for _, p := range []string{kept, gone} {
+		l, err := OpenLogFile(p, 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		record(t, l, "x")
+		l.Close()
+	}
+	os.RemoveAll(filepath.Dir(gone))
+	// Enough last closes of another path to start a sweep.
+	other := filepath.Join(dir, "other.jsonl")
+	for range sweepEvery {
+		l, err := OpenLogFile(other, 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.Close()
+	}
+	openLogs.mu.Lock()
+	_, keptKnown := openLogs.seq[kept]
+	_, goneKnown := openLogs.seq[gone]
+	openLogs.mu.Unlock()
+	if !keptKnown || goneKnown {
+		t.Fatalf("after a sweep: kept known %v, removed known %v", keptKnown, goneKnown)
+	}
+}
