@@ -95,9 +95,17 @@ func TestRunAs(t *testing.T) {
 		if got := sh(t, "h1", "stat -c '%U %a' /etc/adora/daemon-h1.env; stat -c %U /var/lib/adora/h1"); got != "root 600\n"+runAsUser {
 			t.Fatalf("h1 environment file and home: %q; want the token root's 0600 and the home %s's", got, runAsUser)
 		}
-		// The daemon's user cannot read the token back from disk.
+		// The daemon's user (its nodes' user) can read the token neither
+		// from disk nor from the daemon's environment, which holds it.
 		if got := sh(t, "h1", "runuser -u "+runAsUser+" -- cat /etc/adora/daemon-h1.env >/dev/null 2>&1 && echo readable || echo denied"); got != "denied" {
 			t.Fatalf("%s can read the environment file (%s)", runAsUser, got)
+		}
+		environ := "/proc/$(systemctl show -p MainPID --value adora-daemon-h1)/environ"
+		if got := sh(t, "h1", "tr '\\0' '\\n' < "+environ+" | grep -c '^ADORA_AUTH_TOKEN=' || true"); got != "1" {
+			t.Fatalf("the daemon's environment has %s ADORA_AUTH_TOKEN lines, want 1", got)
+		}
+		if got := sh(t, "h1", "runuser -u "+runAsUser+" -- cat "+environ+" >/dev/null 2>&1 && echo readable || echo denied"); got != "denied" {
+			t.Fatalf("%s can read the daemon's environment (%s)", runAsUser, got)
 		}
 	})
 	planShowsNoMachineChanges(t, f, bin)
