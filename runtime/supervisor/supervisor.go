@@ -1,7 +1,8 @@
 // Package supervisor runs the node processes of one dataflow on one
 // machine: spawn (own process group, null stdin, merged environment), log
-// capture to rotated per-node files, graceful stop (stop request, SIGTERM,
-// SIGKILL) and restart policies with backoff.
+// capture to rotated per-node files whose lines are numbered (LogFile, the
+// one numbering point of a node's log in this process), graceful stop
+// (stop request, SIGTERM, SIGKILL) and restart policies with backoff.
 //
 // Node lifecycle, one goroutine per node:
 //
