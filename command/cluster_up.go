@@ -80,6 +80,9 @@ func (c *ClusterUpCommand) Run(args []string) int {
 		return 1
 	}
 	exe, _ := os.Executable()
+	for _, w := range adhocRunAsWarnings(fleet, cl.Machines) {
+		ui.Warn(w)
+	}
 	failed := forEachClusterMachine(ctx, ui, cl.Machines, cf.parallelism,
 		func(m config.Machine) string { return fmt.Sprintf("Starting daemon on %s (%s)", m.ID, fleet.Target(m)) },
 		func(ctx context.Context, m config.Machine) clusterResult {
@@ -127,6 +130,23 @@ func clusterStartDaemon(ctx context.Context, fleet *remote.Fleet, m config.Machi
 		return clusterResult{note: "(systemd service " + remote.UnitName(m.ID) + " is active)"}
 	}
 	return clusterResult{}
+}
+
+// adhocRunAsWarnings says, for each remote machine whose run_as is not
+// its SSH user, that the ad hoc daemon cluster up starts runs as the SSH
+// user: run_as is for the systemd daemon. (A local machine's run_as is a
+// warning of the cluster file already.)
+func adhocRunAsWarnings(fleet *remote.Fleet, machines []config.Machine) []string {
+	var out []string
+	for _, m := range machines {
+		if m.Local || m.RunAs == "" {
+			continue
+		}
+		if ssh := fleet.Target(m).User; ssh != m.RunAs {
+			out = append(out, fmt.Sprintf("machine %s: run_as %s is for the systemd daemon (adora cluster install, adora apply); the daemon cluster up starts runs as the SSH user %s", m.ID, m.RunAs, ssh))
+		}
+	}
+	return out
 }
 
 func containsID(s []string, v string) bool {
