@@ -196,6 +196,9 @@ func finishCluster(c *Cluster, root Pos) Diagnostics {
 		if m.Local && m.RunAs != "" {
 			diags.warnf(m.Pos, "machine %q: run_as has no effect on the local machine: its daemon runs as the user running adora", m.ID)
 		}
+		if !m.Local && m.RunAs == "" && m.User != "" && ValidUserName(m.User) != nil {
+			diags.warnf(m.Pos, "machine %q: its daemon would run as the SSH user %q, which is not a plain user name: set run_as", m.ID, m.User)
+		}
 		if m.Local {
 			local = append(local, m.ID)
 			if len(local) == 2 {

@@ -147,3 +147,19 @@ func TestRunAsOnLocalMachineWarns(t *testing.T) {
 		t.Fatalf("run_as = %q", c.Machines[0].RunAs)
 	}
 }
+
+// TestRunAsDefaultNotAUserName: the daemon runs as the SSH user by
+// default; one that cannot be (a domain login) gets a warning that says to
+// set run_as, and run_as silences it.
+func TestRunAsDefaultNotAUserName(t *testing.T) {
+	src := "coordinator: {addr: 10.0.0.1}\nmachines:\n  - {id: a, host: h, user: bob@corp}\n  - {id: b, host: h, user: bob@corp, run_as: bob}\n  - {id: c, host: h, user: ubuntu}\n"
+	_, diags := ParseCluster([]byte(src), "c.yml")
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	w := diags.Warnings()
+	want := `c.yml:3:5: warning: machine "a": its daemon would run as the SSH user "bob@corp", which is not a plain user name: set run_as`
+	if len(w) != 1 || w[0].String() != want {
+		t.Fatalf("warnings %v\nwant %s", w, want)
+	}
+}
