@@ -123,3 +123,36 @@ done
 		t.Fatalf("%d distinct timestamps for %d lines: the clock is not coarse", len(times), 2*(before+after))
 	}
 }
+
+// TestUnknownDataflowStopReasonInNodeLog: a coordinator back with an empty
+// memory store stops what a daemon runs for nobody, and says why; the
+// daemon writes that reason to the node's log (where adora logs reads)
+// and to its own log.
+func TestUnknownDataflowStopReasonInNodeLog(t *testing.T) {
+	e := newEnv(t)
+	coord := e.coordinator("--store", "memory", "--unknown-grace", "1s")
+	daemon := e.daemon("robot", "")
+	c := e.client()
+	rep, err := e.startFlow(c, "forgotten", "nodes:\n  - id: sleeper\n    path: /bin/sleep\n    args: \"600\"\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pid int
+	e.waitFor(time.Minute, "sleeper pid", func() bool { pid = e.nodePID("robot", rep.DataflowID, "sleeper"); return alive(pid) })
+	coord.kill()
+	c.Close()
+	e.coordinator("--store", "memory", "--unknown-grace", "1s")
+	e.waitFor(time.Minute, "the forgotten dataflow's node stopped", func() bool { return !alive(pid) })
+	logPath := filepath.Join(e.home, "daemon", "robot", "logs", rep.DataflowID, "sleeper.jsonl")
+	var log string
+	e.waitFor(time.Minute, "the stop reason in the node's log", func() bool {
+		log, _ = readFile(logPath)
+		return strings.Contains(log, `"stopping: no coordinator has a record of dataflow `+rep.DataflowID)
+	})
+	if !strings.Contains(log, `"seq":`) {
+		t.Fatalf("node log lines are not numbered:\n%s", log)
+	}
+	if out := daemon.out.String(); !strings.Contains(out, `msg="stopping dataflow" dataflow=`+rep.DataflowID) || !strings.Contains(out, "reason=\"no coordinator has a record") {
+		t.Fatalf("daemon log lacks the stop and its reason:\n%s", out)
+	}
+}
