@@ -97,7 +97,8 @@ func CheckRunAs(ctx context.Context, m *Machine, machineID, user string) error {
 	}
 	out, err := m.Run(ctx, Command("id", "-u", user))
 	var ee *ExitError
-	if errors.As(err, &ee) {
+	if errors.As(err, &ee) && ee.Status == 1 {
+		// id's answer for "no such user".
 		return &MissingUserError{Machine: machineID, User: user}
 	}
 	if err != nil {

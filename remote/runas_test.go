@@ -33,6 +33,8 @@ type fakeMachine struct {
 	users map[string]string // user -> uid
 	files map[string]fakeFile
 	cmds  []string
+	// idStatus, when set, is the exit status of every id command.
+	idStatus int
 }
 
 var (
@@ -53,6 +55,9 @@ func (f *fakeMachine) run(_ context.Context, cmd string, _ io.Reader) ([]byte, [
 		u := idRE.FindStringSubmatch(cmd)[1]
 		if uid, ok := f.users[u]; ok {
 			return []byte(uid + "\n"), nil, nil
+		}
+		if f.idStatus != 0 {
+			return nil, nil, &ExitError{Status: f.idStatus}
 		}
 		return nil, nil, &ExitError{Status: 1, Stderr: "id: '" + u + "': no such user"}
 	case cmd == "uname -m":
@@ -211,6 +216,13 @@ func TestCheckRunAs(t *testing.T) {
 	if err := CheckRunAs(ctx, m, "h1", "odd"); err == nil || !strings.Contains(err.Error(), "unexpected output of id -u") {
 		t.Fatalf("odd id output: %v", err)
 	}
+	// id itself failing (not found: 127) is not a missing user.
+	fm.idStatus = 127
+	var mu *MissingUserError
+	if err := CheckRunAs(ctx, m, "h1", "ghost"); err == nil || errors.As(err, &mu) || !strings.Contains(err.Error(), "machine h1: look up run_as user ghost: exit status 127") {
+		t.Fatalf("id failing: %v", err)
+	}
+	fm.idStatus = 0
 	n := len(fm.cmds)
 	// A hostile name never reaches the shell.
 	for _, bad := range []string{"", "a;reboot", "$(reboot)", "-r", "a b"} {
