@@ -44,3 +44,34 @@ func Example() {
 	fmt.Printf("%s: %s\n", s.Key, s.Payload)
 	// Output: adora/default/df/output/camera/image: frame 1
 }
+
+// Two sessions that share credentials link; a third without them is
+// refused by the listener, which counts it.
+func ExampleCredentials() {
+	ctx := context.Background()
+	creds := &zenoh.Credentials{User: "adora", Password: "derived-secret", Accept: map[string]string{"adora": "derived-secret"}}
+	a, err := zenoh.Open(ctx, zenoh.Config{Listen: []string{"tcp/127.0.0.1:0"}, Credentials: creds})
+	if err != nil {
+		panic(err)
+	}
+	defer a.Close()
+	b, err := zenoh.Open(ctx, zenoh.Config{Connect: a.ListenEndpoints(), Credentials: creds})
+	if err != nil {
+		panic(err)
+	}
+	defer b.Close()
+	stranger, err := zenoh.Open(ctx, zenoh.Config{Connect: a.ListenEndpoints()})
+	if err != nil {
+		panic(err)
+	}
+	defer stranger.Close()
+
+	for len(b.Peers()) == 0 || a.Stats().AuthRefused == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	fmt.Println("links:", len(a.Peers()), "stranger links:", len(stranger.Peers()))
+	fmt.Println(creds) // the password is never printed
+	// Output:
+	// links: 1 stranger links: 0
+	// usrpwd(user "adora", password set, accepting ["adora"])
+}
