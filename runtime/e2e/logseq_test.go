@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -154,5 +155,67 @@ func TestUnknownDataflowStopReasonInNodeLog(t *testing.T) {
 	}
 	if out := daemon.out.String(); !strings.Contains(out, `msg="stopping dataflow" dataflow=`+rep.DataflowID) || !strings.Contains(out, "reason=\"no coordinator has a record") {
 		t.Fatalf("daemon log lacks the stop and its reason:\n%s", out)
+	}
+}
+
+// TestDaemonRestartContinuesNumbering: a daemon killed and started again
+// numbers the lines of the node it recovers after those its predecessor
+// stored, so no number repeats for that node.
+func TestDaemonRestartContinuesNumbering(t *testing.T) {
+	e := newEnv(t)
+	e.coordinator("--store", "memory")
+	d := e.daemon("robot", "")
+	c := e.client()
+	e.write("counter.sh", "#!/bin/sh\ni=0\nwhile true; do i=$((i+1)); echo \"pid $$ line $i\"; sleep 0.05; done\n", 0o755)
+	rep, err := e.startFlow(c, "counted", "nodes:\n  - id: counter\n    path: ./counter.sh\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	logPath := filepath.Join(e.home, "daemon", "robot", "logs", rep.DataflowID, "counter.jsonl")
+	var pid int
+	e.waitFor(time.Minute, "ten lines of the first run", func() bool {
+		pid = e.nodePID("robot", rep.DataflowID, "counter")
+		s, _ := readFile(logPath)
+		return pid > 0 && strings.Contains(s, fmt.Sprintf("pid %d line 10\"", pid))
+	})
+	d.kill()
+	e.waitFor(time.Minute, "the node to die with its daemon", func() bool { return !alive(pid) })
+	e.daemon("robot", "")
+	var newPID int
+	e.waitFor(time.Minute, "ten lines of the recovered node", func() bool {
+		newPID = e.nodePID("robot", rep.DataflowID, "counter")
+		s, _ := readFile(logPath)
+		return newPID != pid && newPID > 0 && strings.Contains(s, fmt.Sprintf("pid %d line 10\"", newPID))
+	})
+	if _, err := c.Stop(ctx(t), "counted", time.Second, false); err != nil {
+		t.Fatal(err)
+	}
+	s, err := readFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var prev uint64
+	var lastOld, firstNew uint64
+	for _, text := range strings.Split(strings.TrimSpace(s), "\n") {
+		var l struct {
+			Line string `json:"line"`
+			Seq  uint64 `json:"seq"`
+		}
+		if err := json.Unmarshal([]byte(text), &l); err != nil {
+			t.Fatalf("log line %q: %v", text, err)
+		}
+		if l.Seq <= prev {
+			t.Fatalf("seq %d (%q) after %d:\n%s", l.Seq, l.Line, prev, s)
+		}
+		prev = l.Seq
+		switch {
+		case strings.HasPrefix(l.Line, fmt.Sprintf("pid %d ", pid)):
+			lastOld = l.Seq
+		case strings.HasPrefix(l.Line, fmt.Sprintf("pid %d ", newPID)) && firstNew == 0:
+			firstNew = l.Seq
+		}
+	}
+	if lastOld == 0 || firstNew <= lastOld {
+		t.Fatalf("last line of the first run numbered %d, first of the recovered run %d:\n%s", lastOld, firstNew, s)
 	}
 }
