@@ -53,17 +53,19 @@ func TestLogsFollowAfterHistoryShowsEachLineOnce(t *testing.T) {
 	e.coordinator()
 	e.coarseDaemon("robot")
 	port := strconv.Itoa(e.port)
-	const before, after = 800, 800
 	// Each step prints a numbered line and a "tick" like many before it.
 	// The first steps come at once; the rest, in bursts, once "go" exists.
+	// All of them fit in one history reply, however late the follow
+	// starts.
+	const before, after = 400, 400
 	script := fmt.Sprintf(`#!/bin/sh
 i=0
 while [ $i -lt %d ]; do i=$((i+1)); echo line$i; echo tick; done
 while [ ! -e go ]; do sleep 0.05; done
 while [ $i -lt %d ]; do
   j=0
-  while [ $j -lt 20 ]; do i=$((i+1)); j=$((j+1)); echo line$i; echo tick; done
-  sleep 0.02
+  while [ $j -lt 10 ]; do i=$((i+1)); j=$((j+1)); echo line$i; echo tick; done
+  sleep 0.05
 done
 `, before, before+after)
 	e.write("talker.sh", script, 0o755)
