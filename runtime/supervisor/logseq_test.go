@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -329,5 +330,33 @@ func TestRegistryForgetsRemovedLogs(t *testing.T) {
 	openLogs.mu.Unlock()
 	if !keptKnown || goneKnown {
 		t.Fatalf("after a sweep: kept known %v, removed known %v", keptKnown, goneKnown)
+	}
+}
+
+// A node's stdout and stderr reach OnLog numbered, in numbering order,
+// with the numbers its log file stores.
+func TestNodeOutputNumberedInOrder(t *testing.T) {
+	logPath := filepath.Join(t.TempDir(), "both.jsonl")
+	s, rec := newTestSupervisor(t, Config{})
+	spec := shNode("both", `i=0; while [ $i -lt 500 ]; do echo "out $i"; echo "err $i" >&2; i=$((i+1)); done`)
+	spec.LogPath = logPath
+	if err := s.Start(spec); err != nil {
+		t.Fatal(err)
+	}
+	waitDone(t, s, 30*time.Second)
+	rec.mu.Lock()
+	live := slices.Clone(rec.lines)
+	rec.mu.Unlock()
+	stored, err := TailLog(logPath, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(live) != 1000 || len(stored) != 1000 {
+		t.Fatalf("%d lines delivered, %d stored; want 1000", len(live), len(stored))
+	}
+	for i := range live {
+		if live[i].Seq != uint64(i+1) || stored[i].Seq != live[i].Seq || stored[i].Line != live[i].Line || !stored[i].Time.Equal(live[i].Time) {
+			t.Fatalf("line %d: delivered %+v, stored %+v", i, live[i], stored[i])
+		}
 	}
 }
