@@ -13,6 +13,11 @@
 //	                                       keep-alive and lease goroutine
 //	                                       our declarations, then D_FINAL(0)
 //
+// With Config.Credentials set, every link is authenticated in the
+// handshake with Zenoh's user/password scheme (usrpwd, auth.go), in both
+// roles: a session presents its pair when it dials and requires a known
+// one of every dialer.
+//
 // Subscriptions can be declared before any peer exists; they are declared
 // on every link when it opens. Publications go only to links whose remote
 // declared a matching subscriber (a router: once it has told us its

@@ -1,7 +1,8 @@
 // Package wire is the codec of the Zenoh 1.0 wire protocol (version 0x09):
 // VLE integers, extension chains, transport messages (INIT, OPEN, CLOSE,
 // KEEPALIVE, FRAME, FRAGMENT), network messages (PUSH, DECLARE, INTEREST,
-// REQUEST, RESPONSE, RESPONSE_FINAL, OAM) and the data bodies PUT and DEL.
+// REQUEST, RESPONSE, RESPONSE_FINAL, OAM), the data bodies PUT and DEL,
+// and the usrpwd bodies of the handshake's Auth extension (auth.go).
 //
 // Encoders append to a byte slice. Decoders read from a Reader over one
 // batch; decoded byte slices (payloads, attachments, cookies) alias the
