@@ -135,7 +135,7 @@ func (c *DaemonCommand) Run(args []string) int {
 		if cfg.TokenSource != nil {
 			// The token read before each connection attempt sets the
 			// data-plane credentials too.
-			cfg.TokenSource = daemon.FollowToken(cfg.TokenSource, zs)
+			cfg.TokenSource = daemon.FollowToken(cfg.TokenSource, zs, cfg.Coordinator.Token, cfg.Logger.With("component", "zenoh"))
 		}
 	}
 	d, err := daemon.New(cfg)

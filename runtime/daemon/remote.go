@@ -63,17 +63,32 @@ type CredentialSetter interface {
 // FollowToken returns a token source that calls src and, for each token
 // it gives, sets the data-plane credentials of tr to the ones derived from
 // it, so that a token file read again at each connection attempt (see
-// Config.TokenSource) also governs the data plane. Links already open
-// stay open. An error from src leaves the credentials as they were.
-func FollowToken(src func() (string, error), tr CredentialSetter) func() (string, error) {
+// Config.TokenSource) also governs the data plane. It logs when the
+// credentials change (never the token or the password). Links already
+// open stay open. An error from src leaves the credentials as they were.
+// current is the token tr's credentials were derived from ("" for none).
+func FollowToken(src func() (string, error), tr CredentialSetter, current string, log *slog.Logger) func() (string, error) {
+	var mu sync.Mutex
+	last := current
 	return func() (string, error) {
 		tok, err := src()
 		if err != nil {
 			return tok, err
 		}
+		mu.Lock()
+		defer mu.Unlock()
+		if tok == last {
+			return tok, nil
+		}
 		if err := tr.SetCredentials(DataPlaneCredentials(tok)); err != nil {
 			return "", fmt.Errorf("data-plane credentials: %w", err)
 		}
+		if tok != "" {
+			log.Info("data plane authenticated with the credentials derived from the coordinator token read now")
+		} else {
+			log.Warn("data plane not authenticated: the coordinator token is gone")
+		}
+		last = tok
 		return tok, nil
 	}
 }

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -38,8 +39,9 @@ func (r *recordingSetter) SetCredentials(c *zenoh.Credentials) error {
 }
 
 func TestFollowToken(t *testing.T) {
-	toks := []string{"", "tok-a", "tok-b"}
+	toks := []string{"", "tok-a", "tok-a", "tok-b", ""}
 	var r recordingSetter
+	var logs strings.Builder
 	i := 0
 	src := FollowToken(func() (string, error) {
 		if i == len(toks) {
@@ -47,15 +49,25 @@ func TestFollowToken(t *testing.T) {
 		}
 		i++
 		return toks[i-1], nil
-	}, &r)
+	}, &r, "", slog.New(slog.NewTextHandler(&logs, nil)))
 	for range toks {
 		src()
 	}
 	if _, err := src(); err == nil {
 		t.Fatal("the source's error was lost")
 	}
-	if len(r.got) != 3 || r.got[0] != nil || r.got[1].Password != DataPlaneCredentials("tok-a").Password || r.got[2].Password != DataPlaneCredentials("tok-b").Password {
+	// Set on each change: tok-a, tok-b, none; not for the first "", which
+	// is the current token, nor again for the same token, nor after the
+	// error.
+	if len(r.got) != 3 || r.got[0].Password != DataPlaneCredentials("tok-a").Password ||
+		r.got[1].Password != DataPlaneCredentials("tok-b").Password || r.got[2] != nil {
 		t.Fatalf("credentials set %d times: %v", len(r.got), r.got)
+	}
+	if n := strings.Count(logs.String(), "data plane authenticated"); n != 2 || strings.Count(logs.String(), "token is gone") != 1 {
+		t.Errorf("log:\n%s", logs.String())
+	}
+	if strings.Contains(logs.String(), "tok-") || strings.Contains(logs.String(), DataPlaneCredentials("tok-a").Password) {
+		t.Errorf("a secret is in the log:\n%s", logs.String())
 	}
 }
 
