@@ -57,7 +57,7 @@ func redact(p string) string {
 }
 
 // validate reports a configuration that cannot work.
-func (c *Credentials) validate() error {
+func (c Credentials) validate() error {
 	if (c.User == "") != (c.Password == "") {
 		return errors.New("zenoh config: credentials need both a user and a password to dial, or neither")
 	}
