@@ -92,6 +92,21 @@ func TestInteropUsrPwdGoDialsPython(t *testing.T) {
 	}
 }
 
+// Our dialer with credentials gives up on a Python peer that does not ask
+// for them, as a Zenoh dialer does.
+func TestInteropUsrPwdPythonWithoutAuth(t *testing.T) {
+	requirePythonZenoh(t)
+	ep := freePort(t)
+	startPy(t, map[string]any{"mode": "peer", "listen": []string{ep}, "action": "sub", "key": "interop/auth/*"})
+	var logs logBuffer
+	g := openT(t, Config{Connect: []string{ep}, Credentials: &Credentials{User: "adora", Password: "pw"}, Logger: logs.logger()})
+	waitFor(t, "the dialer's verdict", func() bool { return strings.Contains(logs.String(), "does not ask for credentials") })
+	time.Sleep(300 * time.Millisecond)
+	if n := len(g.Peers()); n != 0 {
+		t.Fatalf("%d links open, want none", n)
+	}
+}
+
 // Our listener with credentials accepts a Python dialer that presents a
 // pair it knows, and refuses (counting it) one with a wrong password or
 // without credentials.
