@@ -443,7 +443,8 @@ func (c *Coordinator) stopOrphans(s *daemonSession, ids []string) {
 		if rec.Status.Active() {
 			continue
 		}
-		c.stopOnDaemon(s, proto.Stop{DataflowID: id}, func() {
+		reason := fmt.Sprintf("the coordinator records dataflow `%s` as %s: it ended while this daemon was disconnected", rec.Name, rec.Status)
+		c.stopOnDaemon(s, proto.Stop{DataflowID: id, Reason: reason}, func() {
 			c.log.Info("daemon still runs a dataflow that ended; stopping it", "daemon", s.name(), "dataflow", rec.Name, "uuid", id)
 		}, nil)
 	}

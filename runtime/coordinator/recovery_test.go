@@ -250,6 +250,9 @@ func TestStopWithDisconnectedDaemonStopsItOnReconnect(t *testing.T) {
 	if !coordtest.Wait(5*time.Second, func() bool { return len(back.Stops()) == 1 }) {
 		t.Fatal("orphaned nodes not stopped on reconnect")
 	}
+	if r := back.Stops()[0].Reason; !strings.Contains(r, "`my-app`") || !strings.Contains(r, "disconnected") {
+		t.Fatalf("stop reason %q does not say which dataflow ended while the daemon was away", r)
+	}
 	if len(back.Spawns()) != 0 {
 		t.Fatal("a stopped dataflow was re-spawned")
 	}

@@ -20,7 +20,9 @@
 //
 //	$ADORA_HOME/daemon/<machine id, or _unnamed>/
 //	  identity                       {"version": 1, "daemon_uuid": "..."}
-//	  logs/<dataflow>/<node>.jsonl   node output and daemon lines, JSON lines,
+//	  logs/<dataflow>/<node>.jsonl   node output and daemon lines, JSON lines
+//	                                 {seq, time, node, stream, line}, seq
+//	                                 numbering the node's lines 1, 2, ...;
 //	                                 rotated at 10 MiB into .1 ... .4
 //	  pids/<dataflow>/<node>.pid     "<pid> <start ticks> <boot id>" while it runs
 //	  sockets/<dataflow>             the data-plane socket directory (in /tmp)
