@@ -8,9 +8,14 @@ package coordtest
 
 import (
 	"context"
+	"errors"
+	"math/rand/v2"
 	"net"
+	"os"
 	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -52,6 +57,9 @@ type Server struct {
 
 // Start serves a coordinator with cfg on a free loopback port (an empty
 // Store becomes a memory store). Token in cfg also goes into Endpoint.
+// The port lies below the kernel's ephemeral range, so no outgoing
+// connection (not even a client redialling this very port) can hold it
+// when a test brings the coordinator back on it with StartOn.
 // The server stops at the end of the test, or earlier with Stop.
 func Start(t testing.TB, cfg coordinator.Config) *Server {
 	t.Helper()
@@ -69,7 +77,7 @@ func StartOn(t testing.TB, cfg coordinator.Config, port int) *Server {
 	if err != nil {
 		t.Fatalf("coordinator.New: %v", err)
 	}
-	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	ln, err := listen(port)
 	if err != nil {
 		c.Close()
 		t.Fatalf("listen: %v", err)
@@ -105,4 +113,49 @@ func Wait(timeout time.Duration, cond func() bool) bool {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// listen listens on 127.0.0.1:port. For port 0 it picks a free port
+// below the ephemeral range; for a given port it retries for a few
+// seconds while the port is still held (a closed listener's connections
+// going away).
+func listen(port int) (net.Listener, error) {
+	if port == 0 {
+		lo, _ := ephemeralRange()
+		for range 50 {
+			p := 10000 + rand.IntN(lo-10000)
+			if ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p))); err == nil {
+				return ln, nil
+			}
+		}
+		return net.Listen("tcp", "127.0.0.1:0")
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ln, err := net.Listen("tcp", addr)
+		if err == nil || !errors.Is(err, syscall.EADDRINUSE) || time.Now().After(deadline) {
+			return ln, err
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// ephemeralRange is the kernel's range of ports for outgoing connections
+// (Linux's default when it cannot be read).
+func ephemeralRange() (lo, hi int) {
+	lo, hi = 32768, 60999
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return lo, hi
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 2 {
+		l, err1 := strconv.Atoi(f[0])
+		h, err2 := strconv.Atoi(f[1])
+		if err1 == nil && err2 == nil && l > 11000 && h >= l {
+			return l, h
+		}
+	}
+	return lo, hi
 }
