@@ -153,6 +153,10 @@ type NodeMetric struct {
 type NodeMetrics struct {
 	Time    time.Time    `json:"time"`
 	Metrics []NodeMetric `json:"metrics"`
+	// DataPlane is the daemon's Zenoh state (nil without a data plane,
+	// and from daemons that predate it). A daemon with a data plane sends
+	// NodeMetrics every MetricsInterval even when it runs no node.
+	DataPlane *DataPlaneReport `json:"data_plane,omitempty"`
 }
 
 // Stream names a node output stream.
@@ -418,6 +422,9 @@ type DaemonInfo struct {
 	NodesRunning   int               `json:"nodes_running"`
 	Dataflows      []string          `json:"dataflows,omitempty"` // uuids it reported running
 	Stats          FaultStats        `json:"stats"`
+	// DataPlane summarises the daemon's cross-machine links (connected
+	// daemons that reported a data plane only).
+	DataPlane *DataPlaneStatus `json:"data_plane,omitempty"`
 }
 
 // Name is how people see the daemon: its machine id, else its uuid.
@@ -452,6 +459,9 @@ type TopReply struct {
 	Nodes []NodeMetric `json:"nodes"`
 	// Omitted counts nodes left out so the reply fits in one frame.
 	Omitted int `json:"omitted,omitempty"`
+	// DataPlane has one entry per connected daemon that reported a data
+	// plane, sorted by machine id then daemon id.
+	DataPlane []DataPlaneStatus `json:"data_plane,omitempty"`
 }
 
 // Health is the JSON body of GET /api/health (unauthenticated).
