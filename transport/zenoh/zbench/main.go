@@ -135,7 +135,11 @@ func client(args []string) error {
 	sizesFlag := fs.String("sizes", "8,1024,65536,1048576,4194304", "payload sizes in bytes")
 	volume := fs.Int("volume", 64<<20, "bytes sent per throughput run")
 	reps := fs.Int("reps", 5, "alternating raw/zenoh rounds per size")
+	publishers := fs.Int("publishers", 1, "concurrent zenoh publishers in the throughput runs (raw TCP keeps one writer)")
 	fs.Parse(args)
+	if *publishers < 1 {
+		return fmt.Errorf("-publishers must be at least 1, got %d", *publishers)
+	}
 
 	var sizes []int
 	for _, f := range strings.Split(*sizesFlag, ",") {
@@ -185,14 +189,14 @@ func client(args []string) error {
 	}
 	fmt.Printf("| payload | raw TCP RTT p50 | zenoh RTT p50 | zenoh/raw RTT | raw TCP MB/s | zenoh MB/s | zenoh/raw MB/s | raw CPU ms/GB | zenoh CPU ms/GB | raw/zenoh CPU |\n")
 	fmt.Printf("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
-	b := &bench{raw: raw, rr: rr, s: s, pong: pong, synced: synced, reps: *reps, volume: *volume}
+	b := &bench{raw: raw, rr: rr, s: s, pong: pong, synced: synced, reps: *reps, volume: *volume, publishers: *publishers}
 	for _, size := range sizes {
 		if err := b.size(size); err != nil {
 			return err
 		}
 	}
 	st := s.Stats()
-	fmt.Printf("\nzenoh client counters: sent %d, received %d, dropped %d\n", st.MessagesSent, st.MessagesReceived, st.Dropped)
+	fmt.Printf("\nzenoh client counters: sent %d, received %d, dropped %d; %d zenoh publishers\n", st.MessagesSent, st.MessagesReceived, st.Dropped, *publishers)
 	return nil
 }
 
@@ -204,6 +208,7 @@ type bench struct {
 	pong         chan int
 	synced       chan [2]int64
 	reps, volume int
+	publishers   int // concurrent zenoh publishers in throughput runs
 }
 
 // size measures one payload size and prints its table row. Raw TCP and
@@ -281,10 +286,8 @@ func (b *bench) zenohThroughput(payload []byte, n int) (float64, float64, error)
 	cli0 := cpuNow()
 	var v1 [2]int64
 	mbps := throughput(n*len(payload), func() (err error) {
-		for i := 0; i < n; i++ {
-			if err := b.s.Publish(context.Background(), "bench/sink", payload, nil); err != nil {
-				return err
-			}
+		if err := b.publishAll(payload, n); err != nil {
+			return err
 		}
 		if v1, err = b.zsync(); err != nil {
 			return err
@@ -295,6 +298,34 @@ func (b *bench) zenohThroughput(payload []byte, n int) (float64, float64, error)
 		return nil
 	})
 	return mbps, cpuPerGB(cpuNow()-cli0+v1[1]-v0[1], n*len(payload)), nil
+}
+
+// publishAll publishes n payloads on bench/sink from b.publishers
+// goroutines, which share the n between them.
+func (b *bench) publishAll(payload []byte, n int) error {
+	errs := make(chan error, b.publishers)
+	for g := range b.publishers {
+		k := n / b.publishers
+		if g < n%b.publishers {
+			k++
+		}
+		go func() {
+			for range k {
+				if err := b.s.Publish(context.Background(), "bench/sink", payload, nil); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	var first error
+	for range b.publishers {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
 }
 
 // rawPing sends p with the echo bit and reads the echo back into a

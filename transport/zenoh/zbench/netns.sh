@@ -3,16 +3,24 @@
 #   zbench-a (10.231.0.1/24) --veth-- zbench-b (10.231.0.2/24)
 # The server runs in zbench-b, the client in zbench-a. Needs root. The
 # namespaces are deleted on exit. Extra arguments go to the client.
+# ZBENCH_BIN=path runs that binary instead of building one from this
+# tree (to compare two versions, e.g. one built from a git worktree).
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
-BIN=$(mktemp -d)/zbench
-go build -o "$BIN" ./transport/zenoh/zbench
+if [[ -n "${ZBENCH_BIN:-}" ]]; then
+	BIN=$ZBENCH_BIN
+	OWNBIN=
+else
+	BIN=$(mktemp -d)/zbench
+	OWNBIN=$BIN
+	go build -o "$BIN" ./transport/zenoh/zbench
+fi
 
 cleanup() {
 	[[ -n "${SERVER:-}" ]] && kill "$SERVER" 2>/dev/null && wait "$SERVER" 2>/dev/null || true
 	ip netns del zbench-a 2>/dev/null || true
 	ip netns del zbench-b 2>/dev/null || true
-	rm -rf "$(dirname "$BIN")"
+	[[ -n "$OWNBIN" ]] && rm -rf "$(dirname "$OWNBIN")" || true
 }
 trap cleanup EXIT
 cleanup_ns() { ip netns del zbench-a 2>/dev/null || true; ip netns del zbench-b 2>/dev/null || true; }
