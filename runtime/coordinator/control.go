@@ -219,7 +219,9 @@ func (c *Coordinator) Daemons() proto.DaemonsReply {
 	defer c.mu.Unlock()
 	r := proto.DaemonsReply{Daemons: []proto.DaemonInfo{}, ActiveDataflows: len(c.flows), CoordinatorVersion: version.Version, Now: c.clock.Now()}
 	for _, s := range c.sortedDaemonsLocked() {
-		r.Daemons = append(r.Daemons, s.info(true))
+		d := s.info(true)
+		d.DataPlane = c.dataPlaneStatusLocked(s)
+		r.Daemons = append(r.Daemons, d)
 	}
 	return r
 }
@@ -277,7 +279,8 @@ func (c *Coordinator) Top() proto.TopReply {
 		}
 		return a.NodeID < b.NodeID
 	})
-	r.Nodes, r.Omitted = fitMetrics(r.Nodes, maxReplyBytes)
+	r.DataPlane = c.dataPlaneStatusesLocked()
+	r.Nodes, r.Omitted = fitMetrics(r.Nodes, maxReplyBytes-encodedSize(r.DataPlane))
 	return r
 }
 

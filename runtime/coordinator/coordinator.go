@@ -125,7 +125,10 @@ type Coordinator struct {
 	// unknownGone keeps the unknownSince of daemons that disconnected, so
 	// a daemon reconnecting often does not restart its grace windows.
 	unknownGone map[string]map[string]time.Time
-	closed      bool
+	// dataPlane holds the latest data-plane report of each daemon that
+	// sent one, connected or not (see dataPlaneState).
+	dataPlane map[string]*dataPlaneState
+	closed    bool
 }
 
 // New loads the store and returns a Coordinator ready to serve. Active
@@ -172,6 +175,7 @@ func New(cfg Config) (*Coordinator, error) {
 		followers: map[*follower]struct{}{},
 
 		unknownGone: map[string]map[string]time.Time{},
+		dataPlane:   map[string]*dataPlaneState{},
 	}
 	if err := c.reload(); err != nil {
 		cancel()

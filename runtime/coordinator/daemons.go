@@ -202,6 +202,7 @@ func (c *Coordinator) daemonMessage(s *daemonSession, e *proto.Envelope) {
 		var m proto.NodeMetrics
 		if err = e.Into(&m); err == nil {
 			c.nodeMetrics(s, m)
+			c.dataPlaneReport(s, m.Time, m.DataPlane)
 		}
 	case proto.TypeLog:
 		var l proto.Log

@@ -29,7 +29,7 @@ func (d *Daemon) tick(ctx context.Context) {
 		case <-hb.C:
 			d.send(proto.TypeHeartbeat, proto.Heartbeat{Stats: d.faultStats()})
 		case <-mt.C:
-			if m := d.metrics(time.Now()); len(m.Metrics) > 0 {
+			if m := d.metrics(time.Now()); len(m.Metrics) > 0 || m.DataPlane != nil {
 				d.send(proto.TypeNodeMetrics, m)
 			}
 		}
@@ -37,7 +37,8 @@ func (d *Daemon) tick(ctx context.Context) {
 }
 
 // metrics samples every node: CPU from the change of its CPU time since
-// the last sample, RSS, restarts, status and router drops.
+// the last sample, RSS, restarts, status and router drops; and the data
+// plane's links and counters when the transport can tell them.
 func (d *Daemon) metrics(now time.Time) proto.NodeMetrics {
 	d.mu.Lock()
 	runs := make(map[string]*flowRun, len(d.flows))
@@ -45,7 +46,7 @@ func (d *Daemon) metrics(now time.Time) proto.NodeMetrics {
 		runs[id] = r
 	}
 	d.mu.Unlock()
-	out := proto.NodeMetrics{Time: now.UTC()}
+	out := proto.NodeMetrics{Time: now.UTC(), DataPlane: d.dataPlane()}
 	for id, r := range runs {
 		drops := r.flow.Drops()
 		for _, n := range r.flow.Nodes() {

@@ -36,6 +36,9 @@ type DaemonConfig struct {
 	// HoldLogs, when set, delays every Logs reply until it is closed, as
 	// a daemon slow to read its log files would.
 	HoldLogs chan struct{}
+	// ZenohEndpoints are registered as where other daemons reach its
+	// data plane.
+	ZenohEndpoints []string
 }
 
 // Daemon is an in-process daemon that speaks the protocol. Its methods are
@@ -72,7 +75,7 @@ func StartDaemon(ctx context.Context, ep wsconn.Endpoint, cfg DaemonConfig) (*Da
 		return nil, err
 	}
 	d.conn = conn
-	reg := proto.Register{DaemonUUID: cfg.UUID, MachineID: cfg.MachineID, Labels: cfg.Labels, Version: cfg.Version, Hostname: "testhost", OS: "linux", Arch: "amd64"}
+	reg := proto.Register{DaemonUUID: cfg.UUID, MachineID: cfg.MachineID, Labels: cfg.Labels, Version: cfg.Version, Hostname: "testhost", OS: "linux", Arch: "amd64", ZenohEndpoints: cfg.ZenohEndpoints}
 	var ok proto.RegisterOK
 	if err := conn.Request(ctx, proto.TypeRegister, reg, &ok); err != nil {
 		conn.Close()
@@ -157,6 +160,12 @@ func (d *Daemon) Stream(ctx context.Context, lines ...proto.LogLine) error {
 // Metrics sends a NodeMetrics report.
 func (d *Daemon) Metrics(ctx context.Context, ms ...proto.NodeMetric) error {
 	return d.conn.Send(ctx, proto.TypeNodeMetrics, proto.NodeMetrics{Time: time.Now(), Metrics: ms})
+}
+
+// DataPlane sends a NodeMetrics report at time at that carries only a
+// data-plane report.
+func (d *Daemon) DataPlane(ctx context.Context, at time.Time, r proto.DataPlaneReport) error {
+	return d.conn.Send(ctx, proto.TypeNodeMetrics, proto.NodeMetrics{Time: at, DataPlane: &r})
 }
 
 // Finish ends the daemon's part of a dataflow (its nodes exited) and tells
