@@ -26,6 +26,12 @@ func (c *ClusterStatusCommand) Help() string {
   machine, labels, version, running nodes) and the number of active
   dataflows. Does not read cluster.yml.
 
+  When daemons report a cross-machine (Zenoh) data plane, a ZENOH column
+  says, per daemon, how many of the peers it should link to (the other
+  daemons of its running dataflows) it has a link to, which are
+  unreachable, and how many connections it refused for lack of valid
+  data-plane credentials: "2/2 peers", "1/2 peers (gpu unreachable)".
+
 Options:
 
   --all     Also list daemons registered before but not connected now
@@ -73,8 +79,16 @@ func renderClusterStatus(r proto.DaemonsReply) string {
 		b.WriteString("No daemons connected.\n")
 	}
 	if len(r.Daemons) > 0 {
+		zenoh := false
+		for _, d := range r.Daemons {
+			zenoh = zenoh || d.DataPlane != nil
+		}
 		w := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(w, "DAEMON ID\tLAST HEARTBEAT\tMACHINE\tVERSION\tLABELS\tNODES\tHOST")
+		header := "DAEMON ID\tLAST HEARTBEAT\tMACHINE\tVERSION\tLABELS\tNODES\tHOST"
+		if zenoh {
+			header += "\tZENOH"
+		}
+		fmt.Fprintln(w, header)
 		for _, d := range r.Daemons {
 			machine := d.MachineID
 			if machine == "" {
@@ -91,12 +105,36 @@ func renderClusterStatus(r proto.DaemonsReply) string {
 			if !d.Connected {
 				beat = "disconnected (" + beat + ")"
 			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", d.Name(), beat, machine, d.Version, renderLabels(d.Labels), d.NodesRunning, host)
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%s", d.Name(), beat, machine, d.Version, renderLabels(d.Labels), d.NodesRunning, host)
+			if zenoh {
+				fmt.Fprintf(w, "\t%s", renderPeers(d.DataPlane))
+			}
+			fmt.Fprintln(w)
 		}
 		w.Flush()
 	}
 	fmt.Fprintf(&b, "\nActive dataflows: %d", r.ActiveDataflows)
 	return b.String()
+}
+
+// renderPeers renders a daemon's data-plane links for the ZENOH column:
+// "2/2 peers", "1/2 peers (gpu unreachable)", with ", N auth refused"
+// when it refused connections; "-" without a data plane.
+func renderPeers(d *proto.DataPlaneStatus) string {
+	if d == nil {
+		return "-"
+	}
+	s := "no peers expected"
+	if d.PeersExpected > 0 {
+		s = fmt.Sprintf("%d/%d peers", d.PeersUp, d.PeersExpected)
+	}
+	if len(d.Unreachable) > 0 {
+		s += " (" + strings.Join(d.Unreachable, ", ") + " unreachable)"
+	}
+	if d.Counters.AuthRefused > 0 {
+		s += fmt.Sprintf(", %d auth refused", d.Counters.AuthRefused)
+	}
+	return s
 }
 
 // renderLabels renders labels as the daemon's --labels flag has them

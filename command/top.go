@@ -26,6 +26,12 @@ func (c *TopCommand) Help() string {
   memory use, restart count, status and dropped input messages, refreshed
   every --interval until Ctrl-C. Daemons report these every 2 seconds.
 
+  Below, one line per machine shows its cross-machine (Zenoh) data plane:
+  peers linked out of those expected (the other machines of its running
+  dataflows) and which are unreachable, messages and bytes per second in
+  and out, messages dropped and connections refused for lack of valid
+  data-plane credentials (both counted since the daemon started).
+
 Options:
 
   --once         Print one snapshot as JSON and exit
@@ -89,8 +95,17 @@ func (c *TopCommand) Run(args []string) int {
 	}
 }
 
-// renderTop renders a TopReply as a table.
+// renderTop renders a TopReply as a table of nodes, then a table of the
+// machines' data planes.
 func renderTop(top proto.TopReply) string {
+	out := renderTopNodes(top)
+	if len(top.DataPlane) > 0 {
+		out += "\n\n" + renderDataPlane(top.DataPlane)
+	}
+	return out
+}
+
+func renderTopNodes(top proto.TopReply) string {
 	if len(top.Nodes) == 0 {
 		return "No nodes running."
 	}
@@ -114,6 +129,31 @@ func renderTop(top proto.TopReply) string {
 	}
 	return strings.TrimRight(b.String(), "\n")
 }
+
+// renderDataPlane renders one line per machine's data-plane links.
+func renderDataPlane(ds []proto.DataPlaneStatus) string {
+	var b strings.Builder
+	w := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "MACHINE\tZENOH PEERS\tMSGS IN/S\tMSGS OUT/S\tIN/S\tOUT/S\tDROPPED\tAUTH REFUSED\tUNREACHABLE")
+	for _, d := range ds {
+		machine := d.MachineID
+		if machine == "" {
+			machine = shortID(d.DaemonID)
+		}
+		down := "-"
+		if len(d.Unreachable) > 0 {
+			down = strings.Join(d.Unreachable, ",")
+		}
+		fmt.Fprintf(w, "%s\t%d/%d\t%.1f\t%.1f\t%s\t%s\t%d\t%d\t%s\n", machine, d.PeersUp, d.PeersExpected,
+			d.MessagesInPerSec, d.MessagesOutPerSec, rateHuman(d.BytesInPerSec), rateHuman(d.BytesOutPerSec),
+			d.Counters.Dropped, d.Counters.AuthRefused, down)
+	}
+	w.Flush()
+	return strings.TrimRight(b.String(), "\n")
+}
+
+// rateHuman renders bytes per second.
+func rateHuman(perSec float64) string { return bytesHuman(uint64(perSec+0.5)) + "/s" }
 
 func bytesHuman(n uint64) string {
 	const unit = 1024
