@@ -186,6 +186,9 @@ func (s *Session) serve(ctx context.Context, conn net.Conn, initiator bool) erro
 		return err
 	}
 	conn.SetDeadline(time.Time{})
+	if s.wrapConn != nil {
+		conn = s.wrapConn(conn)
+	}
 	l := newLink(s, conn, r, p, initiator)
 	kept, ok := s.register(l)
 	if !ok {

@@ -2,7 +2,6 @@ package zenoh
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -47,18 +46,22 @@ type link struct {
 
 	finalTimer *time.Timer // pending initial D_FINAL (accepting side), under mu
 
-	// transmit side, under wmu
-	wmu    sync.Mutex
-	txSN   [2]uint64
-	wbuf   []byte
-	lastTx atomic.Int64 // unix nanos of the last write
-	lastRx atomic.Int64 // unix nanos of the last batch read
+	// transmit side (link_tx.go), under txMu
+	txMu    sync.Mutex
+	txSN    [2]uint64
+	writing bool         // a unit is being written (or about to be, by its creator)
+	queue   []*txUnit    // units waiting for their turn, in order
+	open    *txUnit      // the last queued unit, a FRAME that small messages may join
+	free    [][]byte     // batch buffers to reuse
+	closing atomic.Bool  // set under txMu: no new units, queued ones are not written
+	lastTx  atomic.Int64 // unix nanos of the last write
+	lastRx  atomic.Int64 // unix nanos of the last batch read
 	// delivering is set while a handler runs on the reader goroutine: a
 	// slow handler is not a silent peer.
 	delivering atomic.Bool
 
-	abortMu    sync.Mutex // guards abortArmed, see abortOnCancelLocked
-	abortArmed bool
+	abortMu  sync.Mutex // orders write deadlines: see armWrite and abort
+	inFlight *txUnit    // the unit being written, under abortMu
 
 	// receive side, owned by the reader goroutine
 	rxSN    [2]uint64 // last accepted SN per lane
@@ -98,7 +101,7 @@ func newLink(s *Session, conn net.Conn, r *streamReader, p *params, initiator bo
 }
 
 // fail closes the socket after a write error; the reader goroutine then
-// finishes the close. It is safe to call with wmu held.
+// finishes the close. It is safe to call from a writer.
 func (l *link) fail(err error) {
 	l.failErr.CompareAndSwap(nil, &err)
 	l.conn.Close()
@@ -144,7 +147,7 @@ func (l *link) closeDuplicate(cause error) {
 
 // close ends the link once: it sends CLOSE with reason (when sendClose),
 // closes the socket and lets the reader goroutine finish. It must not be
-// called with wmu held.
+// called by a goroutine that has a unit queued or in flight.
 func (l *link) close(reason byte, sendClose bool, cause error) {
 	l.closeOnce.Do(func() {
 		if e := l.failErr.Load(); e != nil {
@@ -156,16 +159,7 @@ func (l *link) close(reason byte, sendClose bool, cause error) {
 			l.s.wg.Done()
 		}
 		l.mu.Unlock()
-		if sendClose {
-			// cut short a write in progress, then say why we close
-			l.conn.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
-			l.wmu.Lock()
-			if l.failErr.Load() == nil { // else a batch may be cut in half
-				l.conn.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
-				writeBatch(l.conn, wire.AppendClose(nil, &wire.Close{Session: !l.linkOnly.Load(), Reason: reason}))
-			}
-			l.wmu.Unlock()
-		}
+		l.closeTx(reason, sendClose)
 		l.conn.Close()
 		close(l.done)
 	})
@@ -213,134 +207,6 @@ func (l *link) writeDeadline(ctx context.Context, n int) time.Time {
 	return d
 }
 
-// sendNetwork sends small network messages (declarations, answers) in
-// one reliable FRAME. Errors close the link.
-func (l *link) sendNetwork(msgs ...any) {
-	l.wmu.Lock()
-	defer l.wmu.Unlock()
-	select {
-	case <-l.done:
-		return
-	default:
-	}
-	b := l.frameStartLocked()
-	for _, m := range msgs {
-		switch m := m.(type) {
-		case *wire.Declare:
-			b = wire.AppendDeclare(b, m)
-		case *wire.ResponseFinal:
-			b = wire.AppendResponseFinal(b, m)
-		case *wire.Interest:
-			b = wire.AppendInterest(b, m)
-		}
-	}
-	if err := l.flushLocked(context.Background(), b); err != nil {
-		l.fail(err)
-	}
-}
-
-// frameStartLocked starts a batch in wbuf: 2 length bytes and a reliable
-// FRAME header with the next SN.
-func (l *link) frameStartLocked() []byte {
-	b := append(l.wbuf[:0], 0, 0)
-	b = wire.AppendFrameHeader(b, true, l.txSN[laneReliable])
-	l.txSN[laneReliable] = (l.txSN[laneReliable] + 1) & l.p.snMask
-	return b
-}
-
-// flushLocked fills in the batch length and writes it.
-func (l *link) flushLocked(ctx context.Context, b []byte) error {
-	n := len(b) - 2
-	if n > l.maxBatch() {
-		return fmt.Errorf("batch of %d bytes exceeds %d", n, l.maxBatch())
-	}
-	binary.LittleEndian.PutUint16(b, uint16(n))
-	l.wbuf = b
-	l.conn.SetWriteDeadline(l.writeDeadline(ctx, len(b)))
-	_, err := l.conn.Write(b)
-	l.lastTx.Store(time.Now().UnixNano())
-	if err == nil {
-		l.s.stats.bytesSent.Add(uint64(len(b)))
-		l.stats.bytesSent.Add(uint64(len(b)))
-	}
-	return err
-}
-
-// sendPut publishes one PUT on this link, fragmenting when the message
-// does not fit one batch. The payload is written straight from the
-// caller's slice (no copy).
-func (l *link) sendPut(ctx context.Context, key string, payload, attachment []byte) error {
-	l.wmu.Lock()
-	defer l.wmu.Unlock()
-	select {
-	case <-l.done:
-		return fmt.Errorf("link to %x closed", l.zid)
-	default:
-	}
-	if ctx != nil && ctx.Done() != nil {
-		defer l.abortOnCancelLocked(ctx)()
-	}
-	we := wire.WireExpr{Suffix: key}
-	id, fresh := l.aliasLocked(key)
-	if id != 0 {
-		we = wire.WireExpr{Scope: id, SenderMapping: true}
-	}
-	var decl []byte
-	if fresh {
-		decl = wire.AppendDeclare(nil, &wire.Declare{Kind: wire.DeclKeyExpr, ID: uint32(id), Key: wire.WireExpr{Suffix: key}, HasKey: true})
-	}
-	put := &wire.Put{Attachment: attachment, HasAttachment: attachment != nil}
-	// Ask every hop to block rather than drop (Zenoh's default for PUT is
-	// to drop under congestion).
-	pre := wire.AppendPushPutHeader(nil, &we, wire.QoSPriorityData|wire.QoSBlock, put, len(payload))
-	var err error
-	if 5+len(decl)+len(pre)+len(payload) <= l.maxBatch() {
-		b := l.frameStartLocked()
-		b = append(b, decl...)
-		b = append(b, pre...)
-		b = append(b, payload...)
-		err = l.flushLocked(ctx, b)
-	} else {
-		if decl != nil {
-			// a fragmented message stands alone: declare the alias first
-			err = l.flushLocked(ctx, append(l.frameStartLocked(), decl...))
-		}
-		if err == nil {
-			err = l.sendFragmentsLocked(ctx, pre, payload)
-		}
-	}
-	if err != nil {
-		l.fail(err)
-		return fmt.Errorf("send to %x: %w", l.zid, err)
-	}
-	l.s.stats.sent.Add(1)
-	l.stats.sent.Add(1)
-	return nil
-}
-
-// abortOnCancelLocked makes cancelling ctx abort the write in progress
-// (a message cut in the middle leaves the stream unusable, so the link is
-// then closed). The returned function ends that; after it returns, a late
-// cancellation no longer touches the connection.
-func (l *link) abortOnCancelLocked(ctx context.Context) func() {
-	l.abortMu.Lock()
-	l.abortArmed = true
-	l.abortMu.Unlock()
-	stop := context.AfterFunc(ctx, func() {
-		l.abortMu.Lock()
-		defer l.abortMu.Unlock()
-		if l.abortArmed {
-			l.conn.SetWriteDeadline(time.Unix(1, 0))
-		}
-	})
-	return func() {
-		l.abortMu.Lock()
-		l.abortArmed = false
-		l.abortMu.Unlock()
-		stop()
-	}
-}
-
 // ourAlias returns the key of an expression id we declared on this link.
 func (l *link) ourAlias(id uint16) (string, bool) {
 	l.mu.Lock()
@@ -369,48 +235,6 @@ func (l *link) aliasLocked(key string) (uint16, bool) {
 	return id, true
 }
 
-// sendFragmentsLocked writes pre+payload as a run of reliable FRAGMENTs,
-// all in one vectored write.
-func (l *link) sendFragmentsLocked(ctx context.Context, pre, payload []byte) error {
-	total := len(pre) + len(payload)
-	var bufs net.Buffers
-	hdrs := make([]byte, 0, (total/(l.maxBatch()-16)+2)*16)
-	off := 0
-	for off < total {
-		sn := l.txSN[laneReliable]
-		l.txSN[laneReliable] = (sn + 1) & l.p.snMask
-		room := l.maxBatch() - wire.FragmentHeaderLen(sn)
-		n := min(room, total-off)
-		more := off+n < total
-		start := len(hdrs)
-		hdrs = append(hdrs, 0, 0)
-		hdrs = wire.AppendFragmentHeader(hdrs, true, more, sn)
-		h := hdrs[start:len(hdrs):len(hdrs)]
-		binary.LittleEndian.PutUint16(h, uint16(len(h)-2+n))
-		bufs = append(bufs, h)
-		bufs = appendRange(bufs, pre, payload, off, off+n)
-		off += n
-	}
-	l.conn.SetWriteDeadline(l.writeDeadline(ctx, total))
-	written, err := bufs.WriteTo(l.conn)
-	l.lastTx.Store(time.Now().UnixNano())
-	l.s.stats.bytesSent.Add(uint64(written))
-	l.stats.bytesSent.Add(uint64(written))
-	return err
-}
-
-// appendRange appends the slices covering [from, to) of the virtual
-// concatenation a ++ b.
-func appendRange(bufs net.Buffers, a, b []byte, from, to int) net.Buffers {
-	if from < len(a) {
-		bufs = append(bufs, a[from:min(to, len(a))])
-	}
-	if to > len(a) {
-		bufs = append(bufs, b[max(from-len(a), 0):to-len(a)])
-	}
-	return bufs
-}
-
 // keepAlive sends KEEPALIVE when nothing was written for a quarter of the
 // smaller lease, and closes the link when nothing was read for the
 // peer's lease (checked at the same ticks). It returns when the link
@@ -428,13 +252,10 @@ func (l *link) keepAlive() {
 				l.close(wire.CloseExpired, true, errLease)
 				return
 			}
-			if now.UnixNano()-l.lastTx.Load() < int64(interval) || !l.wmu.TryLock() {
-				continue // recent traffic, or a write in progress
+			if now.UnixNano()-l.lastTx.Load() < int64(interval) {
+				continue // recent traffic
 			}
-			b := wire.AppendKeepAlive(append(l.wbuf[:0], 0, 0))
-			err := l.flushLocked(context.Background(), b)
-			l.wmu.Unlock()
-			if err != nil {
+			if err := l.sendKeepAlive(); err != nil {
 				l.close(wire.CloseGeneric, false, err)
 				return
 			}

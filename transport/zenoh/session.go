@@ -91,17 +91,22 @@ type Stats struct {
 	MessagesSent     uint64 // PUSH sent, per link
 	MessagesReceived uint64 // PUSH received
 	BytesSent        uint64 // bytes written to links, framing included
-	BytesReceived    uint64 // bytes read from links, framing included
-	Dropped          uint64 // messages lost: failed sends, oversize, bad SN or alias
-	LinksOpened      uint64
-	LinksClosed      uint64
+	// Writes counts the writes to links: a batch (one FRAME, which
+	// carries every small message that arrived while the write before it
+	// was in progress), a run of FRAGMENTs, a KEEPALIVE or a CLOSE.
+	// MessagesSent/Writes is the batching factor.
+	Writes        uint64
+	BytesReceived uint64 // bytes read from links, framing included
+	Dropped       uint64 // messages lost: failed sends, oversize, bad SN or alias
+	LinksOpened   uint64
+	LinksClosed   uint64
 	// AuthRefused counts accepted connections closed because the dialer
 	// presented no valid credentials (see Credentials).
 	AuthRefused uint64
 }
 
 type counters struct {
-	sent, received, bytesSent, bytesReceived, dropped, opened, closed, authRefused atomic.Uint64
+	sent, received, bytesSent, bytesReceived, dropped, opened, closed, authRefused, writes atomic.Uint64
 }
 
 // Session is a Zenoh session. Its methods are safe for concurrent use.
@@ -125,6 +130,10 @@ type Session struct {
 	pending   chan struct{}                 // accepted connections in handshake
 	closed    bool
 	nextID    uint32
+
+	// wrapConn, when set (tests), wraps each link's connection once
+	// its handshake is done. Set it before the first link.
+	wrapConn func(net.Conn) net.Conn
 
 	// declMu orders declaration traffic (initial declarations, new and
 	// removed subscriptions, answers to interests) across links.
@@ -279,7 +288,7 @@ func (s *Session) Stats() Stats {
 	c := &s.stats
 	return Stats{
 		MessagesSent: c.sent.Load(), MessagesReceived: c.received.Load(),
-		BytesSent: c.bytesSent.Load(), BytesReceived: c.bytesReceived.Load(),
+		BytesSent: c.bytesSent.Load(), BytesReceived: c.bytesReceived.Load(), Writes: c.writes.Load(),
 		Dropped: c.dropped.Load(), LinksOpened: c.opened.Load(), LinksClosed: c.closed.Load(),
 		AuthRefused: c.authRefused.Load(),
 	}
