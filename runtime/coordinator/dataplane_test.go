@@ -121,3 +121,25 @@ func TestDataPlaneLatestReportPerDaemon(t *testing.T) {
 		t.Fatal("a disconnected daemon's data plane is still in top")
 	}
 }
+
+// A daemon without a data plane (no Zenoh endpoints, no report) is not a
+// peer anyone should link to.
+func TestDataPlaneIgnoresDaemonsWithoutOne(t *testing.T) {
+	srv := coordtest.Start(t, coordinator.Config{TickInterval: quietTick})
+	robot := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot", ZenohEndpoints: []string{"tcp/10.0.0.1:7447"}})
+	daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-gpu", MachineID: "gpu", Labels: map[string]string{"gpu": "true"}})
+	c := dial(t, srv.Endpoint)
+	if _, err := c.Start(ctxT(t), startReq("my-app")); err != nil {
+		t.Fatal(err)
+	}
+	if err := robot.DataPlane(ctxT(t), time.Now(), proto.DataPlaneReport{ZID: "aa", Counters: proto.DataPlaneCounters{MessagesSent: 9}}); err != nil {
+		t.Fatal(err)
+	}
+	st := dataPlaneOf(t, c, "u-robot", func(st proto.DataPlaneStatus) bool { return st.Counters.MessagesSent == 9 })
+	if st.PeersExpected != 0 || st.PeersUp != 0 || len(st.Unreachable) != 0 || st.Degraded() {
+		t.Fatalf("robot data plane = %+v, want no expected peer", st)
+	}
+	if d := daemonInfo(t, c, "u-gpu"); d.DataPlane != nil {
+		t.Fatalf("gpu data plane = %+v, want none", d.DataPlane)
+	}
+}
