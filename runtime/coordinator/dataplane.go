@@ -15,8 +15,9 @@ import (
 // the Zenoh id it holds is how other daemons' links to that daemon are
 // recognised while it is away.
 type dataPlaneState struct {
-	at     time.Time // the daemon's report time
-	report proto.DataPlaneReport
+	at       time.Time // the daemon's report time
+	received time.Time // by the coordinator's clock
+	report   proto.DataPlaneReport
 	// rates: messages in, messages out, bytes in, bytes out per second.
 	msgIn, msgOut, bytesIn, bytesOut float64
 }
@@ -28,7 +29,7 @@ func (c *Coordinator) dataPlaneReport(s *daemonSession, at time.Time, r *proto.D
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	next := &dataPlaneState{at: at, report: *r}
+	next := &dataPlaneState{at: at, received: c.clock.Now(), report: *r}
 	if prev := c.dataPlane[s.id]; prev != nil {
 		next.rates(prev)
 	}
@@ -51,10 +52,11 @@ func (st *dataPlaneState) rates(prev *dataPlaneState) {
 }
 
 // dataPlaneStatusLocked summarises the data plane of connected daemon s,
-// or returns nil when s never reported one.
+// or returns nil when s reported none since it connected (a report from
+// before may describe a daemon since restarted without a data plane).
 func (c *Coordinator) dataPlaneStatusLocked(s *daemonSession) *proto.DataPlaneStatus {
 	st := c.dataPlane[s.id]
-	if st == nil {
+	if st == nil || st.received.Before(s.connectedAt) {
 		return nil
 	}
 	out := &proto.DataPlaneStatus{

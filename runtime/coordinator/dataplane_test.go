@@ -143,3 +143,40 @@ func TestDataPlaneIgnoresDaemonsWithoutOne(t *testing.T) {
 		t.Fatalf("gpu data plane = %+v, want none", d.DataPlane)
 	}
 }
+
+// A daemon that comes back without a data plane (restarted without Zenoh,
+// or as an older version) shows none, while the Zenoh id it reported
+// before still tells other daemons' links to it.
+func TestDataPlaneReportOfAnEarlierConnection(t *testing.T) {
+	srv := coordtest.Start(t, coordinator.Config{TickInterval: quietTick})
+	robotCfg := coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot", ZenohEndpoints: []string{"tcp/10.0.0.1:7447"}}
+	robot := daemon(t, srv.Endpoint, robotCfg)
+	gpu := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-gpu", MachineID: "gpu", Labels: map[string]string{"gpu": "true"}, ZenohEndpoints: []string{"tcp/10.0.0.2:7447"}})
+	c := dial(t, srv.Endpoint)
+	if _, err := c.Start(ctxT(t), startReq("my-app")); err != nil {
+		t.Fatal(err)
+	}
+	if err := robot.DataPlane(ctxT(t), time.Now(), proto.DataPlaneReport{ZID: "aa"}); err != nil {
+		t.Fatal(err)
+	}
+	dataPlaneOf(t, c, "u-robot", func(proto.DataPlaneStatus) bool { return true })
+	robot.Close()
+	<-robot.Done()
+	if !coordtest.Wait(5*time.Second, func() bool {
+		r, err := c.Daemons(ctxT(t))
+		return err == nil && len(r.Daemons) == 1
+	}) {
+		t.Fatal("robot still connected")
+	}
+	daemon(t, srv.Endpoint, robotCfg) // back, reporting no data plane
+	if err := gpu.DataPlane(ctxT(t), time.Now(), proto.DataPlaneReport{ZID: "bb", Links: []proto.DataPlaneLink{{ZID: "aa", Remote: "10.0.0.1:40000"}}}); err != nil {
+		t.Fatal(err)
+	}
+	g := dataPlaneOf(t, c, "u-gpu", func(proto.DataPlaneStatus) bool { return true })
+	if g.PeersUp != 1 || g.PeersExpected != 1 {
+		t.Fatalf("gpu data plane = %+v, want its link to robot's reported id counted", g)
+	}
+	if d := daemonInfo(t, c, "u-robot"); d.DataPlane != nil {
+		t.Fatalf("robot shows the data plane of its earlier connection: %+v", d.DataPlane)
+	}
+}
