@@ -88,6 +88,17 @@ func (o *fleetOps) unitHashes(c *config.Cluster) map[string]string {
 	return out
 }
 
+// runAsUsers is the user each systemd machine's daemon runs as.
+func runAsUsers(c *config.Cluster) map[string]string {
+	out := map[string]string{}
+	for _, m := range c.Machines {
+		if !m.Local {
+			out[m.ID] = remote.RunAsOf(c, m)
+		}
+	}
+	return out
+}
+
 // startAdhoc (re)starts the ad hoc daemon of a local machine.
 func (o *fleetOps) startAdhoc(ctx context.Context, m config.Machine, after state.Machine, b plan.Binary) error {
 	bin, err := o.BinaryFile(b.Path)

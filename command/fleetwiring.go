@@ -33,7 +33,7 @@ func fleetDesired(s *deploySession, bin plan.Binary, parallelism int, targets, e
 	return plan.Desired{
 		Cluster: s.cluster, Dataflows: s.dataflows, Binary: bin, Placer: plan.DefaultPlacer,
 		Parallelism: parallelism, Targets: targets, Excludes: excludes, AdoraVersion: version.Version,
-		UnitHashes: s.ops.unitHashes(s.cluster), NodeBinaries: nodeBinaries(s.dataflows),
+		UnitHashes: s.ops.unitHashes(s.cluster), RunAs: runAsUsers(s.cluster), NodeBinaries: nodeBinaries(s.dataflows),
 	}
 }
 

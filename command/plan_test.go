@@ -107,7 +107,7 @@ func recordAll(t *testing.T, dir string) *state.State {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := plan.Compute(nil, nil, plan.Desired{Cluster: c, Dataflows: dfs, Binary: bin, Placer: plan.DefaultPlacer, UnitHashes: ops.unitHashes(c)})
+	p, err := plan.Compute(nil, nil, plan.Desired{Cluster: c, Dataflows: dfs, Binary: bin, Placer: plan.DefaultPlacer, UnitHashes: ops.unitHashes(c), RunAs: runAsUsers(c)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -39,7 +39,7 @@ func TestPlanShowsChangedRunAs(t *testing.T) {
 	if code != 2 {
 		t.Fatalf("exit %d; want 2 (changes)\n%s%s", code, out, errs)
 	}
-	for _, want := range []string{"~   machine.bot-01", "unit changed: daemon is reconfigured and restarted"} {
+	for _, want := range []string{"~   machine.bot-01", "unit changed: daemon is reconfigured and restarted", "run_as: root -> robot-svc"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("plan output lacks %q:\n%s", want, out)
 		}

@@ -26,6 +26,10 @@ type Desired struct {
 	// should have (machine ID -> hash); machines absent here are not
 	// compared on their unit.
 	UnitHashes map[string]string
+	// RunAs is the user each machine's systemd daemon should run as
+	// (machine ID -> user, run_as resolved against the SSH user);
+	// machines absent here are not compared on it.
+	RunAs map[string]string
 	// Placer places dataflow nodes on machines. Required when there are
 	// dataflows.
 	Placer Placer
@@ -147,7 +151,7 @@ func (c *computer) desiredMachine(m config.Machine) state.Machine {
 		mode = state.AdHoc
 	}
 	return state.Machine{
-		ID: m.ID, Host: m.Host, User: m.User, Port: m.Port, DaemonMode: mode, UnitHash: c.desired.UnitHashes[m.ID],
+		ID: m.ID, Host: m.Host, User: m.User, Port: m.Port, DaemonMode: mode, UnitHash: c.desired.UnitHashes[m.ID], RunAs: c.desired.RunAs[m.ID],
 		BinaryVersion: c.desired.Binary.Version, BinarySHA256: c.desired.Binary.SHA256,
 		Labels: maps.Clone(m.Labels), CoordinatorAddr: c.coordAddr(),
 	}
@@ -270,6 +274,9 @@ func machineDiffs(cur, after state.Machine) []Diff {
 	add("binary", binaryString(cur.BinaryVersion, cur.BinarySHA256), binaryString(after.BinaryVersion, after.BinarySHA256))
 	add("labels", labelString(cur.Labels), labelString(after.Labels))
 	add("coordinator", cur.CoordinatorAddr, after.CoordinatorAddr)
+	if cur.RunAs != "" && after.RunAs != "" { // a record from before run_as has none
+		add("run_as", cur.RunAs, after.RunAs)
+	}
 	if after.UnitHash != "" {
 		add("unit", short(cur.UnitHash), short(after.UnitHash))
 	}

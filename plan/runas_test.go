@@ -105,3 +105,69 @@ func TestRunAsChangedOnTheMachineIsDrift(t *testing.T) {
 		t.Fatalf("drift %+v", p.Drift)
 	}
 }
+
+// TestRecordedRunAsShowsInTheDiff: once the state records the user a
+// daemon runs as, a changed run_as shows as that, user to user, next to
+// the unit hash; a record from before run_as (no user) shows the unit
+// only, and the same user on both sides shows nothing.
+func TestRecordedRunAsShowsInTheDiff(t *testing.T) {
+	runAs := func(user string) map[string]string {
+		m := map[string]string{}
+		for _, mc := range plantest.Cluster().Machines {
+			m[mc.ID] = user
+		}
+		return m
+	}
+	prior, obs, hashes := deployedWithUnits(t, "ubuntu")
+	for id, m := range prior.Machines {
+		m.RunAs = "ubuntu"
+		prior.Machines[id] = m
+	}
+	legacy := prior.Clone()
+	for id, m := range legacy.Machines {
+		m.RunAs = ""
+		legacy.Machines[id] = m
+	}
+
+	c := plantest.Cluster()
+	c.Machines[0].RunAs = "robot"
+	d := plantest.Desired(c, map[string]*config.Dataflow{"my-app": plantest.App()}, plantest.Binary010)
+	d.UnitHashes = map[string]string{}
+	for id, h := range hashes {
+		d.UnitHashes[id] = h
+	}
+	d.UnitHashes["bot-01"] = unitHash("bot-01", "robot")
+	d.RunAs = runAs("ubuntu")
+	d.RunAs["bot-01"] = "robot"
+
+	p, err := plan.Compute(prior, obs, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := actions(p), map[string]plan.Action{"machine.bot-01": plan.Reconfigure}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("actions %v, want %v", got, want)
+	}
+	ch, _ := p.Change("machine.bot-01")
+	want := []plan.Diff{
+		{Field: "run_as", Before: "ubuntu", After: "robot"},
+		{Field: "unit", Before: unitHash("bot-01", "ubuntu")[:12], After: unitHash("bot-01", "robot")[:12]},
+	}
+	if !reflect.DeepEqual(ch.Diffs, want) {
+		t.Fatalf("diffs %+v, want %+v", ch.Diffs, want)
+	}
+	if ch.MachineAfter == nil || ch.MachineAfter.RunAs != "robot" {
+		t.Fatalf("apply would not record the new user: %+v", ch.MachineAfter)
+	}
+
+	p, err = plan.Compute(legacy, obs, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch, _ = p.Change("machine.bot-01")
+	if len(ch.Diffs) != 1 || ch.Diffs[0].Field != "unit" {
+		t.Fatalf("record without a user: diffs %+v, want the unit only", ch.Diffs)
+	}
+	if got := actions(p); len(got) != 1 {
+		t.Fatalf("record without a user: actions %v, want bot-01 only", got)
+	}
+}

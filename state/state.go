@@ -54,6 +54,7 @@ type Machine struct {
 	Port            int               `json:"port,omitempty"`
 	DaemonMode      DaemonMode        `json:"daemon_mode"`
 	UnitHash        string            `json:"unit_hash,omitempty"`
+	RunAs           string            `json:"run_as,omitempty"` // the user the systemd daemon runs as
 	BinaryVersion   string            `json:"binary_version"`
 	BinarySHA256    string            `json:"binary_sha256"`
 	Labels          map[string]string `json:"labels,omitempty"`
