@@ -105,6 +105,7 @@ type Event struct {
 	Err      string
 
 	n        *Node
+	edge     *edgeIn // the direct edge an input came over (nil: the daemon)
 	token    uint64
 	shared   bool
 	retained atomic.Bool
@@ -125,5 +126,5 @@ func (e *Event) Release() {
 	if !e.shared || e.released.Swap(true) {
 		return
 	}
-	e.n.release(e.token)
+	e.n.release(e)
 }

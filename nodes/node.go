@@ -27,6 +27,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/adora-rs/adora/transport/shm"
 )
@@ -58,10 +59,31 @@ type Node struct {
 	pendingAck uint32
 	ackEvery   uint32 // acknowledge after this many inputs (half the daemon's window)
 	pendingRel []uint64
+	relCount   int // releases queued (to the daemon and over edges)
 
 	maps map[uint32][]byte // regions received from the daemon (reader goroutine only)
 
 	outputs map[string]bool
+
+	// Direct edges (docs/node-protocol.md). direct: both sides agreed at
+	// registration. Sending: outMu serialises sends, so each receiver sees
+	// one order, and guards the fields below it.
+	direct    bool
+	outMu     sync.Mutex
+	outEdges  map[string][]*edgeOut
+	needs     map[string]bool // ROUTES per output (absent = true)
+	forced    map[string]bool // an edge failed: via the daemon until the next ROUTES
+	directOut map[string]uint64
+	outDirty  bool
+	// Receiving, guarded by mu: per direct input queue settings and
+	// counters, the open incoming edges, and edges to unmap.
+	directIns  map[string]*directIn
+	edgesIn    []*edgeIn
+	unmapLater []*edgeIn
+	room       *sync.Cond // a direct input's queue got room
+	closing    bool
+	lastStats  time.Time
+	statsDirty bool
 }
 
 // Init connects to the daemon using ADORA_NODE_CONFIG and registers. It
@@ -88,6 +110,9 @@ func InitWith(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("connect to daemon at %s: %w", cfg.Socket, err)
 	}
 	reg := &shm.Msg{Type: shm.MsgRegister, Version: shm.ProtocolVersion, Dataflow: cfg.DataflowID, Node: cfg.NodeID, Secret: cfg.Secret}
+	if useDirect {
+		reg.Flags = shm.FlagDirect
+	}
 	if err := conn.WriteMsg(reg, nil); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("register node %s: %w", cfg.NodeID, err)
@@ -112,15 +137,23 @@ func InitWith(cfg Config) (*Node, error) {
 		done:     make(chan struct{}),
 		maps:     map[uint32][]byte{},
 		outputs:  map[string]bool{},
+		direct:   useDirect && m.Flags&shm.FlagDirect != 0,
+		outEdges: map[string][]*edgeOut{}, needs: map[string]bool{}, forced: map[string]bool{},
+		directOut: map[string]uint64{}, directIns: map[string]*directIn{},
 	}
 	n.pool = newPool(n, cfg.ShmPoolBytes)
 	n.cond = sync.NewCond(&n.mu)
+	n.room = sync.NewCond(&n.mu)
 	for _, o := range cfg.Outputs {
 		n.outputs[o] = true
 	}
 	n.wg.Add(2)
 	go n.readLoop()
 	go n.deliverLoop()
+	if n.direct {
+		n.wg.Add(1)
+		go n.statsLoop()
+	}
 	return n, nil
 }
 
@@ -194,11 +227,18 @@ func (n *Node) handle(m *shm.Msg) error {
 	case shm.MsgReady:
 	case shm.MsgError:
 		n.dispatch(&Event{Type: Error, Err: m.Error})
+	case shm.MsgEdgeOut:
+		return n.onEdgeOut(m)
+	case shm.MsgEdgeIn:
+		return n.onEdgeIn(m)
+	case shm.MsgRoutes:
+		n.onRoutes(m)
 	default:
 		ev, err := n.toEvent(m)
 		if err != nil {
 			return err
 		}
+		n.drainFor(ev)
 		n.dispatch(ev)
 	}
 	return nil
@@ -246,10 +286,11 @@ func (n *Node) dispatch(ev *Event) {
 	n.mu.Lock()
 	if n.stopped {
 		if ev.Type == Input {
-			n.pendingAck++
-			if ev.shared {
-				ev.released.Store(true)
-				n.pendingRel = append(n.pendingRel, ev.token)
+			if ev.edge == nil {
+				n.pendingAck++
+			}
+			if ev.shared && !ev.released.Swap(true) {
+				n.releaseLocked(ev)
 			}
 		}
 		n.mu.Unlock()
@@ -270,6 +311,9 @@ func (n *Node) dispatch(ev *Event) {
 		}
 		n.mu.Lock()
 	}
+	if ev.edge != nil {
+		n.queueDirectLocked(ev)
+	}
 	n.backlog = append(n.backlog, ev)
 	n.cond.Signal()
 	n.mu.Unlock()
@@ -279,11 +323,11 @@ func (n *Node) dispatch(ev *Event) {
 // the previous event is auto-released, and the stream ends after a
 // terminal event.
 func (n *Node) consumedLocked(ev *Event) {
-	if ev.Type == Input {
+	if ev.Type == Input && ev.edge == nil {
 		n.pendingAck++
 	}
 	if p := n.prev; p != nil && p.shared && !p.retained.Load() && !p.released.Swap(true) {
-		n.pendingRel = append(n.pendingRel, p.token)
+		n.releaseLocked(p)
 	}
 	n.prev = ev
 	if terminal(ev.Type) {
@@ -307,6 +351,9 @@ func (n *Node) deliverLoop() {
 		}
 		ev := n.backlog[0]
 		n.backlog = n.backlog[1:]
+		if ev.edge != nil {
+			n.unqueueDirectLocked(ev)
+		}
 		n.delivering = true
 		n.mu.Unlock()
 		select {
@@ -317,7 +364,7 @@ func (n *Node) deliverLoop() {
 		n.mu.Lock()
 		n.delivering = false
 		n.consumedLocked(ev)
-		due := n.pendingAck >= n.ackEvery || len(n.pendingRel) >= ackBatch || (len(n.backlog) == 0 && len(n.pendingRel) > 0)
+		due := n.pendingAck >= n.ackEvery || n.relCount >= ackBatch || (len(n.backlog) == 0 && n.relCount > 0)
 		n.mu.Unlock()
 		if due {
 			n.flush()
@@ -325,12 +372,28 @@ func (n *Node) deliverLoop() {
 	}
 }
 
-// release sends a drop token at once.
-func (n *Node) release(token uint64) {
+// release sends an event's drop token at once.
+func (n *Node) release(ev *Event) {
 	n.mu.Lock()
-	n.pendingRel = append(n.pendingRel, token)
+	n.releaseLocked(ev)
 	n.mu.Unlock()
 	n.flush()
+}
+
+// releaseLocked queues the drop token of a shared event for its sender:
+// the daemon, or the direct edge it came over.
+func (n *Node) releaseLocked(ev *Event) {
+	n.relCount++
+	e := ev.edge
+	if e == nil {
+		n.pendingRel = append(n.pendingRel, ev.token)
+		return
+	}
+	e.pendingRel = append(e.pendingRel, ev.token)
+	e.held--
+	if e.eof && e.held == 0 {
+		n.unmapLater = append(n.unmapLater, e)
+	}
 }
 
 // flushDue sends acknowledgements once half the daemon's window is
@@ -338,21 +401,29 @@ func (n *Node) release(token uint64) {
 // waits), and releases at once (so senders get their regions back).
 func (n *Node) flushDue() {
 	n.mu.Lock()
-	due := n.pendingAck >= n.ackEvery || len(n.pendingRel) > 0
+	due := n.pendingAck >= n.ackEvery || n.relCount > 0
 	n.mu.Unlock()
 	if due {
 		n.flush()
 	}
 }
 
-// flush sends pending acknowledgements and releases.
+// flush sends pending acknowledgements and releases (to the daemon and
+// over direct edges), and STATS when due.
 func (n *Node) flush() {
 	n.mu.Lock()
 	ack, rel := n.pendingAck, n.pendingRel
-	n.pendingAck, n.pendingRel = 0, nil
+	n.pendingAck, n.pendingRel, n.relCount = 0, nil, 0
+	edgeRel := n.takeEdgeReleasesLocked()
+	unmap := n.unmapLater
+	n.unmapLater = nil
 	n.mu.Unlock()
-	if ack == 0 && len(rel) == 0 {
-		return
+	for _, r := range edgeRel {
+		// A dead edge needs no release: its sender released everything.
+		r.e.conn.WriteMsg(&shm.Msg{Type: shm.MsgRelease, Tokens: r.tokens}, nil)
+	}
+	for _, e := range unmap {
+		e.unmapAll()
 	}
 	var b []byte
 	if ack > 0 {
@@ -361,7 +432,12 @@ func (n *Node) flush() {
 	if len(rel) > 0 {
 		b = shm.AppendFrame(b, &shm.Msg{Type: shm.MsgRelease, Tokens: rel})
 	}
-	n.conn.WriteFrames(b) // a write error surfaces through the read side
+	if st := n.statsDue(false); st != nil {
+		b = shm.AppendFrame(b, st)
+	}
+	if len(b) > 0 {
+		n.conn.WriteFrames(b) // a write error surfaces through the read side
+	}
 }
 
 func (n *Node) checkOutput(id string) error {
@@ -390,6 +466,14 @@ func (n *Node) SendOutput(id string, data []byte, meta Metadata) error {
 	if err != nil {
 		return fmt.Errorf("send output %q: encode parameters: %w", id, err)
 	}
+	n.outMu.Lock()
+	defer n.outMu.Unlock()
+	n.sendEdgesLocked(id, w, data)
+	if !n.viaDaemonLocked(id) {
+		n.directOut[id]++
+		n.outDirty = true
+		return nil
+	}
 	if err := n.conn.WriteMsg(&shm.Msg{Type: shm.MsgOutput, ID: id, Meta: w, Data: data}, nil); err != nil {
 		return fmt.Errorf("send output %q: %w", id, err)
 	}
@@ -411,12 +495,24 @@ func (n *Node) SendBuffer(id string, buf *Buffer, meta Metadata) error {
 	}
 	r := buf.reg
 	buf.reg, buf.Data = nil, nil
-	if err := n.pool.announce(r); err != nil {
-		n.pool.put(r)
-		return fmt.Errorf("send output %q: %w", id, err)
+	n.outMu.Lock()
+	defer n.outMu.Unlock()
+	n.pool.beginSend(r, false)
+	n.sendEdgesShmLocked(id, w, r, buf.n)
+	if !n.viaDaemonLocked(id) {
+		n.directOut[id]++
+		n.outDirty = true
+		n.pool.endSend(r, false)
+		return nil
 	}
-	m := &shm.Msg{Type: shm.MsgOutput, ID: id, Meta: w, Shm: &shm.ShmRef{Region: r.id, Len: uint64(buf.n)}}
-	if err := n.conn.WriteMsg(m, nil); err != nil {
+	n.pool.beginSend(r, true) // before OUTPUT: DROPPED may come back at once
+	err = n.pool.announce(r)
+	if err == nil {
+		m := &shm.Msg{Type: shm.MsgOutput, ID: id, Meta: w, Shm: &shm.ShmRef{Region: r.id, Len: uint64(buf.n)}}
+		err = n.conn.WriteMsg(m, nil)
+	}
+	n.pool.endSend(r, err != nil)
+	if err != nil {
 		return fmt.Errorf("send output %q: %w", id, err)
 	}
 	return nil
@@ -433,6 +529,8 @@ func (n *Node) CloseOutputs(ids ...string) error {
 			return err
 		}
 	}
+	n.outMu.Lock()
+	defer n.outMu.Unlock()
 	if err := n.conn.WriteMsg(&shm.Msg{Type: shm.MsgCloseOutputs, IDs: ids}, nil); err != nil {
 		return fmt.Errorf("close outputs: %w", err)
 	}
@@ -445,12 +543,17 @@ func (n *Node) CloseOutputs(ids ...string) error {
 func (n *Node) Close() error {
 	n.doneOnce.Do(func() { close(n.done) })
 	n.flush()
+	if st := n.statsDue(true); st != nil {
+		n.conn.WriteMsg(st, nil)
+	}
 	err := n.conn.Close()
+	n.closeEdges()
 	n.wg.Wait()
 	for id, data := range n.maps {
 		shm.Unmap(data)
 		delete(n.maps, id)
 	}
+	n.unmapEdges()
 	n.pool.closeAll()
 	return err
 }

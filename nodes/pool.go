@@ -35,10 +35,18 @@ type poolRegion struct {
 	id        uint32
 	r         *shm.Region
 	announced bool
+	// A sent region is in use while the daemon holds it (until DROPPED),
+	// while direct receivers hold tokens of it, or while it is being sent.
+	daemonHeld bool
+	edgeUses   int
+	sending    bool
 }
 
 // pool recycles the node's memfd regions. A region is either free or held
-// (by a Buffer, or by the daemon and receivers until DROPPED names it).
+// (by a Buffer, by the daemon and its receivers until DROPPED names it,
+// or by direct receivers until they RELEASE their tokens).
+//
+// Lock order: Node.outMu before pool.mu.
 type pool struct {
 	n    *Node
 	mu   sync.Mutex
@@ -52,13 +60,16 @@ type pool struct {
 	closed  bool
 
 	returned chan struct{} // signalled when DROPPED returns regions
+
+	edges     map[*edgeOut]bool
+	nextToken uint64
 }
 
 func newPool(n *Node, max int64) *pool {
 	if max <= 0 {
 		max = DefaultShmPoolBytes
 	}
-	p := &pool{n: n, regions: map[uint32]*poolRegion{}, max: max, returned: make(chan struct{}, 1)}
+	p := &pool{n: n, regions: map[uint32]*poolRegion{}, max: max, returned: make(chan struct{}, 1), edges: map[*edgeOut]bool{}}
 	p.cond = sync.NewCond(&p.mu)
 	return p
 }
@@ -184,6 +195,12 @@ func (p *pool) retireLocked(r *poolRegion) {
 	if r.announced {
 		p.n.conn.WriteMsg(&shm.Msg{Type: shm.MsgRegionClosed, Region: r.id}, nil)
 	}
+	for e := range p.edges {
+		if e.mapped[r.id] {
+			delete(e.mapped, r.id)
+			e.conn.WriteMsg(&shm.Msg{Type: shm.MsgRegionClosed, Region: r.id}, nil) // best effort: a dead edge unmaps everything
+		}
+	}
 	delete(p.regions, r.id)
 	p.total -= int64(r.r.Size())
 	r.r.Close()
@@ -213,15 +230,94 @@ func (p *pool) announce(r *poolRegion) error {
 func (p *pool) dropped(ids []uint32) {
 	p.mu.Lock()
 	for _, id := range ids {
-		if r := p.regions[id]; r != nil {
-			p.free = append(p.free, r)
+		if r := p.regions[id]; r != nil && r.daemonHeld {
+			r.daemonHeld = false
+			p.maybeFreeLocked(r)
 		}
 	}
-	p.cond.Broadcast()
 	p.mu.Unlock()
+}
+
+// maybeFreeLocked returns a sent region to the free list once nobody uses
+// it any more.
+func (p *pool) maybeFreeLocked(r *poolRegion) {
+	if r.daemonHeld || r.edgeUses > 0 || r.sending || p.regions[r.id] != r {
+		return
+	}
+	p.free = append(p.free, r)
+	p.cond.Broadcast()
 	select {
 	case p.returned <- struct{}{}:
 	default:
+	}
+}
+
+// beginSend marks a buffer's region as being sent (a fast release must not
+// free it before every receiver got it); viaDaemon says the daemon gets it
+// too (it comes back with DROPPED, which may arrive before endSend).
+func (p *pool) beginSend(r *poolRegion, viaDaemon bool) {
+	p.mu.Lock()
+	r.sending, r.daemonHeld = true, viaDaemon
+	p.mu.Unlock()
+}
+
+// endSend ends the send; daemonFailed says the OUTPUT frame could not be
+// written (the daemon never holds the region).
+func (p *pool) endSend(r *poolRegion, daemonFailed bool) {
+	p.mu.Lock()
+	r.sending = false
+	if daemonFailed {
+		r.daemonHeld = false
+	}
+	p.maybeFreeLocked(r)
+	p.mu.Unlock()
+}
+
+func (p *pool) addEdge(e *edgeOut) {
+	p.mu.Lock()
+	p.edges[e] = true
+	p.mu.Unlock()
+}
+
+// removeEdge forgets a dead edge and releases every token outstanding on
+// it (a crashed receiver leaks nothing).
+func (p *pool) removeEdge(e *edgeOut) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.edges, e)
+	for tok, r := range e.tokens {
+		delete(e.tokens, tok)
+		r.edgeUses--
+		p.maybeFreeLocked(r)
+	}
+}
+
+// useEdge records that region r is sent over e: it returns whether the
+// region must be announced on the edge first, and the message's token.
+func (p *pool) useEdge(e *edgeOut, r *poolRegion) (announce bool, token uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !e.mapped[r.id] {
+		e.mapped[r.id] = true
+		announce = true
+	}
+	p.nextToken++
+	e.tokens[p.nextToken] = r
+	r.edgeUses++
+	return announce, p.nextToken
+}
+
+// releaseEdge handles a RELEASE from a direct receiver (unknown tokens are
+// ignored).
+func (p *pool) releaseEdge(e *edgeOut, tokens []uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, tok := range tokens {
+		if r := e.tokens[tok]; r != nil {
+			delete(e.tokens, tok)
+			r.edgeUses--
+			p.maybeFreeLocked(r)
+		}
 	}
 }
 

@@ -31,7 +31,10 @@ type nodeConn struct {
 	outstanding map[uint64]int     // drop tokens held by the node
 	owned       map[uint32]*region // regions the node announced, by its id
 	mapped      map[uint32]bool    // regions (router ids) already sent to it
-	control     []*shm.Msg         // frames sent ahead of the FIFO
+	control     []outFrame         // frames sent ahead of the FIFO
+	direct      bool               // registered with FlagDirect and offered edges
+	needs       map[string]bool    // ROUTES last sent, per output (absent = true)
+	stats       connStats          // the node's last STATS
 	dropped     []uint32           // owned regions to report in DROPPED
 	wake        chan struct{}
 	writing     bool   // a goroutine is pumping frames to the node
@@ -134,7 +137,8 @@ func (r *Router) register(sc *shm.Conn) (*nodeConn, error) {
 		r.detachLocked(old) // its reader drains what the old process sent
 	}
 	c := &nodeConn{node: ns, c: sc, reading: true, outstanding: map[uint64]int{}, owned: map[uint32]*region{},
-		mapped: map[uint32]bool{}, wake: make(chan struct{}, 1)}
+		mapped: map[uint32]bool{}, wake: make(chan struct{}, 1), needs: map[string]bool{},
+		direct: m.Flags&shm.FlagDirect != 0 && !r.cfg.DisableDirect}
 	ns.conn = c
 	ns.lastConn = c
 	ns.everJoined = true
@@ -144,6 +148,7 @@ func (r *Router) register(sc *shm.Conn) (*nodeConn, error) {
 	if len(r.waiting) == 0 {
 		c.ready = true
 	}
+	r.linkEdgesLocked(c)
 	c.kick()
 	return c, nil
 }
@@ -207,6 +212,10 @@ func (r *Router) readLoop(c *nodeConn) error {
 			r.releaseTokens(c, m.Tokens, &touched)
 		case shm.MsgCloseOutputs:
 			r.closeOutputs(c, m.IDs)
+		case shm.MsgCutover:
+			err = r.cutover(c, m.Edge)
+		case shm.MsgStats:
+			r.addStats(c, m)
 		default:
 			err = fmt.Errorf("unexpected frame %s", m.Type)
 		}
@@ -225,6 +234,7 @@ func (r *Router) connClosed(c *nodeConn, cause error) {
 	r.mu.Lock()
 	r.detachLocked(c)
 	c.reading = false
+	r.dropSenderEdgesLocked(c)
 	for _, g := range c.owned {
 		g.ownerGone = true
 		if g.live == 0 {
@@ -255,6 +265,9 @@ func (r *Router) detachLocked(c *nodeConn) {
 	if c.node.conn == c {
 		c.node.conn = nil
 	}
+	closeFrames(c.control)
+	c.control = nil
+	r.dropReceiverEdgesLocked(c)
 	for tok, n := range c.outstanding {
 		if s := r.samples[tok]; s != nil {
 			for range n {
@@ -324,21 +337,31 @@ func (r *Router) pump(c *nodeConn) (done bool) {
 	}
 }
 
+// outFrame is a frame to send, with a descriptor to attach; closeAfter
+// says the router's copy of the descriptor is closed once the frame is
+// written (or cannot be).
 type outFrame struct {
-	m *shm.Msg
-	f *os.File
+	m          *shm.Msg
+	f          *os.File
+	closeAfter bool
 }
 
 func writeOut(sc *shm.Conn, buf []byte, out []outFrame) ([]byte, error) {
-	for _, o := range out {
+	for i, o := range out {
 		if o.f != nil {
 			if len(buf) > 0 {
 				if err := sc.WriteFrames(buf); err != nil {
+					closeFrames(out[i:])
 					return buf, err
 				}
 				buf = buf[:0]
 			}
-			if err := sc.WriteMsg(o.m, o.f); err != nil {
+			err := sc.WriteMsg(o.m, o.f)
+			if o.closeAfter {
+				o.f.Close()
+			}
+			if err != nil {
+				closeFrames(out[i+1:])
 				return buf, err
 			}
 			continue
@@ -349,6 +372,16 @@ func writeOut(sc *shm.Conn, buf []byte, out []outFrame) ([]byte, error) {
 		return buf, sc.WriteFrames(buf)
 	}
 	return buf, nil
+}
+
+// closeFrames closes the router's descriptors of frames that will not be
+// sent.
+func closeFrames(out []outFrame) {
+	for _, o := range out {
+		if o.closeAfter && o.f != nil {
+			o.f.Close()
+		}
+	}
 }
 
 // collectLocked takes what may be sent to c now. done reports that the
@@ -362,11 +395,13 @@ func (r *Router) collectLocked(c *nodeConn) (out []outFrame, done bool) {
 	}
 	if !c.readySent {
 		c.readySent = true
-		out = append(out, outFrame{m: &shm.Msg{Type: shm.MsgReady, Count: uint32(c.node.window)}})
+		ready := &shm.Msg{Type: shm.MsgReady, Count: uint32(c.node.window)}
+		if c.direct {
+			ready.Flags = shm.FlagDirect
+		}
+		out = append(out, outFrame{m: ready})
 	}
-	for _, m := range c.control {
-		out = append(out, outFrame{m: m})
-	}
+	out = append(out, c.control...)
 	c.control = nil
 	if len(c.dropped) > 0 {
 		out = append(out, outFrame{m: &shm.Msg{Type: shm.MsgDropped, Regions: c.dropped}})
@@ -380,6 +415,10 @@ func (r *Router) collectLocked(c *nodeConn) (out []outFrame, done bool) {
 			break
 		}
 		ns.fifo.Remove(e)
+		if it.edge != nil {
+			out = r.appendEdgeInLocked(out, c, it.edge)
+			continue
+		}
 		if !it.data {
 			out = append(out, outFrame{m: it.msg})
 			continue

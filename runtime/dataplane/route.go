@@ -104,7 +104,7 @@ func (r *Router) retireLocked(g *region) {
 	}
 	for c := range g.sentTo {
 		if !c.closed {
-			c.control = append(c.control, &shm.Msg{Type: shm.MsgRegionClosed, Region: g.id})
+			c.control = append(c.control, outFrame{m: &shm.Msg{Type: shm.MsgRegionClosed, Region: g.id}})
 			delete(c.mapped, g.id)
 			c.kick()
 		}
@@ -195,6 +195,9 @@ func (r *Router) handleOutput(c *nodeConn, m *shm.Msg, touched *[]*nodeConn) err
 	}
 	key := outKey{ns.id, m.ID}
 	for _, in := range r.routes[key] {
+		if in.edge != nil && in.edge.src == c {
+			continue // the sender delivers to this input over its edge
+		}
 		r.enqueueLocked(in, m.Meta, m.Data, s, c, true)
 		if rc := in.node.conn; rc != nil && !slices.Contains(*touched, rc) {
 			*touched = append(*touched, rc)

@@ -65,6 +65,9 @@ type Config struct {
 	// ShmThreshold is the payload size from which nodes use shared memory
 	// (0 = 4096).
 	ShmThreshold int
+	// DisableDirect keeps every local message on the daemon path (no
+	// direct node-to-node edges, even for nodes that can use them).
+	DisableDirect bool
 }
 
 // NodeMetrics are per-node data-plane counters.
@@ -74,6 +77,7 @@ type NodeMetrics struct {
 	Dropped       uint64 `json:"dropped"`        // input messages evicted by drop_oldest (or lost to a full timer queue)
 	Pending       int    `json:"pending"`        // input messages queued or in flight
 	InputTimeouts uint64 `json:"input_timeouts"` // input_timeout trips
+	DirectIn      uint64 `json:"direct_in"`      // input messages that came over direct edges (part of MessagesIn)
 }
 
 // maxWindow caps the input messages in flight to one node.
@@ -101,6 +105,8 @@ type Router struct {
 	samples   map[uint64]*sample
 	ownFree   []*region    // the router's own free regions (remote data)
 	pumpLater *[]*nodeConn // set by a reader that pumps these connections itself
+	edges     map[uint32]*edge
+	nextEdge  uint32
 
 	delivering sync.RWMutex // held (read) by DeliverRemote; Close takes it before unmapping
 
@@ -137,6 +143,7 @@ type inputState struct {
 	broken  bool // input_timeout tripped
 	gen     uint64
 	timeout *time.Timer
+	edge    *edge // the cut-over direct edge feeding it; nil = daemon path
 }
 
 // item is one entry of a node's FIFO: a data message for an input or an
@@ -146,6 +153,7 @@ type item struct {
 	msg    *shm.Msg // events; for data: ID, Meta, Data
 	data   bool
 	sample *sample
+	edge   *edge // EDGE_IN to send (the receiving end of a cut-over edge)
 	elem   *list.Element
 }
 
@@ -170,6 +178,7 @@ func NewRouter(cfg Config) (*Router, error) {
 		waiting:   map[string]bool{},
 		regions:   map[uint32]*region{},
 		samples:   map[uint64]*sample{},
+		edges:     map[uint32]*edge{},
 		quit:      make(chan struct{}),
 	}
 	r.cond = sync.NewCond(&r.mu)
@@ -311,10 +320,18 @@ func (r *Router) PrepareNode(nodeID string, restartCount int) ([]string, []*os.F
 	return []string{node.ConfigEnv + "=" + js}, nil, nil
 }
 
-// Metrics returns a snapshot of every local node's counters.
+// Metrics returns a snapshot of every local node's counters. Counters of
+// direct edges come from the nodes' STATS frames; for a node whose exit
+// was reported, Metrics first waits (briefly) until its connection has
+// been read to the end, so its final STATS are included.
 func (r *Router) Metrics() map[string]NodeMetrics {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	for deadline := time.Now().Add(exitedReadWait); r.exitedReadingLocked() && time.Now().Before(deadline); {
+		r.mu.Unlock()
+		time.Sleep(time.Millisecond)
+		r.mu.Lock()
+	}
 	out := make(map[string]NodeMetrics, len(r.nodes))
 	for id, ns := range r.nodes {
 		m := ns.metrics
@@ -323,10 +340,26 @@ func (r *Router) Metrics() map[string]NodeMetrics {
 		}
 		if ns.conn != nil {
 			m.Pending += ns.conn.inflight
+			for _, p := range ns.conn.stats.pending {
+				m.Pending += int(p)
+			}
 		}
 		out[id] = m
 	}
 	return out
+}
+
+// exitedReadWait bounds how long Metrics waits for the connections of
+// exited nodes to be read to the end.
+const exitedReadWait = 2 * time.Second
+
+func (r *Router) exitedReadingLocked() bool {
+	for _, ns := range r.nodes {
+		if c := ns.lastConn; c != nil && c.reading && c.exit != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // Close disconnects every node, stops timers and removes the socket.
@@ -363,6 +396,7 @@ func (r *Router) Close() error {
 		reg.closeLocked()
 		delete(r.regions, id)
 	}
+	r.closeEdgesLocked()
 	r.mu.Unlock()
 	os.Remove(r.sockPath)
 	r.cleanupDir()

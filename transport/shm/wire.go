@@ -27,6 +27,8 @@ const (
 	MsgCloseOutputs MsgType = 0x06 // IDs: outputs that will not send again
 	MsgSubscribe    MsgType = 0x07 // Count (subscription id), ID (key expression); pub/sub sessions only
 	MsgUnsubscribe  MsgType = 0x08 // Count (subscription id); pub/sub sessions only
+	MsgCutover      MsgType = 0x09 // Edge: the sender switched the edge's route to the edge
+	MsgStats        MsgType = 0x0A // OutStats, InStats: the node's counters for direct edges
 )
 
 // Frames a daemon sends to a node.
@@ -42,6 +44,19 @@ const (
 	MsgDropped         MsgType = 0x89 // Regions: the node's own regions no receiver uses any more
 	MsgRegionClosed    MsgType = 0x8A // Region: unmap it, it will not be referenced again
 	MsgError           MsgType = 0x8B // Error: registration refused or protocol violation
+	MsgEdgeOut         MsgType = 0x8C // Edge, ID (output), Node (receiver), Input; one fd attached
+	MsgEdgeIn          MsgType = 0x8D // Edge, ID (input), Source, QueueSize, Policy; one fd attached
+	MsgRoutes          MsgType = 0x8E // ID (output), NeedsDaemon
+)
+
+// FlagDirect in the Flags of REGISTER says the node can use direct edges;
+// in READY, that the daemon offers them.
+const FlagDirect uint32 = 1 << 0
+
+// Queue policies carried by EDGE_IN.
+const (
+	PolicyDropOldest   uint8 = 0
+	PolicyBackpressure uint8 = 1
 )
 
 var msgNames = map[MsgType]string{
@@ -51,7 +66,8 @@ var msgNames = map[MsgType]string{
 	MsgInput: "INPUT", MsgInputClosed: "INPUT_CLOSED", MsgInputRecovered: "INPUT_RECOVERED",
 	MsgNodeRestarted: "NODE_RESTARTED", MsgNodeFailed: "NODE_FAILED", MsgStop: "STOP",
 	MsgAllInputsClosed: "ALL_INPUTS_CLOSED", MsgDropped: "DROPPED",
-	MsgRegionClosed: "REGION_CLOSED", MsgError: "ERROR",
+	MsgRegionClosed: "REGION_CLOSED", MsgError: "ERROR", MsgCutover: "CUTOVER", MsgStats: "STATS",
+	MsgEdgeOut: "EDGE_OUT", MsgEdgeIn: "EDGE_IN", MsgRoutes: "ROUTES",
 }
 
 func (t MsgType) String() string {
@@ -104,6 +120,38 @@ type Msg struct {
 	Regions  []uint32
 	IDs      []string
 	Error    string
+
+	// Flags of REGISTER and READY (FlagDirect); 0 is encoded by omitting
+	// the field.
+	Flags uint32
+	// Direct edges: EDGE_OUT, EDGE_IN, CUTOVER.
+	Edge      uint32
+	Input     string // EDGE_OUT: the receiver's input id
+	Source    string // EDGE_IN: "node/output"
+	QueueSize uint32 // EDGE_IN
+	Policy    uint8  // EDGE_IN: PolicyDropOldest or PolicyBackpressure
+	// ROUTES: the daemon still needs OUTPUT frames for output ID.
+	NeedsDaemon bool
+	// STATS: cumulative counters of direct edges.
+	OutStats []OutStat
+	InStats  []InStat
+}
+
+// OutStat counts messages a node sent on an output without the daemon
+// (over direct edges only).
+type OutStat struct {
+	Output string
+	Out    uint64
+}
+
+// InStat are a node's counters for one direct input: messages taken in
+// (arrived and not dropped), dropped by the node's queue, and pending
+// (queued, not yet taken by the application).
+type InStat struct {
+	Input   string
+	In      uint64
+	Dropped uint64
+	Pending uint32
 }
 
 // ErrMalformed wraps every decoding failure.
@@ -119,6 +167,7 @@ func AppendFrame(b []byte, m *Msg) []byte {
 		b = appendStr(b, m.Dataflow)
 		b = appendStr(b, m.Node)
 		b = appendStr(b, m.Secret)
+		b = appendFlags(b, m.Flags)
 	case MsgOutput, MsgInput:
 		b = appendStr(b, m.ID)
 		b = appendMeta(b, &m.Meta)
@@ -129,11 +178,32 @@ func AppendFrame(b []byte, m *Msg) []byte {
 	case MsgRegion:
 		b = binary.LittleEndian.AppendUint32(b, m.Region)
 		b = binary.LittleEndian.AppendUint64(b, m.Size)
-	case MsgAck, MsgUnsubscribe, MsgReady:
+	case MsgAck, MsgUnsubscribe:
 		b = binary.LittleEndian.AppendUint32(b, m.Count)
+	case MsgReady:
+		b = binary.LittleEndian.AppendUint32(b, m.Count)
+		b = appendFlags(b, m.Flags)
 	case MsgSubscribe:
 		b = binary.LittleEndian.AppendUint32(b, m.Count)
 		b = appendStr(b, m.ID)
+	case MsgCutover:
+		b = binary.LittleEndian.AppendUint32(b, m.Edge)
+	case MsgEdgeOut:
+		b = binary.LittleEndian.AppendUint32(b, m.Edge)
+		b = appendStr(b, m.ID)
+		b = appendStr(b, m.Node)
+		b = appendStr(b, m.Input)
+	case MsgEdgeIn:
+		b = binary.LittleEndian.AppendUint32(b, m.Edge)
+		b = appendStr(b, m.ID)
+		b = appendStr(b, m.Source)
+		b = binary.LittleEndian.AppendUint32(b, m.QueueSize)
+		b = append(b, m.Policy)
+	case MsgRoutes:
+		b = appendStr(b, m.ID)
+		b = append(b, boolByte(m.NeedsDaemon))
+	case MsgStats:
+		b = appendStats(b, m)
 	case MsgRelease:
 		b = binary.LittleEndian.AppendUint32(b, uint32(len(m.Tokens)))
 		for _, t := range m.Tokens {
@@ -159,6 +229,36 @@ func AppendFrame(b []byte, m *Msg) []byte {
 	case MsgAllInputsClosed:
 	}
 	binary.LittleEndian.PutUint32(b[start:], uint32(len(b)-start-4))
+	return b
+}
+
+func appendFlags(b []byte, f uint32) []byte {
+	if f == 0 {
+		return b
+	}
+	return binary.LittleEndian.AppendUint32(b, f)
+}
+
+func boolByte(v bool) byte {
+	if v {
+		return 1
+	}
+	return 0
+}
+
+func appendStats(b []byte, m *Msg) []byte {
+	b = binary.LittleEndian.AppendUint16(b, uint16(len(m.OutStats)))
+	for _, s := range m.OutStats {
+		b = appendStr(b, s.Output)
+		b = binary.LittleEndian.AppendUint64(b, s.Out)
+	}
+	b = binary.LittleEndian.AppendUint16(b, uint16(len(m.InStats)))
+	for _, s := range m.InStats {
+		b = appendStr(b, s.Input)
+		b = binary.LittleEndian.AppendUint64(b, s.In)
+		b = binary.LittleEndian.AppendUint64(b, s.Dropped)
+		b = binary.LittleEndian.AppendUint32(b, s.Pending)
+	}
 	return b
 }
 
@@ -209,6 +309,7 @@ func Decode(body []byte) (*Msg, error) {
 	case MsgRegister:
 		m.Version = d.u16()
 		m.Dataflow, m.Node, m.Secret = d.str(), d.str(), d.str()
+		m.Flags = d.flags()
 	case MsgOutput, MsgInput:
 		m.ID = d.str()
 		d.meta(&m.Meta)
@@ -218,10 +319,27 @@ func Decode(body []byte) (*Msg, error) {
 		}
 	case MsgRegion:
 		m.Region, m.Size = d.u32(), d.u64()
-	case MsgAck, MsgUnsubscribe, MsgReady:
+	case MsgAck, MsgUnsubscribe:
 		m.Count = d.u32()
+	case MsgReady:
+		m.Count = d.u32()
+		m.Flags = d.flags()
 	case MsgSubscribe:
 		m.Count, m.ID = d.u32(), d.str()
+	case MsgCutover:
+		m.Edge = d.u32()
+	case MsgEdgeOut:
+		m.Edge, m.ID, m.Node, m.Input = d.u32(), d.str(), d.str(), d.str()
+	case MsgEdgeIn:
+		m.Edge, m.ID, m.Source, m.QueueSize = d.u32(), d.str(), d.str(), d.u32()
+		if m.Policy = d.u8(); m.Policy > PolicyBackpressure && d.err == nil {
+			d.err = errors.New("unknown queue policy")
+		}
+	case MsgRoutes:
+		m.ID = d.str()
+		m.NeedsDaemon = d.boolean()
+	case MsgStats:
+		d.stats(m)
 	case MsgRelease:
 		n := d.count(8)
 		for i := 0; i < n; i++ {
@@ -299,6 +417,40 @@ func (d *decoder) u64() uint64 {
 		return binary.LittleEndian.Uint64(v)
 	}
 	return 0
+}
+
+// flags reads the optional trailing flags field: absent means 0; a present
+// field must be non-zero (0 is encoded by omitting it).
+func (d *decoder) flags() uint32 {
+	if d.err != nil || len(d.b) == 0 {
+		return 0
+	}
+	f := d.u32()
+	if f == 0 && d.err == nil {
+		d.err = errors.New("flags present but zero (omit the field)")
+	}
+	return f
+}
+
+func (d *decoder) boolean() bool {
+	switch v := d.u8(); {
+	case v > 1 && d.err == nil:
+		d.err = errors.New("boolean out of range")
+	case v == 1:
+		return true
+	}
+	return false
+}
+
+func (d *decoder) stats(m *Msg) {
+	n := int(d.u16())
+	for i := 0; i < n && d.err == nil; i++ {
+		m.OutStats = append(m.OutStats, OutStat{Output: d.str(), Out: d.u64()})
+	}
+	n = int(d.u16())
+	for i := 0; i < n && d.err == nil; i++ {
+		m.InStats = append(m.InStats, InStat{Input: d.str(), In: d.u64(), Dropped: d.u64(), Pending: d.u32()})
+	}
 }
 
 func (d *decoder) str() string { return string(d.take(int(d.u16()))) }

@@ -1,0 +1,454 @@
+package node
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/adora-rs/adora/transport/shm"
+)
+
+// edgeIn is the receiving end of a direct edge. Its frames are read by its
+// own goroutine and, for the drain rule, by the daemon reader: mu
+// serialises the two, and everything read is dispatched under it, so the
+// edge's messages keep their order. maps is guarded by mu; held, eof and
+// pendingRel by Node.mu.
+type edgeIn struct {
+	id     uint32
+	input  string
+	source string
+	conn   *shm.Conn
+
+	mu   sync.Mutex
+	maps map[uint32][]byte // the sender's regions, by its ids
+
+	held       int // shared events of this edge not yet released
+	eof        bool
+	pendingRel []uint64
+}
+
+// directIn is a direct input's queue in the SDK (values from EDGE_IN) and
+// its counters, guarded by Node.mu.
+type directIn struct {
+	size         int
+	backpressure bool
+	queued       int // in the backlog, not yet taken by the application
+	in, dropped  uint64
+}
+
+// errQueueFull stops reading an edge whose backpressure input is full.
+var errQueueFull = errors.New("input queue full")
+
+// onEdgeIn handles EDGE_IN (daemon reader): the input now also arrives
+// over this edge. Older edges of the same input (a restarted sender's) are
+// drained first: their sender is gone, so everything it wrote is there.
+func (n *Node) onEdgeIn(m *shm.Msg) error {
+	f, err := n.conn.TakeFile()
+	if err != nil {
+		return fmt.Errorf("EDGE_IN %d: %w", m.Edge, err)
+	}
+	if !n.direct || !n.hasInput(m.ID) {
+		f.Close()
+		return fmt.Errorf("EDGE_IN %d for input %q not expected", m.Edge, m.ID)
+	}
+	conn, err := shm.FileConn(f)
+	if err != nil {
+		return fmt.Errorf("EDGE_IN %d: %w", m.Edge, err)
+	}
+	n.drainInputs(func(id string) bool { return id == m.ID })
+	e := &edgeIn{id: m.Edge, input: m.ID, source: m.Source, conn: conn, maps: map[uint32][]byte{}}
+	n.mu.Lock()
+	d := n.directIns[m.ID]
+	if d == nil {
+		d = &directIn{}
+		n.directIns[m.ID] = d
+	}
+	d.size, d.backpressure = max(1, int(m.QueueSize)), m.Policy == shm.PolicyBackpressure
+	n.edgesIn = append(n.edgesIn, e)
+	n.mu.Unlock()
+	n.wg.Add(1)
+	go n.edgeInLoop(e)
+	return nil
+}
+
+func (n *Node) hasInput(id string) bool {
+	for _, in := range n.cfg.Inputs {
+		if in.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+// edgeInLoop reads the edge until EOF: frames as they come, pausing while
+// a backpressure input is full (the sender's writes then block). EOF makes
+// no event: the daemon decides whether the source restarts or is gone.
+func (n *Node) edgeInLoop(e *edgeIn) {
+	defer n.wg.Done()
+	for {
+		if !n.waitRoom(e) {
+			break
+		}
+		e.mu.Lock()
+		err := n.readEdgeLocked(e, true)
+		e.mu.Unlock()
+		if err == errQueueFull {
+			continue
+		}
+		if err == shm.ErrWouldBlock {
+			n.flushDue() // releases of events the application took meanwhile
+			if e.conn.WaitReadable() != nil {
+				break
+			}
+			continue
+		}
+		if err != nil && err != io.EOF {
+			select {
+			case <-n.done:
+			default:
+				n.dispatch(&Event{Type: Error, Err: fmt.Sprintf("direct edge %d from %s: %v", e.id, e.source, err)})
+			}
+		}
+		break
+	}
+	n.edgeInGone(e)
+}
+
+// waitRoom waits while e's input is a full backpressure queue; false when
+// the node is closing.
+func (n *Node) waitRoom(e *edgeIn) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for n.fullLocked(e.input) && !n.closing && !n.stopped {
+		n.room.Wait()
+	}
+	return !n.closing
+}
+
+func (n *Node) fullLocked(input string) bool {
+	d := n.directIns[input]
+	return d != nil && d.backpressure && d.queued >= d.size
+}
+
+// readEdgeLocked reads and dispatches e's frames until the socket has no
+// more for now (ErrWouldBlock), EOF or an error; bounded stops early at a
+// full backpressure queue. With e.mu held.
+func (n *Node) readEdgeLocked(e *edgeIn, bounded bool) error {
+	for {
+		if bounded {
+			n.mu.Lock()
+			full := n.fullLocked(e.input) && !n.stopped
+			n.mu.Unlock()
+			if full {
+				return errQueueFull
+			}
+		}
+		body, err := e.conn.ReadFrameNow()
+		if err != nil {
+			return err
+		}
+		m, err := shm.Decode(body)
+		if err != nil {
+			return err
+		}
+		if err := n.edgeFrameLocked(e, m); err != nil {
+			return err
+		}
+	}
+}
+
+// edgeFrameLocked handles one frame from a direct edge, with e.mu held.
+func (n *Node) edgeFrameLocked(e *edgeIn, m *shm.Msg) error {
+	switch m.Type {
+	case shm.MsgRegion:
+		f, err := e.conn.TakeFile()
+		if err != nil {
+			return err
+		}
+		data, err := shm.MapRegion(f, m.Size)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("map region %d: %w", m.Region, err)
+		}
+		if old := e.maps[m.Region]; old != nil {
+			shm.Unmap(old)
+		}
+		e.maps[m.Region] = data
+	case shm.MsgRegionClosed:
+		shm.Unmap(e.maps[m.Region])
+		delete(e.maps, m.Region)
+	case shm.MsgInput:
+		if m.ID != e.input {
+			return fmt.Errorf("INPUT for %q on the edge of input %q", m.ID, e.input)
+		}
+		ev := &Event{n: n, Type: Input, ID: m.ID, Metadata: metadataFromWire(m.Meta), Data: m.Data, edge: e}
+		if m.Shm != nil {
+			data := e.maps[m.Shm.Region]
+			end := m.Shm.Offset + m.Shm.Len
+			if data == nil || end > uint64(len(data)) || end < m.Shm.Offset {
+				return fmt.Errorf("input %s references unknown region %d", m.ID, m.Shm.Region)
+			}
+			ev.Data = data[m.Shm.Offset:end:end]
+			ev.shared, ev.token = true, m.Token
+		}
+		n.arrive(ev, flushes(m.Meta.Params))
+	default:
+		return fmt.Errorf("unexpected frame %s on a direct edge", m.Type)
+	}
+	return nil
+}
+
+// arrive counts a direct input and hands it on; flush first discards the
+// messages of that input still queued (not counted as drops).
+func (n *Node) arrive(ev *Event, flush bool) {
+	n.mu.Lock()
+	if ev.shared {
+		ev.edge.held++
+	}
+	d := n.directIns[ev.ID]
+	d.in++
+	n.statsDirty = true
+	if flush {
+		n.discardQueuedLocked(ev.ID, -1, func(*Event) { d.in-- })
+	}
+	n.mu.Unlock()
+	n.dispatch(ev)
+}
+
+// queueDirectLocked enforces the queue of a direct input before ev joins
+// the backlog: drop_oldest evicts the oldest queued message of the input.
+// Backpressure is applied by not reading the edge (waitRoom); the drain
+// rule may exceed the bound briefly.
+func (n *Node) queueDirectLocked(ev *Event) {
+	d := n.directIns[ev.ID]
+	if !d.backpressure && d.queued >= d.size {
+		n.discardQueuedLocked(ev.ID, 1, func(*Event) {
+			d.in--
+			d.dropped++
+		})
+	}
+	d.queued++
+	n.statsDirty = true
+}
+
+// discardQueuedLocked removes up to limit (all when negative) queued
+// direct events of input id from the backlog, oldest first, releasing
+// their tokens.
+func (n *Node) discardQueuedLocked(id string, limit int, count func(*Event)) {
+	d := n.directIns[id]
+	kept := n.backlog[:0]
+	for _, ev := range n.backlog {
+		if limit != 0 && ev.edge != nil && ev.Type == Input && ev.ID == id {
+			limit--
+			d.queued--
+			count(ev)
+			if ev.shared && !ev.released.Swap(true) {
+				n.releaseLocked(ev)
+			}
+			continue
+		}
+		kept = append(kept, ev)
+	}
+	clear(n.backlog[len(kept):])
+	n.backlog = kept
+	n.room.Broadcast()
+}
+
+// unqueueDirectLocked runs when a direct event leaves the backlog for the
+// application.
+func (n *Node) unqueueDirectLocked(ev *Event) {
+	if d := n.directIns[ev.ID]; d != nil && ev.Type == Input {
+		d.queued--
+		n.statsDirty = true
+		n.room.Broadcast()
+	}
+}
+
+// drainFor applies the drain rule before a daemon event is delivered:
+// for the direct inputs it concerns, everything already written to their
+// edges is read and queued first (a write that returned put its bytes in
+// our socket buffer), so a source's last messages precede its
+// INPUT_CLOSED, NODE_RESTARTED or NODE_FAILED.
+func (n *Node) drainFor(ev *Event) {
+	switch ev.Type {
+	case InputClosed:
+		n.drainInputs(func(id string) bool { return id == ev.ID })
+	case NodeRestarted, NodeFailed:
+		n.drainInputs(func(id string) bool { return slices.Contains(ev.Inputs, id) })
+	case AllInputsClosed:
+		n.drainInputs(func(string) bool { return true })
+	}
+}
+
+func (n *Node) drainInputs(match func(input string) bool) {
+	n.mu.Lock()
+	var edges []*edgeIn
+	for _, e := range n.edgesIn {
+		if match(e.input) {
+			edges = append(edges, e)
+		}
+	}
+	n.mu.Unlock()
+	for _, e := range edges {
+		e.mu.Lock()
+		n.readEdgeLocked(e, false) // errors end the edge in its own goroutine
+		e.mu.Unlock()
+	}
+}
+
+// edgeInGone forgets an edge at EOF (or error); its regions are unmapped
+// once no event of it is held.
+func (n *Node) edgeInGone(e *edgeIn) {
+	e.conn.Close()
+	n.mu.Lock()
+	e.eof = true
+	if i := slices.Index(n.edgesIn, e); i >= 0 {
+		n.edgesIn = slices.Delete(n.edgesIn, i, i+1)
+	}
+	unmap := e.held == 0
+	n.mu.Unlock()
+	if unmap {
+		e.unmapAll()
+	}
+}
+
+func (e *edgeIn) unmapAll() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for id, data := range e.maps {
+		shm.Unmap(data)
+		delete(e.maps, id)
+	}
+}
+
+type edgeRelease struct {
+	e      *edgeIn
+	tokens []uint64
+}
+
+// takeEdgeReleasesLocked collects the RELEASE frames due on edges.
+func (n *Node) takeEdgeReleasesLocked() []edgeRelease {
+	var out []edgeRelease
+	add := func(e *edgeIn) {
+		if len(e.pendingRel) > 0 {
+			out = append(out, edgeRelease{e, e.pendingRel})
+			e.pendingRel = nil
+		}
+	}
+	for _, e := range n.edgesIn {
+		add(e)
+	}
+	return out
+}
+
+// closeEdges closes every edge socket (Close): their goroutines end.
+func (n *Node) closeEdges() {
+	n.mu.Lock()
+	n.closing = true
+	n.room.Broadcast()
+	in := slices.Clone(n.edgesIn)
+	n.mu.Unlock()
+	for _, e := range in {
+		e.conn.Close()
+	}
+	n.outMu.Lock()
+	var out []*edgeOut
+	for _, es := range n.outEdges {
+		out = append(out, es...)
+	}
+	n.outMu.Unlock()
+	for _, e := range out {
+		e.conn.Close()
+	}
+}
+
+// unmapEdges unmaps the regions of every incoming edge (after Close
+// stopped the goroutines).
+func (n *Node) unmapEdges() {
+	n.mu.Lock()
+	edges := append(slices.Clone(n.edgesIn), n.unmapLater...)
+	n.unmapLater = nil
+	n.mu.Unlock()
+	for _, e := range edges {
+		e.unmapAll()
+	}
+}
+
+// statsLoop reports the edge counters every statsEvery while they change.
+func (n *Node) statsLoop() {
+	defer n.wg.Done()
+	t := time.NewTicker(statsEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.done:
+			return
+		case <-t.C:
+			if st := n.statsDue(false); st != nil {
+				n.conn.WriteMsg(st, nil)
+			}
+		}
+	}
+}
+
+// statsDue builds a STATS frame when the counters changed and the last one
+// is statsEvery old (or at once with force); nil otherwise.
+func (n *Node) statsDue(force bool) *shm.Msg {
+	if !n.direct {
+		return nil
+	}
+	n.outMu.Lock()
+	var out []shm.OutStat
+	for _, id := range sortedKeys(n.directOut) {
+		out = append(out, shm.OutStat{Output: id, Out: n.directOut[id]})
+	}
+	dirty := n.outDirty
+	n.outDirty = false
+	n.outMu.Unlock()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	now := time.Now()
+	if dirty {
+		n.statsDirty = true
+	}
+	if !n.statsDirty || (!force && now.Sub(n.lastStats) < statsEvery) {
+		return nil
+	}
+	n.statsDirty = false
+	m := &shm.Msg{Type: shm.MsgStats, OutStats: out}
+	for _, id := range sortedKeys(n.directIns) {
+		d := n.directIns[id]
+		m.InStats = append(m.InStats, shm.InStat{Input: id, In: d.in, Dropped: d.dropped, Pending: uint32(max(0, d.queued))})
+	}
+	if len(m.OutStats) == 0 && len(m.InStats) == 0 {
+		return nil
+	}
+	n.lastStats = now
+	return m
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// flushes reports whether message parameters carry "flush": true (the
+// daemon applies the same rule on its path).
+func flushes(params []byte) bool {
+	if len(params) == 0 || !bytes.Contains(params, []byte(`"flush"`)) {
+		return false
+	}
+	var p struct {
+		Flush bool `json:"flush"`
+	}
+	return json.Unmarshal(params, &p) == nil && p.Flush
+}

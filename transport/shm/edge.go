@@ -1,0 +1,167 @@
+package shm
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// EdgeSocketBuffer is the send buffer size of a direct edge's sending end.
+// It is small on purpose: when a receiver stops reading (backpressure), the
+// sender blocks after about this many bytes instead of piling up messages
+// the receiver's queue bound would not allow.
+const EdgeSocketBuffer = 16 << 10
+
+// SocketPair creates a connected pair of unix stream sockets (close-on-exec)
+// for a direct edge: send is the sender's end (its send buffer set to
+// EdgeSocketBuffer), recv the receiver's. The caller passes them on and
+// closes its copies.
+func SocketPair() (send, recv *os.File, err error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("socketpair: %w", err)
+	}
+	unix.SetsockoptInt(fds[0], unix.SOL_SOCKET, unix.SO_SNDBUF, EdgeSocketBuffer)
+	unix.SetsockoptInt(fds[1], unix.SOL_SOCKET, unix.SO_RCVBUF, EdgeSocketBuffer)
+	return os.NewFile(uintptr(fds[0]), "edge-send"), os.NewFile(uintptr(fds[1]), "edge-recv"), nil
+}
+
+// FileConn wraps a unix stream socket received as a descriptor (one end of
+// a SocketPair). f is closed; the Conn owns a duplicate.
+func FileConn(f *os.File) (*Conn, error) {
+	defer f.Close()
+	nc, err := net.FileConn(f)
+	if err != nil {
+		return nil, fmt.Errorf("edge socket: %w", err)
+	}
+	uc, ok := nc.(*net.UnixConn)
+	if !ok {
+		nc.Close()
+		return nil, errors.New("edge socket: not a unix socket")
+	}
+	return NewConn(uc), nil
+}
+
+// ErrWouldBlock is returned by ReadFrameNow when no complete frame can be
+// read without blocking.
+var ErrWouldBlock = errors.New("no complete frame available")
+
+// ReadFrameNow returns the next frame body when it is buffered or can be
+// read without blocking, ErrWouldBlock when the socket has no more bytes
+// for now, io.EOF at the end of the stream. It may be called by several
+// goroutines in turn but never at the same time (the caller serialises
+// it, and with ReadFrame). The body is freshly allocated.
+//
+// WaitReadable may only follow a ReadFrameNow that returned ErrWouldBlock
+// (the socket was drained); otherwise it can wait for bytes that already
+// arrived.
+func (c *Conn) ReadFrameNow() ([]byte, error) {
+	for {
+		if body, ok, err := c.bufferedFrame(); ok || err != nil {
+			return body, err
+		}
+		n, err := c.recvNow(c.rbuf[c.w:])
+		c.w += n
+		if err != nil {
+			if err == io.EOF && c.w > c.r {
+				return nil, io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+	}
+}
+
+// bufferedFrame takes a complete frame from the read buffer, making room
+// for the rest of an incomplete one.
+func (c *Conn) bufferedFrame() ([]byte, bool, error) {
+	avail := c.w - c.r
+	if avail >= 4 {
+		n := int(uint32(c.rbuf[c.r]) | uint32(c.rbuf[c.r+1])<<8 | uint32(c.rbuf[c.r+2])<<16 | uint32(c.rbuf[c.r+3])<<24)
+		if n == 0 || n > MaxFrame {
+			return nil, false, fmt.Errorf("%w: frame length %d", ErrMalformed, n)
+		}
+		if avail >= 4+n {
+			body := make([]byte, n)
+			copy(body, c.rbuf[c.r+4:c.r+4+n])
+			c.r += 4 + n
+			return body, true, nil
+		}
+		if 4+n > len(c.rbuf) {
+			grown := make([]byte, 4+n)
+			c.w = copy(grown, c.rbuf[c.r:c.w])
+			c.rbuf, c.r = grown, 0
+			return nil, false, nil
+		}
+	}
+	if c.r > 0 && (c.w == len(c.rbuf) || c.r == c.w) {
+		c.w = copy(c.rbuf, c.rbuf[c.r:c.w])
+		c.r = 0
+	}
+	return nil, false, nil
+}
+
+// recvNow reads once without blocking, collecting descriptors.
+func (c *Conn) recvNow(p []byte) (int, error) {
+	rc, err := c.uc.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var n, oobn int
+	var rerr error
+	cerr := rc.Control(func(fd uintptr) {
+		for {
+			n, oobn, _, _, rerr = unix.Recvmsg(int(fd), p, c.oob, unix.MSG_CMSG_CLOEXEC|unix.MSG_DONTWAIT)
+			if rerr != unix.EINTR {
+				return
+			}
+		}
+	})
+	if cerr != nil {
+		return 0, cerr
+	}
+	if oobn > 0 {
+		c.collectFds(c.oob[:oobn])
+	}
+	switch {
+	case rerr == unix.EAGAIN:
+		return 0, ErrWouldBlock
+	case rerr != nil:
+		return 0, &net.OpError{Op: "read", Net: "unix", Err: os.NewSyscallError("recvmsg", rerr)}
+	case n == 0:
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+// WaitReadable blocks until the socket has bytes to read, is at EOF, or
+// is closed (then it returns an error). See ReadFrameNow.
+func (c *Conn) WaitReadable() error {
+	rc, err := c.uc.SyscallConn()
+	if err != nil {
+		return err
+	}
+	// The poller forgets readiness that came before this call, so peek
+	// first: bytes that arrived since the caller's last read are seen
+	// here, later ones wake the wait.
+	var peek [1]byte
+	return rc.Read(func(fd uintptr) bool {
+		for {
+			_, _, err := unix.Recvfrom(int(fd), peek[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+			if err == unix.EINTR {
+				continue
+			}
+			return err != unix.EAGAIN
+		}
+	})
+}
+
+// IsBrokenPipe reports whether err says the peer closed its end (a write
+// to a direct edge whose receiver died).
+func IsBrokenPipe(err error) bool {
+	return errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, net.ErrClosed)
+}
