@@ -1,7 +1,9 @@
 // Package coordinator owns adora's control plane: the registry of connected
 // daemons (stable identities, heartbeats), the lifecycle of dataflows
 // (placement, spawn with rollback, stop, restart), auto-recovery, log and
-// metrics fan-out to CLIs, the artifact store, and persistence through
+// metrics fan-out to CLIs (node metrics, and each daemon's data-plane
+// links checked against the peers its dataflows need, see dataplane.go),
+// the artifact store, and persistence through
 // runtime/coordinator/store. It serves HTTP and WebSocket on one port:
 //
 //	GET  /api/health, /health            unauthenticated JSON (proto.Health)
