@@ -72,6 +72,9 @@ func TestDataPlaneLatestReportPerDaemon(t *testing.T) {
 		}
 	}
 	send(gpu, t0, proto.DataPlaneReport{ZID: "bb"})
+	// gpu's and robot's reports come over different connections: robot's
+	// link is recognised by gpu's id once gpu's report is in.
+	dataPlaneOf(t, c, "u-gpu", func(proto.DataPlaneStatus) bool { return true })
 	send(robot, t0, proto.DataPlaneReport{ZID: "aa", Links: []proto.DataPlaneLink{{ZID: "bb"}},
 		Counters: proto.DataPlaneCounters{MessagesSent: 100, MessagesReceived: 50, BytesSent: 1000, BytesReceived: 500}})
 	send(robot, t0.Add(2*time.Second), proto.DataPlaneReport{ZID: "aa", Links: []proto.DataPlaneLink{{ZID: "bb"}, {ZID: "ee"}},

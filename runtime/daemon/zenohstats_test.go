@@ -161,9 +161,6 @@ func TestDataPlaneStatusEndToEnd(t *testing.T) {
 			t.Fatalf("%s cluster status data plane = %+v", m, info)
 		}
 	}
-	if st, _ := dataPlaneByMachine(top, "robot"); st.Counters.BytesSent == 0 || st.Counters.BytesReceived == 0 {
-		t.Fatalf("robot counted no handshake bytes: %+v", st)
-	}
 	robotZID := hex.EncodeToString(robot.zs.ZID())
 
 	// gpu's data plane goes away (its daemon stays connected to the
