@@ -107,7 +107,8 @@ func (n *Node) edgeInLoop(e *edgeIn) {
 			}
 			continue
 		}
-		if err != nil && err != io.EOF {
+		// A sender killed mid-write leaves a partial frame: that is its end.
+		if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
 			select {
 			case <-n.done:
 			default:
