@@ -12,7 +12,7 @@ import (
 // a daemon that offers direct edges lets this node exchange local messages
 // with other DIRECT nodes over node-to-node sockets (one hop instead of
 // two). See docs/node-protocol.md, section "Direct edges".
-const useDirect = false
+const useDirect = true
 
 // statsEvery is how often a node with direct edges reports its edge
 // counters to the daemon (STATS), when they changed.
