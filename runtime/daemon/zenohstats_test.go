@@ -189,3 +189,30 @@ func TestDataPlaneStatusEndToEnd(t *testing.T) {
 		t.Fatalf("robot after gpu left = %+v (robot zid %s)", r, robotZID)
 	}
 }
+
+// A daemon with a data plane reports it every metrics interval, even
+// while it runs no node.
+func TestIdleDaemonReportsDataPlane(t *testing.T) {
+	fc := newFakeCoordinator(t)
+	zs, err := zenoh.Open(context.Background(), zenoh.Config{Mode: zenoh.Peer, Listen: []string{"tcp/127.0.0.1:0"}, Logger: discard()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zs.Close()
+	d, err := New(Config{MachineID: "robot", Coordinator: fc.endpoint(), Home: t.TempDir(), Logger: discard(),
+		Transport: zs, Endpoints: zs.ListenEndpoints(), HeartbeatInterval: 50 * time.Millisecond, MetricsInterval: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	m := waitEvent(t, fc, proto.TypeNodeMetrics, func(m proto.NodeMetrics) bool { return m.DataPlane != nil })
+	if len(m.Metrics) != 0 || m.DataPlane.ZID != hex.EncodeToString(zs.ZID()) || len(m.DataPlane.Links) != 0 {
+		t.Fatalf("idle daemon's metrics = %+v, data plane %+v", m, m.DataPlane)
+	}
+}
