@@ -1,0 +1,248 @@
+package node
+
+import (
+	"encoding/json"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/adora-rs/adora/transport/shm"
+)
+
+// directStarted runs a node against a fake daemon that offers DIRECT.
+func directStarted(t *testing.T) (*Node, *shm.Conn) {
+	t.Helper()
+	d, cfg := newFakeDaemon(t)
+	cfg.Inputs = []InputConfig{{ID: "in", Source: "src/out", QueueSize: 100, QueuePolicy: "backpressure"}}
+	raw, _ := json.Marshal(cfg)
+	t.Setenv(ConfigEnv, string(raw))
+	res := make(chan any, 1)
+	go func() {
+		n, err := Init()
+		if err != nil {
+			res <- err
+			return
+		}
+		res <- n
+	}()
+	var c *shm.Conn
+	select {
+	case c = <-d.conn:
+	case <-time.After(5 * time.Second):
+		t.Fatal("node never connected")
+	}
+	t.Cleanup(func() { c.Close() })
+	m, err := c.ReadMsg()
+	if err != nil || m.Type != shm.MsgRegister || m.Flags&shm.FlagDirect == 0 {
+		t.Fatalf("registration %+v, %v: want DIRECT announced", m, err)
+	}
+	c.WriteMsg(&shm.Msg{Type: shm.MsgReady, Count: 8, Flags: shm.FlagDirect}, nil)
+	n, ok := (<-res).(*Node)
+	if !ok {
+		t.Fatal("init failed")
+	}
+	t.Cleanup(func() { n.Close() })
+	return n, c
+}
+
+// giveEdgeIn hands the node the receiving end of a new edge for input
+// "in" and returns the sending end.
+func giveEdgeIn(t *testing.T, c *shm.Conn, size uint32, policy uint8) *shm.Conn {
+	t.Helper()
+	send, recv, err := shm.SocketPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.WriteMsg(&shm.Msg{Type: shm.MsgEdgeIn, Edge: 1, ID: "in", Source: "src/out", QueueSize: size, Policy: policy}, recv)
+	recv.Close()
+	sc, err := shm.FileConn(send)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sc.Close() })
+	return sc
+}
+
+func nextEvent(t *testing.T, n *Node) *Event {
+	t.Helper()
+	select {
+	case ev, ok := <-n.Events():
+		if !ok {
+			t.Fatal("event stream closed")
+		}
+		return ev
+	case <-time.After(5 * time.Second):
+		t.Fatal("no event")
+		return nil
+	}
+}
+
+// Drain rule: what the sender wrote on the edge comes before an
+// INPUT_CLOSED the daemon sends right after; direct inputs are not
+// acknowledged to the daemon, and STATS reports them.
+func TestDirectInputsComeBeforeInputClosed(t *testing.T) {
+	n, c := directStarted(t)
+	sc := giveEdgeIn(t, c, 100, shm.PolicyBackpressure)
+	for i := range 50 {
+		if err := sc.WriteMsg(&shm.Msg{Type: shm.MsgInput, ID: "in", Data: []byte{byte(i)}}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.WriteMsg(&shm.Msg{Type: shm.MsgInputClosed, ID: "in"}, nil)
+	for i := range 50 {
+		if ev := nextEvent(t, n); ev.Type != Input || ev.ID != "in" || len(ev.Data) != 1 || ev.Data[0] != byte(i) {
+			t.Fatalf("event %d = %+v, want input %d", i, ev, i)
+		}
+	}
+	if ev := nextEvent(t, n); ev.Type != InputClosed {
+		t.Fatalf("after the inputs: %+v, want INPUT_CLOSED", ev)
+	}
+	got := readUntil(t, c, func(ms []*shm.Msg) bool {
+		for _, m := range ms {
+			if m.Type == shm.MsgStats && len(m.InStats) == 1 && m.InStats[0].In == 50 {
+				return true
+			}
+		}
+		return false
+	})
+	if a := acked(got); a != 0 {
+		t.Fatalf("direct inputs acknowledged to the daemon: ACK %d", a)
+	}
+}
+
+// drop_oldest on an edge: the SDK keeps the newest queue_size messages
+// (plus one already on its way to the application, if any) and counts the
+// rest as drops.
+func TestDirectDropOldestInSDK(t *testing.T) {
+	n, c := directStarted(t)
+	sc := giveEdgeIn(t, c, 2, shm.PolicyDropOldest)
+	for i := range 10 {
+		sc.WriteMsg(&shm.Msg{Type: shm.MsgInput, ID: "in", Data: []byte{byte(i)}}, nil)
+	}
+	c.WriteMsg(&shm.Msg{Type: shm.MsgInputClosed, ID: "in"}, nil)
+	var st shm.InStat
+	readUntil(t, c, func(ms []*shm.Msg) bool {
+		for _, m := range ms {
+			if m.Type == shm.MsgStats && len(m.InStats) == 1 && m.InStats[0].Dropped+m.InStats[0].In == 10 {
+				st = m.InStats[0]
+				return true
+			}
+		}
+		return false
+	})
+	var seqs []byte
+	for {
+		ev := nextEvent(t, n)
+		if ev.Type != Input {
+			if ev.Type != InputClosed {
+				t.Fatalf("event %+v", ev)
+			}
+			break
+		}
+		seqs = append(seqs, ev.Data[0])
+	}
+	// The message on its way to the application when the others arrived
+	// (if any) is not in the queue; the queue keeps the newest two.
+	if len(seqs) != int(st.In) || st.Dropped < 7 || len(seqs) < 2 || !slices.Equal(seqs[len(seqs)-2:], []byte{8, 9}) {
+		t.Fatalf("delivered %v with counters %+v: want at most one early message, then 8 and 9, the rest dropped", seqs, st)
+	}
+}
+
+// The sending side: CUTOVER answers EDGE_OUT; the output goes over the
+// edge (and to the daemon until ROUTES says it is not needed); a shared
+// region comes back when the edge's receiver releases it; a dead edge
+// sends the next messages through the daemon.
+func TestDirectSenderEdge(t *testing.T) {
+	n, c := directStarted(t)
+	send, recv, err := shm.SocketPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.WriteMsg(&shm.Msg{Type: shm.MsgEdgeOut, Edge: 4, ID: "out", Node: "r", Input: "x"}, send)
+	send.Close()
+	rc, err := shm.FileConn(recv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	readUntil(t, c, func(ms []*shm.Msg) bool {
+		return slices.ContainsFunc(ms, func(m *shm.Msg) bool { return m.Type == shm.MsgCutover && m.Edge == 4 })
+	})
+
+	n.SendOutput("out", []byte("a"), Metadata{})
+	if m, err := rc.ReadMsg(); err != nil || m.Type != shm.MsgInput || m.ID != "x" || string(m.Data) != "a" {
+		t.Fatalf("edge got %+v, %v", m, err)
+	}
+	readUntil(t, c, func(ms []*shm.Msg) bool { return len(ms) > 0 && ms[len(ms)-1].Type == shm.MsgOutput })
+
+	c.WriteMsg(&shm.Msg{Type: shm.MsgRoutes, ID: "out", NeedsDaemon: false}, nil)
+	c.WriteMsg(&shm.Msg{Type: shm.MsgInputRecovered, ID: "in"}, nil) // orders the test after ROUTES
+	if ev := nextEvent(t, n); ev.Type != InputRecovered {
+		t.Fatalf("event %+v", ev)
+	}
+	buf, err := n.AllocOutput(8192)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copy(buf.Data, "shared")
+	if err := n.SendBuffer("out", buf, Metadata{}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := rc.ReadMsg()
+	if err != nil || m.Type != shm.MsgRegion {
+		t.Fatalf("edge got %+v, %v; want REGION", m, err)
+	}
+	f, err := rc.TakeFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := shm.MapRegion(f, m.Size)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer shm.Unmap(data)
+	in, err := rc.ReadMsg()
+	if err != nil || in.Type != shm.MsgInput || in.Shm == nil || string(data[:6]) != "shared" {
+		t.Fatalf("edge got %+v, %v", in, err)
+	}
+	if _, free, _ := n.PoolStats(); free != 0 {
+		t.Fatal("region free before the receiver released it")
+	}
+	rc.WriteMsg(&shm.Msg{Type: shm.MsgRelease, Tokens: []uint64{in.Token}}, nil)
+	waitFor(t, func() bool { _, free, _ := n.PoolStats(); return free == 1 })
+
+	rc.Close() // the receiver dies
+	var sent bool
+	got := readUntil(t, c, func(ms []*shm.Msg) bool {
+		if !sent {
+			sent = true
+			time.Sleep(10 * time.Millisecond) // let the node notice EOF, or fail its write
+			n.SendOutput("out", []byte("c"), Metadata{})
+		}
+		return slices.ContainsFunc(ms, func(m *shm.Msg) bool { return m.Type == shm.MsgOutput && string(m.Data) == "c" })
+	})
+	if slices.ContainsFunc(got, func(m *shm.Msg) bool { return m.Type == shm.MsgOutput && m.Shm != nil }) {
+		t.Fatal("the shared message went to the daemon although ROUTES said it is not needed")
+	}
+	n.Close()
+	got = readUntil(t, c, func(ms []*shm.Msg) bool {
+		return slices.ContainsFunc(ms, func(m *shm.Msg) bool { return m.Type == shm.MsgStats })
+	})
+	for _, m := range got {
+		if m.Type == shm.MsgStats && (len(m.OutStats) != 1 || m.OutStats[0].Out != 1) {
+			t.Fatalf("STATS %+v, want 1 message out without the daemon", m)
+		}
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); {
+		if time.Now().After(deadline) {
+			t.Fatal("condition never held")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
