@@ -63,6 +63,11 @@ func (n *Node) onEdgeIn(m *shm.Msg) error {
 	n.drainInputs(func(id string) bool { return id == m.ID })
 	e := &edgeIn{id: m.Edge, input: m.ID, source: m.Source, conn: conn, maps: map[uint32][]byte{}}
 	n.mu.Lock()
+	if n.closing {
+		n.mu.Unlock()
+		conn.Close()
+		return nil
+	}
 	d := n.directIns[m.ID]
 	if d == nil {
 		d = &directIn{}
@@ -349,6 +354,7 @@ func (n *Node) takeEdgeReleasesLocked() []edgeRelease {
 
 // closeEdges closes every edge socket (Close): their goroutines end.
 func (n *Node) closeEdges() {
+	n.closingOut.Store(true) // onEdgeOut checks it under outMu
 	n.mu.Lock()
 	n.closing = true
 	n.room.Broadcast()

@@ -51,6 +51,11 @@ func (n *Node) onEdgeOut(m *shm.Msg) error {
 	e := &edgeOut{id: m.Edge, output: m.ID, node: m.Node, input: m.Input, conn: conn,
 		mapped: map[uint32]bool{}, tokens: map[uint64]*poolRegion{}}
 	n.outMu.Lock()
+	if n.closingOut.Load() {
+		n.outMu.Unlock()
+		conn.Close()
+		return nil
+	}
 	var old *edgeOut
 	edges := n.outEdges[e.output]
 	for i, o := range edges {

@@ -27,6 +27,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/adora-rs/adora/transport/shm"
@@ -75,6 +76,8 @@ type Node struct {
 	forced    map[string]bool // an edge failed: via the daemon until the next ROUTES
 	directOut map[string]uint64
 	outDirty  bool
+	// closingOut is set by Close before it closes the outgoing edges.
+	closingOut atomic.Bool
 	// Receiving, guarded by mu: per direct input queue settings and
 	// counters, the open incoming edges, and edges to unmap.
 	directIns  map[string]*directIn
