@@ -351,7 +351,7 @@ func (r *Router) Metrics() map[string]NodeMetrics {
 
 // exitedReadWait bounds how long Metrics waits for the connections of
 // exited nodes to be read to the end.
-const exitedReadWait = 2 * time.Second
+const exitedReadWait = time.Second
 
 func (r *Router) exitedReadingLocked() bool {
 	for _, ns := range r.nodes {
