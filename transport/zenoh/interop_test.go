@@ -517,3 +517,69 @@ func TestInteropWildcardsMatchZenoh(t *testing.T) {
 		}
 	}
 }
+
+// TestInteropBurstBatchedInOrder: many Go publishers at once send
+// thousands of small messages to a Python subscriber; they go out batched
+// (several PUSH per FRAME) and Zenoh gets each once, in each publisher's
+// order.
+func TestInteropBurstBatchedInOrder(t *testing.T) {
+	requirePythonZenoh(t)
+	const publishers, each = 16, 500
+	ep := freePort(t)
+	py := startPy(t, map[string]any{"mode": "peer", "action": "ordered", "key": "interop/burst/**",
+		"listen": []string{ep}, "expect": publishers * each})
+	g := openT(t, Config{Connect: []string{ep}})
+	waitFor(t, "python subscriber", func() bool { return remoteSubscribed(g, "interop/burst/k0") })
+	st0 := g.Stats()
+	errs := make(chan error, publishers)
+	for p := range publishers {
+		go func() {
+			key := fmt.Sprintf("interop/burst/key-%d", p%4) // aliases declared inside batches
+			for i := range each {
+				if err := g.Publish(context.Background(), key, seqPayload(p, i, 24+p), nil); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range publishers {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := g.Stats()
+	sent, writes := st.MessagesSent-st0.MessagesSent, st.Writes-st0.Writes
+	t.Logf("%d messages in %d writes", sent, writes)
+	if sent != publishers*each || st.Dropped != 0 {
+		t.Fatalf("sent %d, dropped %d; want %d sent", sent, st.Dropped, publishers*each)
+	}
+	if writes >= sent {
+		t.Errorf("%d writes for %d messages: no batching", writes, sent)
+	}
+	var rep struct {
+		Count      int     `json:"count"`
+		Errors     int     `json:"errors"`
+		FirstError *string `json:"first_error"`
+	}
+	select {
+	case l := <-py.lines:
+		if err := json.Unmarshal([]byte(l), &rep); err != nil {
+			t.Fatalf("python report %q: %v", l, err)
+		}
+	case <-time.After(30 * time.Second):
+		fmt.Fprintln(py.stdin, "report")
+		if err := json.Unmarshal([]byte(py.next(5*time.Second)), &rep); err != nil {
+			t.Fatal(err)
+		}
+		t.Fatalf("python received %d of %d samples within 30 s (%d out of order)", rep.Count, publishers*each, rep.Errors)
+	}
+	if rep.Count != publishers*each || rep.Errors != 0 {
+		first := ""
+		if rep.FirstError != nil {
+			first = *rep.FirstError
+		}
+		t.Fatalf("python received %d samples, %d out of order (%s); want %d in order", rep.Count, rep.Errors, first, publishers*each)
+	}
+}

@@ -20,6 +20,11 @@ Reads one JSON object from argv[1] and acts:
              "echo"   subscribe to key; answer each sample whose payload
                       starts with "ping" by putting "pong" + the rest on
                       the sample's own key
+             "ordered" subscribe to key; payloads start with a publisher
+                      number and a message number (4 bytes each, big-endian);
+                      check that each publisher's numbers arrive 0, 1, 2, ...
+                      and print {"count", "errors", "first_error"} once
+                      expect samples arrived, and at each line on stdin
              "serve"  just run (a router)
              "intersect" print [a, b, intersects] for each pair in pairs
 Prints {"open_ms": N} and then "READY" once the session is open and
@@ -140,6 +145,36 @@ def main():
         sub = session.declare_subscriber(spec["key"], on_ping)
         emit("READY")
         sys.stdin.read()
+        sub.undeclare()
+    elif action == "ordered":
+        import threading
+        lock = threading.Lock()
+        st = {"count": 0, "errors": 0, "first_error": None}
+        nxt = {}
+        expect = spec["expect"]
+
+        def report():
+            with lock:
+                emit(dict(st))
+
+        def on_sample(s):
+            p = s.payload.to_bytes()
+            with lock:
+                g, i = int.from_bytes(p[0:4], "big"), int.from_bytes(p[4:8], "big")
+                want = nxt.get(g, 0)
+                if i != want:
+                    st["errors"] += 1
+                    if st["first_error"] is None:
+                        st["first_error"] = "publisher %d: message %d, want %d" % (g, i, want)
+                nxt[g] = i + 1
+                st["count"] += 1
+                done = st["count"] == expect
+            if done:
+                report()
+        sub = session.declare_subscriber(spec["key"], on_sample)
+        emit("READY")
+        for _ in sys.stdin:
+            report()
         sub.undeclare()
     elif action == "serve":
         emit("READY")
