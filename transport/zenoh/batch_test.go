@@ -10,7 +10,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/adora-rs/adora/transport"
 )
@@ -293,8 +292,15 @@ func TestBatchMemberCancelFailsLink(t *testing.T) {
 		go func() { results <- pub.Publish(context.Background(), "cancel", []byte("member"), nil) }()
 	}
 	waitFor(t, "members joined", func() bool { _, n := l.queued("member"); return n == 2 })
+	l.txMu.Lock()
+	u := l.open
+	l.txMu.Unlock()
 	cancel()
-	time.Sleep(10 * time.Millisecond) // let the abort land before the write
+	waitFor(t, "abort", func() bool {
+		l.abortMu.Lock()
+		defer l.abortMu.Unlock()
+		return u.aborted
+	})
 	conn.release()
 	<-first
 	for range 3 {
