@@ -19,6 +19,13 @@
 // pages read-only. Smaller payloads travel inline over the unix socket. The
 // wire protocol is described in docs/node-protocol.md.
 //
+// Where the daemon offers it, messages between two Go nodes on one machine
+// travel over a direct socket between the two processes (one hop instead
+// of two through the daemon): the sender writes into the receiver's
+// socket, the receiving SDK enforces the input's queue_size and
+// queue_policy, and the daemon keeps routing decisions, lifecycle events
+// and accounting. Nothing changes for the application.
+//
 // The package depends on the standard library, golang.org/x/sys and
 // transport/shm only.
 package node

@@ -28,6 +28,11 @@
 // a blocked reader left);
 // one ticker per distinct timer interval. State is guarded by one mutex;
 // socket writes happen outside it, one writer per connection at a time.
+//
+// Between nodes that registered with DIRECT, local routes move onto direct
+// edges (edge.go): socket pairs the router creates and hands to the two
+// nodes, so data skips the router; it keeps the decisions, lifecycle
+// events and the accounting (the nodes' STATS).
 package dataplane
 
 import (
