@@ -132,6 +132,7 @@ func (r *Router) cutover(c *nodeConn, id uint32) error {
 // of the node) is skipped.
 func (r *Router) appendEdgeInLocked(out []outFrame, c *nodeConn, e *edge) []outFrame {
 	if e.dead || e.recvEnd == nil || e.dst != c {
+		e.closeRecvEndLocked() // the receiver it was meant for is gone
 		return out
 	}
 	policy := shm.PolicyDropOldest
@@ -156,6 +157,12 @@ func (r *Router) killEdgeLocked(e *edge) {
 	if e.in.edge == e {
 		e.in.edge = nil
 	}
+	e.closeRecvEndLocked()
+}
+
+// closeRecvEndLocked closes the router's copy of the receiving end, if it
+// still holds it (the sender then sees EOF once its receiver has none).
+func (e *edge) closeRecvEndLocked() {
 	if e.recvEnd != nil {
 		e.recvEnd.Close()
 		e.recvEnd = nil
@@ -204,9 +211,8 @@ func (r *Router) closeEdgesLocked() {
 	}
 	for _, ns := range r.nodes {
 		for el := ns.fifo.Front(); el != nil; el = el.Next() {
-			if it := el.Value.(*item); it.edge != nil && it.edge.recvEnd != nil {
-				it.edge.recvEnd.Close()
-				it.edge.recvEnd = nil
+			if it := el.Value.(*item); it.edge != nil {
+				it.edge.closeRecvEndLocked()
 			}
 		}
 	}

@@ -46,8 +46,12 @@ func (r *Router) NodeExited(nodeID string, restarting, failed bool) {
 	if !restarting {
 		ns.gone = true
 		for e := ns.fifo.Front(); e != nil; e = e.Next() {
-			if it := e.Value.(*item); it.sample != nil {
+			it := e.Value.(*item)
+			if it.sample != nil {
 				r.unrefSampleLocked(it.sample)
+			}
+			if it.edge != nil {
+				it.edge.closeRecvEndLocked() // EDGE_IN never goes out
 			}
 		}
 		ns.fifo.Init()
