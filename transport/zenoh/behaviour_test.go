@@ -2,6 +2,7 @@ package zenoh
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -487,19 +488,20 @@ func TestFullMeshOfThree(t *testing.T) {
 			}
 		}
 	}
-	for i, s := range ss {
-		waitFor(t, fmt.Sprintf("session %d sees both peers subscribed", i), func() bool {
-			n := 0
-			s.mu.RLock()
-			for _, l := range s.links {
-				if l.wants("mesh/x") {
-					n++
+	// Wait until the mesh has settled: each pair keeps the same TCP
+	// connection on both sides, and its peer subscribed. (A publication
+	// on a link that the other side is about to close as a duplicate is
+	// lost, as with any link that goes away.)
+	waitFor(t, "one link per pair, subscribed", func() bool {
+		for i, s := range ss {
+			for j, o := range ss {
+				if i != j && !sameLink(s, o, "mesh/x") {
+					return false
 				}
 			}
-			s.mu.RUnlock()
-			return n == 2
-		})
-	}
+		}
+		return true
+	})
 	for i, s := range ss {
 		if err := s.Publish(context.Background(), fmt.Sprintf("mesh/%d", i), []byte{byte(i)}, nil); err != nil {
 			t.Fatal(err)
@@ -524,6 +526,21 @@ func TestFullMeshOfThree(t *testing.T) {
 			t.Errorf("session %d has %d links, want 2", i, n)
 		}
 	}
+}
+
+// sameLink reports whether s's link to o and o's link to s are the two
+// ends of the connection that is kept when both dial (the one the
+// smaller Zenoh id dialled), and o subscribed to key on it.
+func sameLink(s, o *Session, key string) bool {
+	s.mu.RLock()
+	ls := s.links[string(o.zid)]
+	s.mu.RUnlock()
+	o.mu.RLock()
+	lo := o.links[string(s.zid)]
+	o.mu.RUnlock()
+	return ls != nil && lo != nil && ls.wants(key) && ls.initiator == (bytes.Compare(s.zid, o.zid) < 0) &&
+		ls.conn.LocalAddr().String() == lo.conn.RemoteAddr().String() &&
+		ls.conn.RemoteAddr().String() == lo.conn.LocalAddr().String()
 }
 
 // A handler slower than the lease does not make the link expire.
