@@ -1,6 +1,7 @@
 package zenoh
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -92,7 +93,8 @@ func (l *link) sendPut(ctx context.Context, key string, payload, attachment []by
 	put := &wire.Put{Attachment: attachment, HasAttachment: attachment != nil}
 	// Ask every hop to block rather than drop (Zenoh's default for PUT is
 	// to drop under congestion).
-	pre := wire.AppendPushPutHeader(nil, &we, wire.QoSPriorityData|wire.QoSBlock, put, len(payload))
+	var scratch [128]byte // the header usually fits: no allocation
+	pre := wire.AppendPushPutHeader(scratch[:0], &we, wire.QoSPriorityData|wire.QoSBlock, put, len(payload))
 	var u *txUnit
 	joined := false
 	if l.fitsFrameLocked(len(decl) + len(pre) + len(payload)) {
@@ -188,9 +190,10 @@ func (l *link) batchBufLocked() []byte {
 }
 
 // fragmentsLocked queues a message too large for one batch: the alias
-// declaration (if any) in a FRAME of its own, then pre+payload as a run
+// declaration (if any) in a FRAME of its own, then header+payload as a run
 // of reliable FRAGMENTs, all in one vectored write.
-func (l *link) fragmentsLocked(decl, pre, payload []byte) *txUnit {
+func (l *link) fragmentsLocked(decl, header, payload []byte) *txUnit {
+	pre := bytes.Clone(header) // header may live on the caller's stack
 	u := &txUnit{}
 	if decl != nil {
 		b := wire.AppendFrameHeader([]byte{0, 0}, true, l.nextSNLocked())
