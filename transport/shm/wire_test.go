@@ -50,9 +50,18 @@ func TestWireDirectExtension(t *testing.T) {
 	if m, err := Decode(old[4:]); err != nil || m.Flags != 0 {
 		t.Fatalf("old REGISTER: %+v, %v", m, err)
 	}
-	withFlags := AppendFrame(nil, &Msg{Type: MsgReady, Count: 8, Flags: FlagDirect})
-	if got := hex.EncodeToString(withFlags); got != "09000000810800000001000000" {
-		t.Fatalf("READY with DIRECT = %s", got)
+	// The byte examples of docs/node-protocol.md.
+	for _, tc := range []struct {
+		m   *Msg
+		hex string
+	}{
+		{&Msg{Type: MsgReady, Count: 8, Flags: FlagDirect}, "09000000810800000001000000"},
+		{&Msg{Type: MsgCutover, Edge: 3}, "050000000903000000"},
+		{&Msg{Type: MsgRoutes, ID: "out"}, "070000008e03006f757400"},
+	} {
+		if got := hex.EncodeToString(AppendFrame(nil, tc.m)); got != tc.hex {
+			t.Errorf("%s:\n got %s\nwant %s", tc.m.Type, got, tc.hex)
+		}
 	}
 	for name, body := range map[string][]byte{
 		"zero flags":   append(AppendFrame(nil, &Msg{Type: MsgReady, Count: 8})[4:], 0, 0, 0, 0),
