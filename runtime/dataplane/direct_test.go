@@ -2,7 +2,10 @@ package dataplane
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -57,14 +60,16 @@ func TestDirectDisabledStaysOnDaemonPath(t *testing.T) {
 	}
 }
 
-// A sender that starts before its receiver connects, and keeps sending
-// through the cut-over, against a queue of 2 with backpressure: thousands
-// of messages, none lost, none reordered.
+// A sender that starts at once (its first messages go through the
+// daemon) and keeps sending through the cut-over, against a queue of 2
+// with backpressure: thousands of messages, none lost, none reordered.
+// (Before the receiver's first registration nobody sends: the start
+// barrier holds READY; sending while a receiver is away is
+// TestDirectRestartedReceiverMissesNothingAfterCutover.)
 func TestDirectCutoverUnderBackpressureLosesNothing(t *testing.T) {
 	df := dataflow(sender("src", "out"), receiver("dst", input("in", "src/out", 2, config.Backpressure)))
 	h := newHarness(t, df)
 	h.spawn("src", "sender", 0, "DP_COUNT=3000", "DP_SIZE=32")
-	time.Sleep(50 * time.Millisecond)
 	h.spawn("dst", "receiver", 0)
 	dst := h.reapAsync("dst")
 	waitErr(t, h.reapAsync("src"), "sender")
@@ -262,4 +267,53 @@ func TestDirectNotUsedForInputTimeout(t *testing.T) {
 	if m := h.r.Metrics()["dst"]; m.DirectIn != 0 || m.InputTimeouts == 0 {
 		t.Fatalf("metrics %+v: want no direct inputs and a timeout", m)
 	}
+}
+
+// A backpressure receiver killed mid-stream and restarted: while it is
+// down the daemon queues for it (the sender keeps going until the queue
+// is full), then the new process gets the queued messages and a new edge,
+// with nothing lost or reordered from its first message to the last.
+func TestDirectRestartedReceiverMissesNothingAfterCutover(t *testing.T) {
+	df := dataflow(sender("src", "out"), receiver("dst", input("in", "src/out", 10, config.Backpressure)))
+	h := newHarness(t, df)
+	p := h.spawn("dst", "receiver", 0)
+	h.spawn("src", "sender", 0, "DP_COUNT=3000", "DP_SIZE=64", "DP_INTERVAL=100us")
+	src := h.reapAsync("src")
+	h.waitLog("dst", func(l []string) bool { return len(parseInputs(l)) >= 200 })
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	h.reap("dst", true)
+	time.Sleep(50 * time.Millisecond) // the sender goes on meanwhile
+	second := filepath.Join(h.dir, "dst-2.log")
+	h.spawn("dst", "receiver", 1, "DP_LOG="+second)
+	dst := h.reapAsync("dst")
+	waitErr(t, src, "sender")
+	waitErr(t, dst, "restarted receiver")
+	lines := readLines(t, second)
+	ins := parseInputs(lines)
+	if len(ins) == 0 || ins[0].seq == 0 {
+		t.Fatalf("restarted receiver got %d inputs starting at %+v", len(ins), ins)
+	}
+	for i := 1; i < len(ins); i++ {
+		if ins[i].seq != ins[i-1].seq+1 || !ins[i].ok {
+			t.Fatalf("restarted receiver: input %+v after %+v", ins[i], ins[i-1])
+		}
+	}
+	if last := ins[len(ins)-1].seq; last != 2999 {
+		t.Fatalf("restarted receiver's last input %d, want 2999", last)
+	}
+	if got := tail(lines, 2); !slices.Equal(got, []string{"INPUT_CLOSED in", "ALL_INPUTS_CLOSED "}) {
+		t.Fatalf("restarted receiver ended with %q", got)
+	}
+	if m := h.r.Metrics()["dst"]; m.DirectIn == 0 {
+		t.Fatalf("metrics %+v: want direct inputs", m)
+	}
+}
+
+func readLines(t *testing.T, path string) []string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
 }
