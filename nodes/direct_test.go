@@ -12,8 +12,14 @@ import (
 // directStarted runs a node against a fake daemon that offers DIRECT.
 func directStarted(t *testing.T) (*Node, *shm.Conn) {
 	t.Helper()
+	return directStartedWith(t, func(*Config) {})
+}
+
+func directStartedWith(t *testing.T, tweak func(*Config)) (*Node, *shm.Conn) {
+	t.Helper()
 	d, cfg := newFakeDaemon(t)
 	cfg.Inputs = []InputConfig{{ID: "in", Source: "src/out", QueueSize: 100, QueuePolicy: "backpressure"}}
+	tweak(&cfg)
 	raw, _ := json.Marshal(cfg)
 	t.Setenv(ConfigEnv, string(raw))
 	res := make(chan any, 1)
@@ -244,4 +250,73 @@ func waitFor(t *testing.T, cond func() bool) {
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// giveEdgeOut hands the node the sending end of an edge for output "out"
+// and returns the receiving end once the node cut over.
+func giveEdgeOut(t *testing.T, c *shm.Conn) *shm.Conn {
+	t.Helper()
+	send, recv, err := shm.SocketPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.WriteMsg(&shm.Msg{Type: shm.MsgEdgeOut, Edge: 1, ID: "out", Node: "r", Input: "x"}, send)
+	send.Close()
+	rc, err := shm.FileConn(recv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rc.Close() })
+	readUntil(t, c, func(ms []*shm.Msg) bool {
+		return slices.ContainsFunc(ms, func(m *shm.Msg) bool { return m.Type == shm.MsgCutover })
+	})
+	return rc
+}
+
+// A region retired from the pool (to make room under its cap) is closed
+// for the edge receivers that mapped it; a dead edge releases its tokens.
+func TestDirectRetiredRegionIsClosedOnEdge(t *testing.T) {
+	n, c := directStartedWith(t, func(cfg *Config) { cfg.ShmPoolBytes = 3 * 4096 })
+	rc := giveEdgeOut(t, c)
+	c.WriteMsg(&shm.Msg{Type: shm.MsgRoutes, ID: "out", NeedsDaemon: false}, nil)
+	c.WriteMsg(&shm.Msg{Type: shm.MsgInputRecovered, ID: "in"}, nil)
+	nextEvent(t, n) // ROUTES applied
+	var seen []*shm.Msg
+	send := func(size int) *shm.Msg {
+		buf, err := n.AllocOutput(size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := n.SendBuffer("out", buf, Metadata{}); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			m, err := rc.ReadMsg()
+			if err != nil {
+				t.Fatal(err)
+			}
+			seen = append(seen, m)
+			if m.Type == shm.MsgRegion {
+				f, _ := rc.TakeFile()
+				f.Close()
+			}
+			if m.Type == shm.MsgInput {
+				return m
+			}
+		}
+	}
+	first := send(8192)
+	rc.WriteMsg(&shm.Msg{Type: shm.MsgRelease, Tokens: []uint64{first.Token}}, nil)
+	waitFor(t, func() bool { _, free, _ := n.PoolStats(); return free == 1 })
+	second := send(12288) // the free 8 KiB region is too small and over the cap: retired
+	if second.Shm.Region == first.Shm.Region {
+		t.Fatal("a too small region was reused")
+	}
+	if !slices.ContainsFunc(seen, func(m *shm.Msg) bool {
+		return m.Type == shm.MsgRegionClosed && m.Region == first.Shm.Region
+	}) {
+		t.Fatalf("edge frames %v: want REGION_CLOSED %d before the second message", types(seen), first.Shm.Region)
+	}
+	rc.Close() // the receiver dies holding the second message
+	waitFor(t, func() bool { regions, free, _ := n.PoolStats(); return regions == 1 && free == 1 })
 }

@@ -61,8 +61,15 @@ type pool struct {
 
 	returned chan struct{} // signalled when DROPPED returns regions
 
-	edges     map[*edgeOut]bool
-	nextToken uint64
+	edges      map[*edgeOut]bool
+	nextToken  uint64
+	edgeCloses []edgeClose // REGION_CLOSED to send on edges, after unlocking
+}
+
+// edgeClose is a retired region a direct receiver mapped.
+type edgeClose struct {
+	e      *edgeOut
+	region uint32
 }
 
 func newPool(n *Node, max int64) *pool {
@@ -104,7 +111,19 @@ const MaxShmRegions = 256
 
 func (p *pool) get(size int) (*poolRegion, error) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
+	r, err := p.getLocked(size)
+	closes := p.edgeCloses
+	p.edgeCloses = nil
+	p.mu.Unlock()
+	for _, c := range closes {
+		// Best effort, outside the lock (the write may wait for a slow
+		// receiver): a dead edge unmaps everything anyway.
+		c.e.conn.WriteMsg(&shm.Msg{Type: shm.MsgRegionClosed, Region: c.region}, nil)
+	}
+	return r, err
+}
+
+func (p *pool) getLocked(size int) (*poolRegion, error) {
 	wait := growWait
 	if size < growWaitMin {
 		wait = growWaitSmall
@@ -198,7 +217,7 @@ func (p *pool) retireLocked(r *poolRegion) {
 	for e := range p.edges {
 		if e.mapped[r.id] {
 			delete(e.mapped, r.id)
-			e.conn.WriteMsg(&shm.Msg{Type: shm.MsgRegionClosed, Region: r.id}, nil) // best effort: a dead edge unmaps everything
+			p.edgeCloses = append(p.edgeCloses, edgeClose{e, r.id})
 		}
 	}
 	delete(p.regions, r.id)
