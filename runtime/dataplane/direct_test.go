@@ -195,12 +195,13 @@ func TestDirectKilledReceiverRestartsOnNewEdge(t *testing.T) {
 }
 
 // kill -9 of a direct sender: the receiver gets every message the sender
-// wrote (a contiguous sequence), then NODE_FAILED and INPUT_CLOSED.
+// wrote (a contiguous sequence up to at least the last send that returned
+// before the kill), then NODE_FAILED and INPUT_CLOSED.
 func TestDirectKilledSenderDeliversWhatItWrote(t *testing.T) {
 	df := dataflow(sender("src", "out"), receiver("dst", input("in", "src/out", 5000, config.Backpressure)))
 	h := newHarness(t, df)
 	h.spawn("dst", "receiver", 0)
-	p := h.spawn("src", "sender", 0, "DP_COUNT=1000000", "DP_SIZE=64")
+	p := h.spawn("src", "sender", 0, "DP_COUNT=1000000", "DP_SIZE=64", "DP_LOG_EACH=1")
 	dst := h.reapAsync("dst")
 	h.waitLog("dst", func(l []string) bool { return len(parseInputs(l)) >= 2000 })
 	p.cmd.Process.Signal(syscall.SIGKILL)
@@ -217,6 +218,34 @@ func TestDirectKilledSenderDeliversWhatItWrote(t *testing.T) {
 			t.Fatalf("input %d = %+v: want a contiguous, intact sequence", i, in)
 		}
 	}
+	wrote := -1
+	for _, l := range h.logLines("src") {
+		fmt.Sscanf(l, "WROTE %d", &wrote)
+	}
+	if wrote < 2000 || len(ins) < wrote+1 {
+		t.Fatalf("the sender's last completed send was seq %d, the receiver got %d messages", wrote, len(ins))
+	}
+	if m := h.r.Metrics()["dst"]; m.DirectIn == 0 {
+		t.Fatalf("metrics %+v: want direct inputs", m)
+	}
+}
+
+// CloseOutputs over an edge: the receiver gets every message, then
+// INPUT_CLOSED, while the sender is still alive.
+func TestDirectCloseOutputsAfterLastMessage(t *testing.T) {
+	df := dataflow(sender("src", "out"), receiver("dst", input("in", "src/out", 10, config.Backpressure)))
+	h := newHarness(t, df)
+	h.spawn("dst", "receiver", 0)
+	h.spawn("src", "sender", 0, "DP_COUNT=500", "DP_SIZE=64", "DP_CLOSE=1", "DP_WAIT_STOP=1")
+	dst := h.reapAsync("dst")
+	waitErr(t, dst, "receiver") // ends with ALL_INPUTS_CLOSED, the sender still waits for STOP
+	lines := h.logLines("dst")
+	checkSequence(t, parseInputs(lines), 500, 64, false)
+	if got := tail(lines, 2); !slices.Equal(got, []string{"INPUT_CLOSED in", "ALL_INPUTS_CLOSED "}) {
+		t.Fatalf("receiver ended with %q", got)
+	}
+	h.r.RequestStop("src")
+	waitErr(t, h.reapAsync("src"), "sender")
 	if m := h.r.Metrics()["dst"]; m.DirectIn == 0 {
 		t.Fatalf("metrics %+v: want direct inputs", m)
 	}

@@ -77,13 +77,19 @@ func check(b []byte) (int, bool) {
 
 // runSender sends DP_COUNT messages of DP_SIZE bytes on every output,
 // DP_INTERVAL apart (pausing DP_PAUSE after seq DP_PAUSE_AFTER), through
-// AllocOutput when DP_ALLOC is set. With
-// DP_WAIT_STOP it then waits for STOP and logs its pool statistics.
+// AllocOutput when DP_ALLOC is set. With DP_CLOSE it then closes its
+// outputs; with DP_WAIT_STOP it then waits for STOP and logs its pool
+// statistics.
 func runSender(n *node.Node) error {
 	count, size := envInt("DP_COUNT", 10), envInt("DP_SIZE", 16)
 	interval := envDur("DP_INTERVAL")
 	start := envInt("DP_START", 0)
 	outs := n.Config().Outputs
+	var each *os.File // DP_LOG_EACH: log "WROTE seq" once a send returned
+	if os.Getenv("DP_LOG_EACH") != "" {
+		each = openLog()
+		defer each.Close()
+	}
 	for seq := start; seq < start+count; seq++ {
 		for _, o := range outs {
 			if os.Getenv("DP_ALLOC") != "" {
@@ -107,6 +113,9 @@ func runSender(n *node.Node) error {
 				return err
 			}
 		}
+		if each != nil {
+			fmt.Fprintln(each, "WROTE", seq)
+		}
 		if interval > 0 {
 			time.Sleep(interval)
 		}
@@ -117,6 +126,11 @@ func runSender(n *node.Node) error {
 	logf := openLog()
 	defer logf.Close()
 	fmt.Fprintln(logf, "SENT", count)
+	if os.Getenv("DP_CLOSE") != "" { // close the outputs, stay alive
+		if err := n.CloseOutputs(); err != nil {
+			return err
+		}
+	}
 	if os.Getenv("DP_WAIT_STOP") == "" {
 		return nil
 	}
