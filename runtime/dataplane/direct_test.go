@@ -139,7 +139,7 @@ func TestDirectFanOutRegionNeedsBothReleases(t *testing.T) {
 	h := newHarness(t, df)
 	h.spawn("a", "receiver", 0, "DP_RETAIN=1")
 	h.spawn("b", "receiver", 0)
-	h.spawn("src", "sender", 0, "DP_COUNT=20", "DP_SIZE=65536", "DP_INTERVAL=2ms", "DP_WAIT_STOP=1")
+	h.spawn("src", "sender", 0, "DP_COUNT=20", "DP_SIZE=65536", "DP_INTERVAL=2ms", "DP_WAIT_STOP=1", "DP_POOL_WAIT=300ms")
 	a, b := h.reapAsync("a"), h.reapAsync("b")
 	h.waitLog("a", func(l []string) bool { return len(parseInputs(l)) == 20 })
 	h.waitLog("b", func(l []string) bool { return len(parseInputs(l)) == 20 })
@@ -166,7 +166,7 @@ func TestDirectKilledReceiverRestartsOnNewEdge(t *testing.T) {
 	df := dataflow(sender("src", "out"), receiver("dst", input("in", "src/out", 10, config.DropOldest)))
 	h := newHarness(t, df)
 	p := h.spawn("dst", "receiver", 0)
-	h.spawn("src", "sender", 0, "DP_COUNT=1500", "DP_SIZE=8192", "DP_INTERVAL=2ms")
+	h.spawn("src", "sender", 0, "DP_COUNT=600", "DP_SIZE=8192", "DP_INTERVAL=2ms")
 	src := h.reapAsync("src")
 	h.waitLog("dst", func(l []string) bool { return len(parseInputs(l)) >= 20 })
 	time.Sleep(150 * time.Millisecond) // a STATS report
@@ -306,7 +306,7 @@ func TestDirectRestartedReceiverMissesNothingAfterCutover(t *testing.T) {
 	df := dataflow(sender("src", "out"), receiver("dst", input("in", "src/out", 10, config.Backpressure)))
 	h := newHarness(t, df)
 	p := h.spawn("dst", "receiver", 0)
-	h.spawn("src", "sender", 0, "DP_COUNT=3000", "DP_SIZE=64", "DP_INTERVAL=100us")
+	h.spawn("src", "sender", 0, "DP_COUNT=1500", "DP_SIZE=64", "DP_INTERVAL=100us")
 	src := h.reapAsync("src")
 	h.waitLog("dst", func(l []string) bool { return len(parseInputs(l)) >= 200 })
 	p.cmd.Process.Signal(syscall.SIGKILL)
@@ -327,8 +327,8 @@ func TestDirectRestartedReceiverMissesNothingAfterCutover(t *testing.T) {
 			t.Fatalf("restarted receiver: input %+v after %+v", ins[i], ins[i-1])
 		}
 	}
-	if last := ins[len(ins)-1].seq; last != 2999 {
-		t.Fatalf("restarted receiver's last input %d, want 2999", last)
+	if last := ins[len(ins)-1].seq; last != 1499 {
+		t.Fatalf("restarted receiver's last input %d, want 1499", last)
 	}
 	if got := tail(lines, 2); !slices.Equal(got, []string{"INPUT_CLOSED in", "ALL_INPUTS_CLOSED "}) {
 		t.Fatalf("restarted receiver ended with %q", got)

@@ -79,7 +79,8 @@ func check(b []byte) (int, bool) {
 // DP_INTERVAL apart (pausing DP_PAUSE after seq DP_PAUSE_AFTER), through
 // AllocOutput when DP_ALLOC is set. With DP_CLOSE it then closes its
 // outputs; with DP_WAIT_STOP it then waits for STOP and logs its pool
-// statistics.
+// statistics (once all but one region are free, or after DP_POOL_WAIT,
+// default 5s).
 func runSender(n *node.Node) error {
 	count, size := envInt("DP_COUNT", 10), envInt("DP_SIZE", 16)
 	interval := envDur("DP_INTERVAL")
@@ -141,7 +142,11 @@ func runSender(n *node.Node) error {
 	}
 	// Let pending DROPPED frames arrive (a receiver may still hold the
 	// last message: it releases it when it takes its next event).
-	deadline := time.Now().Add(5 * time.Second)
+	wait := 5 * time.Second
+	if d := envDur("DP_POOL_WAIT"); d > 0 {
+		wait = d
+	}
+	deadline := time.Now().Add(wait)
 	for {
 		regions, free, _ := n.PoolStats()
 		if regions-free <= 1 || time.Now().After(deadline) {
