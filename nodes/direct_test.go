@@ -320,3 +320,43 @@ func TestDirectRetiredRegionIsClosedOnEdge(t *testing.T) {
 	rc.Close() // the receiver dies holding the second message
 	waitFor(t, func() bool { regions, free, _ := n.PoolStats(); return regions == 1 && free == 1 })
 }
+
+// STOP goes ahead of direct inputs queued in the SDK (as the daemon puts
+// it ahead of its own queue); their shared memory is released.
+func TestDirectStopGoesAheadOfQueuedInputs(t *testing.T) {
+	n, c := directStarted(t)
+	sc := giveEdgeIn(t, c, 100, shm.PolicyBackpressure)
+	for i := range 10 {
+		sc.WriteMsg(&shm.Msg{Type: shm.MsgInput, ID: "in", Data: []byte{byte(i)}}, nil)
+	}
+	readUntil(t, c, func(ms []*shm.Msg) bool {
+		return slices.ContainsFunc(ms, func(m *shm.Msg) bool {
+			return m.Type == shm.MsgStats && len(m.InStats) == 1 && m.InStats[0].In == 10
+		})
+	})
+	c.WriteMsg(&shm.Msg{Type: shm.MsgStop, ID: "MANUAL"}, nil)
+	// A shared daemon input after STOP is released at once: once its
+	// RELEASE comes back, STOP has been handled.
+	reg, err := shm.NewRegion("test", 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	c.WriteMsg(&shm.Msg{Type: shm.MsgRegion, Region: 1, Size: 4096}, reg.File())
+	c.WriteMsg(&shm.Msg{Type: shm.MsgInput, ID: "in", Shm: &shm.ShmRef{Region: 1, Len: 1}, Token: 77}, nil)
+	readUntil(t, c, func(ms []*shm.Msg) bool { return slices.Contains(released(ms), 77) })
+	inputs := 0
+	for {
+		ev := nextEvent(t, n)
+		if ev.Type == Stop {
+			break
+		}
+		inputs++
+	}
+	if inputs > 1 { // at most the one already on its way to the application
+		t.Fatalf("%d inputs before STOP, want it ahead of the queued ones", inputs)
+	}
+	if _, ok := <-n.Events(); ok {
+		t.Fatal("event stream open after STOP")
+	}
+}

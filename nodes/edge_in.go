@@ -265,6 +265,14 @@ func (n *Node) discardQueuedLocked(id string, limit int, count func(*Event)) {
 	n.room.Broadcast()
 }
 
+// discardAllDirectLocked drops every queued direct input (STOP goes
+// ahead of them and ends the stream), releasing their tokens.
+func (n *Node) discardAllDirectLocked() {
+	for id := range n.directIns {
+		n.discardQueuedLocked(id, -1, func(*Event) {})
+	}
+}
+
 // unqueueDirectLocked runs when a direct event leaves the backlog for the
 // application.
 func (n *Node) unqueueDirectLocked(ev *Event) {

@@ -310,6 +310,11 @@ func (n *Node) dispatch(ev *Event) {
 	if terminal(ev.Type) {
 		n.stopped = true
 	}
+	if ev.Type == Stop {
+		// STOP goes ahead of queued inputs: the daemon puts it ahead of
+		// its queue, and the direct inputs queued here are discarded.
+		n.discardAllDirectLocked()
+	}
 	if len(n.backlog) == 0 && !n.delivering {
 		n.mu.Unlock()
 		select {
