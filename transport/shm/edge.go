@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -158,10 +157,4 @@ func (c *Conn) WaitReadable() error {
 			return err != unix.EAGAIN
 		}
 	})
-}
-
-// IsBrokenPipe reports whether err says the peer closed its end (a write
-// to a direct edge whose receiver died).
-func IsBrokenPipe(err error) bool {
-	return errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, net.ErrClosed)
 }
