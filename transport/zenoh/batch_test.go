@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/adora-rs/adora/transport"
 )
@@ -351,5 +352,49 @@ func TestCloseWithQueuedBatch(t *testing.T) {
 	}
 	if err := pub.Publish(context.Background(), "closing", []byte("late"), nil); !errors.Is(err, ErrClosed) {
 		t.Errorf("publish after close: %v, want ErrClosed", err)
+	}
+}
+
+// TestDrainBudgetHandsTurnOn: after its own write, a writer goes on with
+// the queued units only up to drainBytes; the creator of the next one
+// then writes it. Large messages queued behind a held write all arrive,
+// in order.
+func TestDrainBudgetHandsTurnOn(t *testing.T) {
+	pub, sub, conn := wrappedPair(t)
+	c := newCollector()
+	if _, err := sub.Subscribe("drain", c.handle); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "subscription", func() bool { return remoteSubscribed(pub, "drain") })
+	l := onlyLink(t, pub)
+	conn.hold()
+	errs := make(chan error, 8)
+	go func() { errs <- pub.Publish(context.Background(), "drain", []byte("held"), nil) }()
+	<-conn.entered
+	const n = 5
+	size := drainBytes * 2 / 3 // two never fit one budget
+	for i := range n {
+		go func() { errs <- pub.Publish(context.Background(), "drain", bytes.Repeat([]byte{byte('a' + i)}, size), nil) }()
+		waitFor(t, "large message queued", func() bool { u, _ := l.queued(""); return u == i+1 })
+	}
+	conn.release()
+	for range n + 1 {
+		select {
+		case err := <-errs:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("a publisher still waits: the turn was not handed on")
+		}
+	}
+	got := c.waitN(t, n+1)
+	for i, s := range got[1:] {
+		if len(s.Payload) != size || s.Payload[0] != byte('a'+i) || s.Payload[size-1] != byte('a'+i) {
+			t.Fatalf("sample %d: %d bytes of %q, want %d of %q", 1+i, len(s.Payload), s.Payload[:1], size, string(rune('a'+i)))
+		}
+	}
+	if u, _ := l.queued(""); u != 0 || func() bool { l.txMu.Lock(); defer l.txMu.Unlock(); return l.writing }() {
+		t.Errorf("link not idle after the queue drained: %d queued", u)
 	}
 }

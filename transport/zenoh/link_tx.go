@@ -24,12 +24,16 @@ import (
 //	new unit: a FRAME batch, or a run of FRAGMENTs (a large message)
 //	  │ link idle ──► write it now (no added latency, no timer)
 //	  ▼
-//	queue it; wait for its turn, then write it
+//	queue it; wait until it is written, or for its turn to write it
 //	  ▼
-//	written ──► the next queued unit's creator gets its turn, or the link is idle
+//	written ──► the writer goes on with the units queued meanwhile (a few,
+//	            see maxDrain), then gives the turn to the next one's
+//	            creator, or the link is idle
 //
 // So while a write is in progress, small messages that arrive meanwhile
-// gather in one FRAME (up to the batch size) and go out in one write.
+// gather in one FRAME (up to the batch size) and go out in one write,
+// made by the writer as soon as its own returns (no gap in which the
+// socket waits for a goroutine to wake up).
 // Only the last queued unit, and only a FRAME, takes more messages: a
 // FRAME queued behind a run of fragments never jumps it, so messages
 // leave in the order they were published. Every publisher waits until
@@ -45,15 +49,24 @@ type txUnit struct {
 	pooled bool        // buf returns to the link's free list after the write
 	always bool        // written even while the link closes (the CLOSE itself)
 
-	turn chan struct{} // closed when the unit may be written; nil: at once
-	done chan struct{} // closed once written; made when a second message joins
-	err  error         // the write's result, set before done closes
+	turn    chan struct{} // closed when the unit may be written, or was; nil: at once
+	done    chan struct{} // closed once written; made when a second message joins
+	err     error         // the write's result, set before done closes
+	written bool          // another writer wrote it (set before turn closes)
 
 	aborted bool // a waiting publisher's ctx ended; under the link's abortMu
 }
 
 // maxFreeBatches bounds the batch buffers a link keeps for reuse.
 const maxFreeBatches = 4
+
+// A writer goes on with at most maxDrain queued units, of at most
+// drainBytes together, before it hands the turn on: enough to keep the
+// socket busy, little enough that its own Publish returns soon.
+const (
+	maxDrain   = 8
+	drainBytes = 512 << 10
+)
 
 // maxAliasKeyLen is the longest key we declare an alias for: its
 // declaration must fit a batch of its own.
@@ -240,8 +253,9 @@ func (l *link) enqueueLocked(u *txUnit, appendable bool) {
 
 // complete finishes a send begun under txMu (which it releases): a
 // message that joined a queued FRAME waits for that FRAME to be written;
-// the creator of a unit waits for its turn, writes it and hands the turn
-// on. It returns the write's result.
+// the creator of a unit waits until the writer before it wrote it, or
+// gave it the turn: then it writes it and goes on with the queue (see
+// writeTurn). It returns the write's result.
 func (l *link) complete(ctx context.Context, u *txUnit, joined bool) error {
 	l.txMu.Unlock()
 	if joined {
@@ -250,10 +264,50 @@ func (l *link) complete(ctx context.Context, u *txUnit, joined bool) error {
 	}
 	if u.turn != nil {
 		l.await(ctx, u, u.turn)
+		if u.written {
+			return u.err
+		}
 	}
+	return l.writeTurn(ctx, u)
+}
+
+// writeTurn writes u, whose turn it is, then the units queued behind it
+// (up to maxDrain and drainBytes), then hands the turn to the creator of
+// the next one, or marks the link idle. It returns u's result.
+func (l *link) writeTurn(ctx context.Context, u *txUnit) error {
 	err := l.write(ctx, u)
-	l.finish(u, err)
-	return err
+	l.finish(u, err, false)
+	budget := drainBytes
+	for n := 0; ; n++ {
+		l.txMu.Lock()
+		if len(l.queue) == 0 {
+			l.writing = false
+			l.txMu.Unlock()
+			return err
+		}
+		next := l.queue[0]
+		l.queue[0] = nil
+		l.queue = l.queue[1:]
+		if l.open == next {
+			l.open = nil // sealed: later messages go to a new FRAME
+		}
+		if n >= maxDrain || next.len() > budget {
+			close(next.turn)
+			l.txMu.Unlock()
+			return err
+		}
+		l.txMu.Unlock()
+		budget -= next.len()
+		l.finish(next, l.write(nil, next), true)
+	}
+}
+
+// len is the number of bytes u writes.
+func (u *txUnit) len() int {
+	if u.buf != nil {
+		return len(u.buf)
+	}
+	return u.size
 }
 
 // await waits for ch to close. When ctx ends first, u's write is aborted
@@ -354,23 +408,16 @@ func (l *link) armWrite(ctx context.Context, u *txUnit, n int) bool {
 	return true
 }
 
-// finish hands the turn to the next queued unit (or marks the link
-// idle), then releases the messages waiting for u with its result.
-func (l *link) finish(u *txUnit, err error) {
+// finish releases the messages waiting for u with its result, and its
+// creator too when another writer wrote it (byOther).
+func (l *link) finish(u *txUnit, err error, byOther bool) {
 	l.txMu.Lock()
 	defer l.txMu.Unlock()
-	if len(l.queue) > 0 {
-		next := l.queue[0]
-		l.queue[0] = nil
-		l.queue = l.queue[1:]
-		if l.open == next {
-			l.open = nil
-		}
-		close(next.turn)
-	} else {
-		l.writing = false
-	}
 	u.err = err
+	if byOther {
+		u.written = true
+		close(u.turn)
+	}
 	if u.done != nil {
 		close(u.done)
 	}
@@ -391,9 +438,7 @@ func (l *link) sendKeepAlive() error {
 	l.writing = true
 	u := &txUnit{buf: wire.AppendKeepAlive([]byte{0, 0})}
 	l.txMu.Unlock()
-	err := l.write(nil, u)
-	l.finish(u, err)
-	return err
+	return l.writeTurn(nil, u)
 }
 
 // closeTx stops the transmit side: no new unit is accepted, queued ones
@@ -417,9 +462,11 @@ func (l *link) closeTx(reason byte, sendClose bool) {
 		return
 	}
 	if u.turn != nil {
-		<-u.turn
+		if <-u.turn; u.written {
+			return
+		}
 	}
-	l.finish(u, l.write(nil, u))
+	l.writeTurn(nil, u)
 }
 
 // appendRange appends the slices covering [from, to) of the virtual
