@@ -374,7 +374,9 @@ func TestDrainBudgetHandsTurnOn(t *testing.T) {
 	const n = 5
 	size := drainBytes * 2 / 3 // two never fit one budget
 	for i := range n {
-		go func() { errs <- pub.Publish(context.Background(), "drain", bytes.Repeat([]byte{byte('a' + i)}, size), nil) }()
+		go func() {
+			errs <- pub.Publish(context.Background(), "drain", bytes.Repeat([]byte{byte('a' + i)}, size), nil)
+		}()
 		waitFor(t, "large message queued", func() bool { u, _ := l.queued(""); return u == i+1 })
 	}
 	conn.release()
