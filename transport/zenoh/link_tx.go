@@ -26,14 +26,16 @@ import (
 //	  ▼
 //	queue it; wait until it is written, or for its turn to write it
 //	  ▼
-//	written ──► the writer goes on with the units queued meanwhile (a few,
-//	            see maxDrain), then gives the turn to the next one's
-//	            creator, or the link is idle
+//	written ──► the writer goes on with the queued units that take no more
+//	            messages (a few, see maxDrain), then gives the turn to the
+//	            next one's creator, or the link is idle
 //
 // So while a write is in progress, small messages that arrive meanwhile
-// gather in one FRAME (up to the batch size) and go out in one write,
-// made by the writer as soon as its own returns (no gap in which the
-// socket waits for a goroutine to wake up).
+// gather in one FRAME (up to the batch size) and go out in one write.
+// Units that can take no more messages are written by the writer before
+// them as soon as its own write returns, so the socket does not wait for
+// a goroutine to wake up; the open FRAME goes to its creator, and fills
+// while that goroutine wakes.
 // Only the last queued unit, and only a FRAME, takes more messages: a
 // FRAME queued behind a run of fragments never jumps it, so messages
 // leave in the order they were published. Every publisher waits until
@@ -272,34 +274,51 @@ func (l *link) complete(ctx context.Context, u *txUnit, joined bool) error {
 }
 
 // writeTurn writes u, whose turn it is, then the units queued behind it
-// (up to maxDrain and drainBytes), then hands the turn to the creator of
-// the next one, or marks the link idle. It returns u's result.
+// that can take no more messages (runs of fragments, full FRAMEs; up to
+// maxDrain and drainBytes), then hands the turn to the creator of the
+// next one, or marks the link idle. The FRAME that is still open is
+// handed on rather than written at once: it takes the messages that
+// arrive while its creator wakes up. It returns u's result.
 func (l *link) writeTurn(ctx context.Context, u *txUnit) error {
 	err := l.write(ctx, u)
-	l.finish(u, err, false)
+	cur, curErr, byOther := u, err, false
 	budget := drainBytes
 	for n := 0; ; n++ {
 		l.txMu.Lock()
-		if len(l.queue) == 0 {
-			l.writing = false
-			l.txMu.Unlock()
-			return err
-		}
-		next := l.queue[0]
-		l.queue[0] = nil
-		l.queue = l.queue[1:]
-		if l.open == next {
-			l.open = nil // sealed: later messages go to a new FRAME
-		}
-		if n >= maxDrain || next.len() > budget {
-			close(next.turn)
-			l.txMu.Unlock()
-			return err
-		}
+		next := l.popLocked(n, budget)
+		// The turn goes on before the messages of cur are released: that
+		// order keeps FRAMEs fuller when publishers queue up.
+		l.finishLocked(cur, curErr, byOther)
 		l.txMu.Unlock()
+		if next == nil {
+			return err
+		}
 		budget -= next.len()
-		l.finish(next, l.write(nil, next), true)
+		cur, curErr, byOther = next, l.write(nil, next), true
 	}
+}
+
+// popLocked takes the next queued unit for the writer to write, or
+// returns nil after handing the turn to the next unit's creator (the
+// open FRAME, or beyond maxDrain or the byte budget) or marking the link
+// idle. n units were drained already.
+func (l *link) popLocked(n, budget int) *txUnit {
+	if len(l.queue) == 0 {
+		l.writing = false
+		return nil
+	}
+	next := l.queue[0]
+	l.queue[0] = nil
+	l.queue = l.queue[1:]
+	handOn := l.open == next || n >= maxDrain || next.len() > budget
+	if l.open == next {
+		l.open = nil // sealed: later messages go to a new FRAME
+	}
+	if handOn {
+		close(next.turn)
+		return nil
+	}
+	return next
 }
 
 // len is the number of bytes u writes.
@@ -408,11 +427,9 @@ func (l *link) armWrite(ctx context.Context, u *txUnit, n int) bool {
 	return true
 }
 
-// finish releases the messages waiting for u with its result, and its
-// creator too when another writer wrote it (byOther).
-func (l *link) finish(u *txUnit, err error, byOther bool) {
-	l.txMu.Lock()
-	defer l.txMu.Unlock()
+// finishLocked releases the messages waiting for u with its result,
+// and its creator too when another writer wrote it (byOther).
+func (l *link) finishLocked(u *txUnit, err error, byOther bool) {
 	u.err = err
 	if byOther {
 		u.written = true
