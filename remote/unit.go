@@ -128,9 +128,9 @@ func FormatLabelFlag(labels map[string]string) string {
 // RenderUnit returns the systemd unit of s's daemon: the guide's unit with
 // User=s.RunAs (none for root), an absolute ExecStart, a WorkingDirectory,
 // an EnvironmentFile carrying the token (systemd reads it as root, before
-// it drops privileges) and Restart=always (a daemon stopped by "cluster
-// down" exits 0; it must come back by itself once the coordinator is
-// back, and at boot). It is a pure function of s.
+// it drops privileges), KillMode=mixed (see below) and Restart=always (a
+// daemon stopped by "cluster down" exits 0; it must come back by itself
+// once the coordinator is back, and at boot). It is a pure function of s.
 func RenderUnit(s DaemonSpec) ([]byte, error) {
 	if err := s.Validate(); err != nil {
 		return nil, fmt.Errorf("render unit: %w", err)
@@ -157,6 +157,13 @@ func RenderUnit(s DaemonSpec) ([]byte, error) {
 	fmt.Fprintf(&b, "EnvironmentFile=%s\n", EnvPath(s.MachineID))
 	fmt.Fprintf(&b, "Restart=always\n")
 	fmt.Fprintf(&b, "RestartSec=5\n")
+	// On stop (cluster restart, upgrade, reboot), SIGTERM goes to the
+	// daemon alone: it stops its nodes and closes its connection without
+	// reporting their dataflows finished, so the coordinator re-spawns
+	// them once the daemon is back. Killing the whole control group at
+	// once would let the daemon see its nodes die first and report that.
+	// What is left after TimeoutStopSec is killed.
+	fmt.Fprintf(&b, "KillMode=mixed\n")
 	fmt.Fprintf(&b, "TimeoutStopSec=30\n\n")
 	fmt.Fprintf(&b, "[Install]\n")
 	fmt.Fprintf(&b, "WantedBy=multi-user.target\n")

@@ -178,10 +178,18 @@ func (d *Daemon) watch(id string, r *flowRun) {
 			delete(d.cpu, k)
 		}
 	}
+	closing := d.closing
 	d.mu.Unlock()
-	d.log.Info("dataflow finished on this daemon", "dataflow", id, "failed", fin.Failed, "error", fin.Error)
 	d.pruneLogs()
-	d.sendFinished(fin)
+	if closing {
+		// The daemon is going away (stop, restart, reboot): its nodes
+		// ended because of that, not because the dataflow did. Nothing is
+		// reported, so the coordinator re-spawns them once it is back.
+		d.log.Info("dataflow stopped with the daemon", "dataflow", id)
+	} else {
+		d.log.Info("dataflow finished on this daemon", "dataflow", id, "failed", fin.Failed, "error", fin.Error)
+		d.sendFinished(fin)
+	}
 	close(r.done)
 }
 
