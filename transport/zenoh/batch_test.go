@@ -400,3 +400,48 @@ func TestDrainBudgetHandsTurnOn(t *testing.T) {
 		t.Errorf("link not idle after the queue drained: %d queued", u)
 	}
 }
+
+// TestBatchingMixedSizesKeepOrder: publishers that mix small messages
+// and fragmented large ones on one link see all of them arrive once, in
+// their own order.
+func TestBatchingMixedSizesKeepOrder(t *testing.T) {
+	pub, sub, _ := wrappedPair(t)
+	c := newCollector()
+	if _, err := sub.Subscribe("mixed/**", c.handle); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "subscription", func() bool { return remoteSubscribed(pub, "mixed/a") })
+	const publishers, each = 6, 60
+	errs := make(chan error, publishers)
+	for g := range publishers {
+		go func() {
+			for i := range each {
+				size := 32
+				if i%7 == g%7 {
+					size = 100_000 + g // fragmented
+				}
+				if err := pub.Publish(context.Background(), fmt.Sprintf("mixed/key-%d", g%2), seqPayload(g, i, size), nil); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range publishers {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := c.waitN(t, publishers*each)
+	checkPerPublisherOrder(t, got, publishers, each)
+	for _, s := range got {
+		g, i := int(binary.BigEndian.Uint32(s.Payload)), int(binary.BigEndian.Uint32(s.Payload[4:]))
+		if want := seqPayload(g, i, len(s.Payload)); !bytes.Equal(s.Payload, want) {
+			t.Fatalf("publisher %d message %d: payload differs", g, i)
+		}
+	}
+	if st := pub.Stats(); st.Dropped != 0 || sub.Stats().Dropped != 0 {
+		t.Errorf("dropped: publisher %d, subscriber %d", st.Dropped, sub.Stats().Dropped)
+	}
+}
