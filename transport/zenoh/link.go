@@ -226,7 +226,7 @@ func (l *link) aliasLocked(key string) (uint16, bool) {
 	if id, ok := l.txAlias[key]; ok {
 		return id, false
 	}
-	if len(l.txKeys) >= maxTxAliases || len(key) < 8 {
+	if len(l.txKeys) >= maxTxAliases || len(key) < 8 || len(key) > maxAliasKeyLen {
 		return 0, false
 	}
 	id := uint16(len(l.txKeys) + 1)

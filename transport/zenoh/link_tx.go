@@ -294,7 +294,7 @@ func (l *link) writeTurn(ctx context.Context, u *txUnit) error {
 			return err
 		}
 		budget -= next.len()
-		cur, curErr, byOther = next, l.write(nil, next), true
+		cur, curErr, byOther = next, l.write(context.Background(), next), true
 	}
 }
 
@@ -455,7 +455,7 @@ func (l *link) sendKeepAlive() error {
 	l.writing = true
 	u := &txUnit{buf: wire.AppendKeepAlive([]byte{0, 0})}
 	l.txMu.Unlock()
-	return l.writeTurn(nil, u)
+	return l.writeTurn(context.Background(), u)
 }
 
 // closeTx stops the transmit side: no new unit is accepted, queued ones
@@ -483,7 +483,7 @@ func (l *link) closeTx(reason byte, sendClose bool) {
 			return
 		}
 	}
-	l.writeTurn(nil, u)
+	l.writeTurn(context.Background(), u)
 }
 
 // appendRange appends the slices covering [from, to) of the virtual
