@@ -2,6 +2,7 @@ package zenoh
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -9,6 +10,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/adora-rs/adora/transport/zenoh/keyexpr"
@@ -104,7 +106,23 @@ func newLink(s *Session, conn net.Conn, r *streamReader, p *params, initiator bo
 // finishes the close. It is safe to call from a writer.
 func (l *link) fail(err error) {
 	l.failErr.CompareAndSwap(nil, &err)
+	if peerGone(err) {
+		// The peer closed its end. What it sent last, often a CLOSE with
+		// its reason (a duplicate link, for one), may still wait in our
+		// receive buffer: stop writing and let the reader take it, for at
+		// most a second.
+		if cw, ok := l.conn.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
+			l.conn.SetReadDeadline(time.Now().Add(time.Second))
+			return
+		}
+	}
 	l.conn.Close()
+}
+
+// peerGone reports whether a write failed because the peer closed the
+// connection.
+func peerGone(err error) bool {
+	return errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET)
 }
 
 // inherit takes over what old (a link to the same peer that l replaces)
@@ -150,7 +168,10 @@ func (l *link) closeDuplicate(cause error) {
 // called by a goroutine that has a unit queued or in flight.
 func (l *link) close(reason byte, sendClose bool, cause error) {
 	l.closeOnce.Do(func() {
-		if e := l.failErr.Load(); e != nil {
+		// A write error names the cause, unless the peer said why it
+		// closed: its CLOSE, read after our write failed, wins.
+		var ce *closeError
+		if e := l.failErr.Load(); e != nil && !errors.As(cause, &ce) {
 			cause = *e
 		}
 		l.closeErr = cause
