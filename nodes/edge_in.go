@@ -25,7 +25,7 @@ type edgeIn struct {
 	conn   *shm.Conn
 
 	mu   sync.Mutex
-	maps map[uint32][]byte // the sender's regions, by its ids
+	maps regionMaps // the sender's regions, by its ids
 
 	held       int // shared events of this edge not yet released
 	eof        bool
@@ -61,7 +61,7 @@ func (n *Node) onEdgeIn(m *shm.Msg) error {
 		return fmt.Errorf("EDGE_IN %d: %w", m.Edge, err)
 	}
 	n.drainInputs(func(id string) bool { return id == m.ID })
-	e := &edgeIn{id: m.Edge, input: m.ID, source: m.Source, conn: conn, maps: map[uint32][]byte{}}
+	e := &edgeIn{id: m.Edge, input: m.ID, source: m.Source, conn: conn, maps: regionMaps{}}
 	n.mu.Lock()
 	if n.closing {
 		n.mu.Unlock()
@@ -172,34 +172,20 @@ func (n *Node) readEdgeLocked(e *edgeIn, bounded bool) error {
 func (n *Node) edgeFrameLocked(e *edgeIn, m *shm.Msg) error {
 	switch m.Type {
 	case shm.MsgRegion:
-		f, err := e.conn.TakeFile()
-		if err != nil {
-			return err
-		}
-		data, err := shm.MapRegion(f, m.Size)
-		f.Close()
-		if err != nil {
-			return fmt.Errorf("map region %d: %w", m.Region, err)
-		}
-		if old := e.maps[m.Region]; old != nil {
-			shm.Unmap(old)
-		}
-		e.maps[m.Region] = data
+		return e.maps.add(e.conn, m)
 	case shm.MsgRegionClosed:
-		shm.Unmap(e.maps[m.Region])
-		delete(e.maps, m.Region)
+		e.maps.remove(m.Region)
 	case shm.MsgInput:
 		if m.ID != e.input {
 			return fmt.Errorf("INPUT for %q on the edge of input %q", m.ID, e.input)
 		}
 		ev := &Event{n: n, Type: Input, ID: m.ID, Metadata: metadataFromWire(m.Meta), Data: m.Data, edge: e}
 		if m.Shm != nil {
-			data := e.maps[m.Shm.Region]
-			end := m.Shm.Offset + m.Shm.Len
-			if data == nil || end > uint64(len(data)) || end < m.Shm.Offset {
-				return fmt.Errorf("input %s references unknown region %d", m.ID, m.Shm.Region)
+			data, err := e.maps.payload(m)
+			if err != nil {
+				return err
 			}
-			ev.Data = data[m.Shm.Offset:end:end]
+			ev.Data = data
 			ev.shared, ev.token = true, m.Token
 		}
 		n.arrive(ev, flushes(m.Meta.Params))
@@ -334,10 +320,7 @@ func (n *Node) edgeInGone(e *edgeIn) {
 func (e *edgeIn) unmapAll() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	for id, data := range e.maps {
-		shm.Unmap(data)
-		delete(e.maps, id)
-	}
+	e.maps.clear()
 }
 
 type edgeRelease struct {

@@ -70,7 +70,7 @@ type Node struct {
 	pendingRel []uint64
 	relCount   int // releases queued (to the daemon and over edges)
 
-	maps map[uint32][]byte // regions received from the daemon (reader goroutine only)
+	maps regionMaps // regions received from the daemon (reader goroutine only)
 
 	outputs map[string]bool
 
@@ -146,7 +146,7 @@ func InitWith(cfg Config) (*Node, error) {
 		conn:     conn,
 		events:   make(chan *Event),
 		done:     make(chan struct{}),
-		maps:     map[uint32][]byte{},
+		maps:     regionMaps{},
 		outputs:  map[string]bool{},
 		direct:   useDirect && m.Flags&shm.FlagDirect != 0,
 		outEdges: map[string][]*edgeOut{}, needs: map[string]bool{}, forced: map[string]bool{},
@@ -217,22 +217,9 @@ func (n *Node) readLoop() {
 func (n *Node) handle(m *shm.Msg) error {
 	switch m.Type {
 	case shm.MsgRegion:
-		f, err := n.conn.TakeFile()
-		if err != nil {
-			return err
-		}
-		data, err := shm.MapRegion(f, m.Size)
-		f.Close()
-		if err != nil {
-			return fmt.Errorf("map region %d: %w", m.Region, err)
-		}
-		if old := n.maps[m.Region]; old != nil {
-			shm.Unmap(old)
-		}
-		n.maps[m.Region] = data
+		return n.maps.add(n.conn, m)
 	case shm.MsgRegionClosed:
-		shm.Unmap(n.maps[m.Region])
-		delete(n.maps, m.Region)
+		n.maps.remove(m.Region)
 	case shm.MsgDropped:
 		n.pool.dropped(m.Regions)
 	case shm.MsgReady:
@@ -263,12 +250,11 @@ func (n *Node) toEvent(m *shm.Msg) (*Event, error) {
 		ev.Metadata = metadataFromWire(m.Meta)
 		ev.Data = m.Data
 		if m.Shm != nil {
-			data := n.maps[m.Shm.Region]
-			end := m.Shm.Offset + m.Shm.Len
-			if data == nil || end > uint64(len(data)) || end < m.Shm.Offset {
-				return nil, fmt.Errorf("input %s references unknown region %d", m.ID, m.Shm.Region)
+			data, err := n.maps.payload(m)
+			if err != nil {
+				return nil, err
 			}
-			ev.Data = data[m.Shm.Offset:end:end]
+			ev.Data = data
 			ev.shared, ev.token = true, m.Token
 		}
 	case shm.MsgInputClosed:
@@ -572,10 +558,7 @@ func (n *Node) Close() error {
 	err := n.conn.Close()
 	n.closeEdges()
 	n.wg.Wait()
-	for id, data := range n.maps {
-		shm.Unmap(data)
-		delete(n.maps, id)
-	}
+	n.maps.clear()
 	n.unmapEdges()
 	n.pool.closeAll()
 	return err
