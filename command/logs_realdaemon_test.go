@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -154,7 +153,6 @@ func TestFollowAcrossCoordinatorRestartWithRealDaemon(t *testing.T) {
 	srv.Stop()
 	st.Close()
 	time.Sleep(300 * time.Millisecond) // the node prints on, unheard
-	waitPortFree(t, srv.Endpoint.Port)
 	st2, err := store.OpenBolt(path)
 	if err != nil {
 		t.Fatal(err)
@@ -189,7 +187,6 @@ func TestUnknownDataflowStoppedOnRealDaemon(t *testing.T) {
 		t.Fatalf("start = %d: %s", code, ui.ErrorWriter.String())
 	}
 	srv.Stop()
-	waitPortFree(t, srv.Endpoint.Port)
 
 	logs := &syncBuffer{}
 	srv2 := coordtest.StartOn(t, coordinator.Config{TickInterval: 50 * time.Millisecond, UnknownGrace: 300 * time.Millisecond,
@@ -210,21 +207,6 @@ func TestUnknownDataflowStoppedOnRealDaemon(t *testing.T) {
 		if !strings.Contains(logs.String(), want) {
 			t.Errorf("coordinator log lacks %q:\n%s", want, logs)
 		}
-	}
-}
-
-// waitPortFree waits until a listener can take port again.
-func waitPortFree(t *testing.T, port int) {
-	t.Helper()
-	if !coordtest.Wait(10*time.Second, func() bool {
-		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-		if err != nil {
-			return false
-		}
-		ln.Close()
-		return true
-	}) {
-		t.Fatalf("port %d stays busy", port)
 	}
 }
 
