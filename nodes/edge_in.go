@@ -1,11 +1,10 @@
 package node
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -188,7 +187,7 @@ func (n *Node) edgeFrameLocked(e *edgeIn, m *shm.Msg) error {
 			ev.Data = data
 			ev.shared, ev.token = true, m.Token
 		}
-		n.arrive(ev, flushes(m.Meta.Params))
+		n.arrive(ev, m.Meta.Flushes())
 	default:
 		return fmt.Errorf("unexpected frame %s on a direct edge", m.Type)
 	}
@@ -402,7 +401,7 @@ func (n *Node) statsDue(force bool) *shm.Msg {
 	}
 	n.outMu.Lock()
 	var out []shm.OutStat
-	for _, id := range sortedKeys(n.directOut) {
+	for _, id := range slices.Sorted(maps.Keys(n.directOut)) {
 		out = append(out, shm.OutStat{Output: id, Out: n.directOut[id]})
 	}
 	dirty := n.outDirty
@@ -419,7 +418,7 @@ func (n *Node) statsDue(force bool) *shm.Msg {
 	}
 	n.statsDirty = false
 	m := &shm.Msg{Type: shm.MsgStats, OutStats: out}
-	for _, id := range sortedKeys(n.directIns) {
+	for _, id := range slices.Sorted(maps.Keys(n.directIns)) {
 		d := n.directIns[id]
 		m.InStats = append(m.InStats, shm.InStat{Input: id, In: d.in, Dropped: d.dropped, Pending: uint32(max(0, d.queued))})
 	}
@@ -428,25 +427,4 @@ func (n *Node) statsDue(force bool) *shm.Msg {
 	}
 	n.lastStats = now
 	return m
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
-}
-
-// flushes reports whether message parameters carry "flush": true (the
-// daemon applies the same rule on its path).
-func flushes(params []byte) bool {
-	if len(params) == 0 || !bytes.Contains(params, []byte(`"flush"`)) {
-		return false
-	}
-	var p struct {
-		Flush bool `json:"flush"`
-	}
-	return json.Unmarshal(params, &p) == nil && p.Flush
 }

@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 
@@ -63,7 +64,7 @@ func (r *Router) linkEdgesLocked(c *nodeConn) {
 		return
 	}
 	ns := c.node
-	for _, id := range sortedKeys(ns.inputs) {
+	for _, id := range slices.Sorted(maps.Keys(ns.inputs)) {
 		in := ns.inputs[id]
 		if !r.edgeEligibleLocked(in) {
 			continue
@@ -297,13 +298,4 @@ func delta(now, before uint64) uint64 {
 		return 0
 	}
 	return now - before
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

@@ -1,8 +1,6 @@
 package dataplane
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"os"
 	"slices"
@@ -243,7 +241,7 @@ func (r *Router) enqueueLocked(in *inputState, meta shm.Meta, data []byte, s *sa
 	if ns.gone {
 		return
 	}
-	if flushes(meta.Params) {
+	if meta.Flushes() {
 		r.flushInputLocked(in)
 	}
 	if len(in.items) >= in.size {
@@ -394,19 +392,6 @@ func (r *Router) ownSampleLocked(n int) (*sample, error) {
 	s := &sample{token: r.nextTok, region: g, length: uint64(n), refs: 1}
 	r.samples[s.token] = s
 	return s, nil
-}
-
-// flushes reports whether message parameters carry "flush": true, which
-// discards the messages still queued on the receiving input (a new request
-// supersedes them).
-func flushes(params []byte) bool {
-	if len(params) == 0 || !bytes.Contains(params, []byte(`"flush"`)) {
-		return false
-	}
-	var p struct {
-		Flush bool `json:"flush"`
-	}
-	return json.Unmarshal(params, &p) == nil && p.Flush
 }
 
 // flushInputLocked discards the queued (not yet sent) messages of in.

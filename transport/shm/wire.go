@@ -1,7 +1,9 @@
 package shm
 
 import (
+	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 )
@@ -90,6 +92,19 @@ type Meta struct {
 	Timestamp int64
 	TypeInfo  string
 	Params    []byte
+}
+
+// Flushes reports whether the parameters carry "flush": true: the message
+// discards those still queued on its receiving input (a new request
+// supersedes them). The daemon and the SDK apply this one rule.
+func (m *Meta) Flushes() bool {
+	if len(m.Params) == 0 || !bytes.Contains(m.Params, []byte(`"flush"`)) {
+		return false
+	}
+	var p struct {
+		Flush bool `json:"flush"`
+	}
+	return json.Unmarshal(m.Params, &p) == nil && p.Flush
 }
 
 // ShmRef points into a shared-memory region: the region id (scoped to the
