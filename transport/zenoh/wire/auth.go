@@ -68,18 +68,8 @@ func DecodeAuthExts(body []byte) ([]Ext, error) {
 			r.Failf("Auth extension: more than %d methods", maxAuthExts)
 			break
 		}
-		h := r.Byte()
-		more = h&ExtMore != 0
-		e := Ext{Key: h &^ ExtMore}
-		switch h & extEncMask {
-		case ExtEncUnit:
-		case ExtEncZ64:
-			e.Value = r.VLE()
-		case ExtEncZBuf:
-			e.Body = r.Slice(maxZ32, "Auth extension")
-		default:
-			r.Failf("Auth extension 0x%02x: reserved encoding", h)
-		}
+		var e Ext
+		e, more = readExt(r, "Auth")
 		out = append(out, e)
 	}
 	if r.err != nil {

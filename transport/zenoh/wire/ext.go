@@ -38,19 +38,8 @@ func (e Ext) Mandatory() bool { return e.Key&ExtMandatory != 0 }
 // extension is skipped unless it is mandatory, which fails decoding.
 func readExts(r *Reader, what string, known func(Ext) bool) {
 	for more := true; more && r.err == nil; {
-		h := r.Byte()
-		more = h&ExtMore != 0
-		e := Ext{Key: h &^ ExtMore}
-		switch h & extEncMask {
-		case ExtEncUnit:
-		case ExtEncZ64:
-			e.Value = r.VLE()
-		case ExtEncZBuf:
-			e.Body = r.Slice(maxZ32, what+" extension")
-		default:
-			r.Failf("%s extension 0x%02x: reserved encoding", what, h)
-			return
-		}
+		var e Ext
+		e, more = readExt(r, what)
 		if r.err != nil {
 			return
 		}
@@ -62,6 +51,23 @@ func readExts(r *Reader, what string, known func(Ext) bool) {
 			return
 		}
 	}
+}
+
+// readExt reads one extension of a chain; more says whether another
+// follows. A reserved encoding fails r.
+func readExt(r *Reader, what string) (e Ext, more bool) {
+	h := r.Byte()
+	e = Ext{Key: h &^ ExtMore}
+	switch h & extEncMask {
+	case ExtEncUnit:
+	case ExtEncZ64:
+		e.Value = r.VLE()
+	case ExtEncZBuf:
+		e.Body = r.Slice(maxZ32, what+" extension")
+	default:
+		r.Failf("%s extension 0x%02x: reserved encoding", what, h)
+	}
+	return e, h&ExtMore != 0
 }
 
 // appendExtZ64 appends a z64 extension.
