@@ -1,15 +1,12 @@
 package dataplane
 
 import (
-	"encoding/json"
 	"errors"
 	"io"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/adora-rs/adora/config"
-	node "github.com/adora-rs/adora/nodes"
 	"github.com/adora-rs/adora/transport/shm"
 )
 
@@ -17,33 +14,14 @@ import (
 // returns them after READY (which must offer DIRECT).
 func rawDirectNodes(t *testing.T, r *Router, ids ...string) []*shm.Conn {
 	t.Helper()
-	var conns []*shm.Conn
-	for _, id := range ids {
-		env, _, err := r.PrepareNode(id, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var cfg node.Config
-		if err := json.Unmarshal([]byte(strings.TrimPrefix(env[0], node.ConfigEnv+"=")), &cfg); err != nil {
-			t.Fatal(err)
-		}
-		c, err := shm.Dial(cfg.Socket)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		reg := &shm.Msg{Type: shm.MsgRegister, Version: shm.ProtocolVersion, Dataflow: cfg.DataflowID, Node: id, Secret: cfg.Secret, Flags: shm.FlagDirect}
-		if err := c.WriteMsg(reg, nil); err != nil {
-			t.Fatal(err)
-		}
-		conns = append(conns, c)
+	conns := make([]*shm.Conn, len(ids))
+	for i, id := range ids {
+		conns[i] = registerRaw(t, r, id, shm.FlagDirect)
 	}
 	for i, c := range conns {
-		c.SetReadDeadline(time.Now().Add(10 * time.Second))
-		if m, err := c.ReadMsg(); err != nil || m.Type != shm.MsgReady || m.Flags&shm.FlagDirect == 0 {
-			t.Fatalf("registration of %s: %+v, %v: want READY offering DIRECT", ids[i], m, err)
+		if m := awaitReady(t, c, ids[i]); m.Flags&shm.FlagDirect == 0 {
+			t.Fatalf("registration of %s: %+v: want READY offering DIRECT", ids[i], m)
 		}
-		c.SetReadDeadline(time.Time{})
 	}
 	return conns
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/adora-rs/adora/config"
 	node "github.com/adora-rs/adora/nodes"
@@ -12,9 +13,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// rawNode registers node id over a bare connection, as a client in another
-// language would, and returns it after READY.
-func rawNode(t *testing.T, r *Router, id string) *shm.Conn {
+// registerRaw registers node id over a bare connection announcing flags,
+// as a client in another language would; the caller reads READY.
+func registerRaw(t *testing.T, r *Router, id string, flags uint32) *shm.Conn {
 	t.Helper()
 	env, _, err := r.PrepareNode(id, 0)
 	if err != nil {
@@ -29,12 +30,31 @@ func rawNode(t *testing.T, r *Router, id string) *shm.Conn {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	if err := c.WriteMsg(&shm.Msg{Type: shm.MsgRegister, Version: shm.ProtocolVersion, Dataflow: cfg.DataflowID, Node: id, Secret: cfg.Secret}, nil); err != nil {
+	reg := &shm.Msg{Type: shm.MsgRegister, Version: shm.ProtocolVersion, Dataflow: cfg.DataflowID, Node: id, Secret: cfg.Secret, Flags: flags}
+	if err := c.WriteMsg(reg, nil); err != nil {
 		t.Fatal(err)
 	}
-	if m, err := c.ReadMsg(); err != nil || m.Type != shm.MsgReady {
-		t.Fatalf("registration: %+v, %v", m, err)
+	return c
+}
+
+// awaitReady reads the READY that accepts node id's registration on c.
+func awaitReady(t *testing.T, c *shm.Conn, id string) *shm.Msg {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	defer c.SetReadDeadline(time.Time{})
+	m, err := c.ReadMsg()
+	if err != nil || m.Type != shm.MsgReady {
+		t.Fatalf("registration of %s: %+v, %v", id, m, err)
 	}
+	return m
+}
+
+// rawNode registers node id over a bare connection and returns it after
+// READY.
+func rawNode(t *testing.T, r *Router, id string) *shm.Conn {
+	t.Helper()
+	c := registerRaw(t, r, id, 0)
+	awaitReady(t, c, id)
 	return c
 }
 

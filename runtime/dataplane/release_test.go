@@ -1,14 +1,11 @@
 package dataplane
 
 import (
-	"encoding/json"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/adora-rs/adora/config"
-	node "github.com/adora-rs/adora/nodes"
 	"github.com/adora-rs/adora/transport/shm"
 )
 
@@ -16,32 +13,12 @@ import (
 // when every local node is connected) and returns them after READY.
 func rawNodes(t *testing.T, r *Router, ids ...string) []*shm.Conn {
 	t.Helper()
-	var conns []*shm.Conn
-	for _, id := range ids {
-		env, _, err := r.PrepareNode(id, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var cfg node.Config
-		if err := json.Unmarshal([]byte(strings.TrimPrefix(env[0], node.ConfigEnv+"=")), &cfg); err != nil {
-			t.Fatal(err)
-		}
-		c, err := shm.Dial(cfg.Socket)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		if err := c.WriteMsg(&shm.Msg{Type: shm.MsgRegister, Version: shm.ProtocolVersion, Dataflow: cfg.DataflowID, Node: id, Secret: cfg.Secret}, nil); err != nil {
-			t.Fatal(err)
-		}
-		conns = append(conns, c)
+	conns := make([]*shm.Conn, len(ids))
+	for i, id := range ids {
+		conns[i] = registerRaw(t, r, id, 0)
 	}
 	for i, c := range conns {
-		c.SetReadDeadline(time.Now().Add(10 * time.Second))
-		if m, err := c.ReadMsg(); err != nil || m.Type != shm.MsgReady {
-			t.Fatalf("registration of %s: %+v, %v", ids[i], m, err)
-		}
-		c.SetReadDeadline(time.Time{})
+		awaitReady(t, c, ids[i])
 	}
 	return conns
 }
