@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -20,6 +23,35 @@ const DefaultConnectTimeout = 10 * time.Second
 // DefaultKeepAlive is how often an open session probes its connection: a
 // host that stops answering is given up after about four intervals.
 const DefaultKeepAlive = 5 * time.Second
+
+// dialAttempts is how many times Dial tries a host whose sshd drops the
+// connection during the handshake (0.5 s, 1 s, 2 s apart).
+const dialAttempts = 4
+
+// LoginRefusedError is a login sshd ended with a message instead of a
+// session: typically "System is booting up" (systemd's /run/nologin, which
+// refuses every user but root while a machine boots or shuts down).
+type LoginRefusedError struct {
+	Message string // what sshd sent before closing, trimmed
+	Err     error
+}
+
+func (e *LoginRefusedError) Error() string {
+	return fmt.Sprintf("sshd refused the login and closed the connection, saying %q (if the machine is booting or shutting down, retry when it is up)", e.Message)
+}
+
+func (e *LoginRefusedError) Unwrap() error { return e.Err }
+
+// transientDial reports whether a failed dial is worth retrying: sshd
+// accepted the TCP connection and dropped it before the session was up.
+// Authentication failures, host key changes and unreachable hosts are not.
+func transientDial(err error) bool {
+	var changed *HostKeyChangedError
+	if errors.As(err, &changed) {
+		return false
+	}
+	return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)
+}
 
 // Dialer opens Machines. The zero value is not usable; use NewDialer.
 type Dialer struct {
@@ -69,7 +101,23 @@ func (d *Dialer) Dial(ctx context.Context, t Target) (*Machine, error) {
 	if err := ValidHost("host", t.Host); err != nil {
 		return nil, fmt.Errorf("machine %s: %w", t.ID, err)
 	}
-	cl, err := d.dialSSH(ctx, t)
+	var cl *ssh.Client
+	var err error
+	for attempt, wait := 1, time.Second/2; ; attempt, wait = attempt+1, wait*2 {
+		cl, err = d.dialSSH(ctx, t)
+		if err == nil || attempt == dialAttempts || !transientDial(err) {
+			break
+		}
+		// sshd dropped the connection before the session was up: it is
+		// starting, restarting, refusing logins while the machine boots,
+		// or shedding load (MaxStartups). Worth another try shortly.
+		d.Logger.Debug("ssh connection dropped, retrying", "machine", t.ID, "attempt", attempt, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("connect to %s (%s): %w", t.ID, t, err)
+		case <-time.After(wait):
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s (%s): %w", t.ID, t, err)
 	}
@@ -94,12 +142,14 @@ func (d *Dialer) dialSSH(ctx context.Context, t Target) (*ssh.Client, error) {
 	if timeout <= 0 {
 		timeout = DefaultConnectTimeout
 	}
+	var banner string
 	cfg := &ssh.ClientConfig{
 		User:              t.User,
 		Auth:              auths,
 		HostKeyCallback:   d.KnownHosts.callback(),
 		HostKeyAlgorithms: algos,
 		Timeout:           timeout,
+		BannerCallback:    func(m string) error { banner += m; return nil },
 	}
 	dctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -118,6 +168,9 @@ func (d *Dialer) dialSSH(ctx context.Context, t Target) (*ssh.Client, error) {
 		var changed *HostKeyChangedError
 		if errors.As(err, &changed) {
 			return nil, changed
+		}
+		if b := strings.TrimSpace(banner); b != "" && errors.Is(err, io.EOF) {
+			return nil, &LoginRefusedError{Message: b, Err: err}
 		}
 		return nil, err
 	}

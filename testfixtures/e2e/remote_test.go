@@ -65,6 +65,39 @@ func TestRemoteKnownHostsAcceptNewThenRefuseChangedKey(t *testing.T) {
 	}
 }
 
+// A machine that is booting (or shutting down) has systemd's /run/nologin:
+// sshd refuses every user but root with its text. Dial retries, names the
+// reason when the refusal lasts, and succeeds once logins are open.
+func TestRemoteLoginRefusedWhileBooting(t *testing.T) {
+	sh(t, "h3", "echo 'System is booting up. Unprivileged users are not permitted to log in yet.' >/run/nologin")
+	t.Cleanup(func() { sh(t, "h3", "rm -f /run/nologin") })
+	kh := filepath.Join(t.TempDir(), "kh")
+	_, err := dialAs(t, kh, bed.User, "h3")
+	var refused *remote.LoginRefusedError
+	if !errors.As(err, &refused) {
+		t.Fatalf("login while booting: got %v, want LoginRefusedError", err)
+	}
+	if !strings.Contains(err.Error(), "System is booting up") || !strings.Contains(err.Error(), "h3") {
+		t.Fatalf("error should name the machine and give sshd's reason: %v", err)
+	}
+
+	// Logins open while Dial is retrying.
+	opened := make(chan error, 1)
+	go func() {
+		time.Sleep(700 * time.Millisecond)
+		_, err := bed.Exec(context.Background(), "h3", "rm -f /run/nologin")
+		opened <- err
+	}()
+	m, err := dialAs(t, kh, bed.User, "h3")
+	if err := <-opened; err != nil {
+		t.Fatal(err)
+	}
+	if err != nil {
+		t.Fatalf("dial while logins open up: %v", err)
+	}
+	m.Close()
+}
+
 func TestRemoteInstallFileVerifiedAndAtomic(t *testing.T) {
 	m, err := dialAs(t, filepath.Join(t.TempDir(), "kh"), bed.User, "h2")
 	if err != nil {

@@ -106,22 +106,36 @@ start_host() {
   echo $! >"$pidf"
 }
 
-ssh_host() {
-  local i=$1; shift
+ssh_as() { # user index command...
+  local u=$1 i=$2; shift 2
   ssh -i "$RUN_DIR/id_ed25519" -o BatchMode=yes -o ConnectTimeout=3 \
     -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR \
-    "root@$NET.$i.2" "$@"
+    "$u@$NET.$i.2" "$@"
 }
+ssh_host() { ssh_as root "$@"; }
+ssh_user() { ssh_as "$USER_NAME" "$@"; }
 
+# wait_host waits until host i has booted and takes logins from the
+# unprivileged user the tests use: root can log in earlier, while systemd's
+# /run/nologin still turns everyone else away ("System is booting up").
 wait_host() {
   local i=$1 deadline=$((SECONDS + 90)) out
   while ((SECONDS < deadline)); do
     out=$(ssh_host "$i" systemctl is-system-running 2>/dev/null || true)
-    case $out in running | degraded) return 0 ;; esac
+    case $out in
+      running | degraded)
+        if ssh_user "$i" true 2>/dev/null; then
+          [ "$out" = running ] || log "h$i is degraded: $(ssh_host "$i" systemctl --failed --no-legend --plain 2>/dev/null | awk '{print $1}' | xargs)"
+          return 0
+        fi
+        out="$out, but $USER_NAME cannot log in yet"
+        ;;
+    esac
     kill -0 "$(cat "$RUN_DIR/h$i.pid")" 2>/dev/null || die "h$i exited during boot, see $RUN_DIR/h$i.log"
     sleep 0.5
   done
-  die "h$i not running after 90s (last answer: ${out:-none}), see $RUN_DIR/h$i.log"
+  ssh_host "$i" 'systemctl --failed --no-pager; cat /run/nologin' >&2 2>/dev/null || true
+  die "h$i not ready after 90s (last answer: ${out:-none}), see $RUN_DIR/h$i.log"
 }
 
 stop_host() { # $1 index, $2 signal
@@ -198,6 +212,7 @@ cmd_up() {
   command -v systemd-nspawn >/dev/null || die "systemd-nspawn missing: run testfixtures/setup.sh"
   if [ -f "$RUN_DIR/count" ]; then
     if [ "$(cat "$RUN_DIR/count")" = "$COUNT" ] && all_running; then
+      for i in $(seq 1 "$COUNT"); do wait_host "$i"; done
       log "test bed with $COUNT hosts is already up"
       cat "$RUN_DIR/state.json"
       return
