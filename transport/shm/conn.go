@@ -35,11 +35,16 @@ type Conn struct {
 
 	wmu  sync.Mutex
 	wbuf []byte
+
+	wakeOnce sync.Once
+	wakeMu   sync.Mutex
+	wake     int // eventfd that ends a WaitReadable at Close (edge.go); -1 none
+	wakeErr  error
 }
 
 // NewConn wraps a connected unix stream socket.
 func NewConn(uc *net.UnixConn) *Conn {
-	return &Conn{uc: uc, rbuf: make([]byte, 64<<10), oob: make([]byte, unix.CmsgSpace(16*4))}
+	return &Conn{uc: uc, rbuf: make([]byte, 64<<10), oob: make([]byte, unix.CmsgSpace(16*4)), wake: -1}
 }
 
 // Dial connects to a unix stream socket at path.
@@ -60,7 +65,18 @@ func (c *Conn) Close() error {
 	}
 	c.fds = nil
 	c.fdmu.Unlock()
-	return c.uc.Close()
+	c.wakeOnce.Do(func() {}) // no WaitReadable creates it from now on
+	c.signalWake()
+	err := c.uc.Close() // returns once a WaitReadable let go of the socket
+	if err == nil {     // only the Close that closed the socket
+		c.wakeMu.Lock()
+		if c.wake >= 0 {
+			unix.Close(c.wake)
+			c.wake = -1
+		}
+		c.wakeMu.Unlock()
+	}
+	return err
 }
 
 // CloseWrite shuts down the writing side (the peer reads EOF).

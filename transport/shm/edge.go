@@ -139,22 +139,68 @@ func (c *Conn) recvNow(p []byte) (int, error) {
 
 // WaitReadable blocks until the socket has bytes to read, is at EOF, or
 // is closed (then it returns an error). See ReadFrameNow.
+//
+// The wait is a blocking poll(2) in this goroutine's thread, not Go's
+// network poller: the kernel wakes the sleeping thread itself when bytes
+// arrive, one wake-up instead of two (the poller's thread, then the
+// goroutine's), like the eventfd baseline of docs/benchmarks.md. The
+// thread stays with the goroutine while it waits. Close interrupts the
+// wait through the Conn's wake eventfd.
 func (c *Conn) WaitReadable() error {
+	if err := c.initWake(); err != nil {
+		return err
+	}
 	rc, err := c.uc.SyscallConn()
 	if err != nil {
 		return err
 	}
-	// The poller forgets readiness that came before this call, so peek
-	// first: bytes that arrived since the caller's last read are seen
-	// here, later ones wake the wait.
-	var peek [1]byte
-	return rc.Read(func(fd uintptr) bool {
+	var perr error
+	cerr := rc.Control(func(fd uintptr) {
+		// Close closes the eventfd only after the socket, which waits for
+		// this function to return: it is open here.
+		c.wakeMu.Lock()
+		wake := c.wake
+		c.wakeMu.Unlock()
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}, {Fd: int32(wake), Events: unix.POLLIN}}
 		for {
-			_, _, err := unix.Recvfrom(int(fd), peek[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
-			if err == unix.EINTR {
-				continue
+			fds[0].Revents, fds[1].Revents = 0, 0
+			_, perr = unix.Poll(fds, -1)
+			if perr != unix.EINTR {
+				break
 			}
-			return err != unix.EAGAIN
+		}
+		if perr == nil && fds[1].Revents != 0 {
+			perr = net.ErrClosed
 		}
 	})
+	if cerr != nil {
+		return cerr
+	}
+	return perr
+}
+
+// initWake creates the eventfd Close signals to end a WaitReadable.
+func (c *Conn) initWake() error {
+	c.wakeOnce.Do(func() {
+		fd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+		if err != nil {
+			c.wakeErr = fmt.Errorf("eventfd: %w", err)
+			return
+		}
+		c.wakeMu.Lock()
+		c.wake = fd
+		c.wakeMu.Unlock()
+	})
+	return c.wakeErr
+}
+
+// signalWake ends a WaitReadable in progress (Close).
+func (c *Conn) signalWake() {
+	c.wakeMu.Lock()
+	defer c.wakeMu.Unlock()
+	if c.wake >= 0 {
+		var one [8]byte
+		one[0] = 1
+		unix.Write(c.wake, one[:])
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"net"
 	"syscall"
 	"testing"
 	"time"
@@ -143,6 +144,42 @@ func TestWaitReadableSeesEarlierBytes(t *testing.T) {
 	}
 	if _, err := recv.ReadFrameNow(); err != io.EOF {
 		t.Fatalf("after close: %v, want EOF", err)
+	}
+}
+
+// WaitReadable blocks in the kernel, outside Go's poller: Close from
+// another goroutine must still end it (through the wake eventfd), close
+// the socket for good, and a second Close must be harmless.
+func TestWaitReadableEndsAtClose(t *testing.T) {
+	_, recv := edgePair(t)
+	waited := make(chan error, 1)
+	go func() { waited <- recv.WaitReadable() }()
+	time.Sleep(20 * time.Millisecond) // let it block
+	select {
+	case err := <-waited:
+		t.Fatalf("WaitReadable returned before anything happened: %v", err)
+	default:
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- recv.Close() }()
+	for _, ch := range []chan error{waited, closed} {
+		select {
+		case err := <-ch:
+			if ch == waited && !errors.Is(err, net.ErrClosed) {
+				t.Fatalf("WaitReadable after Close: %v, want net.ErrClosed", err)
+			}
+			if ch == closed && err != nil {
+				t.Fatalf("Close: %v", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("Close did not end a WaitReadable in progress")
+		}
+	}
+	if err := recv.Close(); err == nil {
+		t.Fatal("second Close reported success")
+	}
+	if err := recv.WaitReadable(); err == nil {
+		t.Fatal("WaitReadable on a closed conn succeeded")
 	}
 }
 
