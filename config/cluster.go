@@ -1,10 +1,12 @@
 package config
 
 import (
+	"maps"
 	"net/netip"
 	"os"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -29,7 +31,7 @@ type Options struct {
 // UndeclaredVars returns the names of Vars missing from Declared, sorted.
 func (o Options) UndeclaredVars() []string {
 	var out []string
-	for _, n := range sortedKeys(o.Vars) {
+	for _, n := range slices.Sorted(maps.Keys(o.Vars)) {
 		if !o.Declared[n] {
 			out = append(out, n)
 		}

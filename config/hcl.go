@@ -3,7 +3,9 @@ package config
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"unicode"
@@ -91,7 +93,7 @@ func (d *hclDecoder) addHCL(ds hcl.Diagnostics) {
 		}
 		if m := unknownFuncRE.FindStringSubmatch(hd.Detail); m != nil {
 			// hcl picks its suggestion in map order; pick ours stably.
-			diag.Detail = suggest(m[1], sortedKeys(functions))
+			diag.Detail = suggest(m[1], slices.Sorted(maps.Keys(functions)))
 		}
 		if m := unknownVarRE.FindStringSubmatch(hd.Detail); m != nil {
 			diag.Detail = suggest(m[1], scopeNames(hd.EvalContext))
@@ -315,7 +317,7 @@ func (d *hclDecoder) setup(body *hclsyntax.Body, opts Options) {
 		for n := range declared {
 			names = append(names, n)
 		}
-		for _, n := range sortedKeys(opts.Vars) {
+		for _, n := range slices.Sorted(maps.Keys(opts.Vars)) {
 			if _, ok := declared[n]; !ok {
 				d.diags.hintf(Pos{File: d.file}, suggest(n, names), "-var %s: no variable %q is declared in this file", n, n)
 			}
@@ -323,15 +325,6 @@ func (d *hclDecoder) setup(body *hclsyntax.Body, opts Options) {
 	}
 	d.ctx = &hcl.EvalContext{Variables: map[string]cty.Value{"var": cty.ObjectVal(vars)}, Functions: functions}
 	d.locals(body)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 func (d *hclDecoder) variable(b *hclsyntax.Block, name string, opts Options) (cty.Value, bool) {
@@ -413,7 +406,7 @@ func (d *hclDecoder) locals(body *hclsyntax.Body) {
 	d.ctx.Variables["local"] = cty.ObjectVal(values)
 	for len(pending) > 0 {
 		progress := false
-		for _, name := range sortedKeys(pending) {
+		for _, name := range slices.Sorted(maps.Keys(pending)) {
 			a := pending[name]
 			if !d.localsReady(a.Expr, values, pending) {
 				continue
@@ -432,7 +425,7 @@ func (d *hclDecoder) locals(body *hclsyntax.Body) {
 			progress = true
 		}
 		if !progress {
-			for _, name := range sortedKeys(pending) {
+			for _, name := range slices.Sorted(maps.Keys(pending)) {
 				d.diags.hintf(d.pos(pending[name].NameRange), "locals must not refer to each other in a cycle", "local %q cannot be evaluated", name)
 			}
 			return
@@ -463,8 +456,8 @@ func (d *hclDecoder) localsReady(expr hclsyntax.Expression, done map[string]cty.
 // calling the handler of each one present (in source order). Unknown names
 // get a did-you-mean; unsupported ones their reason.
 func (d *hclDecoder) body(b *hclsyntax.Body, what string, attrs map[string]func(*hclsyntax.Attribute), blocks map[string]func(*hclsyntax.Block), unsupported map[string]string) {
-	attrNames := sortedKeys(attrs)
-	blockNames := sortedKeys(blocks)
+	attrNames := slices.Sorted(maps.Keys(attrs))
+	blockNames := slices.Sorted(maps.Keys(blocks))
 	for _, a := range sortedAttrs(b) {
 		if reason, ok := unsupported[a.Name]; ok {
 			d.diags.hintf(d.pos(a.NameRange), reason, "%s: %q is not supported", what, a.Name)

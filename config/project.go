@@ -2,9 +2,11 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -180,7 +182,7 @@ func LoadProjectOptions(clusterPath string, opts Options, extraDataflows ...stri
 		add(name, p, Pos{File: p}, nil)
 	}
 	for _, n := range opts.UndeclaredVars() {
-		diags.hintf(Pos{File: clusterPath}, suggest(n, sortedKeys(opts.Declared)), "-var %s: no file of the project declares variable %q", n, n)
+		diags.hintf(Pos{File: clusterPath}, suggest(n, slices.Sorted(maps.Keys(opts.Declared))), "-var %s: no file of the project declares variable %q", n, n)
 	}
 	return c, dfs, diags
 }
