@@ -190,6 +190,8 @@ func runReceiver(n *node.Node) error {
 			}
 		case node.NodeRestarted, node.NodeFailed:
 			fmt.Fprintf(logf, "%s %s %s\n", ev.Type, ev.ID, strings.Join(ev.Inputs, ","))
+		case node.Error:
+			fmt.Fprintf(logf, "%s %s\n", ev.Type, ev.Err)
 		default:
 			fmt.Fprintf(logf, "%s %s\n", ev.Type, ev.ID)
 		}

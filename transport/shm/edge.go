@@ -129,6 +129,12 @@ func (c *Conn) recvNow(p []byte) (int, error) {
 	switch {
 	case rerr == unix.EAGAIN:
 		return 0, ErrWouldBlock
+	case rerr == unix.ECONNRESET:
+		// The peer closed its end with bytes we sent it still unread (a
+		// sender exiting before it read the last RELEASEs). Linux reports
+		// that only once everything the peer wrote has been read, so it
+		// is the end of the stream like EOF.
+		return 0, io.EOF
 	case rerr != nil:
 		return 0, &net.OpError{Op: "read", Net: "unix", Err: os.NewSyscallError("recvmsg", rerr)}
 	case n == 0:
@@ -161,6 +167,10 @@ func (c *Conn) WaitReadable() error {
 		c.wakeMu.Lock()
 		wake := c.wake
 		c.wakeMu.Unlock()
+		if wake < 0 { // a Close came before the first wait created it
+			perr = net.ErrClosed
+			return
+		}
 		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}, {Fd: int32(wake), Events: unix.POLLIN}}
 		for {
 			fds[0].Revents, fds[1].Revents = 0, 0

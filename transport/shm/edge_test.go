@@ -183,6 +183,35 @@ func TestWaitReadableEndsAtClose(t *testing.T) {
 	}
 }
 
+// A sender that exits without reading what the receiver sent it (the
+// last RELEASEs) makes Linux reset the connection; the receiver still
+// gets every frame the sender wrote, then EOF rather than an error.
+func TestReadFrameNowResetIsEOF(t *testing.T) {
+	send, recv := edgePair(t)
+	for i := range 3 {
+		if err := send.WriteMsg(&Msg{Type: MsgAck, Count: uint32(i)}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := recv.WriteMsg(&Msg{Type: MsgRelease, Tokens: []uint64{1}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	send.Close() // with the RELEASE unread
+	for i := range 3 {
+		b, err := recv.ReadFrameNow()
+		if err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		m, err := Decode(b)
+		if err != nil || m.Count != uint32(i) {
+			t.Fatalf("frame %d: %+v, %v", i, m, err)
+		}
+	}
+	if _, err := recv.ReadFrameNow(); err != io.EOF {
+		t.Fatalf("after the sender's frames: %v, want io.EOF", err)
+	}
+}
+
 // A write to an edge whose receiver is gone fails with a broken pipe.
 func TestEdgeWriteToDeadReceiver(t *testing.T) {
 	send, recv := edgePair(t)
