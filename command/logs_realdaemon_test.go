@@ -8,12 +8,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/cli"
 
+	"github.com/adora-rs/adora/internal/testutil"
 	"github.com/adora-rs/adora/runtime/coordinator"
 	"github.com/adora-rs/adora/runtime/coordinator/coordtest"
 	"github.com/adora-rs/adora/runtime/coordinator/store"
@@ -188,7 +188,7 @@ func TestUnknownDataflowStoppedOnRealDaemon(t *testing.T) {
 	}
 	srv.Stop()
 
-	logs := &syncBuffer{}
+	logs := &testutil.SyncBuffer{}
 	srv2 := coordtest.StartOn(t, coordinator.Config{TickInterval: 50 * time.Millisecond, UnknownGrace: 300 * time.Millisecond,
 		Logger: slog.New(slog.NewTextHandler(logs, nil))}, srv.Endpoint.Port)
 	if !coordtest.Wait(10*time.Second, func() bool {
@@ -208,21 +208,4 @@ func TestUnknownDataflowStoppedOnRealDaemon(t *testing.T) {
 			t.Errorf("coordinator log lacks %q:\n%s", want, logs)
 		}
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

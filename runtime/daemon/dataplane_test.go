@@ -1,38 +1,20 @@
 package daemon
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
+
+	"github.com/adora-rs/adora/internal/testutil"
 )
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestRouterLoggerHasNoDataflow: the router gets the daemon's logger and
 // adds the dataflow id itself (as dataplane.NewRouter does), so its lines
 // name the dataflow once.
 func TestRouterLoggerHasNoDataflow(t *testing.T) {
-	var buf syncBuffer
+	var buf testutil.SyncBuffer
 	df := shDataflow(map[string]string{"n": "exit 0"})
 	_, err := StartFlow(FlowConfig{
 		ID: "f9", Dataflow: &df, WorkingDir: t.TempDir(), StateDir: t.TempDir(),
@@ -54,7 +36,7 @@ func TestRouterLoggerHasNoDataflow(t *testing.T) {
 // TestBridgeLogsDataflowOnce: the bridge of DataplaneRouter logs with the
 // dataflow id, once.
 func TestBridgeLogsDataflowOnce(t *testing.T) {
-	var buf syncBuffer
+	var buf testutil.SyncBuffer
 	tr := newMemTransport()
 	r, err := DataplaneRouter(RouterConfig{
 		DataflowID: "df7", Dataflow: twoMachineFlow(), Local: []string{"camera", "actuator"},

@@ -7,7 +7,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -16,13 +15,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/adora-rs/adora/config"
 	"github.com/adora-rs/adora/internal/auth"
+	"github.com/adora-rs/adora/internal/testutil"
 	"github.com/adora-rs/adora/runtime/client"
 	"github.com/adora-rs/adora/runtime/proto"
 )
@@ -60,29 +59,11 @@ func run(m *testing.M) (int, error) {
 	return m.Run(), nil
 }
 
-// syncBuffer collects a process's output.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // proc is an adora process a test started.
 type proc struct {
 	name string
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *testutil.SyncBuffer // the process's output
 	done chan struct{}
 }
 
@@ -131,7 +112,7 @@ func (e *env) start(name string, args ...string) *proc {
 // startIn is start with a working directory.
 func (e *env) startIn(dir, name string, args ...string) *proc {
 	e.t.Helper()
-	p := &proc{name: name, cmd: exec.Command(adoraBin, args...), out: &syncBuffer{}, done: make(chan struct{})}
+	p := &proc{name: name, cmd: exec.Command(adoraBin, args...), out: &testutil.SyncBuffer{}, done: make(chan struct{})}
 	p.cmd.Dir = dir
 	p.cmd.Env = e.environ()
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/adora-rs/adora/internal/testutil"
 )
 
 // coarseDaemon builds adora with the adora_coarse_log_clock tag (the
@@ -23,7 +25,7 @@ func (e *env) coarseDaemon(machineID string) *proc {
 	if out, err := build.CombinedOutput(); err != nil {
 		e.t.Fatalf("build adora with a coarse log clock: %v\n%s", err, out)
 	}
-	p := &proc{name: "daemon " + machineID + " (coarse log clock)", out: &syncBuffer{}, done: make(chan struct{})}
+	p := &proc{name: "daemon " + machineID + " (coarse log clock)", out: &testutil.SyncBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(bin, "daemon", "--coordinator-addr", "127.0.0.1", "--coordinator-port", strconv.Itoa(e.port),
 		"--zenoh-listen", loopbackZenoh, "--machine-id", machineID)
 	p.cmd.Env = e.environ()

@@ -1,38 +1,21 @@
 package zenoh
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/adora-rs/adora/internal/testutil"
 	"github.com/adora-rs/adora/transport/zenoh/wire"
 )
 
-// syncBuffer is a log sink safe for the session's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func (s *syncBuffer) logger() *slog.Logger {
-	return slog.New(slog.NewTextHandler(s, &slog.HandlerOptions{Level: slog.LevelDebug}))
+// debugLogger logs at debug level into buf, a sink safe for the
+// session's goroutines.
+func debugLogger(buf *testutil.SyncBuffer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
 func daemonCreds(pwd string) *Credentials {
@@ -41,11 +24,11 @@ func daemonCreds(pwd string) *Credentials {
 
 // dialAuth opens a listener with lcreds and a dialer with dcreds, and
 // returns both and their logs.
-func dialAuth(t *testing.T, lcreds, dcreds *Credentials) (l, d *Session, llog, dlog *syncBuffer) {
+func dialAuth(t *testing.T, lcreds, dcreds *Credentials) (l, d *Session, llog, dlog *testutil.SyncBuffer) {
 	t.Helper()
-	llog, dlog = &syncBuffer{}, &syncBuffer{}
-	l = openT(t, Config{Listen: []string{"tcp/127.0.0.1:0"}, Credentials: lcreds, Logger: llog.logger()})
-	d = openT(t, Config{Connect: l.ListenEndpoints(), Credentials: dcreds, Logger: dlog.logger(),
+	llog, dlog = &testutil.SyncBuffer{}, &testutil.SyncBuffer{}
+	l = openT(t, Config{Listen: []string{"tcp/127.0.0.1:0"}, Credentials: lcreds, Logger: debugLogger(llog)})
+	d = openT(t, Config{Connect: l.ListenEndpoints(), Credentials: dcreds, Logger: debugLogger(dlog),
 		ReconnectMin: 20 * time.Millisecond, ReconnectMax: 50 * time.Millisecond})
 	return l, d, llog, dlog
 }
@@ -66,7 +49,7 @@ func TestUsrPwdAcceptsRightCredentials(t *testing.T) {
 	if r := l.Stats().AuthRefused; r != 0 {
 		t.Errorf("AuthRefused = %d", r)
 	}
-	for _, lg := range []*syncBuffer{llog, dlog} {
+	for _, lg := range []*testutil.SyncBuffer{llog, dlog} {
 		if strings.Contains(lg.String(), "tok-1") {
 			t.Errorf("password in log:\n%s", lg)
 		}
@@ -247,8 +230,8 @@ const usrpwdVector = "722a0347096ac5849e03ab3c48374dee7663366700f5efdc6a26ad75cb
 func TestCredentialsNeverPrinted(t *testing.T) {
 	c := &Credentials{User: "adora", Password: "hunter2", Accept: map[string]string{"robot": "letmein"}}
 	cfg := Config{Credentials: c}
-	var logs syncBuffer
-	logs.logger().Info("config", "creds", c, "cfg", cfg)
+	var logs testutil.SyncBuffer
+	debugLogger(&logs).Info("config", "creds", c, "cfg", cfg)
 	for _, s := range []string{fmt.Sprint(c), fmt.Sprintf("%+v", cfg), fmt.Sprintf("%#v", cfg), fmt.Sprintf("%v %+v %#v", *c, *c, *c), logs.String()} {
 		if strings.Contains(s, "hunter2") || strings.Contains(s, "letmein") {
 			t.Errorf("password printed: %s", s)
