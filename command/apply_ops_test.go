@@ -24,13 +24,7 @@ func opsOnCoordinator(t *testing.T, machines ...config.Machine) (*fleetOps, *coo
 	t.Helper()
 	dir := deployProject(t)
 	srv := coordtest.Start(t, coordinator.Config{Token: "test-token", ArtifactsDir: t.TempDir()})
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	t.Cleanup(cancel)
-	d, err := coordtest.StartDaemon(ctx, srv.Endpoint, coordtest.DaemonConfig{UUID: "d-bot-01", MachineID: "bot-01", Labels: map[string]string{"gpu": "true"}, ReportOnSpawn: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(d.Close)
+	d := coordtest.StartDaemonT(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "d-bot-01", MachineID: "bot-01", Labels: map[string]string{"gpu": "true"}, ReportOnSpawn: true})
 	ops, err := newFleetOps(&config.Cluster{Coordinator: config.Coordinator{Addr: "127.0.0.1", Port: srv.Endpoint.Port}, Machines: machines})
 	if err != nil {
 		t.Fatal(err)

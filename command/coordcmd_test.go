@@ -46,14 +46,7 @@ func newCoordEnv(t *testing.T) *coordEnv {
 
 func (e *coordEnv) daemon(cfg coordtest.DaemonConfig) *coordtest.Daemon {
 	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	d, err := coordtest.StartDaemon(ctx, e.srv.Endpoint, cfg)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	e.t.Cleanup(d.Close)
-	return d
+	return coordtest.StartDaemonT(e.t, e.srv.Endpoint, cfg)
 }
 
 // run runs a command with the coordinator flags appended.

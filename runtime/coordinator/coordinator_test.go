@@ -68,16 +68,6 @@ func dial(t *testing.T, ep wsconn.Endpoint) *client.Client {
 	return c
 }
 
-func daemon(t *testing.T, ep wsconn.Endpoint, cfg coordtest.DaemonConfig) *coordtest.Daemon {
-	t.Helper()
-	d, err := coordtest.StartDaemon(ctxT(t), ep, cfg)
-	if err != nil {
-		t.Fatalf("StartDaemon %s: %v", cfg.UUID, err)
-	}
-	t.Cleanup(d.Close)
-	return d
-}
-
 func twoNodeFlow() config.Dataflow {
 	return config.Dataflow{Nodes: []config.Node{
 		{ID: "camera", Path: "./camera", Deploy: config.Deploy{Machine: "robot"}},
@@ -91,7 +81,7 @@ func startReq(name string) proto.Start {
 
 func TestHealthWithoutTokenAndControlNeedsToken(t *testing.T) {
 	srv := coordtest.Start(t, coordinator.Config{Token: token})
-	daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
+	coordtest.StartDaemonT(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
 
 	for _, path := range []string{proto.PathHealth, proto.PathHealthAlt} {
 		h, err := client.Health(ctxT(t), client.Options{Addr: srv.Endpoint.Addr, Port: srv.Endpoint.Port})
@@ -186,7 +176,7 @@ func TestHelloProtocolMismatch(t *testing.T) {
 func TestBadOrOversizedMessageClosesOnlyThatConnection(t *testing.T) {
 	srv := coordtest.Start(t, coordinator.Config{})
 	good := dial(t, srv.Endpoint)
-	d := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u1", MachineID: "robot"})
+	d := coordtest.StartDaemonT(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u1", MachineID: "robot"})
 	for name, frame := range map[string][]byte{
 		"bad json":  []byte("{not json"),
 		"no type":   []byte(`{"id":5}`),
@@ -222,7 +212,7 @@ func TestBadOrOversizedMessageClosesOnlyThatConnection(t *testing.T) {
 
 func TestDuplicateMachineIDAndLiveDuplicateIdentityRefused(t *testing.T) {
 	srv := coordtest.Start(t, coordinator.Config{})
-	first := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "uuid-1", MachineID: "robot"})
+	first := coordtest.StartDaemonT(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "uuid-1", MachineID: "robot"})
 
 	_, err := coordtest.StartDaemon(ctxT(t), srv.Endpoint, coordtest.DaemonConfig{UUID: "uuid-2", MachineID: "robot"})
 	if err == nil || !strings.Contains(err.Error(), `machine id "robot" is already in use by daemon uuid-1`) {
@@ -247,7 +237,7 @@ func TestSameUUIDReplacesStaleConnection(t *testing.T) {
 	// A connection whose daemon is gone: registered, then never reads
 	// again, so it never answers a ping.
 	stale := rawDaemon(t, srv.Endpoint, "uuid-1")
-	again := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "uuid-1", MachineID: "robot"})
+	again := coordtest.StartDaemonT(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "uuid-1", MachineID: "robot"})
 	stale.SetReadDeadline(time.Now().Add(5 * time.Second))
 	for {
 		if _, _, err := stale.ReadMessage(); err != nil {
@@ -269,8 +259,8 @@ func TestSameUUIDReplacesStaleConnection(t *testing.T) {
 
 func TestStartPlacesNodesAndStops(t *testing.T) {
 	srv := coordtest.Start(t, coordinator.Config{})
-	robot := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
-	gpu := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-gpu", MachineID: "gpu-server", Labels: map[string]string{"gpu": "true"}})
+	robot := coordtest.StartDaemonT(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
+	gpu := coordtest.StartDaemonT(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-gpu", MachineID: "gpu-server", Labels: map[string]string{"gpu": "true"}})
 	c := dial(t, srv.Endpoint)
 
 	rep, err := c.Start(ctxT(t), startReq("my-app"))
@@ -339,8 +329,8 @@ func TestStartPlacesNodesAndStops(t *testing.T) {
 
 func TestStartRollsBackWhenOneDaemonFails(t *testing.T) {
 	srv := coordtest.Start(t, coordinator.Config{})
-	robot := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
-	daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-gpu", MachineID: "gpu-server", Labels: map[string]string{"gpu": "true"},
+	robot := coordtest.StartDaemonT(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
+	coordtest.StartDaemonT(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-gpu", MachineID: "gpu-server", Labels: map[string]string{"gpu": "true"},
 		FailSpawn: func(proto.Spawn) error { return errors.New("binary ./inference not found") }})
 	c := dial(t, srv.Endpoint)
 
@@ -364,8 +354,8 @@ func TestStartRollsBackWhenOneDaemonFails(t *testing.T) {
 
 func TestRestartUsesStoredDescriptor(t *testing.T) {
 	srv := coordtest.Start(t, coordinator.Config{})
-	robot := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
-	daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-gpu", MachineID: "gpu", Labels: map[string]string{"gpu": "true"}})
+	robot := coordtest.StartDaemonT(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
+	coordtest.StartDaemonT(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-gpu", MachineID: "gpu", Labels: map[string]string{"gpu": "true"}})
 	c := dial(t, srv.Endpoint)
 	first, err := c.Start(ctxT(t), startReq("my-app"))
 	if err != nil {
@@ -400,8 +390,8 @@ func TestRestartUsesStoredDescriptor(t *testing.T) {
 
 func TestDestroyStopsEverythingAndDaemonsExit(t *testing.T) {
 	srv := coordtest.Start(t, coordinator.Config{})
-	robot := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
-	daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-gpu", MachineID: "gpu", Labels: map[string]string{"gpu": "true"}})
+	robot := coordtest.StartDaemonT(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
+	coordtest.StartDaemonT(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-gpu", MachineID: "gpu", Labels: map[string]string{"gpu": "true"}})
 	c := dial(t, srv.Endpoint)
 	if _, err := c.Start(ctxT(t), startReq("my-app")); err != nil {
 		t.Fatal(err)
@@ -421,8 +411,8 @@ func TestDestroyStopsEverythingAndDaemonsExit(t *testing.T) {
 
 func TestAllDaemonsIncludesDisconnected(t *testing.T) {
 	srv := coordtest.Start(t, coordinator.Config{})
-	gone := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-gone", MachineID: "gone", Labels: map[string]string{"a": "b"}})
-	daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-here", MachineID: "here"})
+	gone := coordtest.StartDaemonT(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-gone", MachineID: "gone", Labels: map[string]string{"a": "b"}})
+	coordtest.StartDaemonT(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-here", MachineID: "here"})
 	gone.Close()
 	c := dial(t, srv.Endpoint)
 	if !coordtest.Wait(5*time.Second, func() bool { r, _ := c.Daemons(ctxT(t)); return len(r.Daemons) == 1 }) {
@@ -529,7 +519,7 @@ func TestOddDaemonPayloadsDoNotHurt(t *testing.T) {
 
 func TestStartRefusesHTTPNodeWithoutArtifact(t *testing.T) {
 	srv := coordtest.Start(t, coordinator.Config{})
-	robot := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
+	robot := coordtest.StartDaemonT(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
 	c := dial(t, srv.Endpoint)
 	req := startReq("app")
 	req.Dataflow.Nodes = req.Dataflow.Nodes[:1]
@@ -557,7 +547,7 @@ func TestNewIdentityTakesMachineIDFromUnresponsiveDaemon(t *testing.T) {
 	if _, _, err := ws.ReadMessage(); err != nil {
 		t.Fatal(err)
 	}
-	fresh := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-new", MachineID: "robot"})
+	fresh := coordtest.StartDaemonT(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-new", MachineID: "robot"})
 	r := srv.Daemons()
 	if len(r.Daemons) != 1 || r.Daemons[0].ID != "u-new" {
 		t.Fatalf("daemons = %+v", r.Daemons)
@@ -573,7 +563,7 @@ func TestNewIdentityTakesMachineIDFromUnresponsiveDaemon(t *testing.T) {
 func TestDestroyFanOutIsBounded(t *testing.T) {
 	srv := coordtest.Start(t, coordinator.Config{TickInterval: quietTick})
 	hold := make(chan struct{})
-	robot := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot", HoldStops: hold})
+	robot := coordtest.StartDaemonT(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot", HoldStops: hold})
 	c := dial(t, srv.Endpoint)
 	const flows = 13
 	for i := range flows {
@@ -612,7 +602,7 @@ func TestDestroyFanOutIsBounded(t *testing.T) {
 func TestConcurrentStopsStopOnce(t *testing.T) {
 	srv := coordtest.Start(t, coordinator.Config{TickInterval: quietTick})
 	hold := make(chan struct{})
-	robot := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot", HoldStops: hold})
+	robot := coordtest.StartDaemonT(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot", HoldStops: hold})
 	c := dial(t, srv.Endpoint)
 	req := proto.Start{Name: "f", Descriptor: []byte("x"), Dataflow: config.Dataflow{Nodes: []config.Node{{ID: "cam", Path: "/bin/true", Deploy: config.Deploy{Machine: "robot"}}}}}
 	if _, err := c.Start(ctxT(t), req); err != nil {

@@ -56,9 +56,9 @@ func daemonInfo(t *testing.T, c *client.Client, id string) proto.DaemonInfo {
 
 func TestDataPlaneLatestReportPerDaemon(t *testing.T) {
 	srv := coordtest.Start(t, coordinator.Config{TickInterval: quietTick})
-	robot := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot", ZenohEndpoints: []string{"tcp/10.0.0.1:7447"}})
-	gpu := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-gpu", MachineID: "gpu", Labels: map[string]string{"gpu": "true"}, ZenohEndpoints: []string{"tcp/10.0.0.2:7447"}})
-	daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-spare", MachineID: "spare", ZenohEndpoints: []string{"tcp/10.0.0.3:7447"}})
+	robot := coordtest.StartDaemonT(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot", ZenohEndpoints: []string{"tcp/10.0.0.1:7447"}})
+	gpu := coordtest.StartDaemonT(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-gpu", MachineID: "gpu", Labels: map[string]string{"gpu": "true"}, ZenohEndpoints: []string{"tcp/10.0.0.2:7447"}})
+	coordtest.StartDaemonT(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-spare", MachineID: "spare", ZenohEndpoints: []string{"tcp/10.0.0.3:7447"}})
 	c := dial(t, srv.Endpoint)
 	if _, err := c.Start(ctxT(t), startReq("my-app")); err != nil {
 		t.Fatal(err)
@@ -129,8 +129,8 @@ func TestDataPlaneLatestReportPerDaemon(t *testing.T) {
 // peer anyone should link to.
 func TestDataPlaneIgnoresDaemonsWithoutOne(t *testing.T) {
 	srv := coordtest.Start(t, coordinator.Config{TickInterval: quietTick})
-	robot := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot", ZenohEndpoints: []string{"tcp/10.0.0.1:7447"}})
-	daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-gpu", MachineID: "gpu", Labels: map[string]string{"gpu": "true"}})
+	robot := coordtest.StartDaemonT(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot", ZenohEndpoints: []string{"tcp/10.0.0.1:7447"}})
+	coordtest.StartDaemonT(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-gpu", MachineID: "gpu", Labels: map[string]string{"gpu": "true"}})
 	c := dial(t, srv.Endpoint)
 	if _, err := c.Start(ctxT(t), startReq("my-app")); err != nil {
 		t.Fatal(err)
@@ -153,8 +153,8 @@ func TestDataPlaneIgnoresDaemonsWithoutOne(t *testing.T) {
 func TestDataPlaneReportOfAnEarlierConnection(t *testing.T) {
 	srv := coordtest.Start(t, coordinator.Config{TickInterval: quietTick})
 	robotCfg := coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot", ZenohEndpoints: []string{"tcp/10.0.0.1:7447"}}
-	robot := daemon(t, srv.Endpoint, robotCfg)
-	gpu := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-gpu", MachineID: "gpu", Labels: map[string]string{"gpu": "true"}, ZenohEndpoints: []string{"tcp/10.0.0.2:7447"}})
+	robot := coordtest.StartDaemonT(t, srv.Endpoint, robotCfg)
+	gpu := coordtest.StartDaemonT(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-gpu", MachineID: "gpu", Labels: map[string]string{"gpu": "true"}, ZenohEndpoints: []string{"tcp/10.0.0.2:7447"}})
 	c := dial(t, srv.Endpoint)
 	if _, err := c.Start(ctxT(t), startReq("my-app")); err != nil {
 		t.Fatal(err)
@@ -171,7 +171,7 @@ func TestDataPlaneReportOfAnEarlierConnection(t *testing.T) {
 	}) {
 		t.Fatal("robot still connected")
 	}
-	daemon(t, srv.Endpoint, robotCfg) // back, reporting no data plane
+	coordtest.StartDaemonT(t, srv.Endpoint, robotCfg) // back, reporting no data plane
 	if err := gpu.DataPlane(ctxT(t), time.Now(), proto.DataPlaneReport{ZID: "bb", Links: []proto.DataPlaneLink{{ZID: "aa", Remote: "10.0.0.1:40000"}}}); err != nil {
 		t.Fatal(err)
 	}

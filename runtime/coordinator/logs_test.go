@@ -29,8 +29,8 @@ func line(df, node, text string, sec int) proto.LogLine {
 
 func TestLogsTailAndFollowUntilFinished(t *testing.T) {
 	srv := coordtest.Start(t, coordinator.Config{TickInterval: quietTick})
-	robot := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
-	gpu := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-gpu", MachineID: "gpu", Labels: map[string]string{"gpu": "true"}})
+	robot := coordtest.StartDaemonT(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
+	gpu := coordtest.StartDaemonT(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-gpu", MachineID: "gpu", Labels: map[string]string{"gpu": "true"}})
 	c := dial(t, srv.Endpoint)
 	rep, err := c.Start(ctxT(t), startReq("my-app"))
 	if err != nil {
@@ -113,8 +113,8 @@ func TestLogsTailAndFollowUntilFinished(t *testing.T) {
 
 func TestFollowCanceledByCaller(t *testing.T) {
 	srv := coordtest.Start(t, coordinator.Config{TickInterval: quietTick})
-	daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
-	daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-gpu", MachineID: "gpu", Labels: map[string]string{"gpu": "true"}})
+	coordtest.StartDaemonT(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
+	coordtest.StartDaemonT(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-gpu", MachineID: "gpu", Labels: map[string]string{"gpu": "true"}})
 	c := dial(t, srv.Endpoint)
 	if _, err := c.Start(ctxT(t), startReq("my-app")); err != nil {
 		t.Fatal(err)
@@ -141,8 +141,8 @@ func texts(ls []proto.LogLine) string {
 
 func TestTopReportsNodeMetrics(t *testing.T) {
 	srv := coordtest.Start(t, coordinator.Config{TickInterval: quietTick})
-	robot := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
-	daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-gpu", MachineID: "gpu", Labels: map[string]string{"gpu": "true"}})
+	robot := coordtest.StartDaemonT(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
+	coordtest.StartDaemonT(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-gpu", MachineID: "gpu", Labels: map[string]string{"gpu": "true"}})
 	c := dial(t, srv.Endpoint)
 	rep, err := c.Start(ctxT(t), startReq("my-app"))
 	if err != nil {
@@ -248,7 +248,7 @@ func TestUnreferencedArtifactsAreRemoved(t *testing.T) {
 	dir := t.TempDir()
 	clock := coordtest.NewClock(time.Now())
 	srv := coordtest.Start(t, coordinator.Config{ArtifactsDir: dir, Clock: clock, TickInterval: quietTick})
-	daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
+	coordtest.StartDaemonT(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
 	opts := client.Options{Addr: srv.Endpoint.Addr, Port: srv.Endpoint.Port}
 	body := []byte("bin")
 	sum := sha256.Sum256(body)
@@ -280,7 +280,7 @@ func TestUnreferencedArtifactsAreRemoved(t *testing.T) {
 
 func TestFollowsPerConnectionAreBounded(t *testing.T) {
 	srv := coordtest.Start(t, coordinator.Config{TickInterval: quietTick})
-	robot := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
+	robot := coordtest.StartDaemonT(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
 	c := dial(t, srv.Endpoint)
 	req := startReq("app")
 	req.Dataflow.Nodes = req.Dataflow.Nodes[:1]
@@ -326,7 +326,7 @@ func TestFollowsPerConnectionAreBounded(t *testing.T) {
 
 func TestNodeMetricsMayComeInParts(t *testing.T) {
 	srv := coordtest.Start(t, coordinator.Config{TickInterval: quietTick})
-	robot := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
+	robot := coordtest.StartDaemonT(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
 	c := dial(t, srv.Endpoint)
 	req := startReq("app")
 	req.Dataflow.Nodes[1].Deploy = req.Dataflow.Nodes[0].Deploy // both on robot
@@ -353,8 +353,8 @@ func TestFollowShowsLinesInHistoryAndStreamOnce(t *testing.T) {
 	for _, withSeq := range []bool{true, false} {
 		t.Run(map[bool]string{true: "seq", false: "time"}[withSeq], func(t *testing.T) {
 			srv := coordtest.Start(t, coordinator.Config{TickInterval: quietTick})
-			robot := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
-			gpu := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-gpu", MachineID: "gpu", Labels: map[string]string{"gpu": "true"}})
+			robot := coordtest.StartDaemonT(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
+			gpu := coordtest.StartDaemonT(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-gpu", MachineID: "gpu", Labels: map[string]string{"gpu": "true"}})
 			c := dial(t, srv.Endpoint)
 			rep, err := c.Start(ctxT(t), startReq("my-app"))
 			if err != nil {
@@ -420,8 +420,8 @@ func TestFollowShowsLinesInHistoryAndStreamOnce(t *testing.T) {
 // and before the end of the dataflow.
 func TestFollowCatchesUpWithReconnectedDaemon(t *testing.T) {
 	srv := coordtest.Start(t, coordinator.Config{TickInterval: quietTick})
-	robot := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
-	gpu := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-gpu", MachineID: "gpu", Labels: map[string]string{"gpu": "true"}})
+	robot := coordtest.StartDaemonT(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
+	gpu := coordtest.StartDaemonT(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-gpu", MachineID: "gpu", Labels: map[string]string{"gpu": "true"}})
 	c := dial(t, srv.Endpoint)
 	rep, err := c.Start(ctxT(t), startReq("my-app"))
 	if err != nil {
@@ -446,7 +446,7 @@ func TestFollowCatchesUpWithReconnectedDaemon(t *testing.T) {
 	}
 	// Back, with c2 written while away; c3 streamed at once, before the
 	// coordinator could fetch the history; then the dataflow ends.
-	back := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot",
+	back := coordtest.StartDaemonT(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot",
 		Running: map[string][]string{id: {"camera"}}, History: []proto.LogLine{c1, c2}})
 	back.Log(ctxT(t), c3)
 	back.Finish(ctxT(t), id, false, "")
@@ -474,8 +474,8 @@ func TestFollowCatchesUpWithReconnectedDaemon(t *testing.T) {
 func TestSlowFollowerIsToldOfDroppedLines(t *testing.T) {
 	logger, logs := newLogger()
 	srv := coordtest.Start(t, coordinator.Config{TickInterval: quietTick, Logger: logger, ConnOptions: wsconn.Options{QueueLen: 1}})
-	robot := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
-	daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-gpu", MachineID: "gpu", Labels: map[string]string{"gpu": "true"}})
+	robot := coordtest.StartDaemonT(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
+	coordtest.StartDaemonT(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-gpu", MachineID: "gpu", Labels: map[string]string{"gpu": "true"}})
 	rep, err := dial(t, srv.Endpoint).Start(ctxT(t), startReq("my-app"))
 	if err != nil {
 		t.Fatal(err)
@@ -558,8 +558,8 @@ func TestSlowFollowerIsToldOfDroppedLines(t *testing.T) {
 func TestFollowBufferWhileHistoryIsSlowIsBounded(t *testing.T) {
 	srv := coordtest.Start(t, coordinator.Config{TickInterval: quietTick})
 	hold := make(chan struct{})
-	robot := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot", HoldLogs: hold})
-	gpu := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-gpu", MachineID: "gpu", Labels: map[string]string{"gpu": "true"}})
+	robot := coordtest.StartDaemonT(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot", HoldLogs: hold})
+	gpu := coordtest.StartDaemonT(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-gpu", MachineID: "gpu", Labels: map[string]string{"gpu": "true"}})
 	c := dial(t, srv.Endpoint)
 	rep, err := c.Start(ctxT(t), startReq("my-app"))
 	if err != nil {

@@ -25,8 +25,8 @@ func TestCoordinatorRestartRebuildsRunningDataflows(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := coordtest.Start(t, coordinator.Config{Store: st, TickInterval: quietTick})
-	robot := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
-	gpu := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-gpu", MachineID: "gpu", Labels: map[string]string{"gpu": "true"}})
+	robot := coordtest.StartDaemonT(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
+	gpu := coordtest.StartDaemonT(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-gpu", MachineID: "gpu", Labels: map[string]string{"gpu": "true"}})
 	c := dial(t, srv.Endpoint)
 	rep, err := c.Start(ctxT(t), startReq("my-app"))
 	if err != nil {
@@ -56,8 +56,8 @@ func TestCoordinatorRestartRebuildsRunningDataflows(t *testing.T) {
 	}
 
 	running := map[string][]string{id: {"camera"}}
-	robot2 := daemon(t, srv2.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot", Running: running})
-	gpu2 := daemon(t, srv2.Endpoint, coordtest.DaemonConfig{UUID: "u-gpu", MachineID: "gpu", Labels: map[string]string{"gpu": "true"}, Running: map[string][]string{id: {"inference"}}})
+	robot2 := coordtest.StartDaemonT(t, srv2.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot", Running: running})
+	gpu2 := coordtest.StartDaemonT(t, srv2.Endpoint, coordtest.DaemonConfig{UUID: "u-gpu", MachineID: "gpu", Labels: map[string]string{"gpu": "true"}, Running: map[string][]string{id: {"inference"}}})
 	ok := coordtest.Wait(5*time.Second, func() bool {
 		l, _ := c2.List(ctxT(t), false)
 		return len(l) == 1 && l[0].Status == proto.FlowRunning
@@ -93,8 +93,8 @@ func TestAutoRecoveryRespawnsWithBackoff(t *testing.T) {
 	clock := coordtest.NewClock(epoch)
 	logger, logs := newLogger()
 	srv := coordtest.Start(t, coordinator.Config{Clock: clock, TickInterval: quietTick, Logger: logger})
-	robot := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
-	gpu := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-gpu", MachineID: "gpu", Labels: map[string]string{"gpu": "true"}})
+	robot := coordtest.StartDaemonT(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
+	gpu := coordtest.StartDaemonT(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-gpu", MachineID: "gpu", Labels: map[string]string{"gpu": "true"}})
 	c := dial(t, srv.Endpoint)
 	rep, err := c.Start(ctxT(t), startReq("my-app"))
 	if err != nil {
@@ -108,7 +108,7 @@ func TestAutoRecoveryRespawnsWithBackoff(t *testing.T) {
 
 	// The daemon process restarts: same identity, no nodes.
 	robot.Close()
-	robot2 := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
+	robot2 := coordtest.StartDaemonT(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
 	want := "auto-recovery: re-spawning dataflow my-app (" + id + ") nodes [camera] on daemon robot"
 	if !coordtest.Wait(5*time.Second, func() bool { return len(robot2.Spawns()) == 1 }) {
 		t.Fatalf("no recovery spawn; logs:\n%s", logs)
@@ -161,7 +161,7 @@ func TestAutoRecoveryRespawnsWithBackoff(t *testing.T) {
 	if !coordtest.Wait(5*time.Second, func() bool { return len(srv.Daemons().Daemons) == 1 }) {
 		t.Fatal("robot2 still connected")
 	}
-	robot3 := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
+	robot3 := coordtest.StartDaemonT(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
 	if !coordtest.Wait(5*time.Second, func() bool { return len(robot3.Spawns()) == 1 }) {
 		t.Fatalf("backoff not cleared by the report; logs:\n%s", logs)
 	}
@@ -178,8 +178,8 @@ func waitListed(t *testing.T, srv *coordtest.Server, id string) {
 
 func TestRecoveryByMachineIDAfterIdentityReset(t *testing.T) {
 	srv := coordtest.Start(t, coordinator.Config{TickInterval: quietTick})
-	robot := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-old", MachineID: "robot"})
-	daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-gpu", MachineID: "gpu", Labels: map[string]string{"gpu": "true"}})
+	robot := coordtest.StartDaemonT(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-old", MachineID: "robot"})
+	coordtest.StartDaemonT(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-gpu", MachineID: "gpu", Labels: map[string]string{"gpu": "true"}})
 	c := dial(t, srv.Endpoint)
 	rep, err := c.Start(ctxT(t), startReq("my-app"))
 	if err != nil {
@@ -187,7 +187,7 @@ func TestRecoveryByMachineIDAfterIdentityReset(t *testing.T) {
 	}
 	robot.Close()
 	time.Sleep(50 * time.Millisecond) // the old connection must be gone first
-	fresh := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-new", MachineID: "robot"})
+	fresh := coordtest.StartDaemonT(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-new", MachineID: "robot"})
 	if !coordtest.Wait(5*time.Second, func() bool { return len(fresh.Spawns()) == 1 }) {
 		t.Fatal("machine robot's new daemon got no recovery spawn")
 	}
@@ -203,8 +203,8 @@ func TestWatchdogDisconnectsSilentDaemon(t *testing.T) {
 	clock := coordtest.NewClock(epoch)
 	logger, logs := newLogger()
 	srv := coordtest.Start(t, coordinator.Config{Clock: clock, TickInterval: quietTick, Logger: logger})
-	quiet := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-quiet", MachineID: "quiet"})
-	alive := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-alive", MachineID: "alive"})
+	quiet := coordtest.StartDaemonT(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-quiet", MachineID: "quiet"})
+	alive := coordtest.StartDaemonT(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-alive", MachineID: "alive"})
 	clock.Advance(20 * time.Second)
 	srv.Tick()
 	srv.Tick()
@@ -232,8 +232,8 @@ func TestWatchdogDisconnectsSilentDaemon(t *testing.T) {
 
 func TestStopWithDisconnectedDaemonStopsItOnReconnect(t *testing.T) {
 	srv := coordtest.Start(t, coordinator.Config{TickInterval: quietTick})
-	robot := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
-	daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-gpu", MachineID: "gpu", Labels: map[string]string{"gpu": "true"}})
+	robot := coordtest.StartDaemonT(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
+	coordtest.StartDaemonT(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-gpu", MachineID: "gpu", Labels: map[string]string{"gpu": "true"}})
 	c := dial(t, srv.Endpoint)
 	rep, err := c.Start(ctxT(t), startReq("my-app"))
 	if err != nil {
@@ -246,7 +246,7 @@ func TestStopWithDisconnectedDaemonStopsItOnReconnect(t *testing.T) {
 		t.Fatalf("stop = %+v, %v", sr, err)
 	}
 	// The daemon comes back still running the nodes: they get stopped.
-	back := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot", Running: map[string][]string{rep.DataflowID: {"camera"}}})
+	back := coordtest.StartDaemonT(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot", Running: map[string][]string{rep.DataflowID: {"camera"}}})
 	if !coordtest.Wait(5*time.Second, func() bool { return len(back.Stops()) == 1 }) {
 		t.Fatal("orphaned nodes not stopped on reconnect")
 	}
@@ -260,8 +260,8 @@ func TestStopWithDisconnectedDaemonStopsItOnReconnect(t *testing.T) {
 
 func TestDataflowEndsWhenEveryDaemonFinished(t *testing.T) {
 	srv := coordtest.Start(t, coordinator.Config{TickInterval: quietTick})
-	robot := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
-	gpu := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-gpu", MachineID: "gpu", Labels: map[string]string{"gpu": "true"}})
+	robot := coordtest.StartDaemonT(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
+	gpu := coordtest.StartDaemonT(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-gpu", MachineID: "gpu", Labels: map[string]string{"gpu": "true"}})
 	c := dial(t, srv.Endpoint)
 	rep, err := c.Start(ctxT(t), startReq("my-app"))
 	if err != nil {
@@ -291,7 +291,7 @@ func TestDataflowEndsWhenEveryDaemonFinished(t *testing.T) {
 func TestDataflowThatEndedWhileCoordinatorWasDownIsNotRecovered(t *testing.T) {
 	st := store.NewMemory()
 	srv := coordtest.Start(t, coordinator.Config{Store: st, TickInterval: quietTick})
-	robot := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
+	robot := coordtest.StartDaemonT(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
 	c := dial(t, srv.Endpoint)
 	req := startReq("batch")
 	req.Dataflow.Nodes = req.Dataflow.Nodes[:1]
@@ -304,7 +304,7 @@ func TestDataflowThatEndedWhileCoordinatorWasDownIsNotRecovered(t *testing.T) {
 	robot.Close()
 
 	srv2 := coordtest.Start(t, coordinator.Config{Store: st, TickInterval: quietTick})
-	back := daemon(t, srv2.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot",
+	back := coordtest.StartDaemonT(t, srv2.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot",
 		Finished: []proto.DataflowFinished{{DataflowID: rep.DataflowID, Nodes: []proto.NodeState{{NodeID: "camera", Status: proto.NodeExited}}}}})
 	c2 := dial(t, srv2.Endpoint)
 	if !coordtest.Wait(5*time.Second, func() bool {
@@ -334,7 +334,7 @@ func TestRestartDuringStopFinishesTheStop(t *testing.T) {
 	if l, _ := c.List(ctxT(t), false); len(l) != 0 {
 		t.Fatalf("a stopping dataflow came back active: %+v", l)
 	}
-	robot := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot", Running: map[string][]string{"df-1": {"camera"}}})
+	robot := coordtest.StartDaemonT(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot", Running: map[string][]string{"df-1": {"camera"}}})
 	if !coordtest.Wait(5*time.Second, func() bool { return len(robot.Stops()) == 1 }) {
 		t.Fatal("the daemon still running the half-stopped dataflow got no stop")
 	}
@@ -346,7 +346,7 @@ func TestRestartDuringStopFinishesTheStop(t *testing.T) {
 func TestCoordinatorRestartThenDaemonLostItsNodes(t *testing.T) {
 	st := store.NewMemory()
 	srv := coordtest.Start(t, coordinator.Config{Store: st, TickInterval: quietTick})
-	robot := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
+	robot := coordtest.StartDaemonT(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
 	c := dial(t, srv.Endpoint)
 	req := startReq("app")
 	req.Dataflow.Nodes = req.Dataflow.Nodes[:1]
@@ -361,7 +361,7 @@ func TestCoordinatorRestartThenDaemonLostItsNodes(t *testing.T) {
 	// Both went down (a power cut): the machine comes back without nodes.
 	logger, logs := newLogger()
 	srv2 := coordtest.Start(t, coordinator.Config{Store: st, TickInterval: quietTick, Logger: logger})
-	back := daemon(t, srv2.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
+	back := coordtest.StartDaemonT(t, srv2.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
 	if !coordtest.Wait(5*time.Second, func() bool { return len(back.Spawns()) == 1 }) {
 		t.Fatalf("no recovery after a power cut; logs:\n%s", logs)
 	}
@@ -384,7 +384,7 @@ func TestNoSecondRecoveryWhileOneIsInFlight(t *testing.T) {
 	clock := coordtest.NewClock(epoch)
 	logger, logs := newLogger()
 	srv := coordtest.Start(t, coordinator.Config{Clock: clock, TickInterval: quietTick, Logger: logger})
-	robot := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
+	robot := coordtest.StartDaemonT(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
 	c := dial(t, srv.Endpoint)
 	req := startReq("app")
 	req.Dataflow.Nodes = req.Dataflow.Nodes[:1]
@@ -394,7 +394,7 @@ func TestNoSecondRecoveryWhileOneIsInFlight(t *testing.T) {
 	robot.Close()
 	release := make(chan struct{})
 	var calls atomic.Int32
-	slow := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot", FailSpawn: func(proto.Spawn) error {
+	slow := coordtest.StartDaemonT(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot", FailSpawn: func(proto.Spawn) error {
 		calls.Add(1)
 		<-release // a slow spawn (say, a big artifact download)
 		return nil
@@ -423,7 +423,7 @@ func TestNoSecondRecoveryWhileOneIsInFlight(t *testing.T) {
 func TestRecoveryAgainAfterASecondDaemonRestart(t *testing.T) {
 	clock := coordtest.NewClock(epoch)
 	srv := coordtest.Start(t, coordinator.Config{Clock: clock, TickInterval: quietTick})
-	robot := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
+	robot := coordtest.StartDaemonT(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
 	c := dial(t, srv.Endpoint)
 	req := startReq("app")
 	req.Dataflow.Nodes = req.Dataflow.Nodes[:1]
@@ -432,14 +432,14 @@ func TestRecoveryAgainAfterASecondDaemonRestart(t *testing.T) {
 	}
 	// Restart 1: recovered. The daemon sends no further report.
 	robot.Close()
-	second := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
+	second := coordtest.StartDaemonT(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
 	if !coordtest.Wait(5*time.Second, func() bool { return len(second.Spawns()) == 1 }) {
 		t.Fatal("first recovery missing")
 	}
 	time.Sleep(20 * time.Millisecond) // the spawn reply is processed
 	// Restart 2, within the backoff: recovered once the backoff passed.
 	second.Close()
-	third := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
+	third := coordtest.StartDaemonT(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
 	time.Sleep(20 * time.Millisecond)
 	if n := len(third.Spawns()); n != 0 {
 		t.Fatalf("recovered within the backoff: %d", n)
@@ -461,8 +461,8 @@ func TestRecoveryAgainAfterASecondDaemonRestart(t *testing.T) {
 // ended if the daemon still reports the dataflow.
 func TestStopOfEndedDataflowNotRepeatedWhileInFlight(t *testing.T) {
 	srv := coordtest.Start(t, coordinator.Config{TickInterval: quietTick})
-	robot := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
-	daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-gpu", MachineID: "gpu", Labels: map[string]string{"gpu": "true"}})
+	robot := coordtest.StartDaemonT(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot"})
+	coordtest.StartDaemonT(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-gpu", MachineID: "gpu", Labels: map[string]string{"gpu": "true"}})
 	c := dial(t, srv.Endpoint)
 	rep, err := c.Start(ctxT(t), startReq("my-app"))
 	if err != nil {
@@ -476,7 +476,7 @@ func TestStopOfEndedDataflowNotRepeatedWhileInFlight(t *testing.T) {
 		t.Fatal(err)
 	}
 	hold := make(chan struct{})
-	back := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot",
+	back := coordtest.StartDaemonT(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot",
 		Running: map[string][]string{rep.DataflowID: {"camera"}}, HoldStops: hold})
 	if !coordtest.Wait(5*time.Second, func() bool { return len(back.Stops()) == 1 }) {
 		close(hold)

@@ -52,8 +52,8 @@ func TestUnknownDataflowStoppedAfterGrace(t *testing.T) {
 	st := store.NewMemory()
 	srv := coordtest.Start(t, coordinator.Config{Store: st, Clock: clock, TickInterval: quietTick, Logger: logger, UnknownGrace: time.Minute})
 	// A dataflow this coordinator starts (known from before its spawn).
-	robot := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot", ReportOnSpawn: true})
-	gpu := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-gpu", MachineID: "gpu", Labels: map[string]string{"gpu": "true"}})
+	robot := coordtest.StartDaemonT(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-robot", MachineID: "robot", ReportOnSpawn: true})
+	gpu := coordtest.StartDaemonT(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-gpu", MachineID: "gpu", Labels: map[string]string{"gpu": "true"}})
 	rep, err := dial(t, srv.Endpoint).Start(ctxT(t), startReq("my-app"))
 	if err != nil {
 		t.Fatal(err)
@@ -62,7 +62,7 @@ func TestUnknownDataflowStoppedAfterGrace(t *testing.T) {
 	if err := st.PutDataflow(store.DataflowRecord{ID: "df-stored", Name: "stored", Status: proto.FlowRunning, CreatedAt: epoch}); err != nil {
 		t.Fatal(err)
 	}
-	other := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-other", MachineID: "other", ReportOnSpawn: true,
+	other := coordtest.StartDaemonT(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-other", MachineID: "other", ReportOnSpawn: true,
 		Running: map[string][]string{"df-ghost": {"cam"}, "df-late": {"cam"}, "df-stored": {"cam"}}})
 	if !coordtest.Wait(5*time.Second, func() bool { return logs.Count("has no record of; stopping it in 1m0s") == 2 }) {
 		t.Fatalf("unknown dataflows not noted:\n%s", logs)
@@ -124,7 +124,7 @@ func TestUnknownDataflowLeftAloneWithNegativeGrace(t *testing.T) {
 	clock := coordtest.NewClock(epoch)
 	logger, logs := newLogger()
 	srv := coordtest.Start(t, coordinator.Config{Clock: clock, TickInterval: quietTick, Logger: logger, UnknownGrace: -1})
-	other := daemon(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-other", MachineID: "other", Running: map[string][]string{"df-ghost": {"cam"}}})
+	other := coordtest.StartDaemonT(t, srv.Endpoint, coordtest.DaemonConfig{UUID: "u-other", MachineID: "other", Running: map[string][]string{"df-ghost": {"cam"}}})
 	if !coordtest.Wait(5*time.Second, func() bool { return logs.Count("has no record of; leaving it alone") == 1 }) {
 		t.Fatalf("unknown dataflow not noted:\n%s", logs)
 	}
@@ -144,7 +144,7 @@ func TestUnknownGraceSurvivesReconnects(t *testing.T) {
 	logger, logs := newLogger()
 	srv := coordtest.Start(t, coordinator.Config{Clock: clock, TickInterval: quietTick, Logger: logger, UnknownGrace: time.Minute})
 	cfg := coordtest.DaemonConfig{UUID: "u-other", MachineID: "other", Running: map[string][]string{"df-ghost": {"cam"}}}
-	d := daemon(t, srv.Endpoint, cfg)
+	d := coordtest.StartDaemonT(t, srv.Endpoint, cfg)
 	if !coordtest.Wait(5*time.Second, func() bool { return logs.Count("stopping it in 1m0s") == 1 }) {
 		t.Fatalf("unknown dataflow not noted:\n%s", logs)
 	}
@@ -154,7 +154,7 @@ func TestUnknownGraceSurvivesReconnects(t *testing.T) {
 		if !coordtest.Wait(5*time.Second, func() bool { return len(srv.Daemons().Daemons) == 0 }) {
 			t.Fatal("daemon still connected")
 		}
-		d = daemon(t, srv.Endpoint, cfg)
+		d = coordtest.StartDaemonT(t, srv.Endpoint, cfg)
 		// A tick maybe before its first report must not forget the
 		// dataflow; then wait for the report.
 		srv.Tick()

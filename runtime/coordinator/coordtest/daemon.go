@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sort"
 	"sync"
+	"testing"
 	"time"
 
 	"github.com/adora-rs/adora/internal/version"
@@ -88,6 +89,21 @@ func StartDaemon(ctx context.Context, ep wsconn.Endpoint, cfg DaemonConfig) (*Da
 		return nil, err
 	}
 	return d, nil
+}
+
+// StartDaemonT is StartDaemon for a test: registering must succeed
+// within 20 seconds or the test fails, and the daemon's connection is
+// dropped (Close) when the test ends.
+func StartDaemonT(t testing.TB, ep wsconn.Endpoint, cfg DaemonConfig) *Daemon {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	d, err := StartDaemon(ctx, ep, cfg)
+	if err != nil {
+		t.Fatalf("StartDaemon %s: %v", cfg.UUID, err)
+	}
+	t.Cleanup(d.Close)
+	return d
 }
 
 // Close drops the connection (as a crash would; nothing is stopped).
