@@ -4,6 +4,7 @@ package testutil
 
 import (
 	"bytes"
+	"strings"
 	"sync"
 )
 
@@ -28,4 +29,10 @@ func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// Count returns how many non-overlapping times sub occurs in what has been
+// written so far, as strings.Count does.
+func (s *SyncBuffer) Count(sub string) int {
+	return strings.Count(s.String(), sub)
 }

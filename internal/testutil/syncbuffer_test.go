@@ -78,3 +78,26 @@ func TestSyncBufferZeroValue(t *testing.T) {
 		t.Fatalf("String() = %q, want %q", s, "a1b")
 	}
 }
+
+func TestSyncBufferCount(t *testing.T) {
+	var buf SyncBuffer
+	if n := buf.Count("x"); n != 0 {
+		t.Fatalf("Count on an empty buffer = %d, want 0", n)
+	}
+	fmt.Fprint(&buf, "level=WARN msg=late\nlevel=INFO msg=ok\n")
+	fmt.Fprint(&buf, "level=WARN msg=late\naaaa")
+	for _, tc := range []struct {
+		sub  string
+		want int
+	}{
+		{"msg=late", 2},
+		{"level=", 3},
+		{"msg=ok\n", 1},
+		{"absent", 0},
+		{"aa", 2}, // non-overlapping, as strings.Count
+	} {
+		if n := buf.Count(tc.sub); n != tc.want {
+			t.Errorf("Count(%q) = %d, want %d", tc.sub, n, tc.want)
+		}
+	}
+}

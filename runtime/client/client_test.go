@@ -1,19 +1,18 @@
 package client_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
 	"github.com/adora-rs/adora/config"
+	"github.com/adora-rs/adora/internal/testutil"
 	"github.com/adora-rs/adora/runtime/client"
 	"github.com/adora-rs/adora/runtime/coordinator"
 	"github.com/adora-rs/adora/runtime/coordinator/coordtest"
@@ -144,23 +143,6 @@ func TestClientSurvivesCoordinatorGoingAway(t *testing.T) {
 	_ = proto.TypeList
 }
 
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // A FollowLogs caller too slow for the lines loses some, and is told so by
 // a system line.
 func TestSlowFollowLogsIsToldOfDroppedLines(t *testing.T) {
@@ -171,7 +153,7 @@ func TestSlowFollowLogsIsToldOfDroppedLines(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	var logs syncBuf
+	var logs testutil.SyncBuffer
 	o := opts(srv)
 	o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	c, err := client.Dial(ctx, o)

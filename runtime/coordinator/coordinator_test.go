@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/adora-rs/adora/config"
+	"github.com/adora-rs/adora/internal/testutil"
 	"github.com/adora-rs/adora/runtime/client"
 	"github.com/adora-rs/adora/runtime/coordinator"
 	"github.com/adora-rs/adora/runtime/coordinator/coordtest"
@@ -33,28 +33,10 @@ func ctxT(t *testing.T) context.Context {
 	return ctx
 }
 
-// logBuf collects log output for assertions.
-type logBuf struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-func (l *logBuf) Count(s string) int { return strings.Count(l.String(), s) }
-
-func newLogger() (*slog.Logger, *logBuf) {
-	b := &logBuf{}
+// newLogger returns a logger and the buffer that collects its output for
+// assertions.
+func newLogger() (*slog.Logger, *testutil.SyncBuffer) {
+	b := &testutil.SyncBuffer{}
 	return slog.New(slog.NewTextHandler(b, nil)), b
 }
 

@@ -28,11 +28,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/adora-rs/adora/internal/testutil"
 	"github.com/adora-rs/adora/runtime/proto"
 )
 
@@ -397,28 +397,11 @@ type znEnv struct {
 type znProc struct {
 	name string
 	cmd  *exec.Cmd
-	out  *znBuffer
+	out  *testutil.SyncBuffer
 	done chan struct{}
 }
 
-func (p *znProc) count(s string) int { return strings.Count(p.out.String(), s) }
-
-type znBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *znBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *znBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
+func (p *znProc) count(s string) int { return p.out.Count(s) }
 
 func (x *znEnv) environ() []string {
 	var env []string
@@ -434,7 +417,7 @@ func (x *znEnv) environ() []string {
 // cleanup (the daemons stop their nodes), SIGKILL if that takes over 15 s.
 func (x *znEnv) start(ns, name string, args ...string) *znProc {
 	x.t.Helper()
-	p := &znProc{name: name, out: &znBuffer{}, done: make(chan struct{})}
+	p := &znProc{name: name, out: &testutil.SyncBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command("ip", append([]string{"netns", "exec", ns, x.bin}, args...)...)
 	p.cmd.Env = x.environ()
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out

@@ -8,35 +8,12 @@ package zenoh
 import (
 	"context"
 	"io"
-	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/adora-rs/adora/internal/testutil"
 )
-
-// logBuffer collects log output for checks (and for secrets that must not
-// be in it).
-type logBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func (l *logBuffer) logger() *slog.Logger {
-	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
 
 // A Python peer or router whose dictionary holds our user accepts our
 // dialer with the right password, and refuses a wrong password, an
@@ -63,8 +40,8 @@ func TestInteropUsrPwdGoDialsPython(t *testing.T) {
 				{"right credentials", &Credentials{User: "adora", Password: "s3cret-pass"}, true},
 			} {
 				t.Run(tc.name, func(t *testing.T) {
-					var logs logBuffer
-					g := openT(t, Config{Mode: goMode, Connect: []string{ep}, Credentials: tc.creds, Logger: logs.logger()})
+					var logs testutil.SyncBuffer
+					g := openT(t, Config{Mode: goMode, Connect: []string{ep}, Credentials: tc.creds, Logger: debugLogger(&logs)})
 					if !tc.ok {
 						waitFor(t, "a refused handshake", func() bool { return strings.Contains(logs.String(), "handshake") })
 						time.Sleep(300 * time.Millisecond)
@@ -98,8 +75,8 @@ func TestInteropUsrPwdPythonWithoutAuth(t *testing.T) {
 	requirePythonZenoh(t)
 	ep := freePort(t)
 	startPy(t, map[string]any{"mode": "peer", "listen": []string{ep}, "action": "sub", "key": "interop/auth/*"})
-	var logs logBuffer
-	g := openT(t, Config{Connect: []string{ep}, Credentials: &Credentials{User: "adora", Password: "pw"}, Logger: logs.logger()})
+	var logs testutil.SyncBuffer
+	g := openT(t, Config{Connect: []string{ep}, Credentials: &Credentials{User: "adora", Password: "pw"}, Logger: debugLogger(&logs)})
 	waitFor(t, "the dialer's verdict", func() bool { return strings.Contains(logs.String(), "does not ask for credentials") })
 	time.Sleep(300 * time.Millisecond)
 	if n := len(g.Peers()); n != 0 {
@@ -122,8 +99,8 @@ func TestInteropUsrPwdPythonDialsGo(t *testing.T) {
 		{"no credentials", nil, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var logs logBuffer
-			g := openT(t, Config{Listen: []string{"tcp/127.0.0.1:0"}, Logger: logs.logger(),
+			var logs testutil.SyncBuffer
+			g := openT(t, Config{Listen: []string{"tcp/127.0.0.1:0"}, Logger: debugLogger(&logs),
 				Credentials: &Credentials{Accept: map[string]string{"robot": "pa55word"}}})
 			c := newCollector()
 			if _, err := g.Subscribe("interop/auth/**", c.handle); err != nil {
