@@ -1,8 +1,11 @@
 package node
 
 import (
+	"bytes"
 	"encoding/json"
+	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -166,14 +169,15 @@ func TestDirectSenderEdge(t *testing.T) {
 	}
 	c.WriteMsg(&shm.Msg{Type: shm.MsgEdgeOut, Edge: 4, ID: "out", Node: "r", Input: "x"}, send)
 	send.Close()
-	rc, err := shm.FileConn(recv)
+	raw, err := shm.FileConn(recv)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rc.Close()
+	defer raw.Close()
 	readUntil(t, c, func(ms []*shm.Msg) bool {
 		return slices.ContainsFunc(ms, func(m *shm.Msg) bool { return m.Type == shm.MsgCutover && m.Edge == 4 })
 	})
+	rc := newEdgePeer(t, raw)
 
 	n.SendOutput("out", []byte("a"), Metadata{})
 	if m, err := rc.ReadMsg(); err != nil || m.Type != shm.MsgInput || m.ID != "x" || string(m.Data) != "a" {
@@ -252,9 +256,69 @@ func waitFor(t *testing.T, cond func() bool) {
 	}
 }
 
+// edgePeer is a raw receiving end of an edge: frames from the socket and
+// from the ring the sender announces with its first frames, in stream
+// order (a socket frame the sender wrote before a ring frame is read
+// first).
+type edgePeer struct {
+	*shm.Conn
+	t    *testing.T
+	ring *shm.Ring
+}
+
+func newEdgePeer(t *testing.T, rc *shm.Conn) *edgePeer {
+	t.Helper()
+	p := &edgePeer{Conn: rc, t: t}
+	var mem *os.File
+	for range 2 {
+		m, err := rc.ReadMsg()
+		if err != nil || m.Type != shm.MsgRing {
+			t.Fatalf("edge starts with %+v, %v; want RING", m, err)
+		}
+		f, err := rc.TakeFile()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Count == 0 {
+			mem = f
+			continue
+		}
+		if p.ring, err = shm.OpenRing(mem, f, m.Size); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() { p.ring.Close() })
+	return p
+}
+
+// ReadMsg returns the next frame of the stream (fails the test after 5 s).
+func (p *edgePeer) ReadMsg() (*shm.Msg, error) {
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		b, err := p.ReadFrameNow()
+		if err == nil {
+			return shm.Decode(b)
+		}
+		if err != shm.ErrWouldBlock {
+			return nil, err
+		}
+		if b, err = p.ring.Next(); err != nil || b != nil {
+			if err != nil {
+				return nil, err
+			}
+			m, err := shm.Decode(b)
+			if err == nil && m.Type == shm.MsgRing && m.Count == shm.RingOnSocket {
+				return p.Conn.ReadMsg()
+			}
+			return m, err
+		}
+	}
+	p.t.Fatal("no frame on the edge within 5 s")
+	return nil, nil
+}
+
 // giveEdgeOut hands the node the sending end of an edge for output "out"
 // and returns the receiving end once the node cut over.
-func giveEdgeOut(t *testing.T, c *shm.Conn) *shm.Conn {
+func giveEdgeOut(t *testing.T, c *shm.Conn) *edgePeer {
 	t.Helper()
 	send, recv, err := shm.SocketPair()
 	if err != nil {
@@ -270,7 +334,7 @@ func giveEdgeOut(t *testing.T, c *shm.Conn) *shm.Conn {
 	readUntil(t, c, func(ms []*shm.Msg) bool {
 		return slices.ContainsFunc(ms, func(m *shm.Msg) bool { return m.Type == shm.MsgCutover })
 	})
-	return rc
+	return newEdgePeer(t, rc)
 }
 
 // A region retired from the pool (to make room under its cap) is closed
@@ -358,5 +422,98 @@ func TestDirectStopGoesAheadOfQueuedInputs(t *testing.T) {
 	}
 	if _, ok := <-n.Events(); ok {
 		t.Fatal("event stream open after STOP")
+	}
+}
+
+// The receiving SDK reads a ring the sender announces: ring frames and
+// socket frames in stream order, a marker in the ring for a frame that
+// went on the socket, the inputs before INPUT_CLOSED (drain), and a
+// sleeping reader woken by the ring's eventfd.
+func TestDirectRingReceiver(t *testing.T) {
+	n, c := directStarted(t)
+	sc := giveEdgeIn(t, c, 100, shm.PolicyBackpressure)
+	ring, err := shm.NewRing(64 << 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ring.Close()
+	mem, ev := ring.Files()
+	sc.WriteMsg(&shm.Msg{Type: shm.MsgRing, Count: 0, Size: ring.Size()}, mem)
+	sc.WriteMsg(&shm.Msg{Type: shm.MsgRing, Count: 1, Size: ring.Size()}, ev)
+	put := func(m *shm.Msg) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+			ok, err := ring.Put(shm.AppendFrame(nil, m))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ok {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("ring stayed full")
+			}
+		}
+	}
+	sc.WriteMsg(&shm.Msg{Type: shm.MsgInput, ID: "in", Data: []byte{0}}, nil) // the socket still works
+	put(&shm.Msg{Type: shm.MsgInput, ID: "in", Data: []byte{1}})
+	if ev := nextEvent(t, n); ev.Type != Input || ev.Data[0] != 0 {
+		t.Fatalf("first event %+v", ev)
+	}
+	if ev := nextEvent(t, n); ev.Type != Input || ev.Data[0] != 1 {
+		t.Fatalf("second event %+v", ev)
+	}
+	time.Sleep(20 * time.Millisecond) // the reader sleeps now: the eventfd must wake it
+	put(&shm.Msg{Type: shm.MsgInput, ID: "in", Data: []byte{2}})
+	if ev := nextEvent(t, n); ev.Type != Input || ev.Data[0] != 2 {
+		t.Fatalf("event after sleeping %+v", ev)
+	}
+	big := bytes.Repeat([]byte{3}, 100<<10) // larger than half the ring: on the socket
+	put(&shm.Msg{Type: shm.MsgRing, Count: shm.RingOnSocket})
+	go sc.WriteMsg(&shm.Msg{Type: shm.MsgInput, ID: "in", Data: big}, nil)
+	if ev := nextEvent(t, n); ev.Type != Input || !bytes.Equal(ev.Data, big) {
+		t.Fatalf("marked socket frame: %v %d bytes", ev.Type, len(ev.Data))
+	}
+	for i := 4; i < 400; i++ {
+		put(&shm.Msg{Type: shm.MsgInput, ID: "in", Data: []byte{byte(i)}})
+	}
+	c.WriteMsg(&shm.Msg{Type: shm.MsgInputClosed, ID: "in"}, nil)
+	for i := 4; i < 400; i++ {
+		if ev := nextEvent(t, n); ev.Type != Input || ev.Data[0] != byte(i) {
+			t.Fatalf("event %d = %+v", i, ev)
+		}
+	}
+	if ev := nextEvent(t, n); ev.Type != InputClosed {
+		t.Fatalf("after the inputs: %+v, want INPUT_CLOSED", ev)
+	}
+}
+
+// A sending SDK puts inputs in the ring, and a frame too large for it on
+// the socket behind a marker, in order.
+func TestDirectRingSenderLargeFrame(t *testing.T) {
+	n, c := directStarted(t)
+	rc := giveEdgeOut(t, c)
+	big := strings.Repeat("p", 200<<10)
+	sent := make(chan error, 1)
+	go func() { // the large write blocks until the receiver reads it
+		for i, meta := range []Metadata{{}, {Parameters: map[string]any{"big": big}}, {}} {
+			if err := n.SendOutput("out", []byte{byte(i)}, meta); err != nil {
+				sent <- err
+				return
+			}
+		}
+		sent <- nil
+	}()
+	for i := range 3 {
+		m, err := rc.ReadMsg()
+		if err != nil || m.Type != shm.MsgInput || m.Data[0] != byte(i) {
+			t.Fatalf("message %d: %+v, %v", i, m, err)
+		}
+		if i == 1 && len(m.Meta.Params) < 200<<10 {
+			t.Fatalf("large parameters arrived with %d bytes", len(m.Meta.Params))
+		}
+	}
+	if err := <-sent; err != nil {
+		t.Fatal(err)
 	}
 }

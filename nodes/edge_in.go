@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"os"
 	"slices"
 	"sync"
 	"time"
@@ -29,6 +30,9 @@ type edgeIn struct {
 	held       int // shared events of this edge not yet released
 	eof        bool
 	pendingRel []uint64
+
+	ringMem *os.File  // RING memory, until its eventfd arrives
+	ring    *shm.Ring // guarded by mu
 }
 
 // directIn is a direct input's queue in the SDK (values from EDGE_IN) and
@@ -106,7 +110,21 @@ func (n *Node) edgeInLoop(e *edgeIn) {
 		}
 		if err == shm.ErrWouldBlock {
 			n.flushDue() // releases of events the application took meanwhile
-			if e.conn.WaitReadable() != nil {
+			e.mu.Lock()
+			ring := e.ring
+			e.mu.Unlock()
+			if ring == nil {
+				if e.conn.WaitReadable() != nil {
+					break
+				}
+				continue
+			}
+			if !ring.PrepareSleep() {
+				continue
+			}
+			werr := e.conn.WaitReadableOr(ring.EventFd())
+			ring.Woke()
+			if werr != nil {
 				break
 			}
 			continue
@@ -145,13 +163,31 @@ func (n *Node) fullLocked(input string) bool {
 // full backpressure queue. With e.mu held.
 func (n *Node) readEdgeLocked(e *edgeIn, bounded bool) error {
 	for {
-		if bounded {
-			n.mu.Lock()
-			full := n.fullLocked(e.input) && !n.stopped
-			n.mu.Unlock()
-			if full {
-				return errQueueFull
-			}
+		serr := n.readSocketLocked(e, bounded)
+		// At the socket's end (also a partial frame of a sender killed
+		// mid-write) the ring still holds what the sender published.
+		if serr != shm.ErrWouldBlock && serr != io.EOF && serr != io.ErrUnexpectedEOF {
+			return serr
+		}
+		if e.ring == nil {
+			return serr
+		}
+		got, err := n.readRingLocked(e, bounded)
+		if err != nil {
+			return err
+		}
+		if !got {
+			return serr
+		}
+	}
+}
+
+// readSocketLocked reads and dispatches the frames on e's socket until it
+// would block.
+func (n *Node) readSocketLocked(e *edgeIn, bounded bool) error {
+	for {
+		if bounded && n.queueFull(e) {
+			return errQueueFull
 		}
 		body, err := e.conn.ReadFrameNow()
 		if err != nil {
@@ -167,9 +203,105 @@ func (n *Node) readEdgeLocked(e *edgeIn, bounded bool) error {
 	}
 }
 
+// nextSocketInputLocked reads e's socket, handling the frames before it,
+// up to the INPUT a ring marker announced; the sender is writing it, so
+// the wait is short (EOF if the sender dies).
+func (n *Node) nextSocketInputLocked(e *edgeIn) (*shm.Msg, error) {
+	for {
+		b, err := e.conn.ReadFrameNow()
+		if err == shm.ErrWouldBlock {
+			if err := e.conn.WaitReadable(); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		m, err := shm.Decode(b)
+		if err != nil {
+			return nil, err
+		}
+		if m.Type == shm.MsgInput {
+			return m, nil
+		}
+		if err := n.edgeFrameLocked(e, m); err != nil {
+			return nil, err
+		}
+	}
+}
+
+func (n *Node) queueFull(e *edgeIn) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.fullLocked(e.input) && !n.stopped
+}
+
+// readRingLocked dispatches the frames in e's ring; got says whether there
+// were any. A frame naming a region not mapped yet has its REGION on the
+// socket, written before the frame was published.
+func (n *Node) readRingLocked(e *edgeIn, bounded bool) (bool, error) {
+	got := false
+	for {
+		if bounded && n.queueFull(e) {
+			return got, errQueueFull
+		}
+		body, err := e.ring.Next()
+		if err != nil || body == nil {
+			return got, err
+		}
+		got = true
+		m, err := shm.Decode(body)
+		if err != nil {
+			return got, err
+		}
+		if m.Type == shm.MsgRing && m.Count == shm.RingOnSocket {
+			if m, err = n.nextSocketInputLocked(e); err != nil {
+				return got, err
+			}
+		}
+		if m.Shm != nil {
+			for !e.maps.has(m.Shm.Region) {
+				b, err := e.conn.ReadFrameNow()
+				if err != nil {
+					return got, fmt.Errorf("INPUT names region %d before its REGION: %w", m.Shm.Region, err)
+				}
+				sm, err := shm.Decode(b)
+				if err != nil {
+					return got, err
+				}
+				if err := n.edgeFrameLocked(e, sm); err != nil {
+					return got, err
+				}
+			}
+		}
+		if err := n.edgeFrameLocked(e, m); err != nil {
+			return got, err
+		}
+	}
+}
+
 // edgeFrameLocked handles one frame from a direct edge, with e.mu held.
 func (n *Node) edgeFrameLocked(e *edgeIn, m *shm.Msg) error {
 	switch m.Type {
+	case shm.MsgRing:
+		f, err := e.conn.TakeFile()
+		if err != nil {
+			return fmt.Errorf("RING: %w", err)
+		}
+		switch {
+		case m.Count == 0 && e.ringMem == nil && e.ring == nil:
+			e.ringMem = f
+			return nil
+		case m.Count != 1 || e.ringMem == nil || e.ring != nil:
+			f.Close()
+			return fmt.Errorf("RING %d out of order", m.Count)
+		}
+		r, err := shm.OpenRing(e.ringMem, f, m.Size)
+		if err != nil {
+			return err
+		}
+		e.ring, e.ringMem = r, nil
 	case shm.MsgRegion:
 		return e.maps.add(e.conn, m)
 	case shm.MsgRegionClosed:
@@ -304,6 +436,14 @@ func (n *Node) drainInputs(match func(input string) bool) {
 // once no event of it is held.
 func (n *Node) edgeInGone(e *edgeIn) {
 	e.conn.Close()
+	e.mu.Lock()
+	e.ring.Close()
+	e.ring = nil
+	if e.ringMem != nil {
+		e.ringMem.Close()
+		e.ringMem = nil
+	}
+	e.mu.Unlock()
 	n.mu.Lock()
 	e.eof = true
 	if i := slices.Index(n.edgesIn, e); i >= 0 {

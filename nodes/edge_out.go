@@ -1,6 +1,7 @@
 package node
 
 import (
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"time"
@@ -30,6 +31,21 @@ type edgeOut struct {
 	mapped map[uint32]bool        // regions announced on this edge
 	tokens map[uint64]*poolRegion // shared-memory messages the receiver still holds
 	dead   atomic.Bool
+	ring   *shm.Ring // INPUT frames go here (under Node.outMu)
+	fbuf   []byte
+}
+
+// ringSize is the data area of an edge's ring: room for eight inline
+// messages of the largest kind (payload under the shared-memory threshold
+// plus 4 KiB of metadata), 64 KiB with the default threshold. Like a small
+// socket buffer, it bounds how far a sender runs ahead of a receiver that
+// applies backpressure.
+func ringSize(threshold int) int {
+	size := 16 << 10
+	for size < 8*(threshold+4096) && size < 64<<20 {
+		size *= 2
+	}
+	return size
 }
 
 // onEdgeOut handles EDGE_OUT (daemon reader): CUTOVER goes to the daemon
@@ -50,6 +66,23 @@ func (n *Node) onEdgeOut(m *shm.Msg) error {
 	}
 	e := &edgeOut{id: m.Edge, output: m.ID, node: m.Node, input: m.Input, conn: conn,
 		mapped: map[uint32]bool{}, tokens: map[uint64]*poolRegion{}}
+	ring, err := shm.NewRing(ringSize(n.cfg.ShmThreshold))
+	if err != nil {
+		conn.Close()
+		return fmt.Errorf("EDGE_OUT %d: %w", m.Edge, err)
+	}
+	mem, ev := ring.Files()
+	if err := conn.WriteMsg(&shm.Msg{Type: shm.MsgRing, Count: 0, Size: ring.Size()}, mem); err != nil {
+		ring.Close()
+		conn.Close()
+		return fmt.Errorf("EDGE_OUT %d: %w", m.Edge, err)
+	}
+	if err := conn.WriteMsg(&shm.Msg{Type: shm.MsgRing, Count: 1, Size: ring.Size()}, ev); err != nil {
+		ring.Close()
+		conn.Close()
+		return fmt.Errorf("EDGE_OUT %d: %w", m.Edge, err)
+	}
+	e.ring = ring
 	n.outMu.Lock()
 	if n.closingOut.Load() {
 		n.outMu.Unlock()
@@ -113,6 +146,7 @@ func (n *Node) dropEdgeOut(e *edgeOut) {
 	}
 	n.outMu.Unlock()
 	n.pool.removeEdge(e)
+	e.ring.Close()
 }
 
 // onRoutes handles ROUTES: whether the daemon still needs OUTPUT frames
@@ -135,7 +169,7 @@ func (n *Node) viaDaemonLocked(id string) bool {
 func (n *Node) sendEdgesLocked(id string, meta shm.Meta, data []byte) {
 	for _, e := range n.outEdges[id] {
 		m := &shm.Msg{Type: shm.MsgInput, ID: e.input, Meta: meta, Data: data}
-		if err := e.conn.WriteMsg(m, nil); err != nil {
+		if err := n.putLocked(e, m); err != nil {
 			n.failEdgeLocked(e)
 		}
 	}
@@ -152,7 +186,7 @@ func (n *Node) sendEdgesShmLocked(id string, meta shm.Meta, r *poolRegion, lengt
 		}
 		if err == nil {
 			m := &shm.Msg{Type: shm.MsgInput, ID: e.input, Meta: meta, Shm: &shm.ShmRef{Region: r.id, Len: uint64(length)}, Token: tok}
-			err = e.conn.WriteMsg(m, nil)
+			err = n.putLocked(e, m)
 		}
 		if err != nil {
 			n.pool.releaseEdge(e, []uint64{tok})
@@ -160,6 +194,39 @@ func (n *Node) sendEdgesShmLocked(id string, meta shm.Meta, r *poolRegion, lengt
 		}
 	}
 }
+
+// putLocked publishes an INPUT frame in e's ring, waiting while it is full
+// (the receiver's backpressure) until the edge dies. A frame too large for
+// the ring (huge metadata) goes on the socket, announced by a RING marker
+// in the ring so that the receiver reads it in its place.
+func (n *Node) putLocked(e *edgeOut, m *shm.Msg) error {
+	e.fbuf = shm.AppendFrame(e.fbuf[:0], m)
+	if !e.ring.Fits(len(e.fbuf)) {
+		if err := n.putFrameLocked(e, shm.AppendFrame(nil, &shm.Msg{Type: shm.MsgRing, Count: shm.RingOnSocket})); err != nil {
+			return err
+		}
+		return e.conn.WriteFrames(e.fbuf)
+	}
+	return n.putFrameLocked(e, e.fbuf)
+}
+
+// putFrameLocked waits while the ring is full: the receiver stopped
+// taking messages (backpressure) or is slower. The wait polls with a
+// backoff up to 1 ms; it ends when the edge dies.
+func (n *Node) putFrameLocked(e *edgeOut, frame []byte) error {
+	for wait := time.Microsecond; ; wait = min(2*wait, time.Millisecond) {
+		if e.dead.Load() {
+			return errEdgeDead // the caller falls back to the daemon
+		}
+		ok, err := e.ring.Put(frame)
+		if ok || err != nil {
+			return err
+		}
+		time.Sleep(wait)
+	}
+}
+
+var errEdgeDead = errors.New("direct edge closed")
 
 // failEdgeLocked drops an edge whose write failed (its receiver died),
 // with outMu held.
@@ -177,4 +244,5 @@ func (n *Node) failEdgeLocked(e *edgeOut) {
 	}
 	n.forced[e.output] = true
 	n.pool.removeEdge(e)
+	e.ring.Close()
 }

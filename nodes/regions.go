@@ -30,6 +30,8 @@ func (rm regionMaps) add(c *shm.Conn, m *shm.Msg) error {
 }
 
 // remove unmaps region id (REGION_CLOSED).
+func (rm regionMaps) has(id uint32) bool { _, ok := rm[id]; return ok }
+
 func (rm regionMaps) remove(id uint32) {
 	shm.Unmap(rm[id])
 	delete(rm, id)

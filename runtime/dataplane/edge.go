@@ -11,8 +11,10 @@ import (
 )
 
 // Direct edges: for a local route S.output -> R.input between two nodes
-// that registered with DIRECT, data travels over a unix socket pair from
-// S's process straight into R's, one hop instead of two. The router stays
+// that registered with DIRECT, data travels from S's process straight
+// into R's over a unix socket pair the router creates (S sets up a
+// shared-memory ring on it, docs/node-protocol.md §10.4), one hop
+// instead of two. The router stays
 // in control: it creates the pair, decides when each side uses it, and
 // keeps lifecycle events and accounting.
 //

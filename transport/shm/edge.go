@@ -152,7 +152,11 @@ func (c *Conn) recvNow(p []byte) (int, error) {
 // goroutine's), like the eventfd baseline of docs/benchmarks.md. The
 // thread stays with the goroutine while it waits. Close interrupts the
 // wait through the Conn's wake eventfd.
-func (c *Conn) WaitReadable() error {
+func (c *Conn) WaitReadable() error { return c.WaitReadableOr(-1) }
+
+// WaitReadableOr is WaitReadable that also returns when descriptor extra
+// (when >= 0) is readable.
+func (c *Conn) WaitReadableOr(extra int) error {
 	if err := c.initWake(); err != nil {
 		return err
 	}
@@ -171,9 +175,9 @@ func (c *Conn) WaitReadable() error {
 			perr = net.ErrClosed
 			return
 		}
-		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}, {Fd: int32(wake), Events: unix.POLLIN}}
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}, {Fd: int32(wake), Events: unix.POLLIN}, {Fd: int32(extra), Events: unix.POLLIN}}
 		for {
-			fds[0].Revents, fds[1].Revents = 0, 0
+			fds[0].Revents, fds[1].Revents, fds[2].Revents = 0, 0, 0
 			_, perr = unix.Poll(fds, -1)
 			if perr != unix.EINTR {
 				break

@@ -49,6 +49,7 @@ const (
 	MsgEdgeOut         MsgType = 0x8C // Edge, ID (output), Node (receiver), Input; one fd attached
 	MsgEdgeIn          MsgType = 0x8D // Edge, ID (input), Source, QueueSize, Policy; one fd attached
 	MsgRoutes          MsgType = 0x8E // ID (output), NeedsDaemon
+	MsgRing            MsgType = 0x8F // Count (0 memory, 1 eventfd), Size; one fd attached (edge streams)
 )
 
 // FlagDirect in the Flags of REGISTER says the node can use direct edges;
@@ -69,7 +70,7 @@ var msgNames = map[MsgType]string{
 	MsgNodeRestarted: "NODE_RESTARTED", MsgNodeFailed: "NODE_FAILED", MsgStop: "STOP",
 	MsgAllInputsClosed: "ALL_INPUTS_CLOSED", MsgDropped: "DROPPED",
 	MsgRegionClosed: "REGION_CLOSED", MsgError: "ERROR", MsgCutover: "CUTOVER", MsgStats: "STATS",
-	MsgEdgeOut: "EDGE_OUT", MsgEdgeIn: "EDGE_IN", MsgRoutes: "ROUTES",
+	MsgEdgeOut: "EDGE_OUT", MsgEdgeIn: "EDGE_IN", MsgRoutes: "ROUTES", MsgRing: "RING",
 }
 
 func (t MsgType) String() string {
@@ -214,6 +215,9 @@ func AppendFrame(b []byte, m *Msg) []byte {
 		b = appendStr(b, m.Source)
 		b = binary.LittleEndian.AppendUint32(b, m.QueueSize)
 		b = append(b, m.Policy)
+	case MsgRing:
+		b = binary.LittleEndian.AppendUint32(b, m.Count)
+		b = binary.LittleEndian.AppendUint64(b, m.Size)
 	case MsgRoutes:
 		b = appendStr(b, m.ID)
 		b = append(b, boolByte(m.NeedsDaemon))
@@ -350,6 +354,8 @@ func Decode(body []byte) (*Msg, error) {
 		if m.Policy = d.u8(); m.Policy > PolicyBackpressure && d.err == nil {
 			d.err = errors.New("unknown queue policy")
 		}
+	case MsgRing:
+		m.Count, m.Size = d.u32(), d.u64()
 	case MsgRoutes:
 		m.ID = d.str()
 		m.NeedsDaemon = d.boolean()

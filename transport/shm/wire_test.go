@@ -39,6 +39,8 @@ func sampleMsgs() []*Msg {
 		{Type: MsgRoutes, ID: "out"},
 		{Type: MsgStats, OutStats: []OutStat{{"out", 5}}, InStats: []InStat{{"in", 4, 1, 2}, {"x", 0, 0, 0}}},
 		{Type: MsgStats},
+		{Type: MsgRing, Count: 1, Size: 64 << 10},
+		{Type: MsgRing, Count: RingOnSocket},
 	}
 }
 
@@ -58,6 +60,7 @@ func TestWireDirectExtension(t *testing.T) {
 		{&Msg{Type: MsgReady, Count: 8, Flags: FlagDirect}, "09000000810800000001000000"},
 		{&Msg{Type: MsgCutover, Edge: 3}, "050000000903000000"},
 		{&Msg{Type: MsgRoutes, ID: "out"}, "070000008e03006f757400"},
+		{&Msg{Type: MsgRing, Count: 1, Size: 65536}, "0d0000008f010000000000010000000000"},
 	} {
 		if got := hex.EncodeToString(AppendFrame(nil, tc.m)); got != tc.hex {
 			t.Errorf("%s:\n got %s\nwant %s", tc.m.Type, got, tc.hex)
