@@ -262,8 +262,9 @@ func waitFor(t *testing.T, cond func() bool) {
 // first).
 type edgePeer struct {
 	*shm.Conn
-	t    *testing.T
-	ring *shm.Ring
+	t        *testing.T
+	ring     *shm.Ring
+	onSocket *shm.Msg // a marked INPUT read before its marker
 }
 
 func newEdgePeer(t *testing.T, rc *shm.Conn) *edgePeer {
@@ -292,25 +293,39 @@ func newEdgePeer(t *testing.T, rc *shm.Conn) *edgePeer {
 }
 
 // ReadMsg returns the next frame of the stream (fails the test after 5 s).
+// An INPUT on the socket waits for its marker in the ring.
 func (p *edgePeer) ReadMsg() (*shm.Msg, error) {
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
-		b, err := p.ReadFrameNow()
-		if err == nil {
-			return shm.Decode(b)
+		if p.onSocket == nil {
+			b, err := p.ReadFrameNow()
+			if err != nil && err != shm.ErrWouldBlock {
+				return nil, err
+			}
+			if err == nil {
+				m, err := shm.Decode(b)
+				if err != nil || m.Type != shm.MsgInput {
+					return m, err
+				}
+				p.onSocket = m
+			}
 		}
-		if err != shm.ErrWouldBlock {
-			return nil, err
-		}
-		if b, err = p.ring.Next(); err != nil || b != nil {
+		b, err := p.ring.Next()
+		if err != nil || b == nil {
 			if err != nil {
 				return nil, err
 			}
-			m, err := shm.Decode(b)
-			if err == nil && m.Type == shm.MsgRing && m.Count == shm.RingOnSocket {
-				return p.Conn.ReadMsg()
-			}
-			return m, err
+			continue
 		}
+		m, err := shm.Decode(b)
+		if err == nil && m.Type == shm.MsgRing && m.Count == shm.RingOnSocket {
+			for p.onSocket == nil {
+				if p.onSocket, err = p.Conn.ReadMsg(); err != nil {
+					return nil, err
+				}
+			}
+			m, p.onSocket = p.onSocket, nil
+		}
+		return m, err
 	}
 	p.t.Fatal("no frame on the edge within 5 s")
 	return nil, nil
@@ -455,7 +470,10 @@ func TestDirectRingReceiver(t *testing.T) {
 			}
 		}
 	}
-	sc.WriteMsg(&shm.Msg{Type: shm.MsgInput, ID: "in", Data: []byte{0}}, nil) // the socket still works
+	// An INPUT the sender wrote on the socket is taken at its marker, not
+	// before (the reader may see it on the socket first).
+	put(&shm.Msg{Type: shm.MsgRing, Count: shm.RingOnSocket})
+	sc.WriteMsg(&shm.Msg{Type: shm.MsgInput, ID: "in", Data: []byte{0}}, nil)
 	put(&shm.Msg{Type: shm.MsgInput, ID: "in", Data: []byte{1}})
 	if ev := nextEvent(t, n); ev.Type != Input || ev.Data[0] != 0 {
 		t.Fatalf("first event %+v", ev)
@@ -473,6 +491,16 @@ func TestDirectRingReceiver(t *testing.T) {
 	go sc.WriteMsg(&shm.Msg{Type: shm.MsgInput, ID: "in", Data: big}, nil)
 	if ev := nextEvent(t, n); ev.Type != Input || !bytes.Equal(ev.Data, big) {
 		t.Fatalf("marked socket frame: %v %d bytes", ev.Type, len(ev.Data))
+	}
+	// The socket frame is there before the ring frames ahead of its marker.
+	sc.WriteMsg(&shm.Msg{Type: shm.MsgInput, ID: "in", Data: []byte{31}}, nil)
+	time.Sleep(5 * time.Millisecond)
+	put(&shm.Msg{Type: shm.MsgInput, ID: "in", Data: []byte{30}})
+	put(&shm.Msg{Type: shm.MsgRing, Count: shm.RingOnSocket})
+	for _, want := range []byte{30, 31} {
+		if ev := nextEvent(t, n); ev.Type != Input || ev.Data[0] != want {
+			t.Fatalf("event %+v, want %d", ev, want)
+		}
 	}
 	for i := 4; i < 400; i++ {
 		put(&shm.Msg{Type: shm.MsgInput, ID: "in", Data: []byte{byte(i)}})

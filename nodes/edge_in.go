@@ -31,8 +31,9 @@ type edgeIn struct {
 	eof        bool
 	pendingRel []uint64
 
-	ringMem *os.File  // RING memory, until its eventfd arrives
-	ring    *shm.Ring // guarded by mu
+	ringMem  *os.File  // RING memory, until its eventfd arrives
+	ring     *shm.Ring // guarded by mu
+	onSocket *shm.Msg  // a marked INPUT read from the socket early (mu)
 }
 
 // directIn is a direct input's queue in the SDK (values from EDGE_IN) and
@@ -184,8 +185,15 @@ func (n *Node) readEdgeLocked(e *edgeIn, bounded bool) error {
 
 // readSocketLocked reads and dispatches the frames on e's socket until it
 // would block.
+//
+// With a ring, an INPUT on the socket is one a ring marker announces: it
+// is held back (e.onSocket) until the ring reaches its marker, and the
+// socket is not read past it meanwhile, so the stream keeps its order.
 func (n *Node) readSocketLocked(e *edgeIn, bounded bool) error {
 	for {
+		if e.onSocket != nil {
+			return shm.ErrWouldBlock
+		}
 		if bounded && n.queueFull(e) {
 			return errQueueFull
 		}
@@ -197,6 +205,10 @@ func (n *Node) readSocketLocked(e *edgeIn, bounded bool) error {
 		if err != nil {
 			return err
 		}
+		if m.Type == shm.MsgInput && e.ring != nil {
+			e.onSocket = m
+			continue
+		}
 		if err := n.edgeFrameLocked(e, m); err != nil {
 			return err
 		}
@@ -207,6 +219,10 @@ func (n *Node) readSocketLocked(e *edgeIn, bounded bool) error {
 // up to the INPUT a ring marker announced; the sender is writing it, so
 // the wait is short (EOF if the sender dies).
 func (n *Node) nextSocketInputLocked(e *edgeIn) (*shm.Msg, error) {
+	if m := e.onSocket; m != nil {
+		e.onSocket = nil
+		return m, nil
+	}
 	for {
 		b, err := e.conn.ReadFrameNow()
 		if err == shm.ErrWouldBlock {
@@ -262,6 +278,9 @@ func (n *Node) readRingLocked(e *edgeIn, bounded bool) (bool, error) {
 		}
 		if m.Shm != nil {
 			for !e.maps.has(m.Shm.Region) {
+				if e.onSocket != nil {
+					return got, fmt.Errorf("INPUT names region %d, which is not announced before the next marked frame", m.Shm.Region)
+				}
 				b, err := e.conn.ReadFrameNow()
 				if err != nil {
 					return got, fmt.Errorf("INPUT names region %d before its REGION: %w", m.Shm.Region, err)
@@ -269,6 +288,10 @@ func (n *Node) readRingLocked(e *edgeIn, bounded bool) (bool, error) {
 				sm, err := shm.Decode(b)
 				if err != nil {
 					return got, err
+				}
+				if sm.Type == shm.MsgInput {
+					e.onSocket = sm // a marked INPUT: the loop ends above
+					continue
 				}
 				if err := n.edgeFrameLocked(e, sm); err != nil {
 					return got, err

@@ -236,11 +236,12 @@ func TestDirectCloseOutputsAfterLastMessage(t *testing.T) {
 	df := dataflow(sender("src", "out"), receiver("dst", input("in", "src/out", 10, config.Backpressure)))
 	h := newHarness(t, df)
 	h.spawn("dst", "receiver", 0)
-	h.spawn("src", "sender", 0, "DP_COUNT=500", "DP_SIZE=64", "DP_CLOSE=1", "DP_WAIT_STOP=1")
+	// Enough messages that the edge is up before the last ones are sent.
+	h.spawn("src", "sender", 0, "DP_COUNT=3000", "DP_SIZE=64", "DP_CLOSE=1", "DP_WAIT_STOP=1")
 	dst := h.reapAsync("dst")
 	waitErr(t, dst, "receiver") // ends with ALL_INPUTS_CLOSED, the sender still waits for STOP
 	lines := h.logLines("dst")
-	checkSequence(t, parseInputs(lines), 500, 64, false)
+	checkSequence(t, parseInputs(lines), 3000, 64, false)
 	if got := tail(lines, 2); !slices.Equal(got, []string{"INPUT_CLOSED in", "ALL_INPUTS_CLOSED "}) {
 		t.Fatalf("receiver ended with %q", got)
 	}
