@@ -14,9 +14,9 @@ import (
 // that registered with DIRECT, data travels from S's process straight
 // into R's over a unix socket pair the router creates (S sets up a
 // shared-memory ring on it, docs/node-protocol.md §10.4), one hop
-// instead of two. The router stays
-// in control: it creates the pair, decides when each side uses it, and
-// keeps lifecycle events and accounting.
+// instead of two. The router stays in control: it creates the pair,
+// decides when each side uses it, and keeps lifecycle events and
+// accounting.
 //
 //	created (both registered)   EDGE_OUT(S's end) queued to S; router keeps R's end
 //	   | CUTOVER from S          (ordered after every OUTPUT S sent before)

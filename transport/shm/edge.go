@@ -196,9 +196,9 @@ func (c *Conn) WaitReadableOr(extra int) error {
 // initWake creates the eventfd Close signals to end a WaitReadable.
 func (c *Conn) initWake() error {
 	c.wakeOnce.Do(func() {
-		fd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+		fd, err := newEventfd()
 		if err != nil {
-			c.wakeErr = fmt.Errorf("eventfd: %w", err)
+			c.wakeErr = err
 			return
 		}
 		c.wakeMu.Lock()
@@ -213,8 +213,26 @@ func (c *Conn) signalWake() {
 	c.wakeMu.Lock()
 	defer c.wakeMu.Unlock()
 	if c.wake >= 0 {
-		var one [8]byte
-		one[0] = 1
-		unix.Write(c.wake, one[:])
+		signalEventfd(c.wake)
 	}
+}
+
+// newEventfd creates a non-blocking, close-on-exec eventfd.
+func newEventfd() (int, error) {
+	fd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		return -1, fmt.Errorf("eventfd: %w", err)
+	}
+	return fd, nil
+}
+
+// signalEventfd adds 1 to an eventfd's counter; a counter already at its
+// maximum (EAGAIN) is signalled enough.
+func signalEventfd(fd int) error {
+	var one [8]byte
+	one[0] = 1
+	if _, err := unix.Write(fd, one[:]); err != nil && err != unix.EAGAIN {
+		return err
+	}
+	return nil
 }

@@ -39,10 +39,10 @@ func NewRing(size int) (*Ring, error) {
 	if err != nil {
 		return nil, err
 	}
-	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	efd, err := newEventfd()
 	if err != nil {
 		r.Close()
-		return nil, fmt.Errorf("eventfd: %w", err)
+		return nil, err
 	}
 	return &Ring{mem: r.Data, data: r.Data[ringHeader:], size: uint64(size), evfd: efd, mfile: r.File(), efile: os.NewFile(uintptr(efd), "ring-event")}, nil
 }
@@ -112,9 +112,7 @@ func (r *Ring) Put(frame []byte) (bool, error) {
 	copy(r.data[pos:], frame)
 	atomic.StoreUint64(r.head(), head+need)
 	if atomic.LoadUint32(r.sleeping()) != 0 {
-		var one [8]byte
-		one[0] = 1
-		if _, err := unix.Write(r.evfd, one[:]); err != nil && err != unix.EAGAIN {
+		if err := signalEventfd(r.evfd); err != nil {
 			return true, fmt.Errorf("ring signal: %w", err)
 		}
 	}
@@ -151,7 +149,7 @@ func (r *Ring) Next() ([]byte, error) {
 
 // PrepareSleep announces that the consumer is about to wait and clears old
 // signals; it returns false when frames arrived meanwhile (do not sleep).
-// Wake must follow a true PrepareSleep.
+// Woke must follow a true PrepareSleep.
 func (r *Ring) PrepareSleep() bool {
 	atomic.StoreUint32(r.sleeping(), 1)
 	var b [8]byte
