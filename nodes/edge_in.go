@@ -197,54 +197,46 @@ func (n *Node) readSocketLocked(e *edgeIn, bounded bool) error {
 		if bounded && n.queueFull(e) {
 			return errQueueFull
 		}
-		body, err := e.conn.ReadFrameNow()
-		if err != nil {
-			return err
-		}
-		m, err := shm.Decode(body)
-		if err != nil {
-			return err
-		}
-		if m.Type == shm.MsgInput && e.ring != nil {
-			e.onSocket = m
-			continue
-		}
-		if err := n.edgeFrameLocked(e, m); err != nil {
+		if err := n.socketFrameLocked(e); err != nil {
 			return err
 		}
 	}
+}
+
+// socketFrameLocked reads one frame of e's socket without blocking and
+// handles it; with a ring, an INPUT is held in e.onSocket instead.
+func (n *Node) socketFrameLocked(e *edgeIn) error {
+	body, err := e.conn.ReadFrameNow()
+	if err != nil {
+		return err
+	}
+	m, err := shm.Decode(body)
+	if err != nil {
+		return err
+	}
+	if m.Type == shm.MsgInput && e.ring != nil {
+		e.onSocket = m
+		return nil
+	}
+	return n.edgeFrameLocked(e, m)
 }
 
 // nextSocketInputLocked reads e's socket, handling the frames before it,
 // up to the INPUT a ring marker announced; the sender is writing it, so
 // the wait is short (EOF if the sender dies).
 func (n *Node) nextSocketInputLocked(e *edgeIn) (*shm.Msg, error) {
-	if m := e.onSocket; m != nil {
-		e.onSocket = nil
-		return m, nil
-	}
-	for {
-		b, err := e.conn.ReadFrameNow()
+	for e.onSocket == nil {
+		err := n.socketFrameLocked(e)
 		if err == shm.ErrWouldBlock {
-			if err := e.conn.WaitReadable(); err != nil {
-				return nil, err
-			}
-			continue
+			err = e.conn.WaitReadable()
 		}
 		if err != nil {
-			return nil, err
-		}
-		m, err := shm.Decode(b)
-		if err != nil {
-			return nil, err
-		}
-		if m.Type == shm.MsgInput {
-			return m, nil
-		}
-		if err := n.edgeFrameLocked(e, m); err != nil {
 			return nil, err
 		}
 	}
+	m := e.onSocket
+	e.onSocket = nil
+	return m, nil
 }
 
 func (n *Node) queueFull(e *edgeIn) bool {
@@ -281,20 +273,8 @@ func (n *Node) readRingLocked(e *edgeIn, bounded bool) (bool, error) {
 				if e.onSocket != nil {
 					return got, fmt.Errorf("INPUT names region %d, which is not announced before the next marked frame", m.Shm.Region)
 				}
-				b, err := e.conn.ReadFrameNow()
-				if err != nil {
+				if err := n.socketFrameLocked(e); err != nil {
 					return got, fmt.Errorf("INPUT names region %d before its REGION: %w", m.Shm.Region, err)
-				}
-				sm, err := shm.Decode(b)
-				if err != nil {
-					return got, err
-				}
-				if sm.Type == shm.MsgInput {
-					e.onSocket = sm // a marked INPUT: the loop ends above
-					continue
-				}
-				if err := n.edgeFrameLocked(e, sm); err != nil {
-					return got, err
 				}
 			}
 		}

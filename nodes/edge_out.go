@@ -3,6 +3,7 @@ package node
 import (
 	"errors"
 	"fmt"
+	"os"
 	"sync/atomic"
 	"time"
 
@@ -72,15 +73,12 @@ func (n *Node) onEdgeOut(m *shm.Msg) error {
 		return fmt.Errorf("EDGE_OUT %d: %w", m.Edge, err)
 	}
 	mem, ev := ring.Files()
-	if err := conn.WriteMsg(&shm.Msg{Type: shm.MsgRing, Count: 0, Size: ring.Size()}, mem); err != nil {
-		ring.Close()
-		conn.Close()
-		return fmt.Errorf("EDGE_OUT %d: %w", m.Edge, err)
-	}
-	if err := conn.WriteMsg(&shm.Msg{Type: shm.MsgRing, Count: 1, Size: ring.Size()}, ev); err != nil {
-		ring.Close()
-		conn.Close()
-		return fmt.Errorf("EDGE_OUT %d: %w", m.Edge, err)
+	for part, f := range []*os.File{mem, ev} { // RING part 0, then part 1
+		if err := conn.WriteMsg(&shm.Msg{Type: shm.MsgRing, Count: uint32(part), Size: ring.Size()}, f); err != nil {
+			ring.Close()
+			conn.Close()
+			return fmt.Errorf("EDGE_OUT %d: %w", m.Edge, err)
+		}
 	}
 	e.ring = ring
 	n.outMu.Lock()

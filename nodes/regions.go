@@ -29,9 +29,10 @@ func (rm regionMaps) add(c *shm.Conn, m *shm.Msg) error {
 	return nil
 }
 
-// remove unmaps region id (REGION_CLOSED).
+// has reports whether region id is mapped.
 func (rm regionMaps) has(id uint32) bool { _, ok := rm[id]; return ok }
 
+// remove unmaps region id (REGION_CLOSED).
 func (rm regionMaps) remove(id uint32) {
 	shm.Unmap(rm[id])
 	delete(rm, id)
