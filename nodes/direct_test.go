@@ -163,21 +163,7 @@ func TestDirectDropOldestInSDK(t *testing.T) {
 // sends the next messages through the daemon.
 func TestDirectSenderEdge(t *testing.T) {
 	n, c := directStarted(t)
-	send, recv, err := shm.SocketPair()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.WriteMsg(&shm.Msg{Type: shm.MsgEdgeOut, Edge: 4, ID: "out", Node: "r", Input: "x"}, send)
-	send.Close()
-	raw, err := shm.FileConn(recv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
-	readUntil(t, c, func(ms []*shm.Msg) bool {
-		return slices.ContainsFunc(ms, func(m *shm.Msg) bool { return m.Type == shm.MsgCutover && m.Edge == 4 })
-	})
-	rc := newEdgePeer(t, raw)
+	rc := giveEdgeOut(t, c, 4)
 
 	n.SendOutput("out", []byte("a"), Metadata{})
 	if m, err := rc.ReadMsg(); err != nil || m.Type != shm.MsgInput || m.ID != "x" || string(m.Data) != "a" {
@@ -331,15 +317,15 @@ func (p *edgePeer) ReadMsg() (*shm.Msg, error) {
 	return nil, nil
 }
 
-// giveEdgeOut hands the node the sending end of an edge for output "out"
-// and returns the receiving end once the node cut over.
-func giveEdgeOut(t *testing.T, c *shm.Conn) *edgePeer {
+// giveEdgeOut hands the node the sending end of edge id for output "out"
+// and returns the receiving end once the node cut that edge over.
+func giveEdgeOut(t *testing.T, c *shm.Conn, id uint32) *edgePeer {
 	t.Helper()
 	send, recv, err := shm.SocketPair()
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.WriteMsg(&shm.Msg{Type: shm.MsgEdgeOut, Edge: 1, ID: "out", Node: "r", Input: "x"}, send)
+	c.WriteMsg(&shm.Msg{Type: shm.MsgEdgeOut, Edge: id, ID: "out", Node: "r", Input: "x"}, send)
 	send.Close()
 	rc, err := shm.FileConn(recv)
 	if err != nil {
@@ -347,7 +333,7 @@ func giveEdgeOut(t *testing.T, c *shm.Conn) *edgePeer {
 	}
 	t.Cleanup(func() { rc.Close() })
 	readUntil(t, c, func(ms []*shm.Msg) bool {
-		return slices.ContainsFunc(ms, func(m *shm.Msg) bool { return m.Type == shm.MsgCutover })
+		return slices.ContainsFunc(ms, func(m *shm.Msg) bool { return m.Type == shm.MsgCutover && m.Edge == id })
 	})
 	return newEdgePeer(t, rc)
 }
@@ -356,7 +342,7 @@ func giveEdgeOut(t *testing.T, c *shm.Conn) *edgePeer {
 // for the edge receivers that mapped it; a dead edge releases its tokens.
 func TestDirectRetiredRegionIsClosedOnEdge(t *testing.T) {
 	n, c := directStartedWith(t, func(cfg *Config) { cfg.ShmPoolBytes = 3 * 4096 })
-	rc := giveEdgeOut(t, c)
+	rc := giveEdgeOut(t, c, 1)
 	c.WriteMsg(&shm.Msg{Type: shm.MsgRoutes, ID: "out", NeedsDaemon: false}, nil)
 	c.WriteMsg(&shm.Msg{Type: shm.MsgInputRecovered, ID: "in"}, nil)
 	nextEvent(t, n) // ROUTES applied
@@ -520,7 +506,7 @@ func TestDirectRingReceiver(t *testing.T) {
 // the socket behind a marker, in order.
 func TestDirectRingSenderLargeFrame(t *testing.T) {
 	n, c := directStarted(t)
-	rc := giveEdgeOut(t, c)
+	rc := giveEdgeOut(t, c, 1)
 	big := strings.Repeat("p", 200<<10)
 	sent := make(chan error, 1)
 	go func() { // the large write blocks until the receiver reads it

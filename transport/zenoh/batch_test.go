@@ -115,6 +115,31 @@ func seqPayload(g, i, size int) []byte {
 
 // checkPerPublisherOrder checks that every publisher's messages arrived
 // once each, in order.
+// publishConcurrently runs publishers goroutines on s, each publishing
+// each messages whose key and payload msg gives for (publisher, index),
+// and fails the test on the first error.
+func publishConcurrently(t *testing.T, s *Session, publishers, each int, msg func(g, i int) (string, []byte)) {
+	t.Helper()
+	errs := make(chan error, publishers)
+	for g := range publishers {
+		go func() {
+			for i := range each {
+				key, payload := msg(g, i)
+				if err := s.Publish(context.Background(), key, payload, nil); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range publishers {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func checkPerPublisherOrder(t *testing.T, got []transport.Sample, publishers, each int) {
 	t.Helper()
 	next := make([]int, publishers)
@@ -144,26 +169,10 @@ func TestBatchingConcurrentPublishers(t *testing.T) {
 	waitFor(t, "subscription", func() bool { return remoteSubscribed(pub, "batch/a") })
 	const publishers, each = 16, 300
 	w0, st0 := conn.writes.Load(), pub.Stats()
-	var wg sync.WaitGroup
-	errs := make(chan error, publishers)
-	for g := range publishers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			key := fmt.Sprintf("batch/publisher-%d", g%4) // several keys, declared while batching
-			for i := range each {
-				if err := pub.Publish(context.Background(), key, seqPayload(g, i, 64+g), nil); err != nil {
-					errs <- err
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
+	publishConcurrently(t, pub, publishers, each, func(g, i int) (string, []byte) {
+		// several keys, declared while batching
+		return fmt.Sprintf("batch/publisher-%d", g%4), seqPayload(g, i, 64+g)
+	})
 	got := c.waitN(t, publishers*each)
 	checkPerPublisherOrder(t, got, publishers, each)
 	writes := conn.writes.Load() - w0
@@ -412,27 +421,13 @@ func TestBatchingMixedSizesKeepOrder(t *testing.T) {
 	}
 	waitFor(t, "subscription", func() bool { return remoteSubscribed(pub, "mixed/a") })
 	const publishers, each = 6, 60
-	errs := make(chan error, publishers)
-	for g := range publishers {
-		go func() {
-			for i := range each {
-				size := 32
-				if i%7 == g%7 {
-					size = 100_000 + g // fragmented
-				}
-				if err := pub.Publish(context.Background(), fmt.Sprintf("mixed/key-%d", g%2), seqPayload(g, i, size), nil); err != nil {
-					errs <- err
-					return
-				}
-			}
-			errs <- nil
-		}()
-	}
-	for range publishers {
-		if err := <-errs; err != nil {
-			t.Fatal(err)
+	publishConcurrently(t, pub, publishers, each, func(g, i int) (string, []byte) {
+		size := 32
+		if i%7 == g%7 {
+			size = 100_000 + g // fragmented
 		}
-	}
+		return fmt.Sprintf("mixed/key-%d", g%2), seqPayload(g, i, size)
+	})
 	got := c.waitN(t, publishers*each)
 	checkPerPublisherOrder(t, got, publishers, each)
 	for _, s := range got {

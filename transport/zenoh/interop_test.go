@@ -531,24 +531,10 @@ func TestInteropBurstBatchedInOrder(t *testing.T) {
 	g := openT(t, Config{Connect: []string{ep}})
 	waitFor(t, "python subscriber", func() bool { return remoteSubscribed(g, "interop/burst/k0") })
 	st0 := g.Stats()
-	errs := make(chan error, publishers)
-	for p := range publishers {
-		go func() {
-			key := fmt.Sprintf("interop/burst/key-%d", p%4) // aliases declared inside batches
-			for i := range each {
-				if err := g.Publish(context.Background(), key, seqPayload(p, i, 24+p), nil); err != nil {
-					errs <- err
-					return
-				}
-			}
-			errs <- nil
-		}()
-	}
-	for range publishers {
-		if err := <-errs; err != nil {
-			t.Fatal(err)
-		}
-	}
+	publishConcurrently(t, g, publishers, each, func(p, i int) (string, []byte) {
+		// aliases declared inside batches
+		return fmt.Sprintf("interop/burst/key-%d", p%4), seqPayload(p, i, 24+p)
+	})
 	st := g.Stats()
 	sent, writes := st.MessagesSent-st0.MessagesSent, st.Writes-st0.Writes
 	t.Logf("%d messages in %d writes", sent, writes)
