@@ -101,23 +101,7 @@ func (d *Dialer) Dial(ctx context.Context, t Target) (*Machine, error) {
 	if err := ValidHost("host", t.Host); err != nil {
 		return nil, fmt.Errorf("machine %s: %w", t.ID, err)
 	}
-	var cl *ssh.Client
-	var err error
-	for attempt, wait := 1, time.Second/2; ; attempt, wait = attempt+1, wait*2 {
-		cl, err = d.dialSSH(ctx, t)
-		if err == nil || attempt == dialAttempts || !transientDial(err) {
-			break
-		}
-		// sshd dropped the connection before the session was up: it is
-		// starting, restarting, refusing logins while the machine boots,
-		// or shedding load (MaxStartups). Worth another try shortly.
-		d.Logger.Debug("ssh connection dropped, retrying", "machine", t.ID, "attempt", attempt, "err", err)
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("connect to %s (%s): %w", t.ID, t, err)
-		case <-time.After(wait):
-		}
-	}
+	cl, err := d.dialRetry(ctx, t)
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s (%s): %w", t.ID, t, err)
 	}
@@ -126,6 +110,25 @@ func (d *Dialer) Dial(ctx context.Context, t Target) (*Machine, error) {
 		ka = DefaultKeepAlive
 	}
 	return &Machine{Target: t, exec: newSSHExec(cl, ka), log: d.Logger}, nil
+}
+
+// dialRetry is dialSSH, tried again while sshd drops the connection
+// before the session is up (transientDial): it is starting, restarting,
+// refusing logins while the machine boots, or shedding load
+// (MaxStartups). It returns the last error.
+func (d *Dialer) dialRetry(ctx context.Context, t Target) (*ssh.Client, error) {
+	for attempt, wait := 1, time.Second/2; ; attempt, wait = attempt+1, wait*2 {
+		cl, err := d.dialSSH(ctx, t)
+		if err == nil || attempt == dialAttempts || !transientDial(err) {
+			return cl, err
+		}
+		d.Logger.Debug("ssh connection dropped, retrying", "machine", t.ID, "attempt", attempt, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(wait):
+		}
+	}
 }
 
 func (d *Dialer) dialSSH(ctx context.Context, t Target) (*ssh.Client, error) {
